@@ -1,0 +1,1 @@
+"""bitbucket-access: a Bitbucket Cloud access warehouse built with Dagster, dbt and DuckDB."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: simulated Bitbucket servers on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
+from bitbucket_assets.simulator.model import Organisation
+
+
+class Sim:
+    """A running simulator plus an authenticated session as the organisation's operator."""
+
+    def __init__(self, server: SimulatorServer):
+        self.server = server
+        self.simulator: Simulator = server.simulator
+        self.org: Organisation = self.simulator.org
+        self.url = server.url
+        operator = self.org.users[self.org.operator_uuid]
+        self.email = operator.email
+        self.session = requests.Session()
+        self.session.auth = (operator.email, SIM_API_TOKEN)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.session.get(self.url + path, timeout=10, **kwargs)
+
+    def user(self, nickname: str):
+        return next(u for u in self.org.users.values() if u.nickname == nickname)
+
+
+@pytest.fixture
+def make_sim() -> Iterator[Callable[..., Sim]]:
+    """Start a fresh simulator (per test) for tests that mutate state, faults or limits."""
+    servers: list[SimulatorServer] = []
+
+    def start(org: str = "tiny", **kwargs) -> Sim:
+        server = SimulatorServer(Simulator(load_organisation(org), **kwargs)).start()
+        servers.append(server)
+        return Sim(server)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_sim() -> Iterator[Sim]:
+    """A read-only `tiny` simulator shared by the whole session. Do not mutate it."""
+    server = SimulatorServer(Simulator(load_organisation("tiny"))).start()
+    yield Sim(server)
+    server.stop()

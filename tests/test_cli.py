@@ -1,0 +1,49 @@
+"""The installed `bitbucket-access` command, run as a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from bitbucket_assets.simulator import SIM_API_TOKEN
+
+BIN = Path(sys.executable).parent / "bitbucket-access"
+
+
+def command() -> list[str]:
+    found = shutil.which("bitbucket-access") or (str(BIN) if BIN.exists() else None)
+    return [found] if found else [sys.executable, "-m", "bitbucket_assets.cli"]
+
+
+def test_simulator_command_serves_an_organisation() -> None:
+    proc = subprocess.Popen(
+        [*command(), "simulator", "--org", "tiny", "--port", "0", "--rate-limit", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        banner = proc.stdout.readline()
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", banner).group(1)
+        email = re.search(r"BITBUCKET_EMAIL=(\S+)", proc.stdout.readline() + proc.stdout.readline()).group(1)
+        me = requests.get(f"{url}/2.0/user", auth=(email, SIM_API_TOKEN), timeout=10)
+        assert me.status_code == 200 and me.json()["display_name"] == "Access Sync Bot"
+        summary = requests.get(f"{url}/_sim/summary", timeout=10).json()
+        assert summary["repositories"] == 6 and summary["users"] == 100
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_demo_prints_a_summary_read_over_http() -> None:
+    out = subprocess.run([*command(), "demo"], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "signed in as Access Sync Bot" in out
+    assert "workspace northwind: 150 members" in out
+    assert "160 repositories" in out
