@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
 import threading
 import time
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import bbql
@@ -64,6 +67,13 @@ CHANGE_2770 = error_body(
     "Please read the changelog entry for more details.",
     {"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-2770"},
 )
+
+
+class JSONResponse(StarletteJSONResponse):
+    """orjson-rendered JSON: list pages of `large` are big, and the simulator must never be the bottleneck."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class ApiError(Exception):
@@ -119,6 +129,8 @@ class Simulator:
         self.request_log: list[RequestRecord] = []
         self.lock = threading.RLock()
         self._effective_cache: tuple[int, dict[str, dict[str, str]]] = (-1, {})
+        self._render_cache: dict[tuple, dict] = {}
+        self._render_version = -1
         self.app = _FaultsAndLog(self, Starlette(routes=self._routes()))
 
     # ---- state helpers used by tests, benchmarks and the control endpoints ----
@@ -137,6 +149,15 @@ class Simulator:
             and r.path.startswith(prefix)
             and (status is None or r.status == status)
         ]
+
+    def cached(self, key: tuple, render: Callable[..., dict], *args: Any) -> dict:
+        """A rendered payload, reused until the organisation changes (`org.touch()`)."""
+        if self._render_version != self.org.version:
+            self._render_cache.clear()
+            self._render_version = self.org.version
+        if key not in self._render_cache:
+            self._render_cache[key] = render(*args)
+        return self._render_cache[key]
 
     def effective(self, ws: Workspace, repo: Repository) -> dict[str, str]:
         version, cache = self._effective_cache
@@ -458,7 +479,7 @@ class Simulator:
         return self.page(
             request,
             list(ws.members.values()),
-            lambda m: p.membership(ws, m, False),
+            lambda m: self.cached(("member", p.web, ws.slug, m.user_uuid), p.membership, ws, m, False),
             fields,
             default_pagelen=50,
         )
@@ -549,7 +570,10 @@ class Simulator:
     async def list_repositories(self, request: Request, cred: Credential) -> Response:
         ws = self.workspace(cred, request.path_params["workspace"])
         p = self.payloads(request)
-        repos = [r for r in ws.repositories.values() if self.can_see(cred, ws, r)]
+        if cred.workspace == ws.slug or self.role(cred, ws) == "owner":
+            repos = list(ws.repositories.values())
+        else:
+            repos = [r for r in ws.repositories.values() if self.can_see(cred, ws, r)]
         role = request.query_params.get("role")
         if role:
             if role not in ("member", "contributor", "admin", "owner"):
@@ -570,7 +594,12 @@ class Simulator:
             "created_on": lambda r: r.created_on.isoformat(),
             "updated_on": lambda r: r.updated_on.isoformat(),
         }
-        return self.page(request, repos, lambda r: p.repository(ws, r), fields)
+        return self.page(
+            request,
+            repos,
+            lambda r: self.cached(("repository", p.web, ws.slug, r.slug), p.repository, ws, r),
+            fields,
+        )
 
     async def get_repository(self, request: Request, cred: Credential) -> Response:
         ws = self.workspace(cred, request.path_params["workspace"])
@@ -785,6 +814,7 @@ def _apply_fields(body: dict, spec: str | None) -> None:
     """`fields=-values.links,...`: drop the named fields (the removal half of partial responses)."""
     if not spec:
         return
+    body["values"] = copy.deepcopy(body["values"])  # rendered payloads may be shared through the cache
     for part in spec.split(","):
         if not part.startswith("-"):
             continue
