@@ -41,9 +41,7 @@ def build_large() -> tuple[float, float]:
         "t=time.perf_counter();org=load_organisation('large');d=time.perf_counter()-t;"
         "print(d, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     seconds, mb = out.split()
     return float(seconds), float(mb)
 
@@ -128,9 +126,7 @@ def main() -> None:
     sync_mix += [f"/2.0/workspaces/megacorp/members?pagelen=100&page={i}" for i in range(1, 21)]
     scenarios = {
         "sync mix (permission lists + list pages)": sync_mix,
-        "repositories pages (pagelen 100)": [
-            f"/2.0/repositories/megacorp?pagelen=100&page={i}" for i in range(1, 160)
-        ],
+        "repositories pages (pagelen 100)": [f"/2.0/repositories/megacorp?pagelen=100&page={i}" for i in range(1, 160)],
         "workspace members pages (pagelen 100)": [
             f"/2.0/workspaces/megacorp/members?pagelen=100&page={i}" for i in range(1, 40)
         ],

@@ -6,7 +6,6 @@ import json
 import sys
 
 import click
-import requests
 
 from .simulator import Faults, RateLimit, Simulator, SimulatorServer, load_organisation
 from .simulator.app import SIM_API_TOKEN
@@ -18,27 +17,66 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--port", default=7990, show_default=True, help="Loopback port to listen on (0: any free port)."
-)
-@click.option(
-    "--org", "org_name", default="demo", show_default=True, help="tiny, demo, large or a YAML/JSON file."
-)
-@click.option(
-    "--seed", default=7, show_default=True, help="Seed of the generated organisation and of faults."
-)
+def sync() -> None:
+    """Extract a snapshot from BITBUCKET_API_URL into DUCKDB_PATH (runs the Dagster job in-process)."""
+    import dagster as dg
+
+    from .definitions import build_definitions
+
+    job = build_definitions().resolve_job_def("bitbucket_sync")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        error = failure.step_failure_data.error if failure else None
+        while error is not None and error.cause is not None:
+            error = error.cause
+        message = error.message.strip().splitlines()[-1] if error and error.message.strip() else "the sync failed"
+        raise click.ClickException(message)
+    metadata = {}
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key.to_user_string()
+        metadata[key] = {k: v.value for k, v in event.materialization.metadata.items()}
+    manifest = metadata["raw/syncs"]
+    click.echo(f"sync {manifest['sync_id']} complete: workspaces {manifest['workspaces']}")
+    for key, meta in sorted(metadata.items()):
+        if "dagster/row_count" in meta:
+            click.echo(f"  {key}: {meta['dagster/row_count']} rows")
+    click.echo(
+        f"  API calls: {manifest['api_calls']}, retries: {manifest['retries']}, 429s: {manifest['rate_limited']}"
+    )
+    for evaluation in result.get_asset_check_evaluations():
+        click.echo(f"  check {evaluation.check_name}: {'passed' if evaluation.passed else 'FAILED'}")
+
+
+@main.command()
+def check() -> None:
+    """Test the connection: identity, credential kind, workspaces, admin rights, missing scopes."""
+    from .client import BitbucketError
+    from .connection_check import check_connection
+    from .defs.extraction.resources import bitbucket_resource_from_env
+
+    try:
+        resource = bitbucket_resource_from_env().process_config_and_initialize()  # resolves the EnvVars
+        report = check_connection(resource.get_client())
+    except BitbucketError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in report.lines():
+        click.echo(line)
+    if not report.can_sync:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--port", default=7990, show_default=True, help="Loopback port to listen on (0: any free port).")
+@click.option("--org", "org_name", default="demo", show_default=True, help="tiny, demo, large or a YAML/JSON file.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the generated organisation and of faults.")
 @click.option(
     "--rate-limit", default="1000/3600", show_default=True, help="N/SECONDS per credential; 'off' to disable."
 )
-@click.option(
-    "--retry-after/--no-retry-after", default=False, help="Send Retry-After on 429 (Bitbucket does not)."
-)
-@click.option(
-    "--faults", "faults_json", default="", help="JSON fault settings, e.g. '{\"error_rate\": 0.05}'."
-)
-def simulator(
-    port: int, org_name: str, seed: int, rate_limit: str, retry_after: bool, faults_json: str
-) -> None:
+@click.option("--retry-after/--no-retry-after", default=False, help="Send Retry-After on 429 (Bitbucket does not).")
+@click.option("--faults", "faults_json", default="", help="JSON fault settings, e.g. '{\"error_rate\": 0.05}'.")
+def simulator(port: int, org_name: str, seed: int, rate_limit: str, retry_after: bool, faults_json: str) -> None:
     """Serve a simulated Bitbucket Cloud on 127.0.0.1."""
     org = load_organisation(org_name, seed=seed)
     limit = None if rate_limit == "off" else RateLimit.parse(rate_limit)
@@ -57,36 +95,37 @@ def simulator(
 
 @main.command()
 @click.option("--org", "org_name", default="demo", show_default=True)
-def demo(org_name: str) -> None:
+@click.option(
+    "--days",
+    default=3,
+    show_default=True,
+    help="Simulated days: one sync per day, the organisation evolving between.",
+)
+def demo(org_name: str, days: int) -> None:
     """Run the pipeline end to end against the built-in simulator."""
+    import os
+
     org = load_organisation(org_name)
     with SimulatorServer(Simulator(org)) as server:
         operator = org.users[org.operator_uuid]
-        session = requests.Session()
-        session.auth = (operator.email, SIM_API_TOKEN)
-        me = session.get(f"{server.url}/2.0/user", timeout=10).json()
-        click.echo(f"Simulated Bitbucket Cloud on {server.url}, signed in as {me['display_name']}")
-        url = f"{server.url}/2.0/user/workspaces?pagelen=100"
-        while url:
-            page = session.get(url, timeout=10).json()
-            for access in page["values"]:
-                slug = access["workspace"]["slug"]
-                members = session.get(
-                    f"{server.url}/2.0/workspaces/{slug}/members?pagelen=1", timeout=10
-                ).json()
-                repos = session.get(f"{server.url}/2.0/repositories/{slug}?pagelen=1", timeout=10).json()
-                projects = session.get(
-                    f"{server.url}/2.0/workspaces/{slug}/projects?pagelen=1", timeout=10
-                ).json()
-                groups = session.get(f"{server.url}/1.0/groups/{slug}", timeout=10).json()
-                click.echo(
-                    f"  workspace {slug}: {members['size']} members, {len(groups)} groups, "
-                    f"{projects['size']} projects, {repos['size']} repositories"
-                    + (" (you are an administrator)" if access["administrator"] else "")
-                )
-            url = page.get("next")
-        click.echo(f"{len(server.simulator.request_log)} API calls answered.")
-    click.echo("Next: `bitbucket-access simulator --org demo` serves it for you to explore with curl.")
+        os.environ.update(
+            {
+                "BITBUCKET_API_URL": server.url,
+                "BITBUCKET_EMAIL": operator.email,
+                "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+                "BITBUCKET_REQUESTS_PER_HOUR": "1000000",  # the demo simulator has no rate limit
+                "DUCKDB_PATH": os.environ.get("DUCKDB_PATH") or "data/demo.duckdb",
+            }
+        )
+        click.echo(f"Simulated Bitbucket Cloud ({org.name}: {_counts(org.counts())}) on {server.url}")
+        for day in range(days):
+            if day:
+                changes = server.simulator.advance(days=1, churn=0.02)
+                click.echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
+            click.get_current_context().invoke(sync)
+        click.echo(f"{len(server.simulator.request_log)} API calls answered by the simulator.")
+    click.echo(f"Warehouse: {os.environ['DUCKDB_PATH']} (raw snapshots in schema `raw`, manifest in raw.syncs)")
+    click.echo("Next: `.venv/bin/bitbucket-access simulator --org demo` serves the simulator for you to explore.")
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import requests
 
 from bitbucket_assets.simulator import SIM_API_TOKEN
@@ -42,8 +43,16 @@ def test_simulator_command_serves_an_organisation() -> None:
         proc.wait(timeout=10)
 
 
-def test_demo_prints_a_summary_read_over_http() -> None:
-    out = subprocess.run([*command(), "demo"], capture_output=True, text=True, timeout=120, check=True).stdout
-    assert "signed in as Access Sync Bot" in out
-    assert "workspace northwind: 150 members" in out
-    assert "160 repositories" in out
+def test_demo_runs_simulator_and_syncs_end_to_end(tmp_path) -> None:
+    env = {**os.environ, "DUCKDB_PATH": str(tmp_path / "demo.duckdb")}
+    out = subprocess.run(
+        [*command(), "demo", "--days", "2"], capture_output=True, text=True, timeout=300, check=True, env=env
+    ).stdout
+    assert out.count("complete: workspaces northwind, northwind-labs") == 2
+    assert "raw/repositories: 200 rows" in out  # day 1; day 2 has the new repositories
+    assert "check permissions_fetched: passed" in out
+    assert SIM_API_TOKEN not in out
+    with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
+        statuses = con.execute("SELECT status FROM raw.syncs").fetchall()
+        repos = con.execute("SELECT count(DISTINCT sync_id) FROM raw.repositories").fetchone()[0]
+    assert statuses == [("complete",), ("complete",)] and repos == 2

@@ -139,9 +139,7 @@ class Simulator:
         with self.lock:
             return advance(self.org, days, churn)
 
-    def calls(
-        self, method: str | None = None, prefix: str = "", status: int | None = None
-    ) -> list[RequestRecord]:
+    def calls(self, method: str | None = None, prefix: str = "", status: int | None = None) -> list[RequestRecord]:
         return [
             r
             for r in list(self.request_log)
@@ -205,9 +203,7 @@ class Simulator:
                 routes.append(r("GET", path, self._grant_list(scope, who), permission=True))
                 for method in ("GET", "PUT", "DELETE"):
                     handler = self._grant_item(scope, who, ident, method)
-                    routes.append(
-                        r(method, f"{path}/{{{ident}}}", handler, permission=True, write=method != "GET")
-                    )
+                    routes.append(r(method, f"{path}/{{{ident}}}", handler, permission=True, write=method != "GET"))
         groups_read = OperationScopes(GROUPS_READ["api_token"], GROUPS_READ["classic"])
         groups_write = OperationScopes(GROUPS_WRITE["api_token"], GROUPS_WRITE["classic"])
         routes += [
@@ -266,9 +262,7 @@ class Simulator:
                 if self.rate_limit is not None:
                     wait = self.rate_limit.admit(cred.rate_key, group)
                     if wait is not None:
-                        headers = (
-                            {"Retry-After": str(max(1, round(wait)))} if self.rate_limit.retry_after else {}
-                        )
+                        headers = {"Retry-After": str(max(1, round(wait)))} if self.rate_limit.retry_after else {}
                         return PlainTextResponse(RATE_LIMIT_BODY, status_code=429, headers=headers)
                 if cred.kind == "anonymous" and not anonymous:
                     raise AuthError(
@@ -280,12 +274,8 @@ class Simulator:
                 with self.lock:
                     return await handler(request, cred)
             except AuthError as exc:
-                headers = (
-                    {"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'} if exc.status == 401 else {}
-                )
-                return JSONResponse(
-                    error_body(exc.message, exc.detail), status_code=exc.status, headers=headers
-                )
+                headers = {"WWW-Authenticate": 'Basic realm="Bitbucket.org HTTP"'} if exc.status == 401 else {}
+                return JSONResponse(error_body(exc.message, exc.detail), status_code=exc.status, headers=headers)
             except (ApiError, bbql.QueryError) as exc:
                 status = getattr(exc, "status", 400)
                 return JSONResponse(error_body(str(exc), getattr(exc, "detail", None)), status_code=status)
@@ -301,10 +291,7 @@ class Simulator:
     def workspace(self, cred: Credential, identifier: str) -> Workspace:
         ws = self.org.workspace(identifier)
         visible = ws is not None and (
-            cred.workspace == ws.slug
-            or cred.user_uuid in ws.members
-            or not ws.is_private
-            or cred.kind == "anonymous"
+            cred.workspace == ws.slug or cred.user_uuid in ws.members or not ws.is_private or cred.kind == "anonymous"
         )
         if visible:
             return ws
@@ -346,9 +333,7 @@ class Simulator:
 
     def require_repo_admin(self, cred: Credential, ws: Workspace, repo: Repository) -> None:
         if self.effective(ws, repo).get(cred.user_uuid or "") != "admin":
-            raise ApiError(
-                403, f"You must be an administrator of repository {ws.slug}/{repo.slug} to do this."
-            )
+            raise ApiError(403, f"You must be an administrator of repository {ws.slug}/{repo.slug} to do this.")
 
     def page(
         self,
@@ -388,9 +373,7 @@ class Simulator:
         if offset + pagelen < len(items):
             body["next"] = f"{base}?{urlencode([*kept.items(), ('page', _encode_page(offset + pagelen))])}"
         if with_size and offset > 0:
-            body["previous"] = (
-                f"{base}?{urlencode([*kept.items(), ('page', _encode_page(max(0, offset - pagelen)))])}"
-            )
+            body["previous"] = f"{base}?{urlencode([*kept.items(), ('page', _encode_page(max(0, offset - pagelen)))])}"
         _apply_fields(body, params.get("fields"))
         return JSONResponse(body)
 
@@ -440,26 +423,20 @@ class Simulator:
         ws = self.org.workspace(request.path_params["workspace"])
         if ws is None or cred.user_uuid not in ws.members:
             raise ApiError(403, "The user does not have access to the workspace.")
-        return JSONResponse(
-            self.payloads(request).membership(ws, ws.members[cred.user_uuid], with_permission=True)
-        )
+        return JSONResponse(self.payloads(request).membership(ws, ws.members[cred.user_uuid], with_permission=True))
 
     async def list_user_repo_permissions(self, request: Request, cred: Credential) -> Response:
         ws = self.workspace(cred, request.path_params["workspace"])
         p = self.payloads(request)
         user = self.org.users.get(cred.user_uuid or "")
-        rows = [
-            (r, perm) for r in ws.repositories.values() if (perm := r.user_grants.get(cred.user_uuid or ""))
-        ]
+        rows = [(r, perm) for r in ws.repositories.values() if (perm := r.user_grants.get(cred.user_uuid or ""))]
         fields = {"repository.name": lambda x: x[0].name, "permission": lambda x: x[1]}
         return self.page(request, rows, lambda x: p.repository_permission(ws, x[0], user, x[1]), fields)
 
     # ---- /2.0/workspaces/{workspace}* ----
 
     async def get_workspace(self, request: Request, cred: Credential) -> Response:
-        return JSONResponse(
-            self.payloads(request).workspace(self.workspace(cred, request.path_params["workspace"]))
-        )
+        return JSONResponse(self.payloads(request).workspace(self.workspace(cred, request.path_params["workspace"])))
 
     def _member_fields(self) -> dict[str, bbql.Accessor]:
         users = self.org.users
@@ -494,9 +471,7 @@ class Simulator:
     async def list_workspace_permissions(self, request: Request, cred: Credential) -> Response:
         ws = self.workspace(cred, request.path_params["workspace"])
         p = self.payloads(request)
-        return self.page(
-            request, list(ws.members.values()), lambda m: p.membership(ws, m, True), self._member_fields()
-        )
+        return self.page(request, list(ws.members.values()), lambda m: p.membership(ws, m, True), self._member_fields())
 
     def _effective_rows(self, ws: Workspace, repos: list[Repository]) -> list[tuple[Repository, str, str]]:
         users = self.org.users
@@ -550,9 +525,7 @@ class Simulator:
 
     async def get_project(self, request: Request, cred: Credential) -> Response:
         ws = self.workspace(cred, request.path_params["workspace"])
-        return JSONResponse(
-            self.payloads(request).project(ws, self.project(ws, request.path_params["project_key"]))
-        )
+        return JSONResponse(self.payloads(request).project(ws, self.project(ws, request.path_params["project_key"])))
 
     async def list_default_reviewers(self, request: Request, cred: Credential) -> Response:
         ws = self.workspace(cred, request.path_params["workspace"])
@@ -580,9 +553,7 @@ class Simulator:
                 raise ApiError(400, f"Invalid role {role!r}")
             need = {"member": "read", "contributor": "write", "admin": "admin", "owner": "admin"}[role]
             rank = {"read": 1, "write": 2, "admin": 3}
-            repos = [
-                r for r in repos if rank.get(self.effective(ws, r).get(cred.user_uuid or ""), 0) >= rank[need]
-            ]
+            repos = [r for r in repos if rank.get(self.effective(ws, r).get(cred.user_uuid or ""), 0) >= rank[need]]
         fields = {
             "slug": lambda r: r.slug,
             "name": lambda r: r.name,
@@ -673,9 +644,7 @@ class Simulator:
                 raise ApiError(400, "The request body is not valid JSON") from exc
             permission = body.get("permission") if isinstance(body, dict) else None
             if permission not in allowed:
-                raise ApiError(
-                    400, f"permission must be one of {', '.join(allowed)}", {"permission": permission}
-                )
+                raise ApiError(400, f"permission must be one of {', '.join(allowed)}", {"permission": permission})
             if who == "users" and ws.members[key].role == "owner":
                 raise ApiError(400, "The workspace owner's permission cannot be changed")
             grants[key] = permission
@@ -717,14 +686,10 @@ class Simulator:
             )
         group = ws.groups.get(request.path_params["group_slug"])
         if group is None:
-            raise ApiError(
-                404, f"Group {request.path_params['group_slug']!r} not found in workspace {ws.slug!r}"
-            )
+            raise ApiError(404, f"Group {request.path_params['group_slug']!r} not found in workspace {ws.slug!r}")
         user = self.org.user(request.path_params["member"])
         if user is None or user.uuid not in ws.members:
-            raise ApiError(
-                404, f"User {request.path_params['member']!r} is not a member of workspace {ws.slug!r}"
-            )
+            raise ApiError(404, f"User {request.path_params['member']!r} is not a member of workspace {ws.slug!r}")
         if request.method == "PUT":
             if user.uuid in group.members:
                 raise ApiError(409, f"{user.display_name} is already a member of {group.slug}")
@@ -747,19 +712,13 @@ class Simulator:
     async def oauth_token(self, request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         try:
-            return JSONResponse(
-                self.credentials.issue_oauth_token(request.headers.get("authorization"), form)
-            )
+            return JSONResponse(self.credentials.issue_oauth_token(request.headers.get("authorization"), form))
         except AuthError as exc:
-            return JSONResponse(
-                {"error": exc.message, "error_description": exc.detail}, status_code=exc.status
-            )
+            return JSONResponse({"error": exc.message, "error_description": exc.detail}, status_code=exc.status)
 
     async def sim_summary(self, request: Request) -> Response:
         with self.lock:
-            return JSONResponse(
-                {"organisation": self.org.name, "now": self.org.now.isoformat(), **self.org.counts()}
-            )
+            return JSONResponse({"organisation": self.org.name, "now": self.org.now.isoformat(), **self.org.counts()})
 
     async def sim_requests(self, request: Request) -> Response:
         if request.method == "DELETE":
@@ -839,9 +798,7 @@ class _FaultsAndLog:
             return await self.app(scope, receive, send)
         path = scope["path"]
         is_api = path.startswith(("/2.0/", "/1.0/")) or path in REMOVED_PATHS
-        record = RequestRecord(
-            time.time(), scope["method"], path, scope.get("query_string", b"").decode(), 0, ""
-        )
+        record = RequestRecord(time.time(), scope["method"], path, scope.get("query_string", b"").decode(), 0, "")
         fault = None
         faults = self.sim.faults
         if is_api and faults.active:
@@ -869,9 +826,7 @@ class _FaultsAndLog:
                     await _send(send, status, body[: len(body) // 2], b"application/json")
                 else:
                     await send({"type": "http.response.start", "status": status, "headers": headers})
-                    await send(
-                        {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
-                    )
+                    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
                     raise DroppedConnection
             else:
 

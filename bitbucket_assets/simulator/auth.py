@@ -118,9 +118,7 @@ class CredentialStore:
     def add_access_token(self, token: str, name: str, workspace: str, scopes=ALL_CLASSIC_SCOPES) -> None:
         self.access_tokens[token] = (name, workspace, frozenset(scopes))
 
-    def add_oauth_consumer(
-        self, client_id: str, secret: str, owner_uuid: str, scopes=ALL_CLASSIC_SCOPES
-    ) -> None:
+    def add_oauth_consumer(self, client_id: str, secret: str, owner_uuid: str, scopes=ALL_CLASSIC_SCOPES) -> None:
         self.oauth_consumers[client_id] = (secret, owner_uuid, frozenset(scopes))
 
     def add_app_password(self, username: str, password: str) -> None:
@@ -168,9 +166,7 @@ class CredentialStore:
             if token in self.oauth_tokens:
                 client_id, expires = self.oauth_tokens[token]
                 if time.monotonic() >= expires:
-                    raise AuthError(
-                        401, "Access token expired. Use your refresh token to obtain a new access token."
-                    )
+                    raise AuthError(401, "Access token expired. Use your refresh token to obtain a new access token.")
                 _, owner, scopes = self.oauth_consumers[client_id]
                 return Credential("oauth", owner, scopes, rate_key=f"consumer:{client_id}")
             raise AuthError(401, "Invalid or unknown access token.")
@@ -189,9 +185,7 @@ def _basic(authorization: str) -> tuple[str, str]:
 def check_scopes(cred: Credential, needed: OperationScopes, permission_endpoint: bool, write: bool) -> None:
     """Raise the 403 Bitbucket gives when a credential may not call an operation."""
     if cred.kind == "access_token" and permission_endpoint:
-        raise AuthError(
-            403, "Access tokens cannot query or change repository, project or workspace permissions."
-        )
+        raise AuthError(403, "Access tokens cannot query or change repository, project or workspace permissions.")
     if cred.kind == "oauth" and permission_endpoint and write:
         raise AuthError(
             403,

@@ -69,9 +69,9 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        return any(
-            (self.error_rate, self.burst_rate, self.latency_ms, self.jitter_ms, self.drop_rate)
-        ) or bool(self.truncate_rate or self.malformed_rate)
+        return any((self.error_rate, self.burst_rate, self.latency_ms, self.jitter_ms, self.drop_rate)) or bool(
+            self.truncate_rate or self.malformed_rate
+        )
 
     def delay(self) -> float:
         with self._lock:

@@ -46,12 +46,8 @@ class CompanyShape:
 
 
 SHAPES = {
-    "demo": CompanyShape(
-        "northwind", users=150, groups=15, projects=12, repositories=200, workspaces=2, owners=3
-    ),
-    "large": CompanyShape(
-        "megacorp", users=5000, groups=300, projects=500, repositories=20000, workspaces=4, owners=6
-    ),
+    "demo": CompanyShape("northwind", users=150, groups=15, projects=12, repositories=200, workspaces=2, owners=3),
+    "large": CompanyShape("megacorp", users=5000, groups=300, projects=500, repositories=20000, workspaces=4, owners=6),
 }
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -123,8 +119,7 @@ def generate_company(shape: CompanyShape, seed: int = 7, now: datetime = START) 
         ws.groups["contractors"] = Group("contractors", "Contractors", contractors)
         teams = max(1, count - 2)
         team_slugs = [
-            f"{TEAMS[i % len(TEAMS)]}" + (f"-{i // len(TEAMS) + 1}" if i >= len(TEAMS) else "")
-            for i in range(teams)
+            f"{TEAMS[i % len(TEAMS)]}" + (f"-{i // len(TEAMS) + 1}" if i >= len(TEAMS) else "") for i in range(teams)
         ]
         for slug in team_slugs:
             ws.groups[slug] = Group(slug, slug.replace("-", " ").title() + " Team", [], permission="write")
@@ -150,9 +145,7 @@ def generate_company(shape: CompanyShape, seed: int = 7, now: datetime = START) 
 def _new_user(org: Organisation, rng: random.Random, display: str, email: str, nickname: str) -> User:
     user = User(
         uuid=new_uuid(rng),
-        account_id=f"{rng.getrandbits(96):024x}"
-        if rng.random() < 0.5
-        else "557058:" + new_uuid(rng).strip("{}"),
+        account_id=f"{rng.getrandbits(96):024x}" if rng.random() < 0.5 else "557058:" + new_uuid(rng).strip("{}"),
         display_name=display,
         nickname=nickname,
         email=email,
@@ -168,8 +161,7 @@ def _join(ws: Workspace, user: User, rng: random.Random, now: datetime) -> Membe
             user.uuid,
             added_on=now - timedelta(days=rng.randint(1, 900)),
             # A tail of dormant accounts nobody has used for months.
-            last_accessed=now
-            - timedelta(days=rng.choice((0, 1, 2, 5, 12, 30, 120, 400)), hours=rng.randint(0, 23)),
+            last_accessed=now - timedelta(days=rng.choice((0, 1, 2, 5, 12, 30, 120, 400)), hours=rng.randint(0, 23)),
         )
     return ws.members[user.uuid]
 
@@ -272,9 +264,7 @@ def advance(org: Organisation, days: int = 1, churn: float = 0.01) -> dict[str, 
 def _joiner(org: Organisation, ws: Workspace, rng: random.Random) -> int:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     display = f"{first} {last} {org.now:%m%d}{rng.randint(10, 99)}"
-    user = _new_user(
-        org, rng, display, f"{first.lower()}.{rng.getrandbits(24):06x}@{org.name}.example", first.lower()
-    )
+    user = _new_user(org, rng, display, f"{first.lower()}.{rng.getrandbits(24):06x}@{org.name}.example", first.lower())
     membership = _join(ws, user, rng, org.now)
     membership.added_on = org.now
     teams = [g for g in ws.groups.values() if g.slug not in ("administrators", "contractors")]
@@ -299,9 +289,7 @@ def _mover(org: Organisation, rng: random.Random) -> int:
 
 def _leaver(org: Organisation, rng: random.Random) -> int:
     ws = next(iter(org.workspaces.values()))
-    candidates = [
-        u for u, m in ws.members.items() if m.role != "owner" and org.users[u].account_status == "active"
-    ]
+    candidates = [u for u, m in ws.members.items() if m.role != "owner" and org.users[u].account_status == "active"]
     if not candidates:
         return 0
     user = rng.choice(candidates)

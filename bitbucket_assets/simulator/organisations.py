@@ -21,6 +21,4 @@ def load_organisation(name_or_path: str, seed: int = 7) -> Organisation:
     path = Path(name_or_path)
     if path.exists():
         return load_organisation_file(path)
-    raise ValueError(
-        f"unknown organisation {name_or_path!r}: use one of {', '.join(NAMES)} or a YAML/JSON file"
-    )
+    raise ValueError(f"unknown organisation {name_or_path!r}: use one of {', '.join(NAMES)} or a YAML/JSON file")

@@ -90,8 +90,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
     if filler:
         prefix, count = filler.get("prefix", "filler"), int(filler["count"])
         users += [
-            {"key": f"{prefix}-{i:03d}", "display_name": f"{prefix.title()} {i:03d}"}
-            for i in range(1, count + 1)
+            {"key": f"{prefix}-{i:03d}", "display_name": f"{prefix.title()} {i:03d}"} for i in range(1, count + 1)
         ]
     for i, entry in enumerate(users):
         key = entry.get("key")
@@ -144,9 +143,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
         for mi, m in enumerate(entries):
             role = m.get("role", "member")
             if role not in WORKSPACE_ROLES:
-                raise fail(
-                    f"{where}.members[{mi}]", f"role {role!r} is not one of {', '.join(WORKSPACE_ROLES)}"
-                )
+                raise fail(f"{where}.members[{mi}]", f"role {role!r} is not one of {', '.join(WORKSPACE_ROLES)}")
             u = user_ref(m["user"], f"{where}.members[{mi}]")
             ws.members[u] = Membership(
                 u, role, added_on=now - timedelta(days=200), last_accessed=now - timedelta(days=1)
@@ -167,9 +164,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
             for u in group_members:
                 if u not in ws.members:
                     raise fail(gwhere, f"group member {u} is not a member of workspace {slug!r}")
-            ws.groups[g["slug"]] = Group(
-                g["slug"], g.get("name", g["slug"]), group_members, g.get("permission")
-            )
+            ws.groups[g["slug"]] = Group(g["slug"], g.get("name", g["slug"]), group_members, g.get("permission"))
 
         def group_ref(ref: str, where: str, ws: Workspace = ws) -> str:
             if ref not in ws.groups:
@@ -189,12 +184,8 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
                 created_on=now - timedelta(days=300),
                 updated_on=now - timedelta(days=30),
                 is_private=p.get("is_private", True),
-                user_grants=grants(
-                    p.get("users"), PROJECT_PERMISSIONS, pwhere, lambda k, w=pwhere: user_ref(k, w)
-                ),
-                group_grants=grants(
-                    p.get("groups"), PROJECT_PERMISSIONS, pwhere, lambda r, w=pwhere: group_ref(r, w)
-                ),
+                user_grants=grants(p.get("users"), PROJECT_PERMISSIONS, pwhere, lambda k, w=pwhere: user_ref(k, w)),
+                group_grants=grants(p.get("groups"), PROJECT_PERMISSIONS, pwhere, lambda r, w=pwhere: group_ref(r, w)),
             )
             ws.projects[key] = project
             for ri, r in enumerate(p.get("repositories") or []):

@@ -26,9 +26,7 @@ logging.getLogger("uvicorn.error").addFilter(_QuietDroppedConnections())
 class SimulatorServer:
     """A simulator listening on 127.0.0.1; `url` is its API root (what BITBUCKET_API_URL takes)."""
 
-    def __init__(
-        self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
-    ):
+    def __init__(self, simulator: Simulator, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
         self.simulator = simulator
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -79,10 +79,7 @@ def test_access_token_reads_repositories_but_not_permissions(tiny_sim) -> None:
         assert response.status_code == 403, path
         assert "Access tokens cannot" in response.json()["error"]["message"]
     # It belongs to one workspace only.
-    assert (
-        requests.get(tiny_sim.url + "/2.0/repositories/tiny-labs", headers=headers, timeout=10).status_code
-        == 404
-    )
+    assert requests.get(tiny_sim.url + "/2.0/repositories/tiny-labs", headers=headers, timeout=10).status_code == 404
 
 
 def test_oauth_client_credentials_and_expiry(make_sim) -> None:

@@ -15,13 +15,9 @@ def test_tiny_edge_cases() -> None:
     ws = org.workspaces["tiny-co"]
     assert len(ws.members) == 100
     assert ws.groups["empty-group"].members == []
-    assert (
-        ws.repositories["orphan-repo"].user_grants == {} and ws.repositories["orphan-repo"].group_grants == {}
-    )
+    assert ws.repositories["orphan-repo"].user_grants == {} and ws.repositories["orphan-repo"].group_grants == {}
     assert "create-repo" in ws.projects["PAY"].group_grants.values()
-    assert any(
-        "'" in u.display_name and '"' in u.display_name and "ë" in u.display_name for u in org.users.values()
-    )
+    assert any("'" in u.display_name and '"' in u.display_name and "ë" in u.display_name for u in org.users.values())
     assert org.workspaces["tiny-labs"].admin_managed
 
 

@@ -34,9 +34,7 @@ FULL_SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "bitb
 def spec() -> tuple[dict, dict[tuple[str, str], dict]]:
     extract = json.loads(SPEC_EXTRACT.read_text())
     components = (
-        json.loads(FULL_SPEC.read_text())["components"]
-        if FULL_SPEC.exists()
-        else {"schemas": extract["schemas"]}
+        json.loads(FULL_SPEC.read_text())["components"] if FULL_SPEC.exists() else {"schemas": extract["schemas"]}
     )
     ops = {(op["method"], op["path"]): op for op in extract["operations"]}
     components = copy.deepcopy(components)
@@ -238,9 +236,7 @@ def test_mutation_responses_conform(make_sim) -> None:
     sim = make_sim()
     ben = sim.user("ben")
     base = "/2.0/repositories/tiny-co/ledger/permissions-config"
-    put = sim.session.put(
-        f"{sim.url}{base}/users/{quote(ben.uuid)}", json={"permission": "write"}, timeout=10
-    )
+    put = sim.session.put(f"{sim.url}{base}/users/{quote(ben.uuid)}", json={"permission": "write"}, timeout=10)
     assert put.status_code == 200
     validate(
         "PUT",

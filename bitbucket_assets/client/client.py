@@ -1,0 +1,287 @@
+"""`BitbucketClient`: one `requests.Session`, pacing, retries, pagination and typed errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from .credentials import APP_PASSWORD_HINT, DEFAULT_API_URL, Credentials, _OAuthClientCredentials
+from .errors import (
+    AuthenticationError,
+    BitbucketError,
+    EndpointRemovedError,
+    MalformedResponseError,
+    MissingScopesError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitExhaustedError,
+    ServerError,
+)
+from .pacer import TokenBucket
+
+# Path segments that name an endpoint (everything else is an identifier) for per-family call counts.
+_LITERAL_SEGMENTS = {
+    "1.0", "2.0", "user", "users", "workspaces", "repositories", "members", "permissions", "permission",
+    "projects", "permissions-config", "groups", "default-reviewers",
+}  # fmt: skip
+
+
+def endpoint_family(path: str) -> str:
+    """`/2.0/repositories/acme/api/permissions-config/users` -> `2.0/repositories/*/*/permissions-config/users`."""
+    parts = [p for p in urlsplit(path).path.split("/") if p]
+    return "/".join(p if p in _LITERAL_SEGMENTS else "*" for p in parts)
+
+
+@dataclass
+class CallStats:
+    """What a client did: HTTP calls per endpoint family, retries, 429s, seconds spent pacing."""
+
+    calls: Counter = field(default_factory=Counter)
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.total,
+            "calls_by_family": dict(sorted(self.calls.items())),
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "server_errors": self.server_errors,
+        }
+
+
+class _Transient(Exception):
+    """A failure worth retrying; `final` is what the caller sees once retries run out."""
+
+    def __init__(self, final: BitbucketError, retry_after: float | None = None):
+        super().__init__(str(final))
+        self.final, self.retry_after = final, retry_after
+
+
+class BitbucketClient:
+    """A Bitbucket Cloud REST client.
+
+    - every call has a timeout; 429, 5xx, dropped connections, timeouts and unparseable bodies are
+      retried with exponential backoff and full jitter, honouring `Retry-After` when Bitbucket sends it;
+    - calls are paced by a token bucket per rate-limit bucket (`/2.0/repositories/*` and the rest),
+      `requests_per_hour` each, so a long sync never needs a 429;
+    - lists are followed through `next` at `pagelen=100`;
+    - errors are typed (`errors.py`) and name endpoint and workspace, never the credential.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        timeout: float = 30.0,
+        requests_per_hour: float = 900.0,
+        window_seconds: float = 3600.0,
+        max_retries: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60.0,
+        max_workers: int = 8,
+    ):
+        self.api_url = api_url.rstrip("/")
+        self.credentials = credentials
+        self.timeout = timeout
+        self.max_workers = max_workers
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=max_workers, pool_maxsize=max_workers * 2, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["Accept"] = "application/json"
+        self.session.auth = credentials.auth(self.session, timeout)
+        self.buckets = {group: TokenBucket(requests_per_hour, per=window_seconds) for group in ("repositories", "api")}
+        self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
+        self.stats = CallStats()
+
+    # ---- public API ----
+
+    def get(self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None) -> Any:
+        """GET a JSON document (`path` relative to the API root, or an absolute `next` URL)."""
+        return self.request("GET", path, params=params, workspace=workspace).parsed
+
+    def pages(self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None) -> Iterator[list]:
+        """Every page of a 2.0 list, following `next` (opaque) until it is absent."""
+        url: str | None = path
+        query: dict[str, Any] | None = {"pagelen": 100, **(params or {})}
+        page = 1
+        while url:
+            body = self.request("GET", url, params=query, workspace=workspace).parsed
+            values = body.get("values") if isinstance(body, dict) else None
+            if not isinstance(values, list):
+                raise MalformedResponseError(
+                    f"page {page} has no `values` list", endpoint=_path(url), workspace=workspace
+                )
+            yield values
+            url, query, page = body.get("next"), None, page + 1
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None) -> Iterator:
+        for values in self.pages(path, params, workspace=workspace):
+            yield from values
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        workspace: str | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> requests.Response:
+        """One call with pacing and retries; returns the response when its status is in `ok`."""
+        url = path if path.startswith(("http://", "https://")) else self.api_url + path
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
+            before_sleep=self._count_retry,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._attempt(method, url, params, json_body, workspace, ok)
+        except _Transient as exc:
+            raise exc.final from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ---- internals ----
+
+    def _attempt(self, method, url, params, json_body, workspace, ok) -> requests.Response:
+        endpoint = _path(url)
+        self.buckets["repositories" if endpoint.startswith("/2.0/repositories") else "api"].acquire()
+        with self.stats._lock:
+            self.stats.calls[endpoint_family(endpoint)] += 1
+        try:
+            response = self.session.request(
+                method, url, params=params, json=json_body, timeout=self.timeout, allow_redirects=False
+            )
+            response.content  # noqa: B018 - read the whole body here so a cut connection is retried
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise _Transient(
+                ServerError(f"connection failed ({type(exc).__name__})", endpoint=endpoint, workspace=workspace)
+            ) from None
+        status = response.status_code
+        if status in ok:
+            # Parsed once here so that an unparseable body is retried like a dropped connection.
+            response.parsed = self._json(response, url, workspace) if method == "GET" and response.content else None
+            return response
+        if status == 429:
+            with self.stats._lock:
+                self.stats.rate_limited += 1
+            retry_after = _retry_after(response)
+            raise _Transient(
+                RateLimitExhaustedError(
+                    f"rate limit still exceeded after {self.max_retries} retries",
+                    endpoint=endpoint,
+                    status=429,
+                    workspace=workspace,
+                ),
+                retry_after,
+            )
+        if status >= 500:
+            with self.stats._lock:
+                self.stats.server_errors += 1
+            raise _Transient(
+                ServerError(f"Bitbucket answered HTTP {status}", endpoint=endpoint, status=status, workspace=workspace),
+                _retry_after(response),
+            )
+        if status == 401 and isinstance(self.session.auth, _OAuthClientCredentials):
+            self.session.auth.invalidate()  # an expired OAuth token: fetch a new one and try again
+            raise _Transient(self._error(response, endpoint, workspace))
+        raise self._error(response, endpoint, workspace)
+
+    def _error(self, response: requests.Response, endpoint: str, workspace: str | None) -> BitbucketError:
+        status = response.status_code
+        message, detail = _error_message(response)
+        kw = {"endpoint": endpoint, "status": status, "workspace": workspace}
+        if status == 401:
+            hint = (
+                APP_PASSWORD_HINT
+                if self.credentials.kind == "app_password"
+                else ("check the credential (an API token needs your Atlassian account email as the username)")
+            )
+            return AuthenticationError(f"authentication failed (HTTP 401): {message} — {hint}", **kw)
+        if status == 403:
+            if isinstance(detail, dict) and "required" in detail:
+                return MissingScopesError(
+                    "the credential lacks required scopes.",
+                    required=list(detail.get("required") or []),
+                    granted=list(detail.get("granted") or []),
+                    **kw,
+                )
+            return PermissionDeniedError(f"permission denied (HTTP 403): {message}", **kw)
+        if status == 404:
+            return NotFoundError(f"not found, or private and not visible to this credential: {message}", **kw)
+        if status == 410:
+            return EndpointRemovedError(f"endpoint removed by Atlassian (HTTP 410): {message}", **kw)
+        return BitbucketError(f"unexpected HTTP {status}: {message}", **kw)
+
+    def _json(self, response: requests.Response, url: str, workspace: str | None) -> Any:
+        try:
+            return response.json()
+        except (json.JSONDecodeError, ValueError):
+            query = urlsplit(url).query
+            where = f" (page {query})" if query else ""
+            raise _Transient(
+                MalformedResponseError(
+                    f"response{where} is not valid JSON (content-type {response.headers.get('content-type', '?')})",
+                    endpoint=_path(url),
+                    status=response.status_code,
+                    workspace=workspace,
+                )
+            ) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return min(exc.retry_after, 3600.0)
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)  # exponential backoff, jittered
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        with self.stats._lock:
+            self.stats.retries += 1
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_message(response: requests.Response) -> tuple[str, Any]:
+    try:
+        body = response.json()
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        return str(error.get("message") or response.reason), error.get("detail")
+    except ValueError:
+        return (response.text[:200] or response.reason or "").strip(), None

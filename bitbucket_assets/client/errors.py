@@ -1,0 +1,51 @@
+"""Typed errors. Messages name the endpoint, the workspace and the page; never a credential."""
+
+from __future__ import annotations
+
+
+class BitbucketError(Exception):
+    """Base class: `endpoint` is the path called (no query string, no secrets), `status` the HTTP status."""
+
+    def __init__(self, message: str, *, endpoint: str = "", status: int | None = None, workspace: str | None = None):
+        where = f" [{endpoint}" + (f", workspace {workspace}" if workspace else "") + "]" if endpoint else ""
+        super().__init__(message + where)
+        self.endpoint, self.status, self.workspace = endpoint, status, workspace
+
+
+class AuthenticationError(BitbucketError):
+    """401: the credential was refused."""
+
+
+class MissingScopesError(BitbucketError):
+    """403 with Bitbucket's privilege-scope body."""
+
+    def __init__(self, message: str, *, required: list[str], granted: list[str], **kw):
+        super().__init__(
+            f"{message} Required scopes: {', '.join(required) or '?'}; granted: {', '.join(granted) or 'none'}.",
+            **kw,
+        )
+        self.required, self.granted = required, granted
+
+
+class PermissionDeniedError(BitbucketError):
+    """403 for another reason: not an admin, a credential kind that cannot do this, an org-managed workspace."""
+
+
+class NotFoundError(BitbucketError):
+    """404: absent, or private and invisible to this credential (Bitbucket does not say which)."""
+
+
+class EndpointRemovedError(BitbucketError):
+    """410: Atlassian removed the endpoint (CHANGE-2770 and friends)."""
+
+
+class RateLimitExhaustedError(BitbucketError):
+    """429 after every retry."""
+
+
+class ServerError(BitbucketError):
+    """5xx or a dropped connection after every retry."""
+
+
+class MalformedResponseError(BitbucketError):
+    """A body that is not the JSON Bitbucket documents (after retries), or lacks a required field."""

@@ -1,0 +1,1 @@
+"""Extraction domain: the Bitbucket resource, the raw snapshot asset and its checks."""

@@ -1,0 +1,85 @@
+"""Checks on one raw snapshot: SQL over the raw tables for a given `sync_id`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    passed: bool
+    description: str
+    metadata: dict
+
+
+def permissions_fetched(con, sync_id: str) -> CheckOutcome:
+    """Every repository and project has both its users and groups permission lists fetched."""
+    missing = con.execute(
+        """
+        WITH expected AS (
+            SELECT 'repository' AS resource_type, repository_uuid AS id,
+                   workspace_slug || '/' || repository_slug AS name
+            FROM raw.repositories WHERE sync_id = $1
+            UNION ALL
+            SELECT 'project', project_uuid, workspace_slug || '/' || project_key FROM raw.projects WHERE sync_id = $1
+        ), lists AS (SELECT * FROM expected CROSS JOIN (VALUES ('users'), ('groups')) AS l(list))
+        SELECT resource_type, name, list FROM lists
+        WHERE NOT EXISTS (
+            SELECT 1 FROM raw.fetch_log f
+            WHERE f.sync_id = $1 AND f.resource_type = lists.resource_type AND f.resource_id = lists.id
+              AND f.list = lists.list)
+        ORDER BY ALL LIMIT 50
+        """,
+        [sync_id],
+    ).fetchall()
+    return CheckOutcome(
+        "permissions_fetched",
+        not missing,
+        "Every project's and repository's users and groups permission lists were fetched in this sync.",
+        {"missing": [f"{t} {n} {lst}" for t, n, lst in missing]},
+    )
+
+
+def memberships_point_at_known_users(con, sync_id: str) -> CheckOutcome:
+    """Group members and user grants refer to users seen in the workspace membership payloads."""
+    orphans = con.execute(
+        """
+        SELECT source, workspace_slug, user_uuid FROM (
+            SELECT 'group_members' AS source, workspace_slug, user_uuid FROM raw.group_members WHERE sync_id = $1
+            UNION ALL
+            SELECT 'project_user_permissions', workspace_slug, user_uuid
+            FROM raw.project_user_permissions WHERE sync_id = $1
+            UNION ALL
+            SELECT 'repository_user_permissions', workspace_slug, user_uuid
+            FROM raw.repository_user_permissions WHERE sync_id = $1
+        ) m
+        WHERE NOT EXISTS (SELECT 1 FROM raw.users u WHERE u.sync_id = $1 AND u.user_uuid = m.user_uuid)
+        ORDER BY ALL LIMIT 50
+        """,
+        [sync_id],
+    ).fetchall()
+    return CheckOutcome(
+        "memberships_point_at_known_users",
+        not orphans,
+        "Every group member and every user grant refers to a user of the workspace membership lists.",
+        {"orphans": [f"{s} {w} {u}" for s, w, u in orphans]},
+    )
+
+
+def no_unexpected_empty_entity(con, sync_id: str) -> CheckOutcome:
+    """A snapshot with no users, no workspace members or no repositories is almost surely a broken sync."""
+    counts = {
+        table: con.execute(f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [sync_id]).fetchone()[0]
+        for table in ("workspaces", "users", "workspace_members", "repositories")
+    }
+    empty = [t for t, n in counts.items() if n == 0]
+    return CheckOutcome(
+        "no_unexpected_empty_entity",
+        not empty,
+        "Workspaces, users, workspace members and repositories are all non-empty.",
+        {"counts": counts, "empty": empty},
+    )
+
+
+ALL_CHECKS = (permissions_fetched, memberships_point_at_known_users, no_unexpected_empty_entity)

@@ -1,0 +1,1 @@
+"""Extraction: Bitbucket → raw snapshot tables in DuckDB, one immutable snapshot per sync."""

@@ -1,0 +1,68 @@
+"""The raw snapshot tables (schema `raw`). Every row carries its `sync_id` and the object's raw JSON.
+
+A sync's rows are visible downstream only once `raw.syncs.status = 'complete'` for it (dbt staging
+filters on that), so a failed or killed sync never shows a partial snapshot.
+"""
+
+from __future__ import annotations
+
+WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL"
+
+TABLES: dict[str, str] = {
+    "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, raw JSON",
+    "users": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, display_name VARCHAR, "
+    "nickname VARCHAR, raw JSON",
+    "workspace_members": f"{WS}, user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR, "
+    "added_on TIMESTAMPTZ, last_accessed TIMESTAMPTZ, raw JSON",
+    "groups": f"{WS}, group_slug VARCHAR NOT NULL, name VARCHAR, default_permission VARCHAR, auto_add BOOLEAN, "
+    "member_count INTEGER, raw JSON",
+    "group_members": f"{WS}, group_slug VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, "
+    "display_name VARCHAR, raw JSON",
+    "projects": f"{WS}, project_uuid VARCHAR NOT NULL, project_key VARCHAR NOT NULL, name VARCHAR, "
+    "is_private BOOLEAN, created_on TIMESTAMPTZ, updated_on TIMESTAMPTZ, raw JSON",
+    "project_user_permissions": f"{WS}, project_uuid VARCHAR NOT NULL, project_key VARCHAR NOT NULL, "
+    "user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR NOT NULL, raw JSON",
+    "project_group_permissions": f"{WS}, project_uuid VARCHAR NOT NULL, project_key VARCHAR NOT NULL, "
+    "group_slug VARCHAR NOT NULL, group_name VARCHAR, permission VARCHAR NOT NULL, raw JSON",
+    "repositories": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, full_name VARCHAR, "
+    "name VARCHAR, project_uuid VARCHAR, project_key VARCHAR, is_private BOOLEAN, created_on TIMESTAMPTZ, "
+    "updated_on TIMESTAMPTZ, raw JSON",
+    "repository_user_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
+    "user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR NOT NULL, raw JSON",
+    "repository_group_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
+    "group_slug VARCHAR NOT NULL, group_name VARCHAR, permission VARCHAR NOT NULL, raw JSON",
+    # Bitbucket's own effective permissions, for reconciliation with the dbt marts.
+    "effective_repository_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_name VARCHAR, "
+    "user_uuid VARCHAR NOT NULL, permission VARCHAR NOT NULL, raw JSON",
+    # One row per permission list fetched: proves completeness (asset check) and is the resume checkpoint.
+    "fetch_log": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, list VARCHAR NOT NULL, "
+    "rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL",
+}
+
+SYNCS = """
+CREATE TABLE IF NOT EXISTS raw.syncs (
+    sync_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    status VARCHAR NOT NULL,            -- running | complete | failed
+    api_url VARCHAR,
+    credential_kind VARCHAR,
+    workspaces VARCHAR[],
+    entity_counts JSON,
+    api_calls JSON,
+    retries INTEGER,
+    rate_limited INTEGER,
+    error VARCHAR
+)
+"""
+
+
+def create_raw_schema(con) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(SYNCS)
+    for name, columns in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")
+
+
+def column_names(table: str) -> list[str]:
+    return [part.strip().split()[0] for part in TABLES[table].split(",")]

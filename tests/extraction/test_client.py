@@ -1,0 +1,153 @@
+"""The Bitbucket client against the simulator over HTTP: auth modes, pagination, retries, typed errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bitbucket_assets.client import (
+    AuthenticationError,
+    BitbucketClient,
+    Credentials,
+    EndpointRemovedError,
+    MalformedResponseError,
+    MissingScopesError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitExhaustedError,
+    ServerError,
+    credentials_from_env,
+)
+from bitbucket_assets.client.pacer import TokenBucket
+from bitbucket_assets.simulator import (
+    SIM_ACCESS_TOKEN,
+    SIM_API_TOKEN,
+    SIM_APP_PASSWORD,
+    SIM_OAUTH_CLIENT_ID,
+    SIM_OAUTH_CLIENT_SECRET,
+    Faults,
+    RateLimit,
+)
+
+
+def client_for(sim, creds: Credentials | None = None, **kw) -> BitbucketClient:
+    kw = {"requests_per_hour": 1e7, "backoff_base": 0.01, "backoff_max": 0.05, **kw}
+    return BitbucketClient(creds or Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, **kw)
+
+
+def test_api_token_and_pagination_follow_next(tiny_sim) -> None:
+    client = client_for(tiny_sim)
+    members = list(client.paginate("/2.0/workspaces/tiny-co/members", {"pagelen": 30}))
+    assert len(members) == 100 and len({m["user"]["uuid"] for m in members}) == 100
+    assert client.stats.calls["2.0/workspaces/*/members"] == 4
+
+
+def test_access_token_reads_and_oauth_refreshes(make_sim) -> None:
+    sim = make_sim()
+    bearer = client_for(sim, Credentials.access_token(SIM_ACCESS_TOKEN))
+    assert len(list(bearer.paginate("/2.0/repositories/tiny-co"))) == 5
+    with pytest.raises(PermissionDeniedError, match="Access tokens cannot"):
+        bearer.get("/1.0/groups/tiny-co")
+    sim.simulator.credentials.oauth_token_lifetime = 1.0
+    oauth = client_for(
+        sim,
+        Credentials.oauth(SIM_OAUTH_CLIENT_ID, SIM_OAUTH_CLIENT_SECRET, sim.url + "/site/oauth2/access_token"),
+    )
+    assert oauth.get("/2.0/user")["display_name"] == "Access Sync Bot"
+    time.sleep(1.1)  # the token expired: the client fetches a new one before calling
+    assert oauth.get("/2.0/user")["display_name"] == "Access Sync Bot"
+    assert len(sim.simulator.calls(prefix="/site/oauth2/access_token")) == 2
+
+
+def test_credentials_from_env_and_secret_free_repr() -> None:
+    creds = credentials_from_env({"BITBUCKET_EMAIL": "a@b.example", "BITBUCKET_API_TOKEN": "s3cret-token"})
+    assert creds.kind == "api_token" and "s3cret-token" not in repr(creds) and "s3cret-token" not in str(creds)
+    assert credentials_from_env({"BITBUCKET_ACCESS_TOKEN": "t"}).kind == "access_token"
+    assert (
+        credentials_from_env({"BITBUCKET_OAUTH_CLIENT_ID": "i", "BITBUCKET_OAUTH_CLIENT_SECRET": "s"}).kind == "oauth"
+    )
+    assert credentials_from_env({"BITBUCKET_USERNAME": "u", "BITBUCKET_APP_PASSWORD": "p"}).kind == "app_password"
+    with pytest.raises(AuthenticationError, match="BITBUCKET_EMAIL and BITBUCKET_API_TOKEN"):
+        credentials_from_env({})
+
+
+@pytest.mark.parametrize(
+    ("creds", "error", "text"),
+    [
+        (lambda s: Credentials.app_password("svc", SIM_APP_PASSWORD), AuthenticationError, "2026-07-28"),
+        (lambda s: Credentials.api_token(s.email, "wrong-token"), AuthenticationError, "account email"),
+    ],
+)
+def test_authentication_errors_name_the_endpoint_not_the_secret(tiny_sim, creds, error, text) -> None:
+    credential = creds(tiny_sim)
+    with pytest.raises(error) as excinfo:
+        client_for(tiny_sim, credential).get("/2.0/user")
+    message = str(excinfo.value)
+    assert text in message and "[/2.0/user]" in message
+    assert credential.secret not in message and credential.secret not in repr(excinfo.value)
+
+
+def test_typed_errors(make_sim) -> None:
+    sim = make_sim()
+    sim.simulator.credentials.add_api_token("ro@tiny.example", "ro", sim.org.operator_uuid, {"read:user:bitbucket"})
+    with pytest.raises(MissingScopesError) as excinfo:
+        client_for(sim, Credentials.api_token("ro@tiny.example", "ro")).get("/2.0/workspaces/tiny-co/projects")
+    assert excinfo.value.required == ["read:project:bitbucket"] and "granted: read:user:bitbucket" in str(excinfo.value)
+    client = client_for(sim)
+    with pytest.raises(NotFoundError, match=r"\[/2.0/repositories/tiny-co/nope"):
+        client.get("/2.0/repositories/tiny-co/nope", workspace="tiny-co")
+    with pytest.raises(EndpointRemovedError, match="CHANGE-2770"):
+        client.get("/2.0/workspaces")
+
+
+def test_retries_absorb_every_fault(make_sim) -> None:
+    faults = Faults(seed=5, error_rate=0.1, burst_rate=0.05, burst_length=2, drop_rate=0.05, truncate_rate=0.05,
+                    malformed_rate=0.03)  # fmt: skip
+    sim = make_sim(faults=faults)
+    client = client_for(sim, max_retries=8)
+    values = list(client.paginate("/2.0/workspaces/tiny-co/members", {"pagelen": 10}))
+    assert len({v["user"]["uuid"] for v in values}) == 100
+    assert client.stats.retries > 0
+
+
+def test_exhausted_retries_raise_typed_errors(make_sim) -> None:
+    sim = make_sim(faults=Faults(seed=1, error_rate=1.0))
+    with pytest.raises(ServerError, match=r"HTTP 5\d\d \[/2.0/user\]"):
+        client_for(sim, max_retries=2).get("/2.0/user")
+    sim.simulator.faults.configure(error_rate=0, malformed_rate=1.0)
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        client_for(sim, max_retries=1).get("/2.0/user")
+    sim.simulator.faults.configure(malformed_rate=0)
+    sim.simulator.rate_limit = RateLimit(limit=1, window_seconds=60)
+    client = client_for(sim, max_retries=2)
+    client.get("/2.0/user")
+    with pytest.raises(RateLimitExhaustedError):
+        client.get("/2.0/user")
+    assert client.stats.rate_limited == 3
+
+
+def test_retry_after_is_honoured(make_sim) -> None:
+    sim = make_sim(rate_limit=RateLimit(limit=3, window_seconds=1.5, retry_after=True))
+    client = client_for(sim, backoff_base=0.001, backoff_max=0.001)
+    started = time.perf_counter()
+    for _ in range(5):
+        client.get("/2.0/user")
+    assert client.stats.rate_limited >= 1
+    assert time.perf_counter() - started >= 0.9  # waited for the window instead of hammering
+
+
+def test_pacer_spreads_calls() -> None:
+    bucket = TokenBucket(rate=20, per=1.0, burst=2)
+    started = time.perf_counter()
+    for _ in range(12):
+        bucket.acquire()
+    assert 0.45 <= time.perf_counter() - started <= 1.5  # 2 free, then 10 at 20/s
+
+
+def test_pacer_keeps_a_sync_under_the_server_limit(make_sim) -> None:
+    sim = make_sim(rate_limit=RateLimit(limit=20, window_seconds=1.0))
+    client = client_for(sim, requests_per_hour=18, window_seconds=1.0)
+    for _ in range(40):
+        client.get("/2.0/repositories/tiny-co")
+    assert client.stats.rate_limited == 0
