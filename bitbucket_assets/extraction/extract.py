@@ -10,7 +10,7 @@ user. Nothing here calls an endpoint removed by CHANGE-2770.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,16 +126,11 @@ def _extract_workspace(client, writer, pool, ws: dict, admin: bool, users: dict,
                  "is_private": p.get("is_private"), "created_on": p.get("created_on"),
                  "updated_on": p.get("updated_on"), "raw": p},
             )  # fmt: skip
-        jobs = [
-            (f"{wpath}/projects/{quote(key)}/permissions-config/{kind}", kind, p, key)
+        targets = [
+            (f"{wpath}/projects/{quote(key)}", p.get("uuid"), {"project_uuid": p.get("uuid"), "project_key": key})
             for p, key in rows
-            for kind in ("users", "groups")
         ]
-        for (path, kind, p, key), items in zip(jobs, pool.map(lambda j: _all(client, j[0], slug), jobs), strict=True):
-            scope = {**base, "project_uuid": p.get("uuid"), "project_key": key}
-            _write_grants(writer, "project", kind, scope, items, path)
-            writer.add("fetch_log", {**base, "resource_type": "project", "resource_id": p.get("uuid"), "list": kind,
-                                     "rows": len(items), "fetched_at": datetime.now(UTC)})  # fmt: skip
+        _permission_lists(client, writer, pool, base, "project", targets)
 
     for values in client.pages(f"/2.0/repositories/{quote(slug)}", workspace=slug):
         rows = []
@@ -150,16 +145,12 @@ def _extract_workspace(client, writer, pool, ws: dict, admin: bool, users: dict,
                  "project_key": project.get("key"), "is_private": r.get("is_private"),
                  "created_on": r.get("created_on"), "updated_on": r.get("updated_on"), "raw": r},
             )  # fmt: skip
-        jobs = [
-            (f"/2.0/repositories/{quote(slug)}/{quote(rslug)}/permissions-config/{kind}", kind, r, rslug)
+        targets = [
+            (f"/2.0/repositories/{quote(slug)}/{quote(rslug)}", r["uuid"],
+             {"repository_uuid": r["uuid"], "repository_slug": rslug})
             for r, rslug in rows
-            for kind in ("users", "groups")
-        ]
-        for (path, kind, r, rslug), items in zip(jobs, pool.map(lambda j: _all(client, j[0], slug), jobs), strict=True):
-            scope = {**base, "repository_uuid": r["uuid"], "repository_slug": rslug}
-            _write_grants(writer, "repository", kind, scope, items, path)
-            writer.add("fetch_log", {**base, "resource_type": "repository", "resource_id": r["uuid"], "list": kind,
-                                     "rows": len(items), "fetched_at": datetime.now(UTC)})  # fmt: skip
+        ]  # fmt: skip
+        _permission_lists(client, writer, pool, base, "repository", targets)
 
     if options.effective_permissions and admin:
         path = f"{wpath}/permissions/repositories"
@@ -172,8 +163,19 @@ def _extract_workspace(client, writer, pool, ws: dict, admin: bool, users: dict,
             )  # fmt: skip
 
 
-def _all(client: BitbucketClient, path: str, workspace: str) -> list[dict]:
-    return list(client.paginate(path, workspace=workspace))
+def _permission_lists(client, writer, pool, base: dict, scope: str, targets: list[tuple[str, str, dict]]) -> None:
+    """Fetch the users and groups permissions-config lists of one page of projects or repositories
+    concurrently (bounded by the pool), and write them with a fetch-log row each, in order."""
+    jobs = [
+        (f"{href}/permissions-config/{kind}", kind, rid, keys)
+        for href, rid, keys in targets
+        for kind in ("users", "groups")
+    ]
+    fetched = pool.map(lambda job: list(client.paginate(job[0], workspace=base["workspace_slug"])), jobs)
+    for (path, kind, rid, keys), items in zip(jobs, fetched, strict=True):
+        _write_grants(writer, scope, kind, {**base, **keys}, items, path)
+        writer.add("fetch_log", {**base, "resource_type": scope, "resource_id": rid, "list": kind,
+                                 "rows": len(items), "fetched_at": datetime.now(UTC)})  # fmt: skip
 
 
 def _write_grants(writer: SnapshotWriter, scope: str, kind: str, base: dict, items: Iterable[dict], path: str) -> None:
@@ -194,6 +196,3 @@ def _field(obj: Any, name: str, where: str) -> Any:
     if not isinstance(obj, dict) or obj.get(name) in (None, ""):
         raise MalformedResponseError(f"missing field `{name}` in a response object", endpoint=where)
     return obj[name]
-
-
-ProgressCallback = Callable[[str], None]
