@@ -5,7 +5,14 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from bitbucket_assets.client import AuthenticationError, BitbucketClient, Credentials, PermissionDeniedError
+from bitbucket_assets.client import (
+    AuthenticationError,
+    BitbucketClient,
+    Credentials,
+    MalformedResponseError,
+    PermissionDeniedError,
+    ServerError,
+)
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.raw_schema import TABLES
 from bitbucket_assets.extraction.sync import run_sync
@@ -102,7 +109,10 @@ def test_failure_midway_rolls_back_and_next_sync_succeeds(make_sim, tmp_path) ->
     good = sync(sim, db)
     sim.org.workspaces["tiny-labs"].repositories["experiments"].group_grants["ghost"] = "read"  # group absent
     sim.org.touch()
-    with pytest.raises(Exception, match=r"experiments|ghost|5"):
+    # The simulator cannot render a grant to a group that does not exist: that list answers 500.
+    with pytest.raises(
+        ServerError, match=r"HTTP 500 \[/2.0/repositories/tiny-labs/experiments/permissions-config/groups"
+    ):
         sync(sim, db, max_retries=0)
     with duckdb.connect(str(db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs ORDER BY started_at").fetchall()
@@ -136,10 +146,11 @@ def test_bad_credentials_name_endpoint_and_never_leak(make_sim, tmp_path, caplog
     assert secret.encode() not in raw and SIM_API_TOKEN.encode() not in raw
 
 
-def test_malformed_payload_names_endpoint_and_field(make_sim, tmp_path) -> None:
+def test_missing_field_names_endpoint_and_field(make_sim, tmp_path) -> None:
     sim = make_sim()
-    sim.org.workspaces["tiny-co"].repositories["ledger"].user_grants["{not-a-member}"] = "read"
+    sim.org.workspaces["tiny-co"].groups["leads"].slug = ""  # the 1.0 payload now lacks the group's slug
     sim.org.touch()
-    # The simulator cannot render a grant for an unknown user: it answers 500 for that list.
-    with pytest.raises(Exception, match=r"ledger"):
+    with pytest.raises(MalformedResponseError, match=r"missing field `slug`.*\[/1.0/groups/tiny-co\]"):
         sync(sim, tmp_path / "w.duckdb", max_retries=0)
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert all(con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] == 0 for t in RAW)
