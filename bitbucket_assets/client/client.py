@@ -118,10 +118,16 @@ class BitbucketClient:
         """GET a JSON document (`path` relative to the API root, or an absolute `next` URL)."""
         return self.request("GET", path, params=params, workspace=workspace).parsed
 
-    def pages(self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None) -> Iterator[list]:
-        """Every page of a 2.0 list, following `next` (opaque) until it is absent."""
+    def pages(
+        self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None
+    ) -> Iterator[tuple[list, str | None]]:
+        """Every page of a 2.0 list as `(values, next)`, following `next` (opaque) until it is absent.
+
+        `path` may also be a `next` URL kept from an earlier run: the list then continues from there.
+        """
         url: str | None = path
-        query: dict[str, Any] | None = {"pagelen": 100, **(params or {})}
+        resumed = path.startswith(("http://", "https://"))
+        query: dict[str, Any] | None = None if resumed else {"pagelen": 100, **(params or {})}
         page = 1
         while url:
             body = self.request("GET", url, params=query, workspace=workspace).parsed
@@ -130,11 +136,11 @@ class BitbucketClient:
                 raise MalformedResponseError(
                     f"page {page} has no `values` list", endpoint=_path(url), workspace=workspace
                 )
-            yield values
             url, query, page = body.get("next"), None, page + 1
+            yield values, url
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None) -> Iterator:
-        for values in self.pages(path, params, workspace=workspace):
+        for values, _ in self.pages(path, params, workspace=workspace):
             yield from values
 
     def request(

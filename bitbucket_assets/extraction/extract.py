@@ -5,6 +5,10 @@ same users as `/members`, so `/members` is not called), `/1.0/groups/{ws}` (grou
 projects and repositories at pagelen 100, and one call per permissions-config list (project and
 repository, users and groups), run concurrently. Users come from the membership payloads: no call per
 user. Nothing here calls an endpoint removed by CHANGE-2770.
+
+Work is committed in checkpoints (a workspace's members and groups; then each page of projects,
+repositories and effective permissions with everything fetched for it), so a sync that was killed or
+ran out of retries resumes where it stopped and re-fetches at most the page that was in flight.
 """
 
 from __future__ import annotations
@@ -37,9 +41,8 @@ def select_workspaces(client: BitbucketClient, wanted: list[str] | None) -> list
     found, missing = [], []
     for entry in wanted:
         key = entry.strip()
-        match = next((a for a in accesses if key in (a["workspace"]["slug"], a["workspace"]["uuid"])), None)
-        if match is None and key.startswith("{") is False and len(key) == 36:  # uuid without braces
-            match = next((a for a in accesses if a["workspace"]["uuid"] == "{" + key + "}"), None)
+        braced = key if key.startswith("{") else "{" + key + "}"
+        match = next((a for a in accesses if key == a["workspace"]["slug"] or braced == a["workspace"]["uuid"]), None)
         (found.append(match) if match else missing.append(key))
     if missing:
         visible = ", ".join(a["workspace"]["slug"] for a in accesses) or "none"
@@ -53,129 +56,200 @@ def select_workspaces(client: BitbucketClient, wanted: list[str] | None) -> list
 def extract_snapshot(client: BitbucketClient, writer: SnapshotWriter, options: ExtractionOptions) -> list[str]:
     """Extract every selected workspace; returns their slugs. Raises on anything incomplete."""
     accesses = select_workspaces(client, options.workspaces)
-    users: dict[str, dict] = {}
     slugs = []
     with ThreadPoolExecutor(max_workers=client.max_workers, thread_name_prefix="bitbucket") as pool:
         for access in accesses:
-            ws = client.get(
-                f"/2.0/workspaces/{quote(access['workspace']['slug'])}", workspace=access["workspace"]["slug"]
-            )
-            _extract_workspace(client, writer, pool, ws, bool(access.get("administrator")), users, options)
-            slugs.append(ws["slug"])
-    for user in users.values():
-        writer.add(
-            "users",
-            {
-                "user_uuid": user["uuid"],
-                "account_id": user.get("account_id"),
-                "display_name": user.get("display_name"),
-                "nickname": user.get("nickname"),
-                "raw": user,
-            },
-        )
+            extractor = _WorkspaceExtractor(client, writer, pool, access, options)
+            extractor.run()
+            slugs.append(extractor.slug)
     return slugs
 
 
-def _extract_workspace(client, writer, pool, ws: dict, admin: bool, users: dict, options: ExtractionOptions) -> None:
-    slug = _field(ws, "slug", "workspace")
-    base = {"workspace_uuid": _field(ws, "uuid", slug), "workspace_slug": slug}
-    wpath = f"/2.0/workspaces/{quote(slug)}"
-    writer.add(
-        "workspaces",
-        {**base, "name": ws.get("name"), "is_private": ws.get("is_private"), "administrator": admin,
-         "created_on": ws.get("created_on"), "raw": ws},
-    )  # fmt: skip
+class _WorkspaceExtractor:
+    def __init__(self, client: BitbucketClient, writer: SnapshotWriter, pool, access: dict, options):
+        self.client, self.writer, self.pool, self.options = client, writer, pool, options
+        self.admin = bool(access.get("administrator"))
+        self.slug = _field(_field(access, "workspace", "/2.0/user/workspaces"), "slug", "/2.0/user/workspaces")
+        self.wpath = f"/2.0/workspaces/{quote(self.slug)}"
+        self.base: dict[str, Any] = {}
 
-    for m in client.paginate(f"{wpath}/permissions", workspace=slug):
-        user = _field(m, "user", f"{wpath}/permissions")
-        uuid = _field(user, "uuid", f"{wpath}/permissions user")
-        users.setdefault(uuid, user)
-        writer.add(
-            "workspace_members",
-            {**base, "user_uuid": uuid, "account_id": user.get("account_id"), "permission": m.get("permission"),
-             "added_on": m.get("added_on"), "last_accessed": m.get("last_accessed"), "raw": m},
-        )  # fmt: skip
+    def run(self) -> None:
+        if self.writer.checkpoint_done(self.slug, "members"):  # resumed: the workspace row is committed
+            self.base = {"workspace_uuid": self.writer.workspace_uuid(self.slug), "workspace_slug": self.slug}
+        else:
+            ws = self.client.get(self.wpath, workspace=self.slug)
+            self.base = {"workspace_uuid": _field(ws, "uuid", self.wpath), "workspace_slug": self.slug}
+            self._members_and_groups(ws)
+            self.writer.checkpoint(self.slug, "members", None)
+        self._paged("projects", f"{self.wpath}/projects", self._projects_page)
+        self._paged("repositories", f"/2.0/repositories/{quote(self.slug)}", self._repositories_page)
+        if self.options.effective_permissions and self.admin:
+            self._paged("effective", f"{self.wpath}/permissions/repositories", self._effective_page)
 
-    groups = client.get(f"/1.0/groups/{quote(slug)}", workspace=slug)
-    if not isinstance(groups, list):
-        raise MalformedResponseError("expected a JSON array of groups", endpoint=f"/1.0/groups/{slug}", workspace=slug)
-    for g in groups:
-        gslug = _field(g, "slug", f"/1.0/groups/{slug}")
-        members = g.get("members") or []
-        writer.add(
-            "groups",
-            {**base, "group_slug": gslug, "name": g.get("name"), "default_permission": g.get("permission"),
-             "auto_add": g.get("auto_add"), "member_count": len(members),
-             "raw": {k: v for k, v in g.items() if k != "members"}},
-        )  # fmt: skip
-        for member in members:
-            writer.add(
-                "group_members",
-                {**base, "group_slug": gslug, "user_uuid": _field(member, "uuid", f"/1.0/groups/{slug} member"),
-                 "account_id": member.get("account_id"), "display_name": member.get("display_name"), "raw": member},
-            )  # fmt: skip
+    def _paged(self, stage: str, path: str, handle) -> None:
+        """Each page and what it needs are committed together with the `next` link to continue from."""
+        start = self.writer.resume_point(self.slug, stage)
+        if start == "":
+            return  # this stage finished before the previous run stopped
+        for values, next_url in self.client.pages(start or path, workspace=self.slug):
+            handle(values)
+            self.writer.checkpoint(self.slug, stage, next_url)
 
-    for values in client.pages(f"{wpath}/projects", workspace=slug):
-        rows = []
+    def _members_and_groups(self, ws: dict) -> None:
+        add, base, slug = self.writer.add, self.base, self.slug
+        add(
+            "workspaces",
+            {
+                **base,
+                "name": ws.get("name"),
+                "is_private": ws.get("is_private"),
+                "administrator": self.admin,
+                "created_on": ws.get("created_on"),
+                "raw": ws,
+            },
+        )
+        path = f"{self.wpath}/permissions"
+        for m in self.client.paginate(path, workspace=slug):
+            user = _field(m, "user", path)
+            uuid = _field(user, "uuid", path)
+            if self.writer.first_sighting(uuid):
+                add(
+                    "users",
+                    {
+                        "user_uuid": uuid,
+                        "account_id": user.get("account_id"),
+                        "display_name": user.get("display_name"),
+                        "nickname": user.get("nickname"),
+                        "raw": user,
+                    },
+                )
+            add(
+                "workspace_members",
+                {
+                    **base,
+                    "user_uuid": uuid,
+                    "account_id": user.get("account_id"),
+                    "permission": m.get("permission"),
+                    "added_on": m.get("added_on"),
+                    "last_accessed": m.get("last_accessed"),
+                    "raw": m,
+                },
+            )
+        path = f"/1.0/groups/{quote(slug)}"
+        groups = self.client.get(path, workspace=slug)
+        if not isinstance(groups, list):
+            raise MalformedResponseError("expected a JSON array of groups", endpoint=path, workspace=slug)
+        for g in groups:
+            gslug = _field(g, "slug", path)
+            members = g.get("members") or []
+            add(
+                "groups",
+                {
+                    **base,
+                    "group_slug": gslug,
+                    "name": g.get("name"),
+                    "default_permission": g.get("permission"),
+                    "auto_add": g.get("auto_add"),
+                    "member_count": len(members),
+                    "raw": {k: v for k, v in g.items() if k != "members"},
+                },
+            )
+            for member in members:
+                add(
+                    "group_members",
+                    {
+                        **base,
+                        "group_slug": gslug,
+                        "user_uuid": _field(member, "uuid", path),
+                        "account_id": member.get("account_id"),
+                        "display_name": member.get("display_name"),
+                        "raw": member,
+                    },
+                )
+
+    def _projects_page(self, values: list[dict]) -> None:
+        targets = []
         for p in values:
-            key = _field(p, "key", f"{wpath}/projects")
-            rows.append((p, key))
-            writer.add(
+            key = _field(p, "key", f"{self.wpath}/projects")
+            keys = {"project_uuid": _field(p, "uuid", f"{self.wpath}/projects"), "project_key": key}
+            self.writer.add(
                 "projects",
-                {**base, "project_uuid": p.get("uuid"), "project_key": key, "name": p.get("name"),
-                 "is_private": p.get("is_private"), "created_on": p.get("created_on"),
-                 "updated_on": p.get("updated_on"), "raw": p},
-            )  # fmt: skip
-        targets = [
-            (f"{wpath}/projects/{quote(key)}", p.get("uuid"), {"project_uuid": p.get("uuid"), "project_key": key})
-            for p, key in rows
-        ]
-        _permission_lists(client, writer, pool, base, "project", targets)
+                {
+                    **self.base,
+                    **keys,
+                    "name": p.get("name"),
+                    "is_private": p.get("is_private"),
+                    "created_on": p.get("created_on"),
+                    "updated_on": p.get("updated_on"),
+                    "raw": p,
+                },
+            )
+            targets.append((f"{self.wpath}/projects/{quote(key)}", keys["project_uuid"], keys))
+        self._permission_lists("project", targets)
 
-    for values in client.pages(f"/2.0/repositories/{quote(slug)}", workspace=slug):
-        rows = []
+    def _repositories_page(self, values: list[dict]) -> None:
+        path = f"/2.0/repositories/{self.slug}"
+        targets = []
         for r in values:
-            rslug = r.get("slug") or _field(r, "full_name", f"/2.0/repositories/{slug}").split("/", 1)[1]
+            rslug = r.get("slug") or _field(r, "full_name", path).split("/", 1)[1]
+            keys = {"repository_uuid": _field(r, "uuid", path), "repository_slug": rslug}
             project = r.get("project") or {}
-            rows.append((r, rslug))
-            writer.add(
+            self.writer.add(
                 "repositories",
-                {**base, "repository_uuid": _field(r, "uuid", f"/2.0/repositories/{slug}"), "repository_slug": rslug,
-                 "full_name": r.get("full_name"), "name": r.get("name"), "project_uuid": project.get("uuid"),
-                 "project_key": project.get("key"), "is_private": r.get("is_private"),
-                 "created_on": r.get("created_on"), "updated_on": r.get("updated_on"), "raw": r},
-            )  # fmt: skip
-        targets = [
-            (f"/2.0/repositories/{quote(slug)}/{quote(rslug)}", r["uuid"],
-             {"repository_uuid": r["uuid"], "repository_slug": rslug})
-            for r, rslug in rows
-        ]  # fmt: skip
-        _permission_lists(client, writer, pool, base, "repository", targets)
+                {
+                    **self.base,
+                    **keys,
+                    "full_name": r.get("full_name"),
+                    "name": r.get("name"),
+                    "project_uuid": project.get("uuid"),
+                    "project_key": project.get("key"),
+                    "is_private": r.get("is_private"),
+                    "created_on": r.get("created_on"),
+                    "updated_on": r.get("updated_on"),
+                    "raw": r,
+                },
+            )
+            targets.append((f"/2.0/repositories/{quote(self.slug)}/{quote(rslug)}", keys["repository_uuid"], keys))
+        self._permission_lists("repository", targets)
 
-    if options.effective_permissions and admin:
-        path = f"{wpath}/permissions/repositories"
-        for e in client.paginate(path, workspace=slug):
+    def _effective_page(self, values: list[dict]) -> None:
+        path = f"{self.wpath}/permissions/repositories"
+        for e in values:
             repo, user = _field(e, "repository", path), _field(e, "user", path)
-            writer.add(
+            self.writer.add(
                 "effective_repository_permissions",
-                {**base, "repository_uuid": _field(repo, "uuid", path), "repository_name": repo.get("name"),
-                 "user_uuid": _field(user, "uuid", path), "permission": _field(e, "permission", path), "raw": e},
-            )  # fmt: skip
+                {
+                    **self.base,
+                    "repository_uuid": _field(repo, "uuid", path),
+                    "repository_name": repo.get("name"),
+                    "user_uuid": _field(user, "uuid", path),
+                    "permission": _field(e, "permission", path),
+                    "raw": e,
+                },
+            )
 
-
-def _permission_lists(client, writer, pool, base: dict, scope: str, targets: list[tuple[str, str, dict]]) -> None:
-    """Fetch the users and groups permissions-config lists of one page of projects or repositories
-    concurrently (bounded by the pool), and write them with a fetch-log row each, in order."""
-    jobs = [
-        (f"{href}/permissions-config/{kind}", kind, rid, keys)
-        for href, rid, keys in targets
-        for kind in ("users", "groups")
-    ]
-    fetched = pool.map(lambda job: list(client.paginate(job[0], workspace=base["workspace_slug"])), jobs)
-    for (path, kind, rid, keys), items in zip(jobs, fetched, strict=True):
-        _write_grants(writer, scope, kind, {**base, **keys}, items, path)
-        writer.add("fetch_log", {**base, "resource_type": scope, "resource_id": rid, "list": kind,
-                                 "rows": len(items), "fetched_at": datetime.now(UTC)})  # fmt: skip
+    def _permission_lists(self, scope: str, targets: list[tuple[str, str, dict]]) -> None:
+        """The users and groups permissions-config lists of one page of projects or repositories, fetched
+        concurrently (bounded by the pool) and written in order, each with a fetch-log row."""
+        jobs = [
+            (f"{href}/permissions-config/{kind}", kind, rid, keys)
+            for href, rid, keys in targets
+            for kind in ("users", "groups")
+        ]
+        fetched = self.pool.map(lambda job: list(self.client.paginate(job[0], workspace=self.slug)), jobs)
+        for (path, kind, rid, keys), items in zip(jobs, fetched, strict=True):
+            _write_grants(self.writer, scope, kind, {**self.base, **keys}, items, path)
+            self.writer.add(
+                "fetch_log",
+                {
+                    **self.base,
+                    "resource_type": scope,
+                    "resource_id": rid,
+                    "list": kind,
+                    "rows": len(items),
+                    "fetched_at": datetime.now(UTC),
+                },
+            )
 
 
 def _write_grants(writer: SnapshotWriter, scope: str, kind: str, base: dict, items: Iterable[dict], path: str) -> None:

@@ -44,9 +44,11 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     sync_id VARCHAR PRIMARY KEY,
     started_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ,
-    status VARCHAR NOT NULL,            -- running | complete | failed
+    status VARCHAR NOT NULL,            -- running | complete | interrupted (resumable) | failed | abandoned
     api_url VARCHAR,
     credential_kind VARCHAR,
+    options JSON,                       -- what a resumed sync must match: API root and workspace filter
+    resumes INTEGER,                    -- how many times it was resumed from its checkpoints
     workspaces VARCHAR[],
     entity_counts JSON,
     api_calls JSON,
@@ -57,9 +59,23 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
 """
 
 
+CHECKPOINTS = """
+CREATE TABLE IF NOT EXISTS raw.sync_checkpoints (
+    sync_id VARCHAR NOT NULL,
+    workspace_slug VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,             -- members | projects | repositories | effective
+    next_url VARCHAR,                   -- the page to continue from
+    done BOOLEAN NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (sync_id, workspace_slug, stage)
+)
+"""
+
+
 def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
+    con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")
 

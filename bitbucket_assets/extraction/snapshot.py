@@ -1,4 +1,9 @@
-"""Writing one sync's rows into the raw tables, and making them visible only when the sync completed."""
+"""Writing one sync's rows into the raw tables, in checkpoints, visible only when the sync completed.
+
+Rows are buffered and written inside a DuckDB transaction that commits together with a checkpoint
+row (`raw.sync_checkpoints`: where each workspace's stage stopped). A kill therefore loses at most the
+work since the last checkpoint, and never leaves rows without the checkpoint that accounts for them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import pandas as pd
 from .raw_schema import TABLES, column_names, create_raw_schema
 
 FLUSH_ROWS = 5000
+RESUMABLE = ("running", "interrupted")
 
 
 class SnapshotWriter:
@@ -22,75 +28,154 @@ class SnapshotWriter:
         self.con, self.sync_id = con, sync_id
         self.buffers: dict[str, list[tuple]] = defaultdict(list)
         self.counts: Counter = Counter()
+        self.in_transaction = False
+        self.resumed = False
+        self._seen_users: set[str] = set()
         create_raw_schema(con)
 
-    def begin(self, api_url: str, credential_kind: str) -> list[str]:
-        """Register the sync as running, after removing what earlier killed or failed syncs left behind."""
-        abandoned = [
-            r[0] for r in self.con.execute("SELECT sync_id FROM raw.syncs WHERE status <> 'complete'").fetchall()
-        ]
+    def begin(self, api_url: str, credential_kind: str, options: dict[str, Any]) -> list[str]:
+        """Resume an unfinished sync made with the same settings, or start a new one.
+
+        Returns the ids of unfinished syncs that were abandoned (their rows deleted)."""
+        key = json.dumps({"api_url": api_url, **options}, sort_keys=True)
+        unfinished = self.con.execute(
+            "SELECT sync_id, status, options FROM raw.syncs WHERE status NOT IN ('complete', 'abandoned') "
+            "ORDER BY started_at DESC"
+        ).fetchall()
+        resume = next((r[0] for r in unfinished if r[1] in RESUMABLE and r[2] == key), None)
+        abandoned = [r[0] for r in unfinished if r[0] != resume]
         for sync_id in abandoned:
             self._delete_rows(sync_id)
-        self.con.execute("UPDATE raw.syncs SET status = 'abandoned' WHERE status = 'running'")
-        self.con.execute(
-            "INSERT INTO raw.syncs (sync_id, started_at, status, api_url, credential_kind) "
-            "VALUES (?, ?, 'running', ?, ?)",
-            [self.sync_id, datetime.now(UTC), api_url, credential_kind],
-        )
+            self.con.execute("UPDATE raw.syncs SET status = 'abandoned' WHERE sync_id = ?", [sync_id])
+        if resume is not None:
+            self.sync_id, self.resumed = resume, True
+            self.con.execute(
+                "UPDATE raw.syncs SET status = 'running', resumes = coalesce(resumes, 0) + 1 WHERE sync_id = ?",
+                [resume],
+            )
+            self._seen_users = {
+                r[0] for r in self.con.execute("SELECT user_uuid FROM raw.users WHERE sync_id = ?", [resume]).fetchall()
+            }
+            for table in TABLES:
+                self.counts[table] = self.con.execute(
+                    f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [resume]
+                ).fetchone()[0]
+        else:
+            self.con.execute(
+                "INSERT INTO raw.syncs (sync_id, started_at, status, api_url, credential_kind, options) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                [self.sync_id, datetime.now(UTC), api_url, credential_kind, key],
+            )
         return abandoned
+
+    # ---- rows ----
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         values = tuple(self.sync_id if c == "sync_id" else _cell(row.get(c)) for c in column_names(table))
         self.buffers[table].append(values)
         self.counts[table] += 1
         if len(self.buffers[table]) >= FLUSH_ROWS:
-            self.flush(table)
+            self._flush(table)
 
-    def flush(self, table: str | None = None) -> None:
+    def first_sighting(self, user_uuid: str) -> bool:
+        """True the first time a user is seen in this sync (users are shared by workspaces)."""
+        if user_uuid in self._seen_users:
+            return False
+        self._seen_users.add(user_uuid)
+        return True
+
+    def _flush(self, table: str | None = None) -> None:
         for name in [table] if table else list(self.buffers):
             rows = self.buffers.pop(name, [])
-            if rows:
-                frame = pd.DataFrame(rows, columns=column_names(name), dtype=object)  # noqa: F841 - read by SQL
-                self.con.execute(f"INSERT INTO raw.{name} SELECT * FROM frame")
+            if not rows:
+                continue
+            if not self.in_transaction:
+                self.con.execute("BEGIN TRANSACTION")
+                self.in_transaction = True
+            frame = pd.DataFrame(rows, columns=column_names(name), dtype=object)  # noqa: F841 - read by SQL
+            self.con.execute(f"INSERT INTO raw.{name} SELECT * FROM frame")
+
+    # ---- checkpoints ----
+
+    def checkpoint(self, workspace: str, stage: str, next_url: str | None) -> None:
+        """Commit everything buffered with where `stage` of `workspace` continues (None: it is done)."""
+        self._flush()
+        if not self.in_transaction:
+            self.con.execute("BEGIN TRANSACTION")
+            self.in_transaction = True
+        self.con.execute(
+            "INSERT OR REPLACE INTO raw.sync_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+            [self.sync_id, workspace, stage, next_url, next_url is None, datetime.now(UTC)],
+        )
+        self.con.execute("COMMIT")
+        self.in_transaction = False
+
+    def workspace_uuid(self, slug: str) -> str:
+        row = self.con.execute(
+            "SELECT workspace_uuid FROM raw.workspaces WHERE sync_id = ? AND workspace_slug = ?", [self.sync_id, slug]
+        ).fetchone()
+        return row[0]
+
+    def checkpoint_done(self, workspace: str, stage: str) -> bool:
+        return self.resume_point(workspace, stage) == ""
+
+    def resume_point(self, workspace: str, stage: str) -> str | None:
+        """None: not started; "": finished; else the `next` URL to continue from."""
+        row = self.con.execute(
+            "SELECT next_url, done FROM raw.sync_checkpoints WHERE sync_id = ? AND workspace_slug = ? AND stage = ?",
+            [self.sync_id, workspace, stage],
+        ).fetchone()
+        if row is None:
+            return None
+        return "" if row[1] else row[0]
+
+    # ---- endings ----
 
     def complete(self, workspaces: list[str], stats: dict[str, Any]) -> None:
         """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
-        self.flush()
+        self._flush()
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
-            "api_calls = ?, retries = ?, rate_limited = ? WHERE sync_id = ?",
-            [
-                datetime.now(UTC),
-                workspaces,
-                json.dumps(counts),
-                json.dumps(stats["calls_by_family"]),
-                stats["retries"],
-                stats["rate_limited"],
-                self.sync_id,
-            ],
-        )
+            "api_calls = ?, retries = ?, rate_limited = ?, error = NULL WHERE sync_id = ?",
+            [datetime.now(UTC), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
+             stats["retries"], stats["rate_limited"], self.sync_id],
+        )  # fmt: skip
+        if self.in_transaction:
+            self.con.execute("COMMIT")
+            self.in_transaction = False
+        self.con.execute("DELETE FROM raw.sync_checkpoints WHERE sync_id = ?", [self.sync_id])
+
+    def interrupt(self, error: str, stats: dict[str, Any] | None) -> None:
+        """Stop without publishing, keeping committed checkpoints so the next sync resumes from them."""
+        self._rollback()
+        self._finish("interrupted", error, stats)
 
     def fail(self, error: str, stats: dict[str, Any] | None) -> None:
-        """Drop this sync's rows and record why it failed."""
-        self.buffers.clear()
+        """Drop this sync's rows (a retry would not help) and record why it failed."""
+        self._rollback()
         self._delete_rows(self.sync_id)
+        self._finish("failed", error, stats)
+
+    def _rollback(self) -> None:
+        self.buffers.clear()
+        if self.in_transaction:
+            self.con.execute("ROLLBACK")
+            self.in_transaction = False
+
+    def _finish(self, status: str, error: str, stats: dict[str, Any] | None) -> None:
+        stats = stats or {}
         self.con.execute(
-            "UPDATE raw.syncs SET status = 'failed', finished_at = ?, error = ?, api_calls = ?, retries = ?, "
+            "UPDATE raw.syncs SET status = ?, finished_at = ?, error = ?, api_calls = ?, retries = ?, "
             "rate_limited = ? WHERE sync_id = ?",
-            [
-                datetime.now(UTC),
-                error[:2000],
-                json.dumps((stats or {}).get("calls_by_family", {})),
-                (stats or {}).get("retries"),
-                (stats or {}).get("rate_limited"),
-                self.sync_id,
-            ],
-        )
+            [status, datetime.now(UTC), error[:2000], json.dumps(stats.get("calls_by_family", {})),
+             stats.get("retries"), stats.get("rate_limited"), self.sync_id],
+        )  # fmt: skip
 
     def _delete_rows(self, sync_id: str) -> None:
         for name in TABLES:
             self.con.execute(f"DELETE FROM raw.{name} WHERE sync_id = ?", [sync_id])
+        self.con.execute("DELETE FROM raw.sync_checkpoints WHERE sync_id = ?", [sync_id])
 
 
 def _cell(value: Any) -> Any:

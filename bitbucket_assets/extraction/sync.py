@@ -1,4 +1,4 @@
-"""One sync: a snapshot written under a fresh `sync_id`, published atomically or not at all."""
+"""One sync: a snapshot written under one `sync_id`, published atomically or not at all."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from ..client import BitbucketClient, BitbucketError
+from ..client import BitbucketClient, BitbucketError, RateLimitExhaustedError, ServerError
 from .extract import ExtractionOptions, extract_snapshot
 from .snapshot import SnapshotWriter
 
@@ -23,6 +23,7 @@ class SyncResult:
     counts: dict[str, int]
     stats: dict[str, Any]
     abandoned: list[str] = field(default_factory=list)
+    resumed: bool = False
 
 
 def new_sync_id() -> str:
@@ -35,16 +36,18 @@ def run_sync(
     options: ExtractionOptions,
     sync_id: str | None = None,
 ) -> SyncResult:
-    """Extract into the raw tables; on any error the sync's rows are removed and the error re-raised."""
-    sync_id = sync_id or new_sync_id()
-    writer = SnapshotWriter(con, sync_id)
-    abandoned = writer.begin(client.api_url, client.credentials.kind)
+    """Extract into the raw tables and publish the snapshot, or nothing.
+
+    An unfinished sync with the same settings (killed, or out of retries on 429/5xx) is resumed from its
+    checkpoints. Errors a retry cannot fix (credentials, scopes, permissions, removed endpoints,
+    malformed payloads) remove the sync's rows before they are re-raised.
+    """
+    writer = SnapshotWriter(con, sync_id or new_sync_id())
+    abandoned = writer.begin(client.api_url, client.credentials.kind, {"workspaces": options.workspaces})
     if abandoned:
-        log.warning(
-            "removed rows of %d earlier sync(s) that never completed: %s",
-            len(abandoned),
-            ", ".join(abandoned),
-        )
+        log.warning("removed rows of %d earlier sync(s) that never completed: %s", len(abandoned), ", ".join(abandoned))
+    if writer.resumed:
+        log.info("resuming sync %s from its checkpoints", writer.sync_id)
     try:
         workspaces = extract_snapshot(client, writer, options)
         if not workspaces:
@@ -52,8 +55,11 @@ def run_sync(
                 "this credential sees no workspace: nothing to snapshot", endpoint="/2.0/user/workspaces"
             )
         writer.complete(workspaces, client.stats.as_dict())
+    except (RateLimitExhaustedError, ServerError, KeyboardInterrupt) as exc:
+        writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
+        raise
     except BaseException as exc:
         writer.fail(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     counts = {k: v for k, v in writer.counts.items() if k != "fetch_log"}
-    return SyncResult(sync_id, workspaces, counts, client.stats.as_dict(), abandoned)
+    return SyncResult(writer.sync_id, workspaces, counts, client.stats.as_dict(), abandoned, writer.resumed)

@@ -103,7 +103,7 @@ def test_non_admin_workspace_fails_the_sync(make_sim, tmp_path) -> None:
         sync(sim, tmp_path / "w.duckdb")
 
 
-def test_failure_midway_rolls_back_and_next_sync_succeeds(make_sim, tmp_path) -> None:
+def test_server_errors_midway_interrupt_and_the_next_sync_resumes(make_sim, tmp_path) -> None:
     sim = make_sim()
     db = tmp_path / "w.duckdb"
     good = sync(sim, db)
@@ -116,13 +116,20 @@ def test_failure_midway_rolls_back_and_next_sync_succeeds(make_sim, tmp_path) ->
         sync(sim, db, max_retries=0)
     with duckdb.connect(str(db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs ORDER BY started_at").fetchall()
-        leftover = sum(
-            con.execute(f"SELECT count(*) FROM raw.{t} WHERE sync_id <> ?", [good.sync_id]).fetchone()[0] for t in RAW
-        )
-    assert statuses == [("complete",), ("failed",)] and leftover == 0
+        interrupted = con.execute("SELECT sync_id FROM raw.syncs WHERE status = 'interrupted'").fetchone()[0]
+        stages = con.execute("SELECT workspace_slug, stage, done FROM raw.sync_checkpoints ORDER BY ALL").fetchall()
+    assert statuses == [("complete",), ("interrupted",)]
+    # tiny-co was finished and committed; tiny-labs stopped in its repositories page.
+    assert ("tiny-co", "repositories", True) in stages and ("tiny-labs", "projects", True) in stages
+    assert not any(ws == "tiny-labs" and stage == "repositories" for ws, stage, _ in stages)
     del sim.org.workspaces["tiny-labs"].repositories["experiments"].group_grants["ghost"]
     sim.org.touch()
-    assert snapshot(db, sync(sim, db).sync_id) == snapshot(db, good.sync_id)
+    before = len(sim.simulator.request_log)
+    resumed = sync(sim, db)
+    assert resumed.resumed and resumed.sync_id == interrupted
+    calls = [r.path for r in sim.simulator.request_log[before:]]
+    assert not [p for p in calls if "tiny-co/" in p or p.endswith("tiny-co")]  # nothing of tiny-co re-fetched
+    assert snapshot(db, resumed.sync_id) == snapshot(db, good.sync_id)
 
 
 def test_faults_do_not_change_the_snapshot(make_sim, tmp_path) -> None:

@@ -46,7 +46,7 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
     options = ExtractionOptions(workspaces=bitbucket.workspace_filter())
     try:
         with duckdb.get_connection() as con:
-            result = run_sync(client, con, options, sync_id=context.run_id)
+            result = run_sync(client, con, options, sync_id=context.run.run_id)
             outcomes = [check(con, result.sync_id) for check in ALL_CHECKS]
     finally:
         client.close()
