@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+# dagster-dbt reads the manifest when the definitions load: parse the dbt project first.
+MANIFEST := dbt_project/target/manifest.json
+$(MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f) dbt_project/dbt_project.yml
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
+
+install: $(STAMP) $(MANIFEST)
 
 demo: install
 	$(BIN)/bitbucket-access demo

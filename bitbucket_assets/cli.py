@@ -39,14 +39,19 @@ def sync() -> None:
         metadata[key] = {k: v.value for k, v in event.materialization.metadata.items()}
     manifest = metadata["raw/syncs"]
     click.echo(f"sync {manifest['sync_id']} complete: workspaces {manifest['workspaces']}")
-    for key, meta in sorted(metadata.items()):
-        if "dagster/row_count" in meta:
-            click.echo(f"  {key}: {meta['dagster/row_count']} rows")
     click.echo(
         f"  API calls: {manifest['api_calls']}, retries: {manifest['retries']}, 429s: {manifest['rate_limited']}"
     )
-    for evaluation in result.get_asset_check_evaluations():
-        click.echo(f"  check {evaluation.check_name}: {'passed' if evaluation.passed else 'FAILED'}")
+    for key, meta in sorted(metadata.items()):
+        if "dagster/row_count" in meta:
+            click.echo(f"  {key}: {meta['dagster/row_count']} rows")
+    _print_mart_counts()
+    checks = result.get_asset_check_evaluations()
+    failed = [c.check_name for c in checks if not c.passed]
+    click.echo(
+        f"  checks: {len(checks) - len(failed)} of {len(checks)} passed"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
 
 
 @main.command()
@@ -126,6 +131,17 @@ def demo(org_name: str, days: int) -> None:
         click.echo(f"{len(server.simulator.request_log)} API calls answered by the simulator.")
     click.echo(f"Warehouse: {os.environ['DUCKDB_PATH']} (raw snapshots in schema `raw`, manifest in raw.syncs)")
     click.echo("Next: `.venv/bin/bitbucket-access simulator --org demo` serves the simulator for you to explore.")
+
+
+def _print_mart_counts() -> None:
+    import duckdb
+
+    from .defs.extraction.resources import duckdb_path
+
+    marts = ("fct_grants", "fct_effective_access", "fct_grant_history", "fct_access_changes", "dim_users")
+    with duckdb.connect(duckdb_path(), read_only=True) as con:
+        for mart in marts:
+            click.echo(f"  marts/{mart}: {con.execute(f'select count(*) from marts.{mart}').fetchone()[0]} rows")
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -52,3 +52,15 @@ def tiny_sim() -> Iterator[Sim]:
     server = SimulatorServer(Simulator(load_organisation("tiny"))).start()
     yield Sim(server)
     server.stop()
+
+
+def pytest_configure(config) -> None:
+    """dagster-dbt reads dbt's manifest when the definitions load: make sure it exists (`make` builds it too)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parents[1] / "dbt_project"
+    if not (project / "target" / "manifest.json").exists():
+        dbt = Path(sys.executable).parent / "dbt"
+        subprocess.run([str(dbt), "parse", "--quiet", "--profiles-dir", "."], cwd=project, check=True)

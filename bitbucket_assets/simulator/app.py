@@ -129,7 +129,7 @@ class Simulator:
         self.request_log: list[RequestRecord] = []
         self.lock = threading.RLock()
         self._effective_cache: tuple[int, dict[str, dict[str, str]]] = (-1, {})
-        self._render_cache: dict[tuple, dict] = {}
+        self._render_cache: dict[tuple, Any] = {}
         self._render_version = -1
         self.app = _FaultsAndLog(self, Starlette(routes=self._routes()))
 
@@ -148,8 +148,8 @@ class Simulator:
             and (status is None or r.status == status)
         ]
 
-    def cached(self, key: tuple, render: Callable[..., dict], *args: Any) -> dict:
-        """A rendered payload, reused until the organisation changes (`org.touch()`)."""
+    def cached(self, key: tuple, render: Callable[..., Any], *args: Any) -> Any:
+        """A rendered payload (or derived list), reused until the organisation changes (`org.touch()`)."""
         if self._render_version != self.org.version:
             self._render_cache.clear()
             self._render_version = self.org.version
@@ -496,7 +496,10 @@ class Simulator:
         if q.startswith('repository.name="') and q.count('"') == 2:  # the common case: one repository
             name = q.split('"')[1]
             repos = [r for r in repos if r.name == name]
-        rows = self._effective_rows(ws, repos)
+        if len(repos) == len(ws.repositories):  # the whole workspace: computed once per organisation version
+            rows = self.cached(("effective_rows", ws.slug), self._effective_rows, ws, repos)
+        else:
+            rows = self._effective_rows(ws, repos)
         render = lambda x: p.repository_permission(ws, x[0], users[x[1]], x[2])  # noqa: E731
         # Bitbucket leaves `size` out of this expensive listing.
         return self.page(request, rows, render, fields, with_size=False)

@@ -78,6 +78,3 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
             description=outcome.description,
             metadata=outcome.metadata,
         )
-
-
-sync_job = dg.define_asset_job("bitbucket_sync", selection=dg.AssetSelection.assets(bitbucket_raw_snapshot))

@@ -1,0 +1,1 @@
+"""Warehouse domain: the dbt project (staging → intermediate → marts) as Dagster assets."""

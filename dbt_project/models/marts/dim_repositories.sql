@@ -1,0 +1,15 @@
+select
+    r.workspace_slug,
+    r.repository_uuid,
+    r.repository_slug,
+    r.full_name,
+    r.repository_name,
+    r.project_uuid,
+    r.project_key,
+    r.is_private,
+    r.created_on,
+    r.updated_on,
+    r.sync_id,
+    r.synced_at
+from {{ ref('stg_bitbucket__repositories') }} as r
+inner join {{ ref('stg_bitbucket__syncs') }} as s on r.sync_id = s.sync_id and s.is_latest

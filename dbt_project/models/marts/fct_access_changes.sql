@@ -1,0 +1,49 @@
+-- One row per grant path added, removed or changed (permission moved on the same path), with the sync
+-- and time it was seen. The first sync in the history is the baseline, not a wave of additions.
+with
+
+history as (select * from {{ ref('fct_grant_history') }}),
+
+baseline as (select min(valid_from) as baseline_at from history),
+
+events as (
+    select
+        valid_from as changed_at, first_seen_sync_id as sync_id, 'added' as change,
+        workspace_slug, resource_type, resource_id, resource_key, resource_name, principal_type, principal_id,
+        principal_name, user_account_id, grant_source, via_group_slug, via_project_key,
+        null::varchar as old_permission, permission as new_permission
+    from history
+    where valid_from > (select baseline_at from baseline)
+    union all
+    select
+        valid_to, closed_by_sync_id, 'removed',
+        workspace_slug, resource_type, resource_id, resource_key, resource_name, principal_type, principal_id,
+        principal_name, user_account_id, grant_source, via_group_slug, via_project_key,
+        permission, null
+    from history
+    where valid_to is not null
+)
+
+select
+    md5(concat_ws('|', changed_at, workspace_slug, resource_type, resource_id, principal_type, principal_id,
+        grant_source, coalesce(via_group_slug, ''), coalesce(via_project_key, ''))) as change_id,
+    any_value(sync_id) as sync_id,
+    changed_at,
+    case when count(*) > 1 then 'changed' else any_value(change) end as change,
+    workspace_slug,
+    resource_type,
+    resource_id,
+    any_value(resource_key) as resource_key,
+    any_value(resource_name) as resource_name,
+    principal_type,
+    principal_id,
+    any_value(principal_name) as principal_name,
+    any_value(user_account_id) as user_account_id,
+    grant_source,
+    via_group_slug,
+    via_project_key,
+    max(old_permission) as old_permission,
+    max(new_permission) as new_permission
+from events
+group by changed_at, workspace_slug, resource_type, resource_id, principal_type, principal_id, grant_source,
+    via_group_slug, via_project_key

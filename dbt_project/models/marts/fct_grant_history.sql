@@ -1,0 +1,81 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='grant_version_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+-- Every grant path with the period it held: valid_from (the sync it was first seen in) to valid_to (the
+-- sync it was first missing from; null while current). Built incrementally from complete syncs newer
+-- than the last one processed, plus the versions still open: the daily cost follows the changes and
+-- the current grants, not the number of days kept. A grant that disappears is closed; a re-grant opens
+-- a new version. Running again with no new sync changes nothing.
+
+{% set attrs = ['workspace_slug', 'resource_type', 'resource_id', 'resource_key', 'resource_name', 'principal_type',
+                'principal_id', 'principal_name', 'user_account_id', 'permission', 'grant_source', 'via_group_slug',
+                'via_project_key'] %}
+
+with
+
+head as (
+    {% if is_incremental() %}
+    select max(last_sync_at) as head_at from {{ this }}
+    {% else %}
+    select null::timestamptz as head_at
+    {% endif %}
+),
+
+new_syncs as (
+    select sync_id, synced_at, row_number() over (order by synced_at) as seq
+    from {{ ref('stg_bitbucket__syncs') }}
+    where (select head_at from head) is null or synced_at > (select head_at from head)
+),
+
+timeline as (
+    select p.grant_key, n.seq, null::timestamptz as carried_from, null::varchar as carried_sync_id,
+        {% for a in attrs %}p.{{ a }}{{ ',' if not loop.last }}{% endfor %}
+    from {{ ref('int_grant_paths_named') }} as p
+    inner join new_syncs as n on p.sync_id = n.sync_id
+    {% if is_incremental() %}
+    union all
+    -- Versions still open from earlier runs take part as "sync 0", so they continue or close.
+    select grant_key, 0, valid_from, first_seen_sync_id,
+        {% for a in attrs %}{{ a }}{{ ',' if not loop.last }}{% endfor %}
+    from {{ this }}
+    where valid_to is null
+    {% endif %}
+),
+
+islands as (
+    select *, seq - row_number() over (partition by grant_key order by seq) as island
+    from timeline
+),
+
+versions as (
+    select
+        grant_key,
+        min(seq) as first_seq,
+        max(seq) as last_seq,
+        max(carried_from) as carried_from,
+        max(carried_sync_id) as carried_sync_id,
+        {% for a in attrs %}arg_max({{ a }}, seq) as {{ a }}{{ ',' if not loop.last }}{% endfor %}
+    from islands
+    group by grant_key, island
+)
+
+select
+    md5(v.grant_key || '|' || strftime(coalesce(v.carried_from, f.synced_at), '%Y-%m-%dT%H:%M:%S.%f'))
+        as grant_version_id,
+    v.grant_key,
+    {% for a in attrs %}v.{{ a }},{% endfor %}
+    coalesce(v.carried_from, f.synced_at) as valid_from,
+    nxt.synced_at as valid_to,
+    coalesce(v.carried_sync_id, f.sync_id) as first_seen_sync_id,
+    nxt.sync_id as closed_by_sync_id,
+    nxt.synced_at is null as is_current,
+    (select max(synced_at) from new_syncs) as last_sync_at
+from versions as v
+left join new_syncs as f on f.seq = v.first_seq
+left join new_syncs as nxt on nxt.seq = v.last_seq + 1
+where exists (select 1 from new_syncs)

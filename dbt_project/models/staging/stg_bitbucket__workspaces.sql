@@ -1,0 +1,11 @@
+select
+    s.synced_at,
+    r.sync_id,
+    r.workspace_uuid,
+    r.workspace_slug,
+    r.name as workspace_name,
+    r.is_private,
+    r.administrator as synced_as_administrator,
+    r.created_on
+from {{ source('bitbucket_raw', 'workspaces') }} as r
+inner join {{ ref('stg_bitbucket__syncs') }} as s using (sync_id)
