@@ -129,7 +129,10 @@ def demo(org_name: str, days: int) -> None:
                 click.echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
             click.get_current_context().invoke(sync)
         click.echo(f"{len(server.simulator.request_log)} API calls answered by the simulator.")
-    click.echo(f"Warehouse: {os.environ['DUCKDB_PATH']} (raw snapshots in schema `raw`, manifest in raw.syncs)")
+    from .defs.warehouse.read_copy import read_copy_path
+
+    click.echo(f"Warehouse: {os.environ['DUCKDB_PATH']} (written by the pipeline only)")
+    click.echo(f"Analysts open: {read_copy_path(os.environ['DUCKDB_PATH'])} (marts in schema `marts`; see README)")
     click.echo("Next: `.venv/bin/bitbucket-access simulator --org demo` serves the simulator for you to explore.")
 
 

@@ -7,6 +7,7 @@ from .defs.extraction.assets import bitbucket_raw_snapshot
 from .defs.extraction.resources import bitbucket_resource_from_env, duckdb_path
 from .defs.warehouse.assets import effective_access_matches_bitbucket, raw_snapshot_retention, warehouse_models
 from .defs.warehouse.project import dbt_resource
+from .defs.warehouse.read_copy import analyst_read_copy
 
 # A sync is the raw snapshot followed by the dbt build over it.
 sync_job = dg.define_asset_job("bitbucket_sync", selection=dg.AssetSelection.all())
@@ -14,7 +15,7 @@ sync_job = dg.define_asset_job("bitbucket_sync", selection=dg.AssetSelection.all
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[bitbucket_raw_snapshot, warehouse_models, raw_snapshot_retention],
+        assets=[bitbucket_raw_snapshot, warehouse_models, raw_snapshot_retention, analyst_read_copy],
         asset_checks=[effective_access_matches_bitbucket],
         jobs=[sync_job],
         resources={

@@ -54,6 +54,29 @@ def tiny_sim() -> Iterator[Sim]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory):
+    """`bitbucket-access demo --days 3` run once, as a user runs it: its output and its warehouse files."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
+    exe = shutil.which("bitbucket-access") or str(Path(sys.executable).parent / "bitbucket-access")
+    out = subprocess.run(
+        [exe, "demo", "--days", "3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+        env={**os.environ, "DUCKDB_PATH": str(db)},
+    ).stdout
+    return SimpleNamespace(db=db, read_copy=db.with_name("demo.read.duckdb"), stdout=out)
+
+
 def pytest_configure(config) -> None:
     """dagster-dbt reads dbt's manifest when the definitions load: make sure it exists (`make` builds it too)."""
     import subprocess

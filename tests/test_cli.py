@@ -43,17 +43,19 @@ def test_simulator_command_serves_an_organisation() -> None:
         proc.wait(timeout=10)
 
 
-def test_demo_runs_simulator_and_syncs_end_to_end(tmp_path) -> None:
-    env = {**os.environ, "DUCKDB_PATH": str(tmp_path / "demo.duckdb")}
-    out = subprocess.run(
-        [*command(), "demo", "--days", "2"], capture_output=True, text=True, timeout=300, check=True, env=env
-    ).stdout
-    assert out.count("complete: workspaces northwind, northwind-labs") == 2
-    assert "raw/repositories: 200 rows" in out  # day 1; day 2 has the new repositories
+def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
+    out = demo_warehouse.stdout
+    assert out.count("complete: workspaces northwind, northwind-labs") == 3
+    assert "raw/repositories: 200 rows" in out  # day 1; later days have the new repositories
     assert "marts/fct_grants:" in out and "FAILED" not in out
     assert re.search(r"checks: (\d+) of \1 passed", out)
     assert SIM_API_TOKEN not in out
-    with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
+    assert f"Analysts open: {demo_warehouse.read_copy}" in out
+    with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs").fetchall()
         repos = con.execute("SELECT count(DISTINCT sync_id) FROM raw.repositories").fetchone()[0]
-    assert statuses == [("complete",), ("complete",)] and repos == 2
+        changes = con.execute("SELECT count(*) FROM marts.fct_access_changes").fetchone()[0]
+    assert statuses == [("complete",)] * 3 and repos == 3
+    assert changes > 0  # the simulated days produced history
+    with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.fct_grants").fetchone()[0] > 1000

@@ -20,9 +20,16 @@ from bitbucket_assets.defs.warehouse.assets import (
     warehouse_models,
 )
 from bitbucket_assets.defs.warehouse.project import dbt_resource
+from bitbucket_assets.defs.warehouse.read_copy import analyst_read_copy
 from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 
-ASSETS = [bitbucket_raw_snapshot, warehouse_models, raw_snapshot_retention, effective_access_matches_bitbucket]
+ASSETS = [
+    bitbucket_raw_snapshot,
+    warehouse_models,
+    raw_snapshot_retention,
+    analyst_read_copy,
+    effective_access_matches_bitbucket,
+]
 
 
 @dataclass
