@@ -1,0 +1,39 @@
+"""The Dagster deployment files: definitions, the schedule and the local instance's concurrency limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from bitbucket_assets.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_schedule_runs_the_whole_sync() -> None:
+    schedule = defs.resolve_schedule_def("daily_bitbucket_sync")
+    assert schedule.cron_schedule == "0 5 * * *" and schedule.execution_timezone == "UTC"
+    assert schedule.job_name == "bitbucket_sync"
+
+
+def test_every_duckdb_writer_is_in_one_pool() -> None:
+    pools = {asset.node_def.name: asset.node_def.pool for asset in defs.assets}
+    assert pools == {
+        "bitbucket_raw_snapshot": "duckdb_writer",
+        "warehouse_models": "duckdb_writer",
+        "raw_snapshot_retention": "duckdb_writer",
+        "analyst_read_copy": "duckdb_writer",
+    }
+
+
+def test_local_instance_allows_one_writer_and_one_run(tmp_path) -> None:
+    config = yaml.safe_load((ROOT / "dagster_home" / "dagster.yaml").read_text())
+    assert config["concurrency"] == {"pools": {"default_limit": 1}, "runs": {"max_concurrent_runs": 1}}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster_home" / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
