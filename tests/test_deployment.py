@@ -37,3 +37,19 @@ def test_local_instance_allows_one_writer_and_one_run(tmp_path) -> None:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+
+
+def test_dagster_finds_the_definitions_from_workspace_yaml() -> None:
+    import subprocess
+    import sys
+
+    dagster = Path(sys.executable).parent / "dagster"
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Validation successful for code location bitbucket_assets.definitions" in result.stderr + result.stdout
