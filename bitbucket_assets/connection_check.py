@@ -49,7 +49,7 @@ def check_connection(client: BitbucketClient) -> CheckReport:
             client.request(method, path, params={"pagelen": 1} if method == "GET" else None,
                            json_body={} if method == "PUT" else None, workspace=workspace, ok=ok)  # fmt: skip
         except MissingScopesError as exc:
-            missing.update(exc.required)
+            missing.update(set(exc.required) - set(exc.granted))
         except NotFoundError:
             pass  # authorised, the object just does not exist (the provisioning probe)
         except BitbucketError as exc:
@@ -60,7 +60,7 @@ def check_connection(client: BitbucketClient) -> CheckReport:
         me = client.get("/2.0/user")
         report.identity = f"{me.get('display_name')} {me.get('uuid', '')}".strip()
     except MissingScopesError as exc:
-        report.missing_for_sync.update(exc.required)
+        report.missing_for_sync.update(set(exc.required) - set(exc.granted))
     except BitbucketError as exc:
         report.problems.append(str(exc))
         return report

@@ -1,0 +1,107 @@
+"""`bitbucket-access check`: identity, credential kind, workspaces, admin rights, missing scopes, verdict."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bitbucket_assets.client import BitbucketClient, Credentials, PermissionDeniedError
+from bitbucket_assets.connection_check import check_connection
+from bitbucket_assets.simulator import SIM_ACCESS_TOKEN, SIM_API_TOKEN
+
+from .test_extraction import sync
+
+
+def client(sim, creds) -> BitbucketClient:
+    return BitbucketClient(creds, sim.url, requests_per_hour=1e7, backoff_base=0.01, backoff_max=0.02)
+
+
+def test_full_token_is_ready_for_everything(make_sim) -> None:
+    sim = make_sim()
+    report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)))
+    assert report.identity.startswith("Access Sync Bot {")
+    assert report.workspaces == [("tiny-co", True), ("tiny-labs", True)]
+    assert report.can_sync and report.can_provision
+    assert report.lines()[-1] == "verdict: ready to sync and to provision"
+    # The provisioning probe changed nothing.
+    assert not [r for r in sim.simulator.request_log if r.method == "PUT" and r.status == 200]
+
+
+def test_read_only_token_lists_what_provisioning_lacks(make_sim) -> None:
+    sim = make_sim()
+    reads = {
+        "read:user:bitbucket",
+        "read:workspace:bitbucket",
+        "read:project:bitbucket",
+        "read:repository:bitbucket",
+        "read:permission:bitbucket",
+    }
+    sim.simulator.credentials.add_api_token("ro@tiny.example", "ro-token", sim.org.operator_uuid, reads)
+    report = check_connection(client(sim, Credentials.api_token("ro@tiny.example", "ro-token")))
+    assert report.can_sync and not report.can_provision
+    assert report.missing_for_provisioning == {"write:permission:bitbucket"}
+    assert "verdict: ready to sync, not ready to provision" in report.lines()
+
+
+def test_missing_read_scopes_and_non_admin(make_sim) -> None:
+    sim = make_sim()
+    ben = sim.user("ben")
+    sim.simulator.credentials.add_api_token(
+        ben.email, "ben-token", ben.uuid, {"read:user:bitbucket", "read:workspace:bitbucket"}
+    )
+    report = check_connection(client(sim, Credentials.api_token(ben.email, "ben-token")))
+    assert report.workspaces == [("tiny-co", False), ("tiny-labs", False)]
+    assert not report.can_sync
+    assert any("not an administrator of tiny-co" in p for p in report.problems)
+
+
+def test_access_token_is_told_it_cannot_read_permissions(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    report = check_connection(client(sim, Credentials.access_token(SIM_ACCESS_TOKEN)))
+    assert any("access tokens cannot read permissions" in p for p in report.problems)
+    with pytest.raises(PermissionDeniedError, match="Access tokens cannot"):
+        bearer = client(sim, Credentials.access_token(SIM_ACCESS_TOKEN))
+        from bitbucket_assets.extraction.extract import ExtractionOptions
+        from bitbucket_assets.extraction.sync import run_sync
+
+        with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+            run_sync(bearer, con, ExtractionOptions())
+
+
+def test_missing_scope_fails_the_sync_and_names_them(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    sim.simulator.credentials.add_api_token(
+        sim.email, "no-groups", sim.org.operator_uuid, {"read:user:bitbucket", "read:workspace:bitbucket"}
+    )
+    with pytest.raises(
+        Exception,
+        match=r"Required scopes: read:permission:bitbucket; granted: read:user:bitbucket, read:workspace:bitbucket. \[/1.0/groups/tiny-co, workspace tiny-co\]",
+    ):
+        sync(sim, tmp_path / "w.duckdb", token="no-groups")
+
+
+def test_check_command_exit_status(make_sim) -> None:
+    sim = make_sim()
+    exe = Path(sys.executable).parent / "bitbucket-access"
+    env = {
+        **os.environ,
+        "BITBUCKET_API_URL": sim.url,
+        "BITBUCKET_EMAIL": sim.email,
+        "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+    }
+    ok = subprocess.run([str(exe), "check"], capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0 and "verdict: ready to sync and to provision" in ok.stdout
+    bad = subprocess.run(
+        [str(exe), "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "BITBUCKET_API_TOKEN": "ATATT3xWrongToken"},
+    )
+    assert bad.returncode == 1 and "authentication failed" in bad.stdout
+    assert "ATATT3xWrongToken" not in bad.stdout + bad.stderr
