@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bitbucket_assets.client import BitbucketClient, Credentials, PermissionDeniedError
+from bitbucket_assets.client import BitbucketClient, Credentials, MissingScopesError, PermissionDeniedError
 from bitbucket_assets.connection_check import check_connection
 from bitbucket_assets.simulator import SIM_ACCESS_TOKEN, SIM_API_TOKEN
 
@@ -78,10 +78,8 @@ def test_missing_scope_fails_the_sync_and_names_them(make_sim, tmp_path) -> None
     sim.simulator.credentials.add_api_token(
         sim.email, "no-groups", sim.org.operator_uuid, {"read:user:bitbucket", "read:workspace:bitbucket"}
     )
-    with pytest.raises(
-        Exception,
-        match=r"Required scopes: read:permission:bitbucket; granted: read:user:bitbucket, read:workspace:bitbucket. \[/1.0/groups/tiny-co, workspace tiny-co\]",
-    ):
+    expected = r"Required scopes: read:permission:bitbucket; granted: read:user:bitbucket, read:workspace:bitbucket"
+    with pytest.raises(MissingScopesError, match=expected + r". \[/1.0/groups/tiny-co, workspace tiny-co\]"):
         sync(sim, tmp_path / "w.duckdb", token="no-groups")
 
 
