@@ -31,6 +31,8 @@ class SnapshotWriter:
         self.in_transaction = False
         self.resumed = False
         self._seen_users: set[str] = set()
+        # Pages stream through; DuckDB's cache would otherwise grow towards 80 % of RAM on a large sync.
+        con.execute("SET memory_limit = '384MB'")
         create_raw_schema(con)
 
     def begin(self, api_url: str, credential_kind: str, options: dict[str, Any]) -> list[str]:
