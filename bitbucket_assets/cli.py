@@ -27,12 +27,7 @@ def sync() -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        error = failure.step_failure_data.error if failure else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        message = error.message.strip().splitlines()[-1] if error and error.message.strip() else "the sync failed"
-        raise click.ClickException(message)
+        raise click.ClickException(_failure_message(result))
     metadata = {}
     for event in result.get_asset_materialization_events():
         key = event.asset_key.to_user_string()
@@ -70,6 +65,81 @@ def check() -> None:
         click.echo(line)
     if not report.can_sync:
         sys.exit(1)
+
+
+@main.group()
+def requests() -> None:
+    """Group-membership requests (provisioning.access_requests)."""
+
+
+@requests.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_requests_command(path: str) -> None:
+    """Import requests from a CSV or JSON Lines file: every row valid, or nothing imported."""
+    import duckdb
+
+    from .defs.extraction.resources import duckdb_path
+    from .provisioning.requests_import import RequestImportError, import_requests
+
+    try:
+        with duckdb.connect(duckdb_path()) as con:
+            count = import_requests(con, path)
+    except RequestImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"imported {count} request(s) into provisioning.access_requests")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Show and log the plan; call nothing, change nothing.")
+@click.option("--max-changes", default=50, show_default=True, help="Abort before any call above this many changes.")
+@click.option("--expire", is_flag=True, help="Run the just-in-time expiry instead of new requests.")
+def provision(dry_run: bool, max_changes: int, expire: bool) -> None:
+    """Fulfil approved group-membership requests (runs the Dagster job in-process)."""
+    import dagster as dg
+
+    from .definitions import build_definitions
+
+    name = "expire_jit_access" if expire else "provision_group_membership"
+    op = "expire_just_in_time_access" if expire else "apply_approved_requests"
+    job = build_definitions().resolve_job_def(name)
+    config = {"ops": {op: {"config": {"dry_run": dry_run, "max_changes_per_run": max_changes}}}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+        if not result.success:
+            raise click.ClickException(_failure_message(result))
+        events = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+        metadata = {k: v.value for k, v in events[0].event_specific_data.metadata.items()} if events else {}
+    click.echo(
+        ("plan (dry run): " if dry_run else "provisioning: ") + ", ".join(f"{k} {v}" for k, v in metadata.items())
+    )
+    _print_provisioning_log(result.run_id)
+
+
+def _print_provisioning_log(run_id: str) -> None:
+    import duckdb
+
+    from .defs.extraction.resources import duckdb_path
+
+    with duckdb.connect(duckdb_path(), read_only=True) as con:
+        rows = con.execute(
+            "select request_id, action, outcome, http_status, coalesce(error, '') from provisioning.provisioning_log "
+            "where run_id = ? order by attempted_at",
+            [run_id],
+        ).fetchall()
+    for request_id, action, outcome, status, error in rows:
+        click.echo(
+            f"  {request_id}: {action} -> {outcome}"
+            + (f" (HTTP {status})" if status else "")
+            + (f" {error}" if error else "")
+        )
+
+
+def _failure_message(result) -> str:
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    error = failure.step_failure_data.error if failure else None
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[-1] if error and error.message.strip() else "the run failed"
 
 
 @main.command()

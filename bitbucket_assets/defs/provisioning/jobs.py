@@ -1,0 +1,96 @@
+"""Ops and jobs that fulfil approved requests and expire just-in-time access."""
+
+import hashlib
+import os
+
+import dagster as dg
+import duckdb as duckdb_lib
+from dagster_duckdb import DuckDBResource
+
+from ...provisioning.engine import Provisioner, ProvisioningPolicy
+from ..extraction.assets import DUCKDB_WRITERS
+from ..extraction.resources import BitbucketResource
+
+
+class ProvisioningConfig(dg.Config):
+    dry_run: bool = False  # show and log the plan; call nothing
+    max_changes_per_run: int = 50
+    max_approval_age_days: float = 30.0
+    protected_groups: list[str] = ["administrators"]
+
+
+def _policy(config: ProvisioningConfig) -> ProvisioningPolicy:
+    return ProvisioningPolicy(config.max_approval_age_days, tuple(config.protected_groups), config.max_changes_per_run)
+
+
+def _summary(context: dg.OpExecutionContext, report, label: str) -> dg.Output:
+    counts = {o: report.count(o) for o in ("applied", "no_change", "rejected", "failed", "expired")}
+    context.log.info(f"{label}: {counts}; planned {len(report.planned)}; reconciled after a crash {report.reconciled}")
+    return dg.Output(None, metadata={**counts, "planned": len(report.planned), "reconciled": len(report.reconciled)})
+
+
+@dg.op(pool=DUCKDB_WRITERS, description="Validate approved pending requests and apply them through the 1.0 groups API.")
+def apply_approved_requests(
+    context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
+):
+    client = None if config.dry_run else bitbucket.get_client()
+    with duckdb.get_connection() as con:
+        report = Provisioner(client, con, _policy(config), run_id=context.run_id).provision(dry_run=config.dry_run)
+    for request in report.planned:
+        context.log.info(
+            f"plan: {request['action']} {request['user_id']} in {request['workspace_slug']}/{request['group_slug']} "
+            f"(request {request['request_id']}, approved by {request['approved_by']})"
+        )
+    return _summary(context, report, "dry run" if config.dry_run else "provisioning")
+
+
+@dg.op(pool=DUCKDB_WRITERS, description="Remove just-in-time memberships whose expires_at has passed.")
+def expire_just_in_time_access(
+    context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
+):
+    with duckdb.get_connection() as con:
+        report = Provisioner(bitbucket.get_client(), con, _policy(config), run_id=context.run_id).expire()
+    return _summary(context, report, "expiry")
+
+
+@dg.job(description="Fulfil approved group-membership requests from provisioning.access_requests.")
+def provision_group_membership():
+    apply_approved_requests()
+
+
+@dg.job(description="Undo just-in-time group memberships at expiry.")
+def expire_jit_access():
+    expire_just_in_time_access()
+
+
+jit_expiry_schedule = dg.ScheduleDefinition(
+    name="jit_expiry_every_15_minutes",
+    job=expire_jit_access,
+    cron_schedule=os.environ.get("BITBUCKET_JIT_EXPIRY_CRON") or "*/15 * * * *",
+    execution_timezone=os.environ.get("BITBUCKET_SYNC_TIMEZONE") or "UTC",
+)
+
+
+def approved_pending(database: str) -> list[str]:
+    """Ids of approved requests waiting for the job, read with a brief read-only connection."""
+    with duckdb_lib.connect(database, read_only=True) as con:
+        rows = con.execute(
+            "select request_id from provisioning.access_requests where status = 'pending' and approved_by is not null "
+            "order by request_id"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+@dg.sensor(job=provision_group_membership, minimum_interval_seconds=60)
+def approved_requests_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource):
+    """Starts the job when approved requests wait. It holds no connection while idle and opens the warehouse
+    read-only for one query; if a writer holds the file at that moment, it tries again at the next tick."""
+    try:
+        waiting = approved_pending(duckdb.database)
+    except (duckdb_lib.IOException, duckdb_lib.CatalogException) as exc:
+        return dg.SkipReason(f"warehouse busy or not initialised: {type(exc).__name__}")
+    if not waiting:
+        return dg.SkipReason("no approved request is waiting")
+    # One run per set of waiting requests: a request that stays pending (failed run) does not retrigger forever.
+    run_key = "approved-" + hashlib.sha1("|".join(waiting).encode()).hexdigest()[:16]
+    return dg.RunRequest(run_key=run_key, tags={"approved_pending": str(len(waiting))})

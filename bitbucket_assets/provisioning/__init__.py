@@ -1,0 +1,1 @@
+"""Provisioning: fulfil approved group-membership requests exactly once, with an audit trail."""

@@ -1,0 +1,310 @@
+"""Fulfilling approved group-membership requests: validate, apply once, log every attempt.
+
+Exactly-once: before a membership call the intent is committed (`provisioning_intents`); after it,
+the log row, the request's status and the intent's removal commit together. A run killed in between
+leaves the intent behind; the next run reads the group's live membership, and if the change is already
+there it records it as applied instead of calling again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+
+from ..client import (
+    AuthenticationError,
+    BitbucketClient,
+    BitbucketError,
+    MissingScopesError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitExhaustedError,
+    ServerError,
+)
+from .tables import ACTIONS, create_provisioning_tables
+
+
+@dataclass
+class ProvisioningPolicy:
+    max_approval_age_days: float = 30.0
+    protected_groups: tuple[str, ...] = ("administrators",)
+    max_changes_per_run: int = 50
+
+
+class ChangeCapExceeded(RuntimeError):
+    """More approved changes than the per-run cap: nothing was called, nothing changed."""
+
+
+@dataclass
+class ProvisioningReport:
+    planned: list[dict] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)  # request_id -> outcome
+    reconciled: list[str] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcomes.values() if o == outcome)
+
+
+class Provisioner:
+    def __init__(
+        self,
+        client: BitbucketClient | None,
+        con: duckdb.DuckDBPyConnection,
+        policy: ProvisioningPolicy | None = None,
+        run_id: str | None = None,
+        now: datetime | None = None,
+    ):
+        self.client, self.con = client, con
+        self.policy = policy or ProvisioningPolicy()
+        self.run_id = run_id or uuid.uuid4().hex
+        self.now = now or datetime.now(UTC)
+        self.report = ProvisioningReport()
+        self._members: dict[tuple[str, str], set[str]] = {}
+        create_provisioning_tables(con)
+
+    # ---- the job ----
+
+    def provision(self, dry_run: bool = False) -> ProvisioningReport:
+        if not dry_run:
+            self.reconcile_intents()
+        candidates = self._pending_requests()
+        valid = []
+        for request in candidates:
+            problem = self._offline_problem(request)
+            if problem:
+                self._finish(request, "rejected", problem, dry_run=dry_run)
+            else:
+                valid.append(request)
+        if len(valid) > self.policy.max_changes_per_run:
+            raise ChangeCapExceeded(
+                f"{len(valid)} approved requests exceed the cap of {self.policy.max_changes_per_run} changes per run: "
+                "nothing was applied. Raise the cap (max_changes_per_run) or split the batch."
+            )
+        for request in valid:
+            if dry_run:
+                self._log(request, request["action"], "planned", None, "dry run: no call made", dry_run=True)
+                self.report.planned.append(request)
+                continue
+            self._apply(request)
+        return self.report
+
+    def expire(self) -> ProvisioningReport:
+        """Undo just-in-time grants whose time is up, unless another active approved request still covers them."""
+        self.reconcile_intents()
+        due = self._rows(
+            "select * from provisioning.access_requests where status = 'applied' and action = 'add' "
+            "and expires_at is not null and expires_at <= ? order by expires_at, request_id",
+            [self.now],
+        )
+        for request in due:
+            cover = self._rows(
+                # An add that found the user already in the group (no_change) covers the membership too.
+                "select request_id from provisioning.access_requests where status in ('applied', 'no_change') "
+                "and action = 'add' and workspace_slug = ? and group_slug = ? and user_id = ? and request_id <> ? "
+                "and (expires_at is null or expires_at > ?) order by request_id limit 1",
+                [request["workspace_slug"], request["group_slug"], request["user_id"], request["request_id"], self.now],
+            )
+            if cover:
+                note = f"expired; access kept because request {cover[0]['request_id']} still covers it"
+                self._finish(request, "expired", note, action="expire")
+                continue
+            self._apply(request, action="remove", log_action="expire", success="expired")
+        return self.report
+
+    # ---- crash recovery ----
+
+    def reconcile_intents(self) -> None:
+        for intent in self._rows("select * from provisioning.provisioning_intents order by recorded_at"):
+            request = self._request(intent["request_id"])
+            members = self._live_members(intent["workspace_slug"], intent["group_slug"], refresh=True)
+            wanted_present = intent["action"] == "add"
+            if (intent["user_uuid"] in members) == wanted_present:
+                outcome = "expired" if request["status"] == "applied" and request["action"] == "add" else "applied"
+                self._finish(
+                    request, outcome, "the previous run's call had taken effect (reconciled after a crash)",
+                    action="expire" if outcome == "expired" else request["action"], user_uuid=intent["user_uuid"],
+                )  # fmt: skip
+                self.report.reconciled.append(request["request_id"])
+            else:
+                self.con.execute(
+                    "delete from provisioning.provisioning_intents where request_id = ? and action = ?",
+                    [intent["request_id"], intent["action"]],
+                )
+
+    # ---- steps ----
+
+    def _pending_requests(self) -> list[dict]:
+        # Requests nobody approved yet stay pending: the job takes approved ones only.
+        return self._rows(
+            "select * from provisioning.access_requests where status = 'pending' "
+            "and (approved_by is not null or approved_at is not null) order by approved_at nulls last, request_id"
+        )
+
+    def _offline_problem(self, request: dict) -> str | None:
+        """Rules that need no call; the live ones follow in `_apply`."""
+        if request["action"] not in ACTIONS:
+            return f"action {request['action']!r} is not one of add, remove"
+        if not request["approved_by"]:
+            return "no approver (approved_by is empty)"
+        if request["approved_by"].strip().lower() == (request["requested_by"] or "").strip().lower():
+            return f"approved by the requester ({request['approved_by']}): a second person must approve"
+        if request["approved_at"] is None:
+            return "approval has no time (approved_at is empty)"
+        age = self.now - request["approved_at"]
+        if age > timedelta(days=self.policy.max_approval_age_days):
+            return f"approval is {age.days} days old; the limit is {self.policy.max_approval_age_days:g} days"
+        if request["approved_at"] > self.now + timedelta(minutes=5):
+            return "approval is dated in the future"
+        if request["group_slug"] in self.policy.protected_groups and not request["allow_protected"]:
+            return f"group {request['group_slug']!r} is protected; the request must set allow_protected"
+        if request["expires_at"] is not None and request["expires_at"] <= self.now and request["action"] == "add":
+            return "expires_at is already past"
+        snapshot_problem = self._snapshot_problem(request)
+        return snapshot_problem
+
+    def _snapshot_problem(self, request: dict) -> str | None:
+        """User and group must exist in the workspace's latest complete snapshot (when there is one)."""
+        try:
+            groups = self.con.execute(
+                "select count(*) from marts.dim_groups where workspace_slug = ? and group_slug = ?",
+                [request["workspace_slug"], request["group_slug"]],
+            ).fetchone()[0]
+            users = self.con.execute(
+                "select count(*) from staging.stg_bitbucket__workspace_members m "
+                "join staging.stg_bitbucket__syncs s on m.sync_id = s.sync_id and s.is_latest "
+                "where m.workspace_slug = ? and (m.user_uuid = ? or m.account_id = ?)",
+                [request["workspace_slug"], request["user_id"], request["user_id"]],
+            ).fetchone()[0]
+        except duckdb.CatalogException:
+            return None  # no warehouse yet: the live checks decide
+        if not groups:
+            return (
+                f"group {request['group_slug']!r} is not in workspace {request['workspace_slug']!r} (latest snapshot)"
+            )
+        if not users:
+            ws = request["workspace_slug"]
+            return f"user {request['user_id']!r} is not a member of workspace {ws!r} (latest snapshot)"
+        return None
+
+    def _apply(self, request: dict, action: str | None = None, log_action: str | None = None, success: str = "applied"):
+        action = action or request["action"]
+        log_action = log_action or action
+        ws, group = request["workspace_slug"], request["group_slug"]
+        try:
+            member = self.client.get(f"/2.0/workspaces/{quote(ws)}/members/{quote(request['user_id'])}", workspace=ws)
+            user_uuid = member["user"]["uuid"]
+            members = self._live_members(ws, group)
+        except NotFoundError as exc:
+            what = "group" if "/1.0/groups/" in exc.endpoint else "user"
+            missing = group if what == "group" else request["user_id"]
+            return self._finish(request, "rejected", f"{what} {missing!r} not found in workspace {ws!r} (live)",
+                                action=log_action, http_status=404)  # fmt: skip
+        except BitbucketError as exc:
+            return self._finish(request, "failed", _explain(exc), action=log_action, http_status=exc.status)
+        if (user_uuid in members) == (action == "add"):
+            state = "already a member" if action == "add" else "not a member"
+            outcome = success if log_action == "expire" else "no_change"
+            return self._finish(request, outcome, f"{state}: nothing to do", action=log_action, user_uuid=user_uuid)
+        self.con.execute(
+            "insert or replace into provisioning.provisioning_intents values (?, ?, ?, ?, ?, ?, ?)",
+            [request["request_id"], action, ws, group, user_uuid, self.run_id, datetime.now(UTC)],
+        )
+        path = f"/1.0/groups/{quote(ws)}/{quote(group)}/members/{quote(user_uuid)}"
+        try:
+            if action == "add":
+                response = self.client.request("PUT", path, json_body={}, workspace=ws, ok=(200, 409))
+            else:
+                response = self.client.request("DELETE", path, workspace=ws, ok=(204, 404))
+        except BitbucketError as exc:
+            return self._finish(request, "failed", _explain(exc), action=log_action, http_status=exc.status,
+                                user_uuid=user_uuid)  # fmt: skip
+        if response.status_code in (409, 404):
+            outcome = success if log_action == "expire" else "no_change"
+            note = "already a member" if response.status_code == 409 else "not a member"
+        else:
+            outcome, note = success, None
+            (members.add if action == "add" else members.discard)(user_uuid)
+        return self._finish(
+            request, outcome, note, action=log_action, http_status=response.status_code, user_uuid=user_uuid
+        )
+
+    # ---- bookkeeping ----
+
+    def _finish(
+        self,
+        request: dict,
+        outcome: str,
+        note: str | None,
+        *,
+        action: str | None = None,
+        http_status: int | None = None,
+        user_uuid: str | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        """Log the attempt, set the request's status and drop its intent, in one transaction."""
+        self.report.outcomes[request["request_id"]] = outcome
+        if dry_run:
+            self._log(request, action or request["action"], outcome, http_status, note, dry_run=True)
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._log(request, action or request["action"], outcome, http_status, note, user_uuid=user_uuid)
+            self.con.execute(
+                "update provisioning.access_requests set status = ?, status_reason = ?, updated_at = ? "
+                "where request_id = ?",
+                [outcome, note, datetime.now(UTC), request["request_id"]],
+            )
+            self.con.execute(
+                "delete from provisioning.provisioning_intents where request_id = ?", [request["request_id"]]
+            )
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _log(self, request: dict, action: str, outcome: str, http_status: int | None, error: str | None, *,
+             user_uuid: str | None = None, dry_run: bool = False) -> None:  # fmt: skip
+        self.con.execute(
+            "insert into provisioning.provisioning_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [uuid.uuid4().hex, request["request_id"], request["workspace_slug"], request["group_slug"],
+             user_uuid or (request["user_id"] if request["user_id"].startswith("{") else None), action, outcome,
+             http_status, error, request["requested_by"], request["approved_by"], datetime.now(UTC), self.run_id,
+             dry_run],
+        )  # fmt: skip
+
+    def _live_members(self, ws: str, group: str, refresh: bool = False) -> set[str]:
+        key = (ws, group)
+        if refresh or key not in self._members:
+            members = self.client.get(f"/1.0/groups/{quote(ws)}/{quote(group)}/members", workspace=ws)
+            self._members[key] = {m["uuid"] for m in members}
+        return self._members[key]
+
+    def _request(self, request_id: str) -> dict:
+        return self._rows("select * from provisioning.access_requests where request_id = ?", [request_id])[0]
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[dict]:
+        cursor = self.con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _explain(exc: BitbucketError) -> str:
+    """A reason a person understands for a refusal by Bitbucket."""
+    if isinstance(exc, MissingScopesError):
+        return f"the credential lacks scopes ({', '.join(exc.required)}): {exc}"
+    if isinstance(exc, PermissionDeniedError) and "admin.atlassian.com" in str(exc):
+        return f"Bitbucket refused: this workspace's groups are managed from admin.atlassian.com. {exc}"
+    if isinstance(exc, PermissionDeniedError):
+        return f"Bitbucket refused the change (403): {exc}"
+    if isinstance(exc, RateLimitExhaustedError):
+        return f"rate limited by Bitbucket after every retry; the next run will try again: {exc}"
+    if isinstance(exc, ServerError):
+        return f"Bitbucket kept failing (5xx or dropped connections) after every retry: {exc}"
+    if isinstance(exc, AuthenticationError):
+        return f"the credential was refused: {exc}"
+    return str(exc)

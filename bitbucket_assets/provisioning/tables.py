@@ -1,0 +1,69 @@
+"""The provisioning tables (schema `provisioning`) in the warehouse.
+
+`access_requests` is the input people (or the access-review import) write; the pipeline maintains its
+`status`. `provisioning_log` has one row per attempt. `provisioning_intents` records a call before it is
+made, so a run killed at any point can tell, by reading live membership, whether the call took effect.
+"""
+
+from __future__ import annotations
+
+STATUSES = ("pending", "applied", "no_change", "rejected", "failed", "expired")
+ACTIONS = ("add", "remove")
+
+DDL = [
+    "CREATE SCHEMA IF NOT EXISTS provisioning",
+    """
+    CREATE TABLE IF NOT EXISTS provisioning.access_requests (
+        request_id VARCHAR PRIMARY KEY,
+        workspace_slug VARCHAR NOT NULL,
+        group_slug VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,            -- {uuid} or Atlassian account id
+        action VARCHAR NOT NULL,             -- add | remove
+        requested_by VARCHAR NOT NULL,
+        approved_by VARCHAR,
+        approved_at TIMESTAMPTZ,
+        expires_at TIMESTAMPTZ,              -- just-in-time access: removed by itself at this time
+        reason VARCHAR,
+        allow_protected BOOLEAN DEFAULT false, -- explicitly allowed to touch a protected group
+        status VARCHAR NOT NULL DEFAULT 'pending',
+        status_reason VARCHAR,
+        created_at TIMESTAMPTZ DEFAULT current_timestamp,
+        updated_at TIMESTAMPTZ DEFAULT current_timestamp
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS provisioning.provisioning_log (
+        log_id VARCHAR PRIMARY KEY,
+        request_id VARCHAR NOT NULL,
+        workspace_slug VARCHAR,
+        group_slug VARCHAR,
+        user_uuid VARCHAR,
+        action VARCHAR NOT NULL,             -- add | remove | expire
+        outcome VARCHAR NOT NULL,            -- planned | applied | no_change | rejected | failed | expired
+        http_status INTEGER,
+        error VARCHAR,
+        requested_by VARCHAR,
+        approved_by VARCHAR,
+        attempted_at TIMESTAMPTZ NOT NULL,
+        run_id VARCHAR,
+        dry_run BOOLEAN NOT NULL DEFAULT false
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS provisioning.provisioning_intents (
+        request_id VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,             -- add | remove (an expiry is a remove)
+        workspace_slug VARCHAR NOT NULL,
+        group_slug VARCHAR NOT NULL,
+        user_uuid VARCHAR NOT NULL,
+        run_id VARCHAR,
+        recorded_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (request_id, action)
+    )
+    """,
+]
+
+
+def create_provisioning_tables(con) -> None:
+    for statement in DDL:
+        con.execute(statement)
