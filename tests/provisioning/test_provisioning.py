@@ -193,3 +193,18 @@ def test_secrets_never_reach_the_log(make_sim, warehouse, caplog) -> None:
     assert "ATATT3xWrongTokenForProvisioning" not in text and SIM_API_TOKEN not in text
     with open(warehouse, "rb") as db_file:
         assert b"ATATT3xWrongTokenForProvisioning" not in db_file.read()
+
+
+def test_a_credential_kind_that_cannot_write_fails_with_a_reason(make_sim, warehouse) -> None:
+    from bitbucket_assets.client import BitbucketClient, Credentials
+    from bitbucket_assets.provisioning.engine import Provisioner
+    from bitbucket_assets.simulator import SIM_ACCESS_TOKEN
+
+    sim = make_sim()
+    add_request(warehouse, "r1", sim.user("finn"), "leads")
+    client = BitbucketClient(Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7)
+    with duckdb.connect(warehouse) as con:
+        Provisioner(client, con).provision()
+    status, why = statuses(warehouse)["r1"]
+    assert status == "failed" and "Access tokens cannot" in why
+    assert "finn" not in members(sim, "leads")
