@@ -8,8 +8,8 @@
 }}
 -- Every grant path with the period it held: valid_from (the sync it was first seen in) to valid_to (the
 -- sync it was first missing from; null while current). Built incrementally from complete syncs newer
--- than the last one processed, plus the versions still open: the daily cost follows the changes and
--- the current grants, not the number of days kept. A grant that disappears is closed; a re-grant opens
+-- than the last one processed, plus the versions still open, and writes only the versions that changed:
+-- the daily cost follows the changes and the current grants, not the number of days kept. A grant that disappears is closed; a re-grant opens
 -- a new version. Running again with no new sync changes nothing.
 
 {% set attrs = ['workspace_slug', 'resource_type', 'resource_id', 'resource_key', 'resource_name', 'principal_type',
@@ -79,3 +79,6 @@ from versions as v
 left join new_syncs as f on f.seq = v.first_seq
 left join new_syncs as nxt on nxt.seq = v.last_seq + 1
 where exists (select 1 from new_syncs)
+    -- A version carried from earlier runs that is still open has not changed: leave its row alone, so a
+    -- day writes only what changed (new versions and closed ones).
+    and not (v.first_seq = 0 and v.last_seq = (select max(seq) from new_syncs))
