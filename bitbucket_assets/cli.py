@@ -142,6 +142,92 @@ def _failure_message(result) -> str:
     return error.message.strip().splitlines()[-1] if error and error.message.strip() else "the run failed"
 
 
+def _reader_path() -> str:
+    """The analysts' read copy when there is one (never blocks a sync), else the warehouse itself."""
+    from .defs.extraction.resources import duckdb_path
+    from .defs.warehouse.read_copy import read_copy_path
+
+    path = duckdb_path()
+    copy = read_copy_path(path)
+    return str(copy) if not path.startswith("md:") and copy.exists() else path
+
+
+def _timestamp(value: str):
+    from datetime import UTC, datetime, time
+
+    parsed = datetime.fromisoformat(value)
+    if len(value) == 10:  # a date means the end of that day
+        parsed = datetime.combine(parsed.date(), time.max)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@main.group()
+def review() -> None:
+    """User access reviews: export the population for reviewers, import their decisions."""
+
+
+@review.command("export")
+@click.option("--as-of", "as_of", required=True, help="Date or timestamp (UTC) the population is taken at.")
+@click.option("--workspace", default=None, help="Only this workspace.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="xlsx", show_default=True)
+@click.option("--out", "out", default=None, help="Output file (default: access-review-<date>.<format>).")
+def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None) -> None:
+    """One row per (user, resource, permission) with every grant path and reviewer/decision columns."""
+    from pathlib import Path
+
+    import duckdb
+
+    from .reporting.review import export_rows, write_review
+
+    when = _timestamp(as_of)
+    with duckdb.connect(_reader_path(), read_only=True) as con:
+        rows = export_rows(con, when, workspace)
+    target = Path(out or f"access-review-{when:%Y-%m-%d}.{fmt}")
+    write_review(rows, target, fmt)
+    click.echo(f"wrote {len(rows)} review rows to {target}")
+
+
+@review.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def review_import(path: str) -> None:
+    """Turn `revoke` decisions into approved `remove` requests for the provisioning job."""
+    from pathlib import Path
+
+    import duckdb
+
+    from .defs.extraction.resources import duckdb_path
+    from .reporting.review import ReviewImportError, import_review
+
+    try:
+        with duckdb.connect(duckdb_path()) as con:
+            result = import_review(con, Path(path))
+    except ReviewImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{len(result.requests)} remove request(s) created; {result.kept} access(es) kept")
+    for line in result.manual:
+        click.echo(f"  manual: {line}")
+    click.echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")
+
+
+@main.command()
+@click.option("--from", "start", required=True, help="Start date or timestamp (UTC).")
+@click.option("--to", "end", required=True, help="End date or timestamp (UTC).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write.")
+def evidence(start: str, end: str, out: str) -> None:
+    """Write the evidence pack: evidence.html plus the CSVs behind it."""
+    from pathlib import Path
+
+    import duckdb
+
+    from .reporting.evidence import build_evidence_pack
+
+    with duckdb.connect(_reader_path(), read_only=True) as con:
+        pack = build_evidence_pack(con, _timestamp(start), _timestamp(end), Path(out))
+    click.echo(f"evidence pack: {pack.report}")
+    for key, value in pack.metrics.items():
+        click.echo(f"  {key}: {value}")
+
+
 @main.command()
 @click.option("--port", default=7990, show_default=True, help="Loopback port to listen on (0: any free port).")
 @click.option("--org", "org_name", default="demo", show_default=True, help="tiny, demo, large or a YAML/JSON file.")

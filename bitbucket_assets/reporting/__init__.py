@@ -1,0 +1,1 @@
+"""Reporting over the marts: access-review workbooks and the audit evidence pack."""

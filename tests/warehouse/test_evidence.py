@@ -1,0 +1,42 @@
+"""The evidence pack: its numbers equal SQL over the marts, its risks name what `tiny` holds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+from bitbucket_assets.reporting.evidence import build_evidence_pack
+
+from .conftest import History
+
+
+def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) -> None:
+    start, end = datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)
+    with duckdb.connect(tiny_history.db, read_only=True) as con:
+        pack = build_evidence_pack(con, start, end, tmp_path / "pack")
+        population = con.execute("select count(*) from marts.effective_access_as_of(?)", [end]).fetchone()[0]
+        changes = con.execute(
+            "select change, count(*) from marts.fct_access_changes where changed_at between ? and ? group by 1",
+            [start, end],
+        ).fetchall()
+    html = pack.report.read_text()
+    metrics = json.loads(re.search(r'<script type="application/json" id="metrics">(.*?)</script>', html).group(1))
+    assert metrics["population_rows"] == population
+    assert metrics["changes"] == sum(n for _, n in changes) > 0
+    assert {k: metrics[k] for k in ("added", "removed", "changed")} == {
+        k: dict(changes).get(k, 0) for k in ("added", "removed", "changed")
+    }
+    assert f'data-metric="population_rows">{population}<' in html
+    with (tmp_path / "pack" / "population.csv").open() as handle:
+        assert sum(1 for _ in csv.DictReader(handle)) == population
+    with (tmp_path / "pack" / "risks.csv").open() as handle:
+        risks = {(r["risk"], r["resource_key"], r["user_display_name"]) for r in csv.DictReader(handle)}
+    assert ("workspace owner", "tiny-co", "Olga Owner") in risks
+    assert ("public repository", "public-docs", "") in risks
+    assert ("repository without an admin", "orphan-repo", "") in risks
+    assert ("dormant account", "", "Dev Only-Direct") in risks
+    assert "<svg" in html and "http" not in html.split("<body>")[1].split("<script")[0].replace("https://", "")
