@@ -229,6 +229,31 @@ def evidence(start: str, end: str, out: str) -> None:
 
 
 @main.command()
+@click.option("--port", default=8501, show_default=True)
+def dashboard(port: int) -> None:
+    """Serve the audit dashboard (Streamlit) over the analysts' read copy of the warehouse."""
+    import subprocess
+    from pathlib import Path
+
+    app = Path(__file__).parent / "dashboard" / "app.py"
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    click.echo(f"dashboard on http://127.0.0.1:{port}")
+    sys.exit(subprocess.call(command))
+
+
+@main.command()
 @click.option("--port", default=7990, show_default=True, help="Loopback port to listen on (0: any free port).")
 @click.option("--org", "org_name", default="demo", show_default=True, help="tiny, demo, large or a YAML/JSON file.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated organisation and of faults.")

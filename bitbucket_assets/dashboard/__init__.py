@@ -1,0 +1,1 @@
+"""The Streamlit audit dashboard (`bitbucket-access dashboard`)."""

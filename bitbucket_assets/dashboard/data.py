@@ -1,0 +1,115 @@
+"""Queries behind the dashboard. Each opens the analysts' read copy read-only and closes it at once,
+so the dashboard can never block the pipeline (it never opens the file the pipeline writes)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ..defs.warehouse.read_copy import read_copy_path
+from ..reporting.evidence import QUERIES
+
+
+def warehouse_path() -> str:
+    """The read copy of DUCKDB_PATH (BITBUCKET_DASHBOARD_DB overrides it)."""
+    explicit = os.environ.get("BITBUCKET_DASHBOARD_DB")
+    if explicit:
+        return explicit
+    path = os.environ.get("DUCKDB_PATH") or "data/bitbucket_access.duckdb"
+    return path if path.startswith("md:") else str(read_copy_path(path))
+
+
+def query(sql: str, params: dict | list | None = None, path: str | None = None) -> pd.DataFrame:
+    target = path or warehouse_path()
+    if not target.startswith("md:") and not Path(target).exists():
+        raise FileNotFoundError(f"no warehouse at {target}: run `bitbucket-access sync` (or `make demo`) first")
+    with duckdb.connect(target, read_only=True) as con:
+        return con.execute(sql, params or []).df()
+
+
+def snapshots_over_time() -> pd.DataFrame:
+    """Users, groups, repositories, owners/admins and grant paths at every complete sync kept in history."""
+    return query(
+        """
+        with syncs as (
+            select sync_id, finished_at as synced_at, entity_counts from raw.syncs
+            where status in ('complete', 'pruned')
+        )
+        select
+            s.synced_at,
+            cast(s.entity_counts->>'users' as integer) as users,
+            cast(s.entity_counts->>'groups' as integer) as groups,
+            cast(s.entity_counts->>'repositories' as integer) as repositories,
+            (select count(*) from marts.fct_grant_history h
+             where h.valid_from <= s.synced_at and (h.valid_to is null or h.valid_to > s.synced_at)) as grant_paths,
+            (select count(distinct h.principal_id) from marts.fct_grant_history h
+             where h.valid_from <= s.synced_at and (h.valid_to is null or h.valid_to > s.synced_at)
+               and h.principal_type = 'user' and h.permission in ('admin', 'owner')) as owners_and_admins
+        from syncs s
+        order by s.synced_at
+        """
+    )
+
+
+def resources() -> pd.DataFrame:
+    return query(
+        "select distinct workspace_slug, resource_type, resource_key from marts.fct_grant_history "
+        "where resource_type in ('repository', 'project') order by all"
+    )
+
+
+def who_has_access(workspace: str, resource_type: str, key: str, as_of: datetime) -> pd.DataFrame:
+    return query(
+        "select user_display_name, user_account_id, permission, array_to_string(grant_paths, '; ') as grant_paths "
+        "from marts.effective_access_as_of($as_of) "
+        "where workspace_slug = $ws and resource_type = $type and resource_key = $key order by user_display_name",
+        {"as_of": as_of, "ws": workspace, "type": resource_type, "key": key},
+    )
+
+
+def people() -> pd.DataFrame:
+    return query("select user_uuid, display_name, account_id from marts.dim_users order by display_name")
+
+
+def person_access(user_uuid: str) -> pd.DataFrame:
+    return query(
+        "select workspace_slug, resource_type, resource_key, permission, array_to_string(grant_paths, '; ') "
+        "as grant_paths from marts.fct_effective_access where user_uuid = ? order by all",
+        [user_uuid],
+    )
+
+
+def person_history(user_uuid: str) -> pd.DataFrame:
+    return query(
+        "select valid_from, valid_to, workspace_slug, resource_type, resource_key, permission, grant_source, "
+        "via_group_slug, via_project_key from marts.fct_grant_history where principal_id = ? "
+        "order by valid_from desc, resource_key",
+        [user_uuid],
+    )
+
+
+def changes(start: datetime, end: datetime) -> pd.DataFrame:
+    return query(QUERIES["changes"], {"from": start, "to": end})
+
+
+def risks(as_of: datetime) -> pd.DataFrame:
+    return query(QUERIES["risks"], {"to": as_of})
+
+
+def provisioning() -> tuple[pd.DataFrame, pd.DataFrame]:
+    try:
+        requests = query(
+            "select request_id, workspace_slug, group_slug, user_id, action, requested_by, approved_by, approved_at, "
+            "expires_at, status, status_reason, updated_at from provisioning.access_requests order by updated_at desc"
+        )
+        log = query(
+            "select attempted_at, request_id, action, outcome, http_status, error, requested_by, approved_by, run_id, "
+            "dry_run from provisioning.provisioning_log order by attempted_at desc"
+        )
+    except duckdb.CatalogException:
+        return pd.DataFrame(), pd.DataFrame()
+    return requests, log
