@@ -37,9 +37,8 @@ try:
         long = series.melt("synced_at", var_name="measure", value_name="count")
         chart = alt.Chart(long).mark_line(point=True).encode(x="synced_at:T", y="count:Q", color="measure:N")
         st.altair_chart(chart, use_container_width=True)
-        st.caption(
-            f"{len(series)} snapshots, from {series.synced_at.min():%Y-%m-%d %H:%M} to {series.synced_at.max():%Y-%m-%d %H:%M} UTC"
-        )
+        first, last = series.synced_at.min(), series.synced_at.max()
+        st.caption(f"{len(series)} snapshots, from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC")
 
     elif page == "Who has access":
         st.title("Who has access")
