@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
+import duckdb
 
 from .simulator import Faults, RateLimit, Simulator, SimulatorServer, load_organisation
 from .simulator.app import SIM_API_TOKEN
@@ -304,17 +307,69 @@ def demo(org_name: str, days: int) -> None:
             }
         )
         click.echo(f"Simulated Bitbucket Cloud ({org.name}: {_counts(org.counts())}) on {server.url}")
+        context = click.get_current_context()
+        started = datetime.now(UTC)
         for day in range(days):
             if day:
                 changes = server.simulator.advance(days=1, churn=0.02)
                 click.echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
-            click.get_current_context().invoke(sync)
+            context.invoke(sync)
+            if day == 0:
+                click.echo("-- two approved requests (one just-in-time) go through the provisioning job")
+                _demo_requests(org)
+                context.invoke(provision, dry_run=False, max_changes=50, expire=False)
         click.echo(f"{len(server.simulator.request_log)} API calls answered by the simulator.")
     from .defs.warehouse.read_copy import read_copy_path
+    from .reporting.evidence import build_evidence_pack
 
-    click.echo(f"Warehouse: {os.environ['DUCKDB_PATH']} (written by the pipeline only)")
-    click.echo(f"Analysts open: {read_copy_path(os.environ['DUCKDB_PATH'])} (marts in schema `marts`; see README)")
-    click.echo("Next: `.venv/bin/bitbucket-access simulator --org demo` serves the simulator for you to explore.")
+    database = os.environ["DUCKDB_PATH"]
+    evidence_dir = Path(database).with_name(Path(database).stem + "-evidence")
+    with duckdb.connect(str(read_copy_path(database)), read_only=True) as con:
+        pack = build_evidence_pack(con, started - timedelta(days=1), datetime.now(UTC), evidence_dir)
+    click.echo("")
+    click.echo(f"Warehouse:     {database} (written by the pipeline only)")
+    click.echo(f"Analysts open: {read_copy_path(database)} (marts in schema `marts`; questions in the README)")
+    click.echo(f"Evidence pack: {pack.report}")
+    click.echo(f"Dashboard:     DUCKDB_PATH={database} .venv/bin/bitbucket-access dashboard   -> http://127.0.0.1:8501")
+    click.echo("Dagster UI:    .venv/bin/bitbucket-access simulator --org demo   (in one shell), then")
+    click.echo("               cp .env.example .env; set -a; . ./.env; set +a;")
+    click.echo("               DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster dev   -> http://127.0.0.1:3000")
+
+
+def _demo_requests(org) -> None:
+    """Two approved requests on the demo organisation: a just-in-time add and a removal."""
+    from .defs.extraction.resources import duckdb_path
+    from .provisioning.tables import create_provisioning_tables
+
+    ws = next(iter(org.workspaces.values()))
+    group = next(g for g in ws.groups.values() if g.slug not in ("administrators", "contractors") and g.members)
+    newcomer = next(u for u, m in ws.members.items() if m.role != "owner" and u not in group.members)
+    leaver = group.members[0]
+    now = datetime.now(UTC)
+    rows = [
+        ("demo-jit-1", newcomer, "add", now + timedelta(days=7), "on-call cover for one week"),
+        ("demo-remove-1", leaver, "remove", None, "moved to another team"),
+    ]
+    with duckdb.connect(duckdb_path()) as con:
+        create_provisioning_tables(con)
+        for request_id, user, action, expires, reason in rows:
+            con.execute(
+                "insert or ignore into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, "
+                "action, requested_by, approved_by, approved_at, expires_at, reason) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    request_id,
+                    ws.slug,
+                    group.slug,
+                    user,
+                    action,
+                    f"lead@{org.name}.example",
+                    f"security@{org.name}.example",
+                    now,
+                    expires,
+                    reason,
+                ],
+            )
 
 
 def _print_mart_counts() -> None:

@@ -51,6 +51,10 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert re.search(r"checks: (\d+) of \1 passed", out)
     assert SIM_API_TOKEN not in out
     assert f"Analysts open: {demo_warehouse.read_copy}" in out
+    assert "provisioning: applied 2," in out  # the demo's two approved requests
+    evidence = demo_warehouse.db.with_name("demo-evidence") / "evidence.html"
+    assert f"Evidence pack: {evidence}" in out and evidence.exists()
+    assert "bitbucket-access dashboard" in out and "dagster dev" in out
     with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs").fetchall()
         repos = con.execute("SELECT count(DISTINCT sync_id) FROM raw.repositories").fetchone()[0]

@@ -53,3 +53,24 @@ def test_dagster_finds_the_definitions_from_workspace_yaml() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Validation successful for code location bitbucket_assets.definitions" in result.stderr + result.stdout
+
+
+def test_production_files_are_consistent() -> None:
+    """deploy/ parses, keeps one DuckDB writer, loads our code location and keeps secrets out of the files."""
+    instance = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    assert instance["concurrency"]["pools"]["default_limit"] == 1
+    assert instance["run_launcher"]["class"] == "K8sRunLauncher"
+    assert instance["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "bitbucket_assets.definitions"]
+    documented = (ROOT / ".env.example").read_text()
+    for entry in deployment["env"]:
+        assert entry["name"] in documented, f"{entry['name']} is not in .env.example"
+    text = (ROOT / "deploy" / "values.yaml").read_text() + (ROOT / "deploy" / "dagster.yaml").read_text()
+    assert "API_TOKEN" not in text and "ATATT" not in text
+    # The instance file is one Dagster accepts (checked without reaching Postgres or Kubernetes).
+    from dagster._core.instance.config import dagster_instance_config_schema
+    from dagster._config import validate_config
+
+    assert validate_config(dagster_instance_config_schema(), instance).success
