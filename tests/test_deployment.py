@@ -70,7 +70,7 @@ def test_production_files_are_consistent() -> None:
     text = (ROOT / "deploy" / "values.yaml").read_text() + (ROOT / "deploy" / "dagster.yaml").read_text()
     assert "API_TOKEN" not in text and "ATATT" not in text
     # The instance file is one Dagster accepts (checked without reaching Postgres or Kubernetes).
-    from dagster._core.instance.config import dagster_instance_config_schema
     from dagster._config import validate_config
+    from dagster._core.instance.config import dagster_instance_config_schema
 
     assert validate_config(dagster_instance_config_schema(), instance).success

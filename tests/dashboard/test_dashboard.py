@@ -3,38 +3,13 @@ checked against SQL."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from bitbucket_assets.provisioning.tables import create_provisioning_tables
-
 APP = str(Path(__file__).resolve().parents[2] / "bitbucket_assets" / "dashboard" / "app.py")
-
-
-@pytest.fixture(scope="module")
-def dashboard_db(demo_warehouse, tmp_path_factory) -> str:
-    copy = str(tmp_path_factory.mktemp("dash") / "dash.duckdb")
-    shutil.copy(demo_warehouse.read_copy, copy)
-    with duckdb.connect(copy) as con:
-        create_provisioning_tables(con)
-        now = datetime.now(UTC)
-        con.execute(
-            "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, action, "
-            "requested_by, approved_by, approved_at, status) values ('r1', 'northwind', 'payments', '{u}', 'add', "
-            "'a@x', 'b@x', ?, 'applied')",
-            [now],
-        )
-        con.execute(
-            "insert into provisioning.provisioning_log values ('l1', 'r1', 'northwind', 'payments', '{u}', 'add', "
-            "'applied', 200, null, 'a@x', 'b@x', ?, 'run-1', false)",
-            [now],
-        )
-    return copy
 
 
 def run(page: str, db: str, monkeypatch) -> AppTest:
@@ -102,7 +77,10 @@ def test_risks(dashboard_db, monkeypatch) -> None:
 
 def test_provisioning(dashboard_db, monkeypatch) -> None:
     app = run("Provisioning", dashboard_db, monkeypatch)
-    assert metric(app, "Requests") == "1" and metric(app, "Applied") == "1"
+    requests = sql(dashboard_db, "select count(*) from provisioning.access_requests")
+    applied = sql(dashboard_db, "select count(*) from provisioning.access_requests where status = 'applied'")
+    assert metric(app, "Requests") == str(requests) and metric(app, "Applied") == str(applied)
+    assert requests == 3  # the demo's two requests and this test's one
 
 
 def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:
