@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 
 from ..defs.warehouse.read_copy import read_copy_path
-from ..reporting.evidence import QUERIES
+from ..reporting.evidence import QUERIES, risks_sql
 
 
 def warehouse_path() -> str:
@@ -23,11 +23,15 @@ def warehouse_path() -> str:
     return path if path.startswith("md:") else str(read_copy_path(path))
 
 
-def query(sql: str, params: dict | list | None = None, path: str | None = None) -> pd.DataFrame:
-    target = path or warehouse_path()
+def _readable() -> str:
+    target = warehouse_path()
     if not target.startswith("md:") and not Path(target).exists():
         raise FileNotFoundError(f"no warehouse at {target}: run `bitbucket-access sync` (or `make demo`) first")
-    with duckdb.connect(target, read_only=True) as con:
+    return target
+
+
+def query(sql: str, params: dict | list | None = None) -> pd.DataFrame:
+    with duckdb.connect(_readable(), read_only=True) as con:
         return con.execute(sql, params or []).df()
 
 
@@ -97,7 +101,8 @@ def changes(start: datetime, end: datetime) -> pd.DataFrame:
 
 
 def risks(as_of: datetime) -> pd.DataFrame:
-    return query(QUERIES["risks"], {"to": as_of})
+    with duckdb.connect(_readable(), read_only=True) as con:
+        return con.execute(risks_sql(con), {"to": as_of}).df()
 
 
 def provisioning() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -50,6 +50,15 @@ DDL = [
     )
     """,
     """
+    -- People who left (from HR or IT offboarding): the risk report lists any access they still hold.
+    -- Bitbucket's membership payloads do not say an account was deactivated, so this is an input.
+    CREATE TABLE IF NOT EXISTS provisioning.leavers (
+        user_id VARCHAR PRIMARY KEY,         -- {uuid} or Atlassian account id
+        left_on DATE NOT NULL,
+        source VARCHAR
+    )
+    """,
+    """
     CREATE TABLE IF NOT EXISTS provisioning.provisioning_intents (
         request_id VARCHAR NOT NULL,
         action VARCHAR NOT NULL,             -- add | remove (an expiry is a remove)

@@ -75,6 +75,7 @@ QUERIES = {
         union all
         select 'public repository', workspace_slug, 'repository', repository_slug, '', '', 'readable by anyone'
         from marts.dim_repositories where not is_private
+        {{LEAVERS}}
         order by 1, 2, 4, 5
     """,
 }
@@ -90,6 +91,25 @@ td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: left }
 """
 
 
+LEAVERS_RISK = """
+        union all
+        select 'access still held by a leaver', e.workspace_slug, 'user', '', e.user_display_name, e.user_uuid,
+               'left on ' || strftime(l.left_on, '%Y-%m-%d') || '; still reaches ' || count(*) || ' resources'
+        from marts.effective_access_as_of($to) e
+        join provisioning.leavers l on l.user_id in (e.user_uuid, e.user_account_id)
+        where l.left_on <= cast($to as date)
+        group by e.workspace_slug, e.user_display_name, e.user_uuid, l.left_on
+"""
+
+
+def risks_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The risk query, with the leavers' risk when a leavers list exists."""
+    has_leavers = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'provisioning' and table_name = 'leavers'"
+    ).fetchone()[0]
+    return QUERIES["risks"].replace("{LEAVERS}", LEAVERS_RISK if has_leavers else "")
+
+
 @dataclass
 class EvidencePack:
     directory: Path
@@ -102,6 +122,7 @@ def build_evidence_pack(con: duckdb.DuckDBPyConnection, start: datetime, end: da
     params = {"from": start, "to": end}
     tables: dict[str, tuple[list[str], list[tuple]]] = {}
     for name, sql in QUERIES.items():
+        sql = risks_sql(con) if name == "risks" else sql
         try:
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             cursor = con.execute(sql, used)

@@ -14,6 +14,24 @@ from bitbucket_assets.reporting.evidence import build_evidence_pack
 from .conftest import History
 
 
+def test_leavers_still_holding_access_are_a_risk(tiny_history: History, tmp_path) -> None:
+    import shutil
+
+    from bitbucket_assets.provisioning.tables import create_provisioning_tables
+
+    db = str(tmp_path / "copy.duckdb")
+    shutil.copy(tiny_history.db, db)
+    lena = tiny_history.user("lena")
+    with duckdb.connect(db) as con:
+        create_provisioning_tables(con)
+        con.execute("insert into provisioning.leavers values (?, current_date - 10, 'hr')", [lena.account_id])
+        pack = build_evidence_pack(con, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC), tmp_path / "pack")
+    with (pack.directory / "risks.csv").open() as handle:
+        leavers = [r for r in csv.DictReader(handle) if r["risk"] == "access still held by a leaver"]
+    assert [(r["user_display_name"], r["workspace_slug"]) for r in leavers] == [("Lena Leaver", "tiny-co")]
+    assert "still reaches" in leavers[0]["detail"]
+
+
 def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) -> None:
     start, end = datetime.now(UTC) - timedelta(days=1), datetime.now(UTC)
     with duckdb.connect(tiny_history.db, read_only=True) as con:
