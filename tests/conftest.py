@@ -84,6 +84,11 @@ def pytest_configure(config) -> None:
     from pathlib import Path
 
     project = Path(__file__).resolve().parents[1] / "dbt_project"
-    if not (project / "target" / "manifest.json").exists():
+    manifest = project / "target" / "manifest.json"
+    sources = [
+        project / "dbt_project.yml",
+        *[p for d in ("models", "macros", "tests") for p in (project / d).rglob("*")],
+    ]
+    if not manifest.exists() or max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime:
         dbt = Path(sys.executable).parent / "dbt"
         subprocess.run([str(dbt), "parse", "--quiet", "--profiles-dir", "."], cwd=project, check=True)

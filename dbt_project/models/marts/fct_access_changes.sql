@@ -1,10 +1,32 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='change_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
 -- One row per grant path added, removed or changed (permission moved on the same path), with the sync
 -- and time it was seen. The first sync in the history is the baseline, not a wave of additions.
+-- Incremental: a run reads only the history versions opened or closed after the newest change recorded.
 with
 
-history as (select * from {{ ref('fct_grant_history') }}),
+head as (
+    {% if is_incremental() %}
+    select max(changed_at) as head_at from {{ this }}
+    {% else %}
+    select null::timestamptz as head_at
+    {% endif %}
+),
 
-baseline as (select min(valid_from) as baseline_at from history),
+history as (
+    select * from {{ ref('fct_grant_history') }}
+    where (select head_at from head) is null
+       or valid_from > (select head_at from head)
+       or valid_to > (select head_at from head)
+),
+
+baseline as (select min(valid_from) as baseline_at from {{ ref('fct_grant_history') }}),
 
 events as (
     select
@@ -14,6 +36,7 @@ events as (
         null::varchar as old_permission, permission as new_permission
     from history
     where valid_from > (select baseline_at from baseline)
+      and ((select head_at from head) is null or valid_from > (select head_at from head))
     union all
     select
         valid_to, closed_by_sync_id, 'removed',
@@ -21,7 +44,7 @@ events as (
         principal_name, user_account_id, grant_source, via_group_slug, via_project_key,
         permission, null
     from history
-    where valid_to is not null
+    where valid_to is not null and ((select head_at from head) is null or valid_to > (select head_at from head))
 )
 
 select

@@ -35,7 +35,7 @@ new_syncs as (
 timeline as (
     select p.grant_key, n.seq, null::timestamptz as carried_from, null::varchar as carried_sync_id,
         {% for a in attrs %}p.{{ a }}{{ ',' if not loop.last }}{% endfor %}
-    from {{ ref('int_grant_paths_named') }} as p
+    from ({{ named_grant_paths("sync_id in (select sync_id from new_syncs)") }}) as p
     inner join new_syncs as n on p.sync_id = n.sync_id
     {% if is_incremental() %}
     union all

@@ -16,5 +16,6 @@ select
     via_group_slug,
     via_project_key,
     grant_key
-from {{ ref('int_grant_paths_named') }}
-where sync_id = (select sync_id from {{ ref('stg_bitbucket__syncs') }} where is_latest)
+from (
+    {{ named_grant_paths("sync_id in (select sync_id from " ~ ref('stg_bitbucket__syncs') ~ " where is_latest)") }}
+)
