@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,9 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import machine  # noqa: E402
 
 from bitbucket_assets.extraction.retention import prune_raw_snapshots  # noqa: E402
 from bitbucket_assets.extraction.snapshot import SnapshotWriter  # noqa: E402
@@ -34,12 +36,6 @@ from bitbucket_assets.simulator import advance, load_organisation  # noqa: E402
 from bitbucket_assets.simulator.model import Organisation  # noqa: E402
 
 DBT = str(Path(sys.executable).parent / "dbt")
-
-
-def machine() -> str:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    return f"{platform.node()} · {cpu} · {os.cpu_count()} cores · Python {platform.python_version()}"
 
 
 def write_snapshot(org: Organisation, con: duckdb.DuckDBPyConnection, sync_id: str) -> None:

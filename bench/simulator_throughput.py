@@ -13,8 +13,6 @@ import base64
 import http.client
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import threading
@@ -24,14 +22,11 @@ from urllib.parse import quote, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import machine, start_simulator  # noqa: E402
 
 from bitbucket_assets.simulator import SIM_API_TOKEN, load_organisation  # noqa: E402
-
-
-def machine() -> str:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    return f"{platform.node()} · {cpu} · {os.cpu_count()} cores · Python {platform.python_version()}"
 
 
 def build_large() -> tuple[float, float]:
@@ -44,33 +39,6 @@ def build_large() -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     seconds, mb = out.split()
     return float(seconds), float(mb)
-
-
-def start_server() -> tuple[subprocess.Popen, str, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "bitbucket_assets.cli",
-        "simulator",
-        "--org",
-        "large",
-        "--port",
-        "0",
-        "--rate-limit",
-        "off",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = re.search(r"on (http://\S+)", proc.stdout.readline()).group(1)
-    email = re.search(r"BITBUCKET_EMAIL=(\S+)", proc.stdout.readline() + proc.stdout.readline()).group(1)
-    return proc, url, email
 
 
 def load(url: str, email: str, paths: list[str], seconds: float, threads: int) -> tuple[int, int, float]:
@@ -134,7 +102,7 @@ def main() -> None:
             f"/2.0/repositories/megacorp/{r.slug}/permissions-config/users" for r in repos
         ],
     }
-    proc, url, email = start_server()
+    proc, url, email = start_simulator("large")
     try:
         load(url, email, sync_mix[:200], 1.0, args.threads)  # warm-up (caches, connections)
         results = {}

@@ -12,8 +12,6 @@ import argparse
 import json
 import math
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +21,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import machine, start_simulator  # noqa: E402
 
 from bitbucket_assets.simulator import SIM_API_TOKEN  # noqa: E402
 
@@ -57,38 +58,6 @@ elapsed = time.perf_counter() - started
 print(json.dumps({"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "stats": client.stats.as_dict(), "counts": counts}))
 """
-
-
-def machine() -> str:
-    lines = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
-    return f"{platform.node()} · {cpu} · {os.cpu_count()} cores · Python {platform.python_version()}"
-
-
-def start_simulator(org: str, rate_limit: str = "off") -> tuple[subprocess.Popen, str, str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bitbucket_assets.cli",
-            "simulator",
-            "--org",
-            org,
-            "--port",
-            "0",
-            "--rate-limit",
-            rate_limit,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = re.search(r"on (http://\S+)", proc.stdout.readline()).group(1)
-    email = re.search(r"BITBUCKET_EMAIL=(\S+)", proc.stdout.readline() + proc.stdout.readline()).group(1)
-    return proc, url, email
 
 
 def run_sync(
