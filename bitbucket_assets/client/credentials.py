@@ -16,6 +16,10 @@ from .errors import AuthenticationError
 Kind = Literal["api_token", "access_token", "oauth", "app_password"]
 DEFAULT_API_URL = "https://api.bitbucket.org"
 DEFAULT_OAUTH_TOKEN_URL = "https://bitbucket.org/site/oauth2/access_token"
+NO_CREDENTIAL = (
+    "No Bitbucket credential configured: set BITBUCKET_EMAIL and BITBUCKET_API_TOKEN (recommended), "
+    "BITBUCKET_ACCESS_TOKEN, or BITBUCKET_OAUTH_CLIENT_ID and BITBUCKET_OAUTH_CLIENT_SECRET."
+)
 APP_PASSWORD_HINT = (
     "App passwords were removed by Atlassian on 2026-07-28: create an Atlassian API token with scopes and set "
     "BITBUCKET_EMAIL and BITBUCKET_API_TOKEN instead."
@@ -75,10 +79,7 @@ def credentials_from_env(env: dict[str, str] | None = None) -> Credentials:
         )
     if env.get("BITBUCKET_USERNAME") and env.get("BITBUCKET_APP_PASSWORD"):
         return Credentials.app_password(env["BITBUCKET_USERNAME"], env["BITBUCKET_APP_PASSWORD"])
-    raise AuthenticationError(
-        "No Bitbucket credential configured: set BITBUCKET_EMAIL and BITBUCKET_API_TOKEN (recommended), "
-        "BITBUCKET_ACCESS_TOKEN, or BITBUCKET_OAUTH_CLIENT_ID and BITBUCKET_OAUTH_CLIENT_SECRET."
-    )
+    raise AuthenticationError(NO_CREDENTIAL)
 
 
 class _Bearer(AuthBase):

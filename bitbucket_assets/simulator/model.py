@@ -151,7 +151,9 @@ class Workspace:
             return "admin"
         ranks = {"read": 1, "write": 2, "create-repo": 3, "admin": 4}
         perms = [project.user_grants[user_uuid]] if user_uuid in project.user_grants else []
-        perms += [p for s, p in project.group_grants.items() if user_uuid in self.groups.get(s, Group(s, s)).members]
+        perms += [
+            p for s, p in project.group_grants.items() if s in self.groups and user_uuid in self.groups[s].members
+        ]
         return max(perms, key=ranks.__getitem__) if perms else None
 
 

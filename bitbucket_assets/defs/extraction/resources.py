@@ -6,8 +6,8 @@ import os
 
 import dagster as dg
 
-from ...client import BitbucketClient, Credentials
-from ...client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL
+from ...client import AuthenticationError, BitbucketClient, Credentials
+from ...client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL, NO_CREDENTIAL
 
 DEFAULT_DUCKDB_PATH = "data/bitbucket_access.duckdb"
 
@@ -46,9 +46,7 @@ class BitbucketResource(dg.ConfigurableResource):
             return Credentials.oauth(self.oauth_client_id, self.oauth_client_secret, self.oauth_token_url)
         if self.username and self.app_password:
             return Credentials.app_password(self.username, self.app_password)
-        from ...client.credentials import credentials_from_env
-
-        return credentials_from_env({})  # raises the "no credential configured" error
+        raise AuthenticationError(NO_CREDENTIAL)
 
     def workspace_filter(self) -> list[str] | None:
         items = [w.strip() for w in (self.workspaces or "").split(",") if w.strip()]
