@@ -151,11 +151,17 @@ def main() -> None:
         versions = con.execute("select count(*) from marts.fct_grant_history").fetchone()[0]
         changes = con.execute("select count(*) from marts.fct_access_changes").fetchone()[0]
         mid = con.execute("select finished_at from raw.syncs where sync_id = 'day-045'").fetchone()
+        when = mid[0] if mid else datetime.now(UTC)
+        # The hardest cases that day: the repository with the most grant paths, the user with the most access.
         repo = con.execute(
-            "select resource_id from marts.fct_grants where resource_type = 'repository' limit 1"
+            "select resource_id from marts.access_as_of(?) where resource_type = 'repository' "
+            "group by 1 order by count(*) desc limit 1",
+            [when],
         ).fetchone()[0]
         user = con.execute(
-            "select principal_id from marts.fct_grants where principal_type = 'user' limit 1"
+            "select principal_id from marts.access_as_of(?) where principal_type = 'user' "
+            "group by 1 order by count(*) desc limit 1",
+            [when],
         ).fetchone()[0]
     size_after_last = os.path.getsize(db)
     sizes.append((args.days, size_after_last))
@@ -166,7 +172,6 @@ def main() -> None:
     results["growth_per_day_steady_mb"] = per_day
     results.update({"history_versions": versions, "access_changes": changes, "file_mb": size_after_last / 1e6,
                     "growth_last_day_mb": growth, "full_snapshot_mb": (size_day1 - 0) / 1e6})  # fmt: skip
-    when = mid[0] if mid else datetime.now(UTC)
     q1 = "select * from marts.effective_access_as_of(?) where resource_type = 'repository' and resource_id = ?"
     q2 = "select * from marts.effective_access_as_of(?) where user_uuid = ?"
     results["repo_as_of_ms"], n1 = timed_query(db, q1, [when, repo])
