@@ -171,10 +171,10 @@ def _bars(title: str, counts: dict[str, int]) -> str:
         width = int(360 * n / top)
         rows.append(
             f'<text x="0" y="{i * 22 + 15}" font-size="12">{html.escape(label)}</text>'
-            f'<rect x="170" y="{i * 22 + 3}" width="{width}" height="16" fill="#2563eb"/>'
-            f'<text x="{175 + width}" y="{i * 22 + 15}" font-size="12">{n}</text>'
+            f'<rect x="250" y="{i * 22 + 3}" width="{width}" height="16" fill="#2563eb"/>'
+            f'<text x="{255 + width}" y="{i * 22 + 15}" font-size="12">{n}</text>'
         )
-    return (f"<h3>{html.escape(title)}</h3><svg width='600' height='{len(counts) * 22 + 6}' role='img' "
+    return (f"<h3>{html.escape(title)}</h3><svg width='680' height='{len(counts) * 22 + 6}' role='img' "
             f"aria-label='{html.escape(title)}'>{''.join(rows)}</svg>")  # fmt: skip
 
 
