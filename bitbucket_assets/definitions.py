@@ -1,7 +1,5 @@
 """Dagster definitions: this module only assembles what the domain packages define."""
 
-import os
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -13,20 +11,10 @@ from .defs.provisioning.jobs import (
     jit_expiry_schedule,
     provision_group_membership,
 )
+from .defs.sync import daily_sync, sync_job
 from .defs.warehouse.assets import effective_access_matches_bitbucket, raw_snapshot_retention, warehouse_models
 from .defs.warehouse.project import dbt_resource
 from .defs.warehouse.read_copy import analyst_read_copy
-
-# A sync is the raw snapshot followed by the dbt build over it, retention and the analysts' copy.
-sync_job = dg.define_asset_job("bitbucket_sync", selection=dg.AssetSelection.all())
-
-daily_sync = dg.ScheduleDefinition(
-    name="daily_bitbucket_sync",
-    job=sync_job,
-    cron_schedule=os.environ.get("BITBUCKET_SYNC_CRON") or "0 5 * * *",
-    execution_timezone=os.environ.get("BITBUCKET_SYNC_TIMEZONE") or "UTC",
-    description="The daily sync; turn it on in the Dagster UI (Automation) or with `dagster schedule start`.",
-)
 
 
 def build_definitions() -> dg.Definitions:
