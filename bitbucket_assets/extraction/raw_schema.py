@@ -6,6 +6,8 @@ filters on that), so a failed or killed sync never shows a partial snapshot.
 
 from __future__ import annotations
 
+from functools import cache
+
 WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL"
 
 TABLES: dict[str, str] = {
@@ -80,5 +82,7 @@ def create_raw_schema(con) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")
 
 
-def column_names(table: str) -> list[str]:
-    return [part.strip().split()[0] for part in TABLES[table].split(",")]
+@cache
+def column_names(table: str) -> tuple[str, ...]:
+    """The table's columns in order; cached, as the writer asks for every row it buffers."""
+    return tuple(part.strip().split()[0] for part in TABLES[table].split(","))

@@ -94,7 +94,7 @@ class SnapshotWriter:
             if not self.in_transaction:
                 self.con.execute("BEGIN TRANSACTION")
                 self.in_transaction = True
-            frame = pd.DataFrame(rows, columns=column_names(name), dtype=object)  # noqa: F841 - read by SQL
+            frame = pd.DataFrame(rows, columns=list(column_names(name)), dtype=object)  # noqa: F841 - read by SQL
             self.con.execute(f"INSERT INTO raw.{name} SELECT * FROM frame")
 
     # ---- checkpoints ----
