@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
-from .client import BitbucketClient, BitbucketError, MissingScopesError, NotFoundError
+from .client import BitbucketApi, BitbucketClient, BitbucketError, MissingScopesError, NotFoundError
+from .client.api import User
 
 PROBE_GROUP = "bitbucket-access-scope-probe"  # never exists: a PUT to it reveals scopes without changing anything
 
@@ -42,12 +42,12 @@ class CheckReport:
 
 
 def check_connection(client: BitbucketClient) -> CheckReport:
+    api = BitbucketApi(client)
     report = CheckReport(credential_kind=client.credentials.kind)
 
-    def probe(method: str, path: str, missing: set[str], workspace: str | None = None, ok=(200,)) -> None:
+    def probe(missing: set[str], call, *args) -> None:
         try:
-            client.request(method, path, params={"pagelen": 1} if method == "GET" else None,
-                           json_body={} if method == "PUT" else None, workspace=workspace, ok=ok)  # fmt: skip
+            call(*args)
         except MissingScopesError as exc:
             missing.update(set(exc.required) - set(exc.granted))
         except NotFoundError:
@@ -55,19 +55,17 @@ def check_connection(client: BitbucketClient) -> CheckReport:
         except BitbucketError as exc:
             report.problems.append(str(exc))
 
-    me: dict = {}
+    me: User | None = None
     try:
-        me = client.get("/2.0/user")
-        report.identity = f"{me.get('display_name')} {me.get('uuid', '')}".strip()
+        me = api.current_user()
+        report.identity = f"{me.display_name} {me.uuid}".strip()
     except MissingScopesError as exc:
         report.missing_for_sync.update(set(exc.required) - set(exc.granted))
     except BitbucketError as exc:
         report.problems.append(str(exc))
         return report
     try:
-        report.workspaces = [
-            (a["workspace"]["slug"], bool(a.get("administrator"))) for a in client.paginate("/2.0/user/workspaces")
-        ]
+        report.workspaces = [(a.slug, a.administrator) for a in api.user_workspaces()]
     except BitbucketError as exc:
         report.problems.append(str(exc))
         return report
@@ -79,25 +77,18 @@ def check_connection(client: BitbucketClient) -> CheckReport:
         report.problems.append("the credential sees no workspace")
         return report
     for slug, admin in report.workspaces:
-        ws = quote(slug)
         if not admin:
             report.problems.append(f"not an administrator of {slug}: groups and permission lists cannot be read there")
             continue
-        reads = ("/permissions", "/projects", "/permissions/repositories")
-        for path in [f"/2.0/workspaces/{ws}{r}" for r in reads] + [f"/2.0/repositories/{ws}", f"/1.0/groups/{ws}"]:
-            probe("GET", path, report.missing_for_sync, slug)
+        for _, call in api.sync_read_probes(slug):
+            probe(report.missing_for_sync, call)
         try:
-            repo = next(iter(client.paginate(f"/2.0/repositories/{ws}", {"pagelen": 1})), None)
+            repo = api.first_repository(slug)
         except BitbucketError:
             repo = None
         if repo:
-            probe(
-                "GET",
-                f"/2.0/repositories/{ws}/{quote(repo['slug'])}/permissions-config/users",
-                report.missing_for_sync,
-                slug,
-            )
-        member = quote(me.get("uuid") or "{00000000-0000-4000-8000-000000000000}")
-        probe("PUT", f"/1.0/groups/{ws}/{PROBE_GROUP}/members/{member}", report.missing_for_provisioning, slug)
+            probe(report.missing_for_sync, api.repository_user_grants, slug, repo.slug)
+        member = me.uuid if me else "{00000000-0000-4000-8000-000000000000}"
+        probe(report.missing_for_provisioning, api.add_group_member, slug, PROBE_GROUP, member)
         break  # scopes are per credential: one administered workspace tells all
     return report

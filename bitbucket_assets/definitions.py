@@ -1,34 +1,31 @@
-"""Dagster definitions: this module only assembles what the domain packages define."""
+"""Dagster definitions: this module only assembles what the domain packages define, from one `Settings`."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from .defs.extraction.assets import bitbucket_raw_snapshot
-from .defs.extraction.resources import bitbucket_resource_from_env, duckdb_path
 from .defs.provisioning.jobs import (
     approved_requests_sensor,
+    build_jit_expiry_schedule,
     expire_jit_access,
-    jit_expiry_schedule,
     provision_group_membership,
 )
-from .defs.sync import daily_sync, sync_job
+from .defs.resources import build_resources
+from .defs.sync import build_daily_sync, build_sync_job
 from .defs.warehouse.assets import effective_access_matches_bitbucket, raw_snapshot_retention, warehouse_models
-from .defs.warehouse.project import dbt_resource
 from .defs.warehouse.read_copy import analyst_read_copy
+from .settings import Settings, load_settings
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or load_settings()
+    sync_job = build_sync_job(settings)
     return dg.Definitions(
         assets=[bitbucket_raw_snapshot, warehouse_models, raw_snapshot_retention, analyst_read_copy],
         asset_checks=[effective_access_matches_bitbucket],
         jobs=[sync_job, provision_group_membership, expire_jit_access],
-        schedules=[daily_sync, jit_expiry_schedule],
+        schedules=[build_daily_sync(settings, sync_job), build_jit_expiry_schedule(settings)],
         sensors=[approved_requests_sensor],
-        resources={
-            "bitbucket": bitbucket_resource_from_env(),
-            "duckdb": DuckDBResource(database=duckdb_path()),
-            "dbt": dbt_resource(),
-        },
+        resources=build_resources(settings),
     )
 
 

@@ -1,10 +1,12 @@
-"""A pure-Python Bitbucket Cloud client: authentication, pagination, pacing, retries, typed errors.
+"""A pure-Python Bitbucket Cloud client: authentication, pagination, pacing, retries, typed errors, and the
+typed endpoints over it (`api.BitbucketApi`).
 
 No Dagster in here: extraction assets, provisioning and the CLI all build on it.
 """
 
+from .api import BitbucketApi, UnknownGroupError, UnknownUserError
 from .client import BitbucketClient, CallStats
-from .credentials import Credentials, credentials_from_env
+from .credentials import Credentials, credentials_from_env, credentials_from_values
 from .errors import (
     AuthenticationError,
     BitbucketError,
@@ -19,6 +21,7 @@ from .errors import (
 
 __all__ = [
     "AuthenticationError",
+    "BitbucketApi",
     "BitbucketClient",
     "BitbucketError",
     "CallStats",
@@ -30,5 +33,8 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitExhaustedError",
     "ServerError",
+    "UnknownGroupError",
+    "UnknownUserError",
     "credentials_from_env",
+    "credentials_from_values",
 ]

@@ -15,6 +15,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from ..clock import Clock, SystemClock, require_real_clock
 from .credentials import APP_PASSWORD_HINT, DEFAULT_API_URL, Credentials, _OAuthClientCredentials
 from .errors import (
     AuthenticationError,
@@ -82,7 +83,10 @@ class BitbucketClient:
     - calls are paced by a token bucket per rate-limit bucket (`/2.0/repositories/*` and the rest),
       `requests_per_hour` each, so a long sync never needs a 429;
     - lists are followed through `next` at `pagelen=100`;
-    - errors are typed (`errors.py`) and name endpoint and workspace, never the credential.
+    - errors are typed (`errors.py`) and name endpoint and workspace, never the credential;
+    - every wait (pacing, backoff) is on `clock`, so a stopping run stops waiting at once.
+
+    Paths are built by `api.BitbucketApi`, the typed layer over this client.
     """
 
     def __init__(
@@ -97,8 +101,11 @@ class BitbucketClient:
         backoff_base: float = 0.5,
         backoff_max: float = 60.0,
         max_workers: int = 8,
+        clock: Clock | None = None,
     ):
         self.api_url = api_url.rstrip("/")
+        self.clock = clock or SystemClock()
+        require_real_clock(self.clock, self.api_url)
         self.credentials = credentials
         self.timeout = timeout
         self.max_workers = max_workers
@@ -107,8 +114,11 @@ class BitbucketClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
-        self.session.auth = credentials.auth(self.session, timeout)
-        self.buckets = {group: TokenBucket(requests_per_hour, per=window_seconds) for group in ("repositories", "api")}
+        self.session.auth = credentials.auth(self.session, timeout, self.clock)
+        self.buckets = {
+            group: TokenBucket(requests_per_hour, per=window_seconds, clock=self.clock)
+            for group in ("repositories", "api")
+        }
         self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
         self.stats = CallStats()
 
@@ -159,6 +169,7 @@ class BitbucketClient:
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
             retry=retry_if_exception_type(_Transient),
+            sleep=self.clock.sleep,  # interruptible, and instant on a simulated clock
             reraise=True,
             before_sleep=self._count_retry,
         )
@@ -172,6 +183,10 @@ class BitbucketClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def interrupt(self) -> None:
+        """End every wait of this client at once (the run is stopping)."""
+        self.clock.interrupt()
 
     # ---- internals ----
 

@@ -1,16 +1,16 @@
-"""The four ways to authenticate, chosen explicitly in code or from the environment (PRODUCT.md)."""
+"""The four ways to authenticate (docs/design.md, "Credentials"), and which one wins when several are set."""
 
 from __future__ import annotations
 
-import os
 import threading
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from ..clock import Clock, SystemClock
 from .errors import AuthenticationError
 
 Kind = Literal["api_token", "access_token", "oauth", "app_password"]
@@ -56,30 +56,42 @@ class Credentials:
     def app_password(cls, username: str, password: str) -> Credentials:
         return cls("app_password", username, password)
 
-    def auth(self, session: requests.Session, timeout: float) -> AuthBase:
+    def auth(self, session: requests.Session, timeout: float, clock: Clock | None = None) -> AuthBase:
         if self.kind in ("api_token", "app_password"):
             return HTTPBasicAuth(self.username, self.secret)
         if self.kind == "access_token":
             return _Bearer(lambda: self.secret)
-        return _OAuthClientCredentials(self, session, timeout)
+        return _OAuthClientCredentials(self, session, timeout, clock or SystemClock())
 
 
-def credentials_from_env(env: dict[str, str] | None = None) -> Credentials:
-    """Pick the credential from the environment, in PRODUCT.md's order of preference."""
-    env = os.environ if env is None else env
-    if env.get("BITBUCKET_EMAIL") and env.get("BITBUCKET_API_TOKEN"):
-        return Credentials.api_token(env["BITBUCKET_EMAIL"], env["BITBUCKET_API_TOKEN"])
-    if env.get("BITBUCKET_ACCESS_TOKEN"):
-        return Credentials.access_token(env["BITBUCKET_ACCESS_TOKEN"])
-    if env.get("BITBUCKET_OAUTH_CLIENT_ID") and env.get("BITBUCKET_OAUTH_CLIENT_SECRET"):
-        return Credentials.oauth(
-            env["BITBUCKET_OAUTH_CLIENT_ID"],
-            env["BITBUCKET_OAUTH_CLIENT_SECRET"],
-            env.get("BITBUCKET_OAUTH_TOKEN_URL") or DEFAULT_OAUTH_TOKEN_URL,
-        )
-    if env.get("BITBUCKET_USERNAME") and env.get("BITBUCKET_APP_PASSWORD"):
-        return Credentials.app_password(env["BITBUCKET_USERNAME"], env["BITBUCKET_APP_PASSWORD"])
+def credentials_from_values(
+    *,
+    email: str | None = None,
+    api_token: str | None = None,
+    access_token: str | None = None,
+    oauth_client_id: str | None = None,
+    oauth_client_secret: str | None = None,
+    oauth_token_url: str | None = None,
+    username: str | None = None,
+    app_password: str | None = None,
+) -> Credentials:
+    """The one place that decides which credential wins: API token, access token, OAuth consumer, app password."""
+    if email and api_token:
+        return Credentials.api_token(email, api_token)
+    if access_token:
+        return Credentials.access_token(access_token)
+    if oauth_client_id and oauth_client_secret:
+        return Credentials.oauth(oauth_client_id, oauth_client_secret, oauth_token_url or DEFAULT_OAUTH_TOKEN_URL)
+    if username and app_password:
+        return Credentials.app_password(username, app_password)
     raise AuthenticationError(NO_CREDENTIAL)
+
+
+def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
+    """The credential from environment variables (`.env.example` names): the process's, or those of `env`."""
+    from ..settings import load_settings  # the settings module is the only reader of the process environment
+
+    return (load_settings() if env is None else load_settings(env)).credentials
 
 
 class _Bearer(AuthBase):
@@ -96,9 +108,9 @@ class _OAuthClientCredentials(_Bearer):
 
     MARGIN = 60.0
 
-    def __init__(self, creds: Credentials, session: requests.Session, timeout: float):
+    def __init__(self, creds: Credentials, session: requests.Session, timeout: float, clock: Clock):
         super().__init__(self._current)
-        self.creds, self.session, self.timeout = creds, session, timeout
+        self.creds, self.session, self.timeout, self.clock = creds, session, timeout, clock
         self._token: str | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
@@ -109,7 +121,7 @@ class _OAuthClientCredentials(_Bearer):
 
     def _current(self) -> str:
         with self._lock:
-            if self._token is None or time.monotonic() >= self._expires - min(self.MARGIN, self._lifetime / 4):
+            if self._token is None or self.clock.monotonic() >= self._expires - min(self.MARGIN, self._lifetime / 4):
                 self._fetch()
             return self._token
 
@@ -135,6 +147,6 @@ class _OAuthClientCredentials(_Bearer):
         body = response.json()
         self._token = body["access_token"]
         self._lifetime = float(body.get("expires_in", 3600))
-        self._expires = time.monotonic() + self._lifetime
+        self._expires = self.clock.monotonic() + self._lifetime
 
     _lifetime = 3600.0

@@ -4,30 +4,35 @@ instead of living on 429s (Bitbucket allows about 1,000 requests per rolling hou
 from __future__ import annotations
 
 import threading
-import time
+
+from ..clock import Clock, SystemClock
 
 
 class TokenBucket:
-    """`rate` requests per `per` seconds with bursts of at most `burst`; thread-safe, blocking."""
+    """`rate` requests per `per` seconds with bursts of at most `burst`; thread-safe, blocking.
 
-    def __init__(self, rate: float, per: float = 3600.0, burst: int | None = None):
+    Each call reserves the next free slot before it waits, so concurrent callers queue in order and a
+    simulated clock advances exactly as far as the budget requires.
+    """
+
+    def __init__(self, rate: float, per: float = 3600.0, burst: int | None = None, clock: Clock | None = None):
+        self.clock = clock or SystemClock()
         self.interval = per / rate
         # A small burst keeps short syncs fast while a long one converges to the budget.
         self.capacity = float(burst if burst is not None else max(1, min(50, int(rate // 20))))
         self.tokens = self.capacity
-        self.updated = time.monotonic()
+        self.updated = self.clock.monotonic()
         self.lock = threading.Lock()
         self.waited = 0.0
 
     def acquire(self) -> None:
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                wait = (1 - self.tokens) * self.interval
-                self.waited += wait
-            time.sleep(wait)
+        with self.lock:
+            now = self.clock.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
+            self.updated = now
+            self.tokens -= 1  # reserve: below zero means in debt until the refill reaches this call's slot
+            if self.tokens >= 0:
+                return
+            deadline = now + (-self.tokens) * self.interval
+            self.waited += deadline - now
+        self.clock.sleep_until(deadline)

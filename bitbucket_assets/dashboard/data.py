@@ -3,24 +3,20 @@ so the dashboard can never block the pipeline (it never opens the file the pipel
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from ..defs.warehouse.read_copy import read_copy_path
 from ..reporting.evidence import QUERIES, risks_sql
+from ..settings import load_settings
+from ..warehouse.files import reader_database
 
 
 def warehouse_path() -> str:
     """The read copy of DUCKDB_PATH (BITBUCKET_DASHBOARD_DB overrides it)."""
-    explicit = os.environ.get("BITBUCKET_DASHBOARD_DB")
-    if explicit:
-        return explicit
-    path = os.environ.get("DUCKDB_PATH") or "data/bitbucket_access.duckdb"
-    return path if path.startswith("md:") else str(read_copy_path(path))
+    return reader_database(load_settings())
 
 
 def _readable() -> str:

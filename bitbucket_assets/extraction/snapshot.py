@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from ..clock import Clock, SystemClock
 from .raw_schema import TABLES, column_names, create_raw_schema
 
 FLUSH_ROWS = 5000
@@ -24,8 +24,9 @@ RESUMABLE = ("running", "interrupted")
 class SnapshotWriter:
     """Buffers rows per table and appends them in batches, all tagged with this sync's id."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, sync_id: str):
+    def __init__(self, con: duckdb.DuckDBPyConnection, sync_id: str, clock: Clock | None = None):
         self.con, self.sync_id = con, sync_id
+        self.clock = clock or SystemClock()  # the client's: a simulated one only ever talks to the simulator
         self.buffers: dict[str, list[tuple]] = defaultdict(list)
         self.counts: Counter = Counter()
         self.in_transaction = False
@@ -66,7 +67,7 @@ class SnapshotWriter:
             self.con.execute(
                 "INSERT INTO raw.syncs (sync_id, started_at, status, api_url, credential_kind, options) "
                 "VALUES (?, ?, 'running', ?, ?, ?)",
-                [self.sync_id, datetime.now(UTC), api_url, credential_kind, key],
+                [self.sync_id, self.clock.now(), api_url, credential_kind, key],
             )
         return abandoned
 
@@ -107,7 +108,7 @@ class SnapshotWriter:
             self.in_transaction = True
         self.con.execute(
             "INSERT OR REPLACE INTO raw.sync_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
-            [self.sync_id, workspace, stage, next_url, next_url is None, datetime.now(UTC)],
+            [self.sync_id, workspace, stage, next_url, next_url is None, self.clock.now()],
         )
         self.con.execute("COMMIT")
         self.in_transaction = False
@@ -140,7 +141,7 @@ class SnapshotWriter:
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
             "api_calls = ?, retries = ?, rate_limited = ?, error = NULL WHERE sync_id = ?",
-            [datetime.now(UTC), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
+            [self.clock.now(), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
              stats["retries"], stats["rate_limited"], self.sync_id],
         )  # fmt: skip
         if self.in_transaction:
@@ -170,7 +171,7 @@ class SnapshotWriter:
         self.con.execute(
             "UPDATE raw.syncs SET status = ?, finished_at = ?, error = ?, api_calls = ?, retries = ?, "
             "rate_limited = ? WHERE sync_id = ?",
-            [status, datetime.now(UTC), error[:2000], json.dumps(stats.get("calls_by_family", {})),
+            [status, self.clock.now(), error[:2000], json.dumps(stats.get("calls_by_family", {})),
              stats.get("retries"), stats.get("rate_limited"), self.sync_id],
         )  # fmt: skip
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import duckdb
 
-from ..client import BitbucketClient, BitbucketError, RateLimitExhaustedError, ServerError
+from ..client import BitbucketApi, BitbucketClient, BitbucketError, RateLimitExhaustedError, ServerError
+from ..client.api import USER_WORKSPACES
+from ..clock import Interrupted
 from .extract import ExtractionOptions, extract_snapshot
 from .snapshot import SnapshotWriter
 
@@ -42,20 +44,18 @@ def run_sync(
     checkpoints. Errors a retry cannot fix (credentials, scopes, permissions, removed endpoints,
     malformed payloads) remove the sync's rows before they are re-raised.
     """
-    writer = SnapshotWriter(con, sync_id or new_sync_id())
+    writer = SnapshotWriter(con, sync_id or new_sync_id(), clock=client.clock)
     abandoned = writer.begin(client.api_url, client.credentials.kind, {"workspaces": options.workspaces})
     if abandoned:
         log.warning("removed rows of %d earlier sync(s) that never completed: %s", len(abandoned), ", ".join(abandoned))
     if writer.resumed:
         log.info("resuming sync %s from its checkpoints", writer.sync_id)
     try:
-        workspaces = extract_snapshot(client, writer, options)
+        workspaces = extract_snapshot(BitbucketApi(client), writer, options)
         if not workspaces:
-            raise BitbucketError(
-                "this credential sees no workspace: nothing to snapshot", endpoint="/2.0/user/workspaces"
-            )
+            raise BitbucketError("this credential sees no workspace: nothing to snapshot", endpoint=USER_WORKSPACES)
         writer.complete(workspaces, client.stats.as_dict())
-    except (RateLimitExhaustedError, ServerError, KeyboardInterrupt) as exc:
+    except (RateLimitExhaustedError, ServerError, KeyboardInterrupt, Interrupted) as exc:
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     except BaseException as exc:

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import duckdb
 
 from ..client import (
     AuthenticationError,
+    BitbucketApi,
     BitbucketClient,
     BitbucketError,
     MissingScopesError,
-    NotFoundError,
     PermissionDeniedError,
     RateLimitExhaustedError,
     ServerError,
+    UnknownGroupError,
+    UnknownUserError,
 )
+from ..clock import Clock, SystemClock
 from .tables import ACTIONS, create_provisioning_tables
 
 
@@ -58,11 +60,15 @@ class Provisioner:
         policy: ProvisioningPolicy | None = None,
         run_id: str | None = None,
         now: datetime | None = None,
+        clock: Clock | None = None,
     ):
         self.client, self.con = client, con
+        self.api = BitbucketApi(client) if client is not None else None
+        # The client's clock, so a simulated run dates its log and judges expiry on the same time line.
+        self.clock = clock or (client.clock if client is not None else SystemClock())
         self.policy = policy or ProvisioningPolicy()
         self.run_id = run_id or uuid.uuid4().hex
-        self.now = now or datetime.now(UTC)
+        self.now = now or self.clock.now()  # the moment approval age and expiry are judged at
         self.report = ProvisioningReport()
         self._members: dict[tuple[str, str], set[str]] = {}
         create_provisioning_tables(con)
@@ -196,12 +202,10 @@ class Provisioner:
         log_action = log_action or action
         ws, group = request["workspace_slug"], request["group_slug"]
         try:
-            member = self.client.get(f"/2.0/workspaces/{quote(ws)}/members/{quote(request['user_id'])}", workspace=ws)
-            user_uuid = member["user"]["uuid"]
+            user_uuid = self.api.workspace_member(ws, request["user_id"]).user.uuid
             members = self._live_members(ws, group)
-        except NotFoundError as exc:
-            what = "group" if "/1.0/groups/" in exc.endpoint else "user"
-            missing = group if what == "group" else request["user_id"]
+        except (UnknownUserError, UnknownGroupError) as exc:
+            what, missing = ("group", group) if isinstance(exc, UnknownGroupError) else ("user", request["user_id"])
             return self._finish(request, "rejected", f"{what} {missing!r} not found in workspace {ws!r} (live)",
                                 action=log_action, http_status=404)  # fmt: skip
         except BitbucketError as exc:
@@ -212,26 +216,21 @@ class Provisioner:
             return self._finish(request, outcome, f"{state}: nothing to do", action=log_action, user_uuid=user_uuid)
         self.con.execute(
             "insert or replace into provisioning.provisioning_intents values (?, ?, ?, ?, ?, ?, ?)",
-            [request["request_id"], action, ws, group, user_uuid, self.run_id, datetime.now(UTC)],
+            [request["request_id"], action, ws, group, user_uuid, self.run_id, self.clock.now()],
         )
-        path = f"/1.0/groups/{quote(ws)}/{quote(group)}/members/{quote(user_uuid)}"
+        write = self.api.add_group_member if action == "add" else self.api.remove_group_member
         try:
-            if action == "add":
-                response = self.client.request("PUT", path, json_body={}, workspace=ws, ok=(200, 409))
-            else:
-                response = self.client.request("DELETE", path, workspace=ws, ok=(204, 404))
+            change = write(ws, group, user_uuid)
         except BitbucketError as exc:
             return self._finish(request, "failed", _explain(exc), action=log_action, http_status=exc.status,
                                 user_uuid=user_uuid)  # fmt: skip
-        if response.status_code in (409, 404):
-            outcome = success if log_action == "expire" else "no_change"
-            note = "already a member" if response.status_code == 409 else "not a member"
-        else:
+        if change.changed:
             outcome, note = success, None
             (members.add if action == "add" else members.discard)(user_uuid)
-        return self._finish(
-            request, outcome, note, action=log_action, http_status=response.status_code, user_uuid=user_uuid
-        )
+        else:
+            outcome = success if log_action == "expire" else "no_change"
+            note = "already a member" if action == "add" else "not a member"
+        return self._finish(request, outcome, note, action=log_action, http_status=change.status, user_uuid=user_uuid)
 
     # ---- bookkeeping ----
 
@@ -257,7 +256,7 @@ class Provisioner:
             self.con.execute(
                 "update provisioning.access_requests set status = ?, status_reason = ?, updated_at = ? "
                 "where request_id = ?",
-                [outcome, note, datetime.now(UTC), request["request_id"]],
+                [outcome, note, self.clock.now(), request["request_id"]],
             )
             self.con.execute(
                 "delete from provisioning.provisioning_intents where request_id = ?", [request["request_id"]]
@@ -273,15 +272,14 @@ class Provisioner:
             "insert into provisioning.provisioning_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [uuid.uuid4().hex, request["request_id"], request["workspace_slug"], request["group_slug"],
              user_uuid or (request["user_id"] if request["user_id"].startswith("{") else None), action, outcome,
-             http_status, error, request["requested_by"], request["approved_by"], datetime.now(UTC), self.run_id,
+             http_status, error, request["requested_by"], request["approved_by"], self.clock.now(), self.run_id,
              dry_run],
         )  # fmt: skip
 
     def _live_members(self, ws: str, group: str, refresh: bool = False) -> set[str]:
         key = (ws, group)
         if refresh or key not in self._members:
-            members = self.client.get(f"/1.0/groups/{quote(ws)}/{quote(group)}/members", workspace=ws)
-            self._members[key] = {m["uuid"] for m in members}
+            self._members[key] = {user.uuid for user in self.api.group_members(ws, group)}
         return self._members[key]
 
     def _request(self, request_id: str) -> dict:

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .tables import ACTIONS, create_provisioning_tables
 
 REQUIRED = ("request_id", "workspace_slug", "group_slug", "user_id", "action", "requested_by")
@@ -101,18 +103,35 @@ def import_requests(con, path: str | Path) -> int:
     clashes = [r["request_id"] for r in rows if r["request_id"] in existing]
     if clashes:
         raise RequestImportError(str(path), [f"request_id: {rid!r} already exists" for rid in clashes])
+    return insert_requests(con, rows)
+
+
+def insert_requests(con, rows: list[dict[str, Any]], *, skip_existing: bool = False) -> int:
+    """Insert requests into `provisioning.access_requests` in one transaction, as one bulk insert.
+
+    Every writer of requests goes through here (`requests import`, `review import`, the demo). With
+    `skip_existing`, a request id already present is left as it is; otherwise it is an error and nothing is
+    inserted. Returns how many rows were inserted."""
+    create_provisioning_tables(con)
+    frame = pd.DataFrame(  # noqa: F841 - read by the SQL below
+        {column: [row.get(column) for row in rows] for column in REQUEST_COLUMNS}, dtype=object
+    )
+    columns = ", ".join(REQUEST_COLUMNS)
+    selected = ", ".join(f"cast({c} as {t}) as {c}" for c, t in zip(REQUEST_COLUMNS, _TYPES, strict=True))
     con.execute("BEGIN TRANSACTION")
     try:
-        for r in rows:
-            con.execute(
-                "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, action, "
-                "requested_by, approved_by, approved_at, expires_at, reason, allow_protected) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [r["request_id"], r["workspace_slug"], r["group_slug"], r["user_id"], r["action"], r["requested_by"],
-                 r["approved_by"], r["approved_at"], r["expires_at"], r["reason"], r["allow_protected"]],
-            )  # fmt: skip
+        before = con.execute("select count(*) from provisioning.access_requests").fetchone()[0]
+        con.execute(
+            f"insert {'or ignore ' if skip_existing else ''}into provisioning.access_requests ({columns}) "
+            f"select {selected} from frame"
+        )
+        after = con.execute("select count(*) from provisioning.access_requests").fetchone()[0]
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return len(rows)
+    return after - before
+
+
+REQUEST_COLUMNS = (*REQUIRED, *OPTIONAL)
+_TYPES = ("varchar",) * len(REQUIRED) + ("varchar", "timestamptz", "timestamptz", "varchar", "boolean")

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from ..provisioning.tables import create_provisioning_tables
+from ..provisioning.requests_import import insert_requests
 
 COLUMNS = [
     "review_item",
@@ -198,30 +198,5 @@ def plan_review_import(path: Path, now: datetime | None = None) -> ReviewImport:
 
 def import_review(con: duckdb.DuckDBPyConnection, path: Path, now: datetime | None = None) -> ReviewImport:
     plan = plan_review_import(path, now)
-    create_provisioning_tables(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for r in plan.requests:
-            con.execute(
-                "insert or ignore into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, "
-                "action, requested_by, approved_by, approved_at, expires_at, reason, allow_protected) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    r["request_id"],
-                    r["workspace_slug"],
-                    r["group_slug"],
-                    r["user_id"],
-                    r["action"],
-                    r["requested_by"],
-                    r["approved_by"],
-                    r["approved_at"],
-                    r["expires_at"],
-                    r["reason"],
-                    r["allow_protected"],
-                ],
-            )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    insert_requests(con, plan.requests, skip_existing=True)
     return plan

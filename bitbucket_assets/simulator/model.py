@@ -120,7 +120,7 @@ class Workspace:
         return [g.slug for g in self.groups.values() if user_uuid in g.members]
 
     def effective_repository_permissions(self, repo: Repository) -> dict[str, str]:
-        """user uuid -> the highest permission the user really holds on `repo` (PRODUCT.md rules)."""
+        """user uuid -> the highest permission the user really holds on `repo` (docs/design.md, "Grant paths")."""
         found: dict[str, list[str]] = {}
 
         def add(user_uuid: str, permission: str) -> None:

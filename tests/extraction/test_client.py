@@ -19,7 +19,6 @@ from bitbucket_assets.client import (
     ServerError,
     credentials_from_env,
 )
-from bitbucket_assets.client.pacer import TokenBucket
 from bitbucket_assets.simulator import (
     SIM_ACCESS_TOKEN,
     SIM_API_TOKEN,
@@ -135,14 +134,6 @@ def test_retry_after_is_honoured(make_sim) -> None:
         client.get("/2.0/user")
     assert client.stats.rate_limited >= 1
     assert time.perf_counter() - started >= 0.9  # waited for the window instead of hammering
-
-
-def test_pacer_spreads_calls() -> None:
-    bucket = TokenBucket(rate=20, per=1.0, burst=2)
-    started = time.perf_counter()
-    for _ in range(12):
-        bucket.acquire()
-    assert 0.45 <= time.perf_counter() - started <= 1.5  # 2 free, then 10 at 20/s
 
 
 def test_pacer_keeps_a_sync_under_the_server_limit(make_sim) -> None:

@@ -7,8 +7,8 @@ import sys
 
 import duckdb
 
-from bitbucket_assets.defs.warehouse.read_copy import read_copy_path
 from bitbucket_assets.simulator import Simulator, SimulatorServer, load_organisation
+from bitbucket_assets.warehouse.files import read_copy_path
 
 from .conftest import run_pipeline
 

@@ -3,14 +3,14 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from ...extraction.checks import ALL_CHECKS
 from ...extraction.extract import ExtractionOptions
 from ...extraction.raw_schema import TABLES
 from ...extraction.sync import run_sync
-from .checks import ALL_CHECKS
+from ...warehouse.files import WRITER_POOL
 from .resources import BitbucketResource
 
 GROUP = "bitbucket_raw"
-DUCKDB_WRITERS = "duckdb_writer"  # every DuckDB writer runs in this pool: one at a time
 RAW_TABLES = [t for t in TABLES if t != "fetch_log"]
 CHECKED = dg.AssetKey(["raw", "repositories"])
 
@@ -38,7 +38,7 @@ CHECK_SPECS = [dg.AssetCheckSpec(check.__name__, asset=CHECKED) for check in ALL
     specs=SPECS,
     check_specs=CHECK_SPECS,
     can_subset=False,
-    pool=DUCKDB_WRITERS,
+    pool=WRITER_POOL,
     description="Extract a complete snapshot of Bitbucket Cloud access into the raw tables of DuckDB.",
 )
 def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: BitbucketResource, duckdb: DuckDBResource):

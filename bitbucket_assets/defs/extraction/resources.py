@@ -1,27 +1,16 @@
-"""Dagster resources for Bitbucket and the DuckDB warehouse."""
+"""The Bitbucket resource: credentials and client settings. Secrets arrive as `EnvVar`s, never as config values."""
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-from ...client import AuthenticationError, BitbucketClient, Credentials
-from ...client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL, NO_CREDENTIAL
-
-DEFAULT_DUCKDB_PATH = "data/bitbucket_access.duckdb"
-
-
-def duckdb_path() -> str:
-    """`DUCKDB_PATH`, resolved the same way by Dagster, dbt and the CLI."""
-    path = os.environ.get("DUCKDB_PATH") or DEFAULT_DUCKDB_PATH
-    if not path.startswith("md:"):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return path
+from ...client import BitbucketClient, Credentials, credentials_from_values
+from ...client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL
+from ...settings import SECRET_VARIABLES, Settings, environment_variable_holds
 
 
 class BitbucketResource(dg.ConfigurableResource):
-    """Bitbucket Cloud credentials and client settings. Secrets come from `EnvVar`s, never from config."""
+    """Bitbucket Cloud credentials and client settings."""
 
     api_url: str = DEFAULT_API_URL
     email: str | None = None
@@ -38,15 +27,16 @@ class BitbucketResource(dg.ConfigurableResource):
     timeout_seconds: float = 30.0
 
     def credentials(self) -> Credentials:
-        if self.email and self.api_token:
-            return Credentials.api_token(self.email, self.api_token)
-        if self.access_token:
-            return Credentials.access_token(self.access_token)
-        if self.oauth_client_id and self.oauth_client_secret:
-            return Credentials.oauth(self.oauth_client_id, self.oauth_client_secret, self.oauth_token_url)
-        if self.username and self.app_password:
-            return Credentials.app_password(self.username, self.app_password)
-        raise AuthenticationError(NO_CREDENTIAL)
+        return credentials_from_values(
+            email=self.email,
+            api_token=self.api_token,
+            access_token=self.access_token,
+            oauth_client_id=self.oauth_client_id,
+            oauth_client_secret=self.oauth_client_secret,
+            oauth_token_url=self.oauth_token_url,
+            username=self.username,
+            app_password=self.app_password,
+        )
 
     def workspace_filter(self) -> list[str] | None:
         items = [w.strip() for w in (self.workspaces or "").split(",") if w.strip()]
@@ -62,26 +52,23 @@ class BitbucketResource(dg.ConfigurableResource):
         )
 
 
-def _env(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else None
-
-
-def bitbucket_resource_from_env() -> BitbucketResource:
-    """The resource wired to the environment variables of PRODUCT.md (secrets as `EnvVar`s)."""
-    settings = {
-        "email": "BITBUCKET_EMAIL",
-        "api_token": "BITBUCKET_API_TOKEN",
-        "access_token": "BITBUCKET_ACCESS_TOKEN",
-        "oauth_client_id": "BITBUCKET_OAUTH_CLIENT_ID",
-        "oauth_client_secret": "BITBUCKET_OAUTH_CLIENT_SECRET",
-        "username": "BITBUCKET_USERNAME",
-        "app_password": "BITBUCKET_APP_PASSWORD",
-        "workspaces": "BITBUCKET_WORKSPACES",
-    }
-    kwargs = {key: env for key, name in settings.items() if (env := _env(name)) is not None}
+def bitbucket_resource(settings: Settings) -> BitbucketResource:
+    """The resource for these settings. A secret the process environment holds is passed as an `EnvVar`, so
+    Dagster resolves it when the run starts and never records its value; one given in code (the demo's
+    simulator token) is passed as it is."""
+    secrets = {}
+    for field, variable in SECRET_VARIABLES.items():
+        secret = getattr(settings, f"bitbucket_{field}")
+        if secret is not None:
+            value = secret.get_secret_value()
+            secrets[field] = dg.EnvVar(variable) if environment_variable_holds(variable, value) else value
     return BitbucketResource(
-        api_url=os.environ.get("BITBUCKET_API_URL") or DEFAULT_API_URL,
-        oauth_token_url=os.environ.get("BITBUCKET_OAUTH_TOKEN_URL") or DEFAULT_OAUTH_TOKEN_URL,
-        requests_per_hour=float(os.environ.get("BITBUCKET_REQUESTS_PER_HOUR") or 900),
-        **kwargs,
+        api_url=settings.bitbucket_api_url,
+        email=settings.bitbucket_email,
+        oauth_client_id=settings.bitbucket_oauth_client_id,
+        oauth_token_url=settings.bitbucket_oauth_token_url,
+        username=settings.bitbucket_username,
+        workspaces=settings.bitbucket_workspaces,
+        requests_per_hour=settings.bitbucket_requests_per_hour,
+        **secrets,
     )

@@ -1,14 +1,14 @@
 """Ops and jobs that fulfil approved requests and expire just-in-time access."""
 
 import hashlib
-import os
 
 import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
 from ...provisioning.engine import Provisioner, ProvisioningPolicy
-from ..extraction.assets import DUCKDB_WRITERS
+from ...settings import Settings
+from ...warehouse.files import WRITER_POOL
 from ..extraction.resources import BitbucketResource
 
 
@@ -29,7 +29,7 @@ def _summary(context: dg.OpExecutionContext, report, label: str) -> dg.Output:
     return dg.Output(None, metadata={**counts, "planned": len(report.planned), "reconciled": len(report.reconciled)})
 
 
-@dg.op(pool=DUCKDB_WRITERS, description="Validate approved pending requests and apply them through the 1.0 groups API.")
+@dg.op(pool=WRITER_POOL, description="Validate approved pending requests and apply them through the 1.0 groups API.")
 def apply_approved_requests(
     context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
 ):
@@ -44,7 +44,7 @@ def apply_approved_requests(
     return _summary(context, report, "dry run" if config.dry_run else "provisioning")
 
 
-@dg.op(pool=DUCKDB_WRITERS, description="Remove just-in-time memberships whose expires_at has passed.")
+@dg.op(pool=WRITER_POOL, description="Remove just-in-time memberships whose expires_at has passed.")
 def expire_just_in_time_access(
     context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
 ):
@@ -63,12 +63,13 @@ def expire_jit_access():
     expire_just_in_time_access()
 
 
-jit_expiry_schedule = dg.ScheduleDefinition(
-    name="jit_expiry_every_15_minutes",
-    job=expire_jit_access,
-    cron_schedule=os.environ.get("BITBUCKET_JIT_EXPIRY_CRON") or "*/15 * * * *",
-    execution_timezone=os.environ.get("BITBUCKET_SYNC_TIMEZONE") or "UTC",
-)
+def build_jit_expiry_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="jit_expiry_every_15_minutes",
+        job=expire_jit_access,
+        cron_schedule=settings.bitbucket_jit_expiry_cron,
+        execution_timezone=settings.bitbucket_sync_timezone,
+    )
 
 
 def approved_pending(database: str) -> list[str]:

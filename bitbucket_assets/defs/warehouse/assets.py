@@ -1,7 +1,8 @@
 """dbt models as Dagster assets, and the reconciliation check against Bitbucket's own effective permissions."""
 
-import os
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -9,7 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
 from ...extraction.retention import prune_raw_snapshots
-from ..extraction.assets import DUCKDB_WRITERS
+from ...warehouse.files import WRITER_POOL
 from .project import dbt_project
 
 
@@ -27,26 +28,33 @@ class WarehouseTranslator(DagsterDbtTranslator):
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=WarehouseTranslator(),
-    pool=DUCKDB_WRITERS,
+    pool=WRITER_POOL,
 )
 def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
-    # dbt runs in its own process and reads DUCKDB_PATH from the environment: point it at the same file.
-    os.environ["DUCKDB_PATH"] = (
-        os.path.abspath(duckdb.database) if not duckdb.database.startswith("md:") else duckdb.database
-    )
-    yield from dbt.cli(["build"], context=context).stream()
+    # dbt runs in its own process (in dbt_project/): hand it the very file Dagster writes, as an absolute path.
+    yield from dbt.cli(["build", "--vars", dbt_vars(duckdb.database)], context=context).stream()
+
+
+def dbt_vars(database: str) -> str:
+    """`--vars` for dbt: the warehouse `profiles.yml` opens (`var('duckdb_path')`)."""
+    path = database if database.startswith("md:") else str(Path(database).resolve())
+    return json.dumps({"duckdb_path": path})
+
+
+class RetentionConfig(dg.Config):
+    keep_syncs: int = 30  # the sync job sets BITBUCKET_RAW_SYNC_RETENTION here
 
 
 @dg.asset(
     deps=[dg.AssetKey(["marts", "fct_grant_history"])],
     group_name="warehouse_marts",
-    pool=DUCKDB_WRITERS,
+    pool=WRITER_POOL,
     kinds={"duckdb"},
     description="Deletes raw snapshots beyond the newest BITBUCKET_RAW_SYNC_RETENTION complete syncs (default 30), "
     "only once fct_grant_history has folded them in: the history survives pruning.",
 )
-def raw_snapshot_retention(duckdb: DuckDBResource) -> dg.MaterializeResult:
-    keep = int(os.environ.get("BITBUCKET_RAW_SYNC_RETENTION") or 30)
+def raw_snapshot_retention(config: RetentionConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    keep = config.keep_syncs
     with duckdb.get_connection() as con:
         pruned = prune_raw_snapshots(con, keep)
     return dg.MaterializeResult(metadata={"kept_syncs": keep, "pruned_syncs": len(pruned), "pruned": pruned})

@@ -1,0 +1,429 @@
+"""The Bitbucket Cloud endpoints this project calls, as typed methods over `BitbucketClient`.
+
+Every Bitbucket path the product uses is built here and nowhere else (the simulator keeps its own, as the
+independent reference). Results are small dataclasses with optional fields plus the object's raw JSON:
+Bitbucket sends sparse objects (a group may be only `owner`, `slug`, `name`; a "Former user" has no
+`account_id`), so only the identity a caller needs (a uuid, a slug, a key) is required, and its absence
+raises `MalformedResponseError` naming the endpoint and the field.
+
+Path segments are quoted with no safe characters, so a `/` in a slug can never reach another endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from .client import BitbucketClient
+from .errors import MalformedResponseError, NotFoundError
+
+T = TypeVar("T")
+
+USER_WORKSPACES = "/2.0/user/workspaces"  # errors about the workspace list name this endpoint
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+# ---- typed results ----
+
+
+@dataclass(frozen=True)
+class User:
+    uuid: str
+    account_id: str | None = None
+    display_name: str | None = None
+    nickname: str | None = None
+    type: str | None = None  # `user`, `app_user`, ... as Bitbucket says
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class WorkspaceAccess:
+    """An entry of `/2.0/user/workspaces`: a workspace the credential sees, and whether it administers it."""
+
+    slug: str
+    uuid: str | None
+    name: str | None
+    administrator: bool
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    uuid: str
+    slug: str
+    name: str | None = None
+    is_private: bool | None = None
+    created_on: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class WorkspaceMember:
+    user: User
+    permission: str | None = None  # owner | collaborator | member
+    added_on: str | None = None
+    last_accessed: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Group:
+    slug: str
+    name: str | None = None
+    permission: str | None = None  # the group's default repository permission
+    auto_add: bool | None = None
+    members: tuple[User, ...] = ()
+    raw: dict = field(default_factory=dict, repr=False, compare=False)  # without `members`
+
+
+@dataclass(frozen=True)
+class Project:
+    uuid: str
+    key: str
+    name: str | None = None
+    is_private: bool | None = None
+    created_on: str | None = None
+    updated_on: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Repository:
+    uuid: str
+    slug: str
+    full_name: str | None = None
+    name: str | None = None
+    project_uuid: str | None = None
+    project_key: str | None = None
+    is_private: bool | None = None
+    created_on: str | None = None
+    updated_on: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class UserGrant:
+    """A permissions-config entry for a user on a project or repository."""
+
+    user: User
+    permission: str
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class GroupGrant:
+    """A permissions-config entry for a group on a project or repository."""
+
+    group_slug: str
+    group_name: str | None
+    permission: str
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class EffectivePermission:
+    """Bitbucket's own effective permission of a user on a repository."""
+
+    repository_uuid: str
+    repository_name: str | None
+    user: User
+    permission: str
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list and the opaque `next` link to continue from (None on the last page)."""
+
+    items: list[T]
+    next_url: str | None
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """The answer to a group-membership write: `changed` is False when Bitbucket says it was already so."""
+
+    status: int
+    changed: bool
+
+
+class UnknownUserError(NotFoundError):
+    """The user is not a member of the workspace (or not visible to the credential)."""
+
+
+class UnknownGroupError(NotFoundError):
+    """The group does not exist in the workspace."""
+
+
+# ---- the API ----
+
+
+class BitbucketApi:
+    """Typed calls over one `BitbucketClient` (which paces, retries and counts them)."""
+
+    def __init__(self, client: BitbucketClient):
+        self.client = client
+
+    # identity and workspaces
+
+    def current_user(self) -> User:
+        path = "/2.0/user"
+        return _user(self.client.get(path), path)
+
+    def user_workspaces(self) -> list[WorkspaceAccess]:
+        """Every workspace the credential sees (`/2.0/user/workspaces`; the 2026 replacement of `/2.0/workspaces`)."""
+        path = USER_WORKSPACES
+        out = []
+        for entry in self.client.paginate(path):
+            ws = _required(entry, "workspace", path)
+            out.append(
+                WorkspaceAccess(
+                    slug=_required(ws, "slug", path),
+                    uuid=ws.get("uuid"),
+                    name=ws.get("name"),
+                    administrator=bool(entry.get("administrator")),
+                    raw=entry,
+                )
+            )
+        return out
+
+    def workspace(self, slug: str) -> Workspace:
+        path = _workspace(slug)
+        ws = self.client.get(path, workspace=slug)
+        return Workspace(
+            uuid=_required(ws, "uuid", path),
+            slug=ws.get("slug") or slug,
+            name=ws.get("name"),
+            is_private=ws.get("is_private"),
+            created_on=ws.get("created_on"),
+            raw=ws,
+        )
+
+    def workspace_members(self, slug: str) -> Iterator[WorkspaceMember]:
+        """Members with their workspace role (`/permissions`: the same people as `/members`, plus the role)."""
+        path = f"{_workspace(slug)}/permissions"
+        for entry in self.client.paginate(path, workspace=slug):
+            yield _member(entry, path)
+
+    def workspace_member(self, slug: str, user_id: str) -> WorkspaceMember:
+        """One member by `{uuid}` or account id; `UnknownUserError` when they are not a member."""
+        path = f"{_workspace(slug)}/members/{_seg(user_id)}"
+        try:
+            return _member(self.client.get(path, workspace=slug), path)
+        except NotFoundError as exc:
+            raise UnknownUserError(f"user {user_id!r} is not a member of workspace {slug!r}", endpoint=exc.endpoint,
+                                   status=404, workspace=slug) from None  # fmt: skip
+
+    # groups (1.0 only: Bitbucket has no 2.0 group endpoints)
+
+    def groups(self, slug: str) -> list[Group]:
+        """Every group of a workspace with its members embedded (`/1.0/groups/{workspace}`, a bare array)."""
+        path = f"/1.0/groups/{_seg(slug)}"
+        body = self.client.get(path, workspace=slug)
+        if not isinstance(body, list):
+            raise MalformedResponseError("expected a JSON array of groups", endpoint=path, workspace=slug)
+        return [
+            Group(
+                slug=_required(g, "slug", path),
+                name=g.get("name"),
+                permission=g.get("permission"),
+                auto_add=g.get("auto_add"),
+                members=tuple(_user(m, path) for m in (g.get("members") or [])),
+                raw={k: v for k, v in g.items() if k != "members"},
+            )
+            for g in body
+        ]
+
+    def group_members(self, slug: str, group: str) -> list[User]:
+        """The live members of one group; `UnknownGroupError` when the group does not exist."""
+        path = f"{_group(slug, group)}/members"
+        try:
+            body = self.client.get(path, workspace=slug)
+        except NotFoundError as exc:
+            raise UnknownGroupError(f"group {group!r} not found in workspace {slug!r}", endpoint=exc.endpoint,
+                                    status=404, workspace=slug) from None  # fmt: skip
+        if not isinstance(body, list):
+            raise MalformedResponseError("expected a JSON array of members", endpoint=path, workspace=slug)
+        return [_user(m, path) for m in body]
+
+    def add_group_member(self, slug: str, group: str, user_uuid: str) -> MembershipChange:
+        """PUT the membership; 409 means the user already was a member."""
+        response = self.client.request("PUT", self._membership(slug, group, user_uuid), json_body={},
+                                       workspace=slug, ok=(200, 409))  # fmt: skip
+        return MembershipChange(response.status_code, response.status_code != 409)
+
+    def remove_group_member(self, slug: str, group: str, user_uuid: str) -> MembershipChange:
+        """DELETE the membership; 404 means the user was not a member."""
+        response = self.client.request("DELETE", self._membership(slug, group, user_uuid), workspace=slug,
+                                       ok=(204, 404))  # fmt: skip
+        return MembershipChange(response.status_code, response.status_code != 404)
+
+    @staticmethod
+    def _membership(slug: str, group: str, user_uuid: str) -> str:
+        return f"{_group(slug, group)}/members/{_seg(user_uuid)}"
+
+    # projects, repositories and their permission lists
+
+    def project_pages(self, slug: str, resume_from: str | None = None) -> Iterator[Page[Project]]:
+        path = f"{_workspace(slug)}/projects"
+        return self._pages(path, slug, resume_from, lambda p: _project(p, path))
+
+    def repository_pages(self, slug: str, resume_from: str | None = None) -> Iterator[Page[Repository]]:
+        path = f"/2.0/repositories/{_seg(slug)}"
+        return self._pages(path, slug, resume_from, lambda r: _repository(r, path))
+
+    def effective_permission_pages(
+        self, slug: str, resume_from: str | None = None
+    ) -> Iterator[Page[EffectivePermission]]:
+        """Bitbucket's own effective repository permissions of every user (administrators only)."""
+        path = f"{_workspace(slug)}/permissions/repositories"
+        return self._pages(path, slug, resume_from, lambda e: _effective(e, path))
+
+    def project_user_grants(self, slug: str, project_key: str) -> list[UserGrant]:
+        return self._user_grants(f"{_workspace(slug)}/projects/{_seg(project_key)}", slug)
+
+    def project_group_grants(self, slug: str, project_key: str) -> list[GroupGrant]:
+        return self._group_grants(f"{_workspace(slug)}/projects/{_seg(project_key)}", slug)
+
+    def repository_user_grants(self, slug: str, repository_slug: str) -> list[UserGrant]:
+        return self._user_grants(_repository_path(slug, repository_slug), slug)
+
+    def repository_group_grants(self, slug: str, repository_slug: str) -> list[GroupGrant]:
+        return self._group_grants(_repository_path(slug, repository_slug), slug)
+
+    # what `check` probes
+
+    def sync_read_probes(self, slug: str) -> list[tuple[str, Callable[[], Any]]]:
+        """One cheap call (a first page of one item) per kind of read a sync makes in a workspace."""
+        ws = _workspace(slug)
+        lists = [
+            f"{ws}/permissions",
+            f"{ws}/projects",
+            f"{ws}/permissions/repositories",
+            f"/2.0/repositories/{_seg(slug)}",
+        ]
+        probes: list[tuple[str, Callable[[], Any]]] = [
+            (path, lambda path=path: self.client.get(path, {"pagelen": 1}, workspace=slug)) for path in lists
+        ]
+        probes.append((f"/1.0/groups/{_seg(slug)}", lambda: self.groups(slug)))
+        return probes
+
+    def first_repository(self, slug: str) -> Repository | None:
+        path = f"/2.0/repositories/{_seg(slug)}"
+        for values, _ in self.client.pages(path, {"pagelen": 1}, workspace=slug):
+            return _repository(values[0], path) if values else None
+        return None
+
+    # internals
+
+    def _pages(self, path: str, slug: str, resume_from: str | None, parse: Callable[[dict], T]) -> Iterator[Page[T]]:
+        for values, next_url in self.client.pages(resume_from or path, workspace=slug):
+            yield Page([parse(v) for v in values], next_url)
+
+    def _user_grants(self, resource: str, slug: str) -> list[UserGrant]:
+        path = f"{resource}/permissions-config/users"
+        return [
+            UserGrant(
+                user=_user(_required(item, "user", path), path),
+                permission=_required(item, "permission", path),
+                raw=item,
+            )
+            for item in self.client.paginate(path, workspace=slug)
+        ]
+
+    def _group_grants(self, resource: str, slug: str) -> list[GroupGrant]:
+        path = f"{resource}/permissions-config/groups"
+        out = []
+        for item in self.client.paginate(path, workspace=slug):
+            permission = _required(item, "permission", path)
+            group = _required(item, "group", path)
+            out.append(GroupGrant(_required(group, "slug", path), group.get("name"), permission, item))
+        return out
+
+
+# ---- paths and parsing ----
+
+
+def _workspace(slug: str) -> str:
+    return f"/2.0/workspaces/{_seg(slug)}"
+
+
+def _group(slug: str, group: str) -> str:
+    return f"/1.0/groups/{_seg(slug)}/{_seg(group)}"
+
+
+def _repository_path(slug: str, repository_slug: str) -> str:
+    return f"/2.0/repositories/{_seg(slug)}/{_seg(repository_slug)}"
+
+
+def _required(obj: Any, name: str, endpoint: str) -> Any:
+    """A field the model needs, or an error naming the endpoint and the missing field."""
+    if not isinstance(obj, dict) or obj.get(name) in (None, ""):
+        raise MalformedResponseError(f"missing field `{name}` in a response object", endpoint=endpoint)
+    return obj[name]
+
+
+def _user(obj: Any, endpoint: str) -> User:
+    return User(
+        uuid=_required(obj, "uuid", endpoint),
+        account_id=obj.get("account_id"),
+        display_name=obj.get("display_name"),
+        nickname=obj.get("nickname"),
+        type=obj.get("type"),
+        raw=obj,
+    )
+
+
+def _member(entry: Any, endpoint: str) -> WorkspaceMember:
+    return WorkspaceMember(
+        user=_user(_required(entry, "user", endpoint), endpoint),
+        permission=entry.get("permission"),
+        added_on=entry.get("added_on"),
+        last_accessed=entry.get("last_accessed"),
+        raw=entry,
+    )
+
+
+def _project(p: Any, endpoint: str) -> Project:
+    return Project(
+        uuid=_required(p, "uuid", endpoint),
+        key=_required(p, "key", endpoint),
+        name=p.get("name"),
+        is_private=p.get("is_private"),
+        created_on=p.get("created_on"),
+        updated_on=p.get("updated_on"),
+        raw=p,
+    )
+
+
+def _repository(r: Any, endpoint: str) -> Repository:
+    slug = (r.get("slug") if isinstance(r, dict) else None) or _required(r, "full_name", endpoint).split("/", 1)[1]
+    project = r.get("project") or {}
+    return Repository(
+        uuid=_required(r, "uuid", endpoint),
+        slug=slug,
+        full_name=r.get("full_name"),
+        name=r.get("name"),
+        project_uuid=project.get("uuid"),
+        project_key=project.get("key"),
+        is_private=r.get("is_private"),
+        created_on=r.get("created_on"),
+        updated_on=r.get("updated_on"),
+        raw=r,
+    )
+
+
+def _effective(e: Any, endpoint: str) -> EffectivePermission:
+    repo = _required(e, "repository", endpoint)
+    return EffectivePermission(
+        repository_uuid=_required(repo, "uuid", endpoint),
+        repository_name=repo.get("name"),
+        user=_user(_required(e, "user", endpoint), endpoint),
+        permission=_required(e, "permission", endpoint),
+        raw=e,
+    )

@@ -1,0 +1,107 @@
+"""`bitbucket-access demo`: the whole pipeline against the built-in simulator, one sync per simulated day.
+
+The demo's settings are built only from what it passes (the simulator's URL and token, the warehouse
+file): a user's own `BITBUCKET_*` variables never reach it, and it never changes the process environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from . import services
+from .provisioning.requests_import import insert_requests
+from .settings import Settings, load_settings
+from .simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
+from .simulator.model import Organisation
+from .warehouse.files import read_copy_path
+
+DEMO_DATABASE = "data/demo.duckdb"
+
+
+@dataclass
+class DemoResult:
+    settings: Settings
+    evidence_report: Path
+    api_calls: int
+
+
+def demo_settings(server_url: str, operator_email: str, duckdb_path: str) -> Settings:
+    """Settings that point at a simulator; nothing is read from the environment."""
+    return load_settings(
+        bitbucket_api_url=server_url,
+        bitbucket_email=operator_email,
+        bitbucket_api_token=SIM_API_TOKEN,
+        bitbucket_requests_per_hour=1_000_000,  # the demo simulator has no rate limit
+        duckdb_path=duckdb_path,
+    )
+
+
+def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[str], None]) -> DemoResult:
+    """Serve the organisation, sync once per simulated day (the organisation evolving between), provision two
+    approved requests after the first sync, and write an evidence pack over the run."""
+    # Today's date as the company's clock, so "last accessed" and dormancy read naturally in the demo.
+    org = load_organisation(org_name, now=datetime.now(UTC).replace(microsecond=0))
+    with SimulatorServer(Simulator(org)) as server:
+        settings = demo_settings(server.url, org.users[org.operator_uuid].email, duckdb_path or DEMO_DATABASE)
+        echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
+        started = datetime.now(UTC)
+        for day in range(days):
+            if day:
+                changes = server.simulator.advance(days=1, churn=0.02)
+                echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
+            for line in services.sync(settings).lines():
+                echo(line)
+            if day == 0:
+                echo("-- two approved requests (one just-in-time) go through the provisioning job")
+                with duckdb.connect(settings.duckdb_path) as con:
+                    insert_requests(con, demo_requests(org, datetime.now(UTC)), skip_existing=True)
+                for line in services.provision(settings).lines():
+                    echo(line)
+        calls = len(server.simulator.request_log)
+    echo(f"{calls} API calls answered by the simulator.")
+    evidence_dir = Path(settings.duckdb_path).with_name(Path(settings.duckdb_path).stem + "-evidence")
+    pack = services.evidence(settings, started - timedelta(days=1), datetime.now(UTC), str(evidence_dir))
+    return DemoResult(settings, pack.report, calls)
+
+
+def demo_requests(org: Organisation, now: datetime) -> list[dict]:
+    """Two approved requests on the demo organisation: a just-in-time add and a removal."""
+    ws = next(iter(org.workspaces.values()))
+    group = next(g for g in ws.groups.values() if g.slug not in ("administrators", "contractors") and g.members)
+    newcomer = next(u for u, m in ws.members.items() if m.role != "owner" and u not in group.members)
+    common = {
+        "workspace_slug": ws.slug,
+        "group_slug": group.slug,
+        "requested_by": f"lead@{org.name}.example",
+        "approved_by": f"security@{org.name}.example",
+        "approved_at": now,
+    }
+    return [
+        {**common, "request_id": "demo-jit-1", "user_id": newcomer, "action": "add",
+         "expires_at": now + timedelta(days=7), "reason": "on-call cover for one week"},
+        {**common, "request_id": "demo-remove-1", "user_id": group.members[0], "action": "remove",
+         "expires_at": None, "reason": "moved to another team"},
+    ]  # fmt: skip
+
+
+def closing_lines(result: DemoResult) -> list[str]:
+    database = result.settings.duckdb_path
+    return [
+        "",
+        f"Warehouse:     {database} (written by the pipeline only)",
+        f"Analysts open: {read_copy_path(database)} (marts in schema `marts`; questions in the README)",
+        f"Evidence pack: {result.evidence_report}",
+        f"Dashboard:     DUCKDB_PATH={database} .venv/bin/bitbucket-access dashboard   -> http://127.0.0.1:8501",
+        "Dagster UI:    .venv/bin/bitbucket-access simulator --org demo   (in one shell), then",
+        "               cp .env.example .env; set -a; . ./.env; set +a;",
+        "               DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster dev   -> http://127.0.0.1:3000",
+    ]
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in counts.items())

@@ -1,0 +1,203 @@
+"""What each `bitbucket-access` command does, as one function per command, over a `Settings`.
+
+The CLI (`cli.py`) only parses arguments, calls one of these and prints the result. Jobs run in-process on
+an ephemeral Dagster instance; what they did is then read back from the warehouse (the sync manifest in
+`raw.syncs`, the provisioning log), which is the durable record, rather than from Dagster's events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from .settings import Settings
+from .warehouse.files import report_database
+
+MART_COUNTS = ("fct_grants", "fct_effective_access", "fct_grant_history", "fct_access_changes", "dim_users")
+OUTCOMES = ("applied", "no_change", "rejected", "failed", "expired")
+
+
+class CommandError(RuntimeError):
+    """A command failed for a reason the user can act on; the message says which."""
+
+
+@contextmanager
+def _connect(database: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    with duckdb.connect(database, read_only=read_only) as con:
+        yield con
+
+
+# ---- sync ----
+
+
+@dataclass
+class SyncSummary:
+    sync_id: str
+    workspaces: list[str]
+    api_calls: int
+    retries: int
+    rate_limited: int
+    raw_rows: dict[str, int]
+    mart_rows: dict[str, int]
+    checks_passed: int
+    checks_failed: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        total = self.checks_passed + len(self.checks_failed)
+        failed = f"; FAILED: {', '.join(self.checks_failed)}" if self.checks_failed else ""
+        return [
+            f"sync {self.sync_id} complete: workspaces {', '.join(self.workspaces)}",
+            f"  API calls: {self.api_calls}, retries: {self.retries}, 429s: {self.rate_limited}",
+            *[f"  raw/{table}: {rows} rows" for table, rows in self.raw_rows.items()],
+            *[f"  marts/{mart}: {rows} rows" for mart, rows in self.mart_rows.items()],
+            f"  checks: {self.checks_passed} of {total} passed{failed}",
+        ]
+
+
+def sync(settings: Settings) -> SyncSummary:
+    """One snapshot and the dbt build over it: the `bitbucket_sync` job, run in-process."""
+    import dagster as dg
+
+    from .definitions import build_definitions
+    from .defs.sync import SYNC_JOB
+
+    job = build_definitions(settings).resolve_job_def(SYNC_JOB)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    if not result.success:
+        raise CommandError(_failure_message(result))
+    checks = result.get_asset_check_evaluations()
+    with _connect(settings.duckdb_path, read_only=True) as con:
+        workspaces, counts, calls, retries, limited = con.execute(
+            "select workspaces, entity_counts, api_calls, retries, rate_limited from raw.syncs where sync_id = ?",
+            [result.run_id],
+        ).fetchone()
+        marts = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in MART_COUNTS}
+    return SyncSummary(
+        sync_id=result.run_id,
+        workspaces=list(workspaces),
+        api_calls=sum(json.loads(calls).values()),
+        retries=retries or 0,
+        rate_limited=limited or 0,
+        raw_rows=dict(sorted(json.loads(counts).items())),
+        mart_rows=marts,
+        checks_passed=sum(1 for c in checks if c.passed),
+        checks_failed=[c.check_name for c in checks if not c.passed],
+    )
+
+
+# ---- check ----
+
+
+def check(settings: Settings):
+    """The connection test (`connection_check.CheckReport`)."""
+    from .client import BitbucketClient
+    from .connection_check import check_connection
+
+    client = BitbucketClient(settings.credentials, settings.bitbucket_api_url,
+                             requests_per_hour=settings.bitbucket_requests_per_hour)  # fmt: skip
+    try:
+        return check_connection(client)
+    finally:
+        client.close()
+
+
+# ---- provisioning ----
+
+
+@dataclass
+class ProvisioningSummary:
+    run_id: str
+    dry_run: bool
+    outcomes: dict[str, int]
+    log: list[tuple[str, str, str, int | None, str]]  # request, action, outcome, HTTP status, error
+
+    def lines(self) -> list[str]:
+        head = ("plan (dry run): " if self.dry_run else "provisioning: ") + ", ".join(
+            f"{k} {v}" for k, v in self.outcomes.items()
+        )
+        return [head] + [
+            f"  {request_id}: {action} -> {outcome}"
+            + (f" (HTTP {status})" if status else "")
+            + (f" {error}" if error else "")
+            for request_id, action, outcome, status, error in self.log
+        ]
+
+
+def provision(
+    settings: Settings, *, dry_run: bool = False, max_changes: int = 50, expire: bool = False
+) -> ProvisioningSummary:
+    """Fulfil approved requests (or expire just-in-time grants) through the Dagster job, in-process."""
+    import dagster as dg
+
+    from .definitions import build_definitions
+    from .defs.provisioning.jobs import apply_approved_requests, expire_jit_access, expire_just_in_time_access
+
+    job_name, op = (
+        (expire_jit_access.name, expire_just_in_time_access.name) if expire else
+        ("provision_group_membership", apply_approved_requests.name)
+    )  # fmt: skip
+    job = build_definitions(settings).resolve_job_def(job_name)
+    config = {"ops": {op: {"config": {"dry_run": dry_run, "max_changes_per_run": max_changes}}}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+    if not result.success:
+        raise CommandError(_failure_message(result))
+    with _connect(settings.duckdb_path, read_only=True) as con:
+        log = con.execute(
+            "select request_id, action, outcome, http_status, coalesce(error, '') from provisioning.provisioning_log "
+            "where run_id = ? order by attempted_at",
+            [result.run_id],
+        ).fetchall()
+    names = ("planned", "rejected") if dry_run else OUTCOMES
+    outcomes = {name: sum(1 for row in log if row[2] == name) for name in names}
+    return ProvisioningSummary(result.run_id, dry_run, outcomes, log)
+
+
+def import_requests(settings: Settings, path: str) -> int:
+    from .provisioning.requests_import import import_requests as import_file
+
+    with _connect(settings.duckdb_path) as con:
+        return import_file(con, path)
+
+
+# ---- reviews and evidence ----
+
+
+def review_export(settings: Settings, as_of: datetime, workspace: str | None, fmt: str, out: str | None):
+    from .reporting.review import export_rows, write_review
+
+    with _connect(report_database(settings), read_only=True) as con:
+        rows = export_rows(con, as_of, workspace)
+    target = Path(out or f"access-review-{as_of:%Y-%m-%d}.{fmt}")
+    write_review(rows, target, fmt)
+    return target, len(rows)
+
+
+def review_import(settings: Settings, path: str):
+    from .reporting.review import import_review
+
+    with _connect(settings.duckdb_path) as con:
+        return import_review(con, Path(path))
+
+
+def evidence(settings: Settings, start: datetime, end: datetime, out: str):
+    from .reporting.evidence import build_evidence_pack
+
+    with _connect(report_database(settings), read_only=True) as con:
+        return build_evidence_pack(con, start, end, Path(out))
+
+
+def _failure_message(result) -> str:
+    """The innermost error of the first failed step: what the user can act on."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    error = failure.step_failure_data.error if failure else None
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[-1] if error and error.message.strip() else "the run failed"

@@ -1,0 +1,129 @@
+"""Every setting the project reads, in one place: the environment variables of `.env.example`, read once.
+
+This is the only module that reads the process environment. Everything else receives a `Settings`
+(or the Dagster resources built from one, see `defs/resources.py`). Secrets are `SecretStr`: their
+`repr` and `str` are masked, and Dagster receives them as `EnvVar`s, never as values in run config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL, Credentials, credentials_from_values
+
+# Relative to the directory the command runs in; resolved to an absolute path when read, so Dagster, dbt
+# (which runs in dbt_project/) and every reader open the same file.
+DEFAULT_DUCKDB_PATH = "data/bitbucket_access.duckdb"
+
+# Which variable holds each secret: Dagster resources reference them by name (`EnvVar`).
+SECRET_VARIABLES = {
+    "api_token": "BITBUCKET_API_TOKEN",
+    "access_token": "BITBUCKET_ACCESS_TOKEN",
+    "oauth_client_secret": "BITBUCKET_OAUTH_CLIENT_SECRET",
+    "app_password": "BITBUCKET_APP_PASSWORD",
+}
+
+
+class Settings(BaseSettings):
+    """The project's configuration. Field `x` is read from the variable `X` (`BITBUCKET_...`, `DUCKDB_PATH`)."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    # Bitbucket: API root (the client appends /2.0/... and /1.0/...) and one of four credentials.
+    bitbucket_api_url: str = DEFAULT_API_URL
+    bitbucket_email: str | None = None
+    bitbucket_api_token: SecretStr | None = None
+    bitbucket_access_token: SecretStr | None = None
+    bitbucket_oauth_client_id: str | None = None
+    bitbucket_oauth_client_secret: SecretStr | None = None
+    bitbucket_oauth_token_url: str = DEFAULT_OAUTH_TOKEN_URL
+    bitbucket_username: str | None = None
+    bitbucket_app_password: SecretStr | None = None
+    bitbucket_workspaces: str | None = None  # comma-separated slugs or {uuid}s; None: every visible workspace
+    bitbucket_requests_per_hour: float = Field(900.0, gt=0)
+
+    # Schedules.
+    bitbucket_sync_cron: str = "0 5 * * *"
+    bitbucket_sync_timezone: str = "UTC"
+    bitbucket_jit_expiry_cron: str = "*/15 * * * *"
+
+    # The warehouse.
+    duckdb_path: str = DEFAULT_DUCKDB_PATH
+    bitbucket_raw_sync_retention: int = Field(30, ge=1)
+    bitbucket_dashboard_db: str | None = None  # the file the dashboard reads; default: the read copy
+
+    @field_validator("duckdb_path", "bitbucket_dashboard_db")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        """MotherDuck databases (`md:`) are names, not files; every file path becomes absolute."""
+        if value is None or value.startswith("md:"):
+            return value
+        return str(Path(value).expanduser().resolve())
+
+    @field_validator("bitbucket_api_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    # ---- derived ----
+
+    @property
+    def workspace_filter(self) -> list[str] | None:
+        items = [w.strip() for w in (self.bitbucket_workspaces or "").split(",") if w.strip()]
+        return items or None
+
+    @property
+    def is_motherduck(self) -> bool:
+        return self.duckdb_path.startswith("md:")
+
+    @property
+    def credentials(self) -> Credentials:
+        """The credential, in order of preference: API token, access token, OAuth consumer, app password."""
+        return credentials_from_values(
+            email=self.bitbucket_email,
+            api_token=_reveal(self.bitbucket_api_token),
+            access_token=_reveal(self.bitbucket_access_token),
+            oauth_client_id=self.bitbucket_oauth_client_id,
+            oauth_client_secret=_reveal(self.bitbucket_oauth_client_secret),
+            oauth_token_url=self.bitbucket_oauth_token_url,
+            username=self.bitbucket_username,
+            app_password=_reveal(self.bitbucket_app_password),
+        )
+
+    def ensure_warehouse_directory(self) -> None:
+        """Create the directory of a file warehouse (DuckDB creates the file, not its folder)."""
+        if not self.is_motherduck:
+            Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the process environment, or only from `env` (names as in `.env.example`) and
+    `overrides` (field names) when `env` is given: the demo and tests configure a simulator this way
+    without a user's own variables leaking in."""
+    if env is None and not overrides:
+        return Settings()
+    values = {k.lower(): v for k, v in (env or {}).items() if v != "" and k.lower() in Settings.model_fields}
+    return _ExplicitSettings(**{**values, **overrides})
+
+
+class _ExplicitSettings(Settings):
+    """Settings that read nothing from the environment: only what the caller passes."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_sources):  # type: ignore[override]
+        return (init_settings,)
+
+
+def environment_variable_holds(variable: str, value: str) -> bool:
+    """Whether `variable` is set to exactly `value`, so Dagster can be given an `EnvVar` instead of the value."""
+    return os.environ.get(variable) == value
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None

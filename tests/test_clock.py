@@ -1,0 +1,101 @@
+"""One clock: pacing, backoff and sync stamps run on it; a simulated one never sleeps and never meets real Bitbucket."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+
+from bitbucket_assets.client import BitbucketClient, Credentials, RateLimitExhaustedError
+from bitbucket_assets.client.pacer import TokenBucket
+from bitbucket_assets.clock import Interrupted, SimulatedClock, SystemClock
+from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.sync import run_sync
+from bitbucket_assets.simulator import SIM_API_TOKEN, RateLimit
+
+START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def client_on(sim, clock, **kw) -> BitbucketClient:
+    return BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, clock=clock, **kw)
+
+
+def test_token_bucket_on_a_simulated_clock_is_exact() -> None:
+    clock = SimulatedClock(START)
+    bucket = TokenBucket(rate=20, per=1.0, burst=2, clock=clock)
+    for _ in range(12):
+        bucket.acquire()
+    assert clock.monotonic() == pytest.approx(0.5)  # 2 free, then 10 at 20/s
+
+
+def test_pacing_concurrent_calls_against_the_simulator_takes_the_budgeted_time(make_sim) -> None:
+    """120 calls at 3,600 an hour with a burst of 50, from 8 threads: 70 simulated seconds, none of them slept."""
+    sim = make_sim()
+    clock = SimulatedClock(START)
+    client = client_on(sim, clock, requests_per_hour=3600, max_workers=8)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        names = list(pool.map(lambda _: client.get("/2.0/user")["display_name"], range(120)))
+    assert names == ["Access Sync Bot"] * 120 and len(sim.simulator.request_log) == 120
+    assert clock.monotonic() == pytest.approx(70.0, abs=1e-6)
+    assert clock.now() == START + timedelta(seconds=70)
+
+
+def test_backoff_waits_on_the_clock(make_sim) -> None:
+    """Exponential backoff of 10, 20 and 40 s (jittered to at least half) passes on the simulated clock."""
+    sim = make_sim(rate_limit=RateLimit(limit=1, window_seconds=3600))
+    clock = SimulatedClock(START)
+    client = client_on(sim, clock, requests_per_hour=1e7, max_retries=3, backoff_base=10, backoff_max=60)
+    client.get("/2.0/user")
+    with pytest.raises(RateLimitExhaustedError):
+        client.get("/2.0/user")
+    assert client.stats.retries == 3 and client.stats.rate_limited == 4
+    assert 35 <= clock.waited <= 70
+
+
+def test_a_sync_on_the_simulator_is_dated_by_its_clock(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    clock = SimulatedClock(START)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        result = run_sync(client_on(sim, clock, requests_per_hour=1e7), con, ExtractionOptions())
+        started, finished = con.execute(
+            "select started_at, finished_at from raw.syncs where sync_id = ?", [result.sync_id]
+        ).fetchone()
+        fetched = con.execute("select min(fetched_at), max(fetched_at) from raw.fetch_log").fetchone()
+    assert started == finished == START and fetched == (START, START)
+
+
+def test_a_simulated_clock_never_talks_to_real_bitbucket() -> None:
+    creds = Credentials.api_token("svc@example.com", "token")
+    with pytest.raises(ValueError, match=r"simulated clock .* not api\.bitbucket\.org"):
+        BitbucketClient(creds, "https://api.bitbucket.org", clock=SimulatedClock(START))
+    for loopback in ("http://127.0.0.1:7990", "http://localhost:7990", "http://[::1]:7990"):
+        BitbucketClient(creds, loopback, clock=SimulatedClock(START)).close()
+    BitbucketClient(creds, "https://api.bitbucket.org").close()  # the real clock goes anywhere
+
+
+@pytest.mark.parametrize("clock", [SystemClock(), SimulatedClock(START)], ids=["system", "simulated"])
+def test_interrupt_ends_a_wait_at_once(clock) -> None:
+    """A wait of an hour ends with `Interrupted` when the clock is interrupted from another thread."""
+    outcome: list[BaseException] = []
+    ready = threading.Event()
+
+    def wait() -> None:
+        ready.set()
+        try:
+            clock.sleep(3600)
+        except Interrupted as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    ready.wait()
+    clock.interrupt()
+    waiter.join(timeout=60)  # generous: only an hour-long sleep could miss it
+    assert not waiter.is_alive()
+    # The simulated clock may have finished its (instant) wait before the interrupt; later waits end at once.
+    assert outcome or isinstance(clock, SimulatedClock)
+    with pytest.raises(Interrupted):
+        clock.sleep(3600)

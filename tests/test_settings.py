@@ -1,0 +1,119 @@
+"""One settings object: read once from the environment, one warehouse path for everyone, secrets masked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from bitbucket_assets.client import AuthenticationError
+from bitbucket_assets.definitions import build_definitions
+from bitbucket_assets.defs.extraction.resources import bitbucket_resource
+from bitbucket_assets.defs.warehouse.assets import dbt_vars
+from bitbucket_assets.settings import DEFAULT_DUCKDB_PATH, Settings, load_settings
+from bitbucket_assets.warehouse.files import read_copy_path, reader_database
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "ATATT3xSettingsTestSecret0001"
+
+
+@pytest.fixture
+def clean_env(monkeypatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith("BITBUCKET_") or name == "DUCKDB_PATH":
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_defaults_and_one_absolute_warehouse_path(clean_env, tmp_path) -> None:
+    clean_env.chdir(tmp_path)
+    settings = Settings()
+    assert settings.duckdb_path == str(tmp_path / DEFAULT_DUCKDB_PATH)
+    assert settings.bitbucket_api_url == "https://api.bitbucket.org"
+    assert settings.bitbucket_requests_per_hour == 900 and settings.bitbucket_raw_sync_retention == 30
+    assert settings.workspace_filter is None
+    assert reader_database(settings) == str(read_copy_path(settings.duckdb_path))
+    # dbt is handed the same absolute file.
+    assert dbt_vars(settings.duckdb_path) == f'{{"duckdb_path": "{tmp_path / DEFAULT_DUCKDB_PATH}"}}'
+
+
+def test_dbt_profile_fallback_is_the_settings_default(clean_env) -> None:
+    """Run by hand from dbt_project/ without DUCKDB_PATH, dbt opens the settings' default file."""
+    clean_env.chdir(ROOT)
+    profile = yaml.safe_load((ROOT / "dbt_project" / "profiles.yml").read_text())
+    path = profile["bitbucket_access"]["outputs"]["default"]["path"]
+    fallback = path.split("env_var('DUCKDB_PATH', '")[1].split("'")[0]
+    assert (ROOT / "dbt_project" / fallback).resolve() == Path(Settings().duckdb_path)
+
+
+def test_environment_is_read_with_the_documented_names(clean_env, tmp_path) -> None:
+    clean_env.setenv("BITBUCKET_API_URL", "http://127.0.0.1:7990/")
+    clean_env.setenv("BITBUCKET_WORKSPACES", " northwind, {5f1f7e1c-0000-4000-8000-000000000001} ,")
+    clean_env.setenv("BITBUCKET_REQUESTS_PER_HOUR", "450")
+    clean_env.setenv("BITBUCKET_SYNC_CRON", "15 3 * * *")
+    clean_env.setenv("BITBUCKET_RAW_SYNC_RETENTION", "7")
+    clean_env.setenv("BITBUCKET_ACCESS_TOKEN", "")  # empty means unset
+    clean_env.setenv("DUCKDB_PATH", "md:bitbucket_access")
+    settings = Settings()
+    assert settings.bitbucket_api_url == "http://127.0.0.1:7990"
+    assert settings.workspace_filter == ["northwind", "{5f1f7e1c-0000-4000-8000-000000000001}"]
+    assert settings.bitbucket_requests_per_hour == 450 and settings.bitbucket_access_token is None
+    assert settings.duckdb_path == "md:bitbucket_access" and reader_database(settings) == "md:bitbucket_access"
+    defs = build_definitions(settings)
+    assert defs.resolve_schedule_def("daily_bitbucket_sync").cron_schedule == "15 3 * * *"
+    assert defs.resolve_schedule_def("jit_expiry_every_15_minutes").cron_schedule == "*/15 * * * *"
+
+
+def test_sync_job_carries_the_retention_setting(clean_env) -> None:
+    settings = load_settings(bitbucket_raw_sync_retention=7, duckdb_path="md:x")
+    job = build_definitions(settings).resolve_job_def("bitbucket_sync")
+    ops = job.run_config_schema.config_type.fields["ops"].config_type.fields
+    assert ops["raw_snapshot_retention"].default_value == {"config": {"keep_syncs": 7}}
+
+
+def test_credential_order_and_masked_secrets(clean_env) -> None:
+    clean_env.setenv("BITBUCKET_EMAIL", "svc@example.com")
+    clean_env.setenv("BITBUCKET_API_TOKEN", SECRET)
+    clean_env.setenv("BITBUCKET_ACCESS_TOKEN", "second-choice")
+    settings = Settings()
+    assert settings.credentials.kind == "api_token"
+    assert SECRET not in repr(settings) and SECRET not in str(settings) and SECRET not in repr(settings.credentials)
+    clean_env.delenv("BITBUCKET_API_TOKEN")
+    assert Settings().credentials.kind == "access_token"
+    clean_env.delenv("BITBUCKET_ACCESS_TOKEN")
+    with pytest.raises(AuthenticationError, match="No Bitbucket credential configured"):
+        Settings().credentials  # noqa: B018
+
+
+def test_secrets_reach_dagster_as_env_vars(clean_env) -> None:
+    clean_env.setenv("BITBUCKET_EMAIL", "svc@example.com")
+    clean_env.setenv("BITBUCKET_API_TOKEN", SECRET)
+    resource = bitbucket_resource(Settings())
+    assert isinstance(resource.api_token, dg.EnvVar) and resource.api_token.env_var_name == "BITBUCKET_API_TOKEN"
+    assert resource.email == "svc@example.com"
+    assert resource.process_config_and_initialize().credentials().secret == SECRET
+    # A token given in code (the demo's simulator token) is not in the environment: passed as a value.
+    explicit = bitbucket_resource(load_settings(bitbucket_email="a@b.example", bitbucket_api_token="in-code"))
+    assert explicit.api_token == "in-code"
+
+
+def test_explicit_settings_ignore_the_environment(clean_env) -> None:
+    clean_env.setenv("BITBUCKET_WORKSPACES", "only-this-one")
+    clean_env.setenv("DUCKDB_PATH", "md:from-env")
+    explicit = load_settings(bitbucket_api_url="http://127.0.0.1:1", duckdb_path="md:explicit")
+    assert explicit.workspace_filter is None and explicit.duckdb_path == "md:explicit"
+    from_dict = load_settings({"BITBUCKET_WORKSPACES": "a,b", "UNRELATED": "x"})
+    assert from_dict.workspace_filter == ["a", "b"] and from_dict.duckdb_path != "md:from-env"
+
+
+def test_a_bad_value_is_a_clear_error_naming_the_variable(clean_env, tmp_path) -> None:
+    exe = Path(sys.executable).parent / "bitbucket-access"
+    env = {**os.environ, "BITBUCKET_REQUESTS_PER_HOUR": "lots", "DUCKDB_PATH": str(tmp_path / "w.duckdb")}
+    result = subprocess.run([str(exe), "check"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert "bitbucket_requests_per_hour" in result.stderr and "Traceback" not in result.stderr
