@@ -99,7 +99,19 @@ def test_defs_hold_only_dagster_objects() -> None:
 
 def test_code_comments_point_only_at_files_in_the_repository() -> None:
     hits = subprocess.run(
-        ["git", "grep", "-n", "PRODUCT.md", "--", "*.py", "*.sql", "*.yml", "*.yaml", "*.toml"],
+        [
+            "git",
+            "grep",
+            "-n",
+            "PRODUCT.md",
+            "--",
+            "*.py",
+            "*.sql",
+            "*.yml",
+            "*.yaml",
+            "*.toml",
+            ":!tests/test_layers.py",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -117,3 +117,14 @@ def test_a_bad_value_is_a_clear_error_naming_the_variable(clean_env, tmp_path) -
     result = subprocess.run([str(exe), "check"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1
     assert "bitbucket_requests_per_hour" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_setting_is_documented() -> None:
+    """Each variable the settings read is in `.env.example` and in the README's Configuration table."""
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    configuration = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name in Settings.model_fields:
+        variable = name.upper()
+        assert f"{variable}=" in example, f"{variable} is not in .env.example"
+        assert f"`{variable}`" in configuration, f"{variable} is not in the README's Configuration section"

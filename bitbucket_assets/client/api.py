@@ -327,23 +327,11 @@ class BitbucketApi:
 
     def _user_grants(self, resource: str, slug: str) -> list[UserGrant]:
         path = f"{resource}/permissions-config/users"
-        return [
-            UserGrant(
-                user=_user(_required(item, "user", path), path),
-                permission=_required(item, "permission", path),
-                raw=item,
-            )
-            for item in self.client.paginate(path, workspace=slug)
-        ]
+        return [_user_grant(item, path) for item in self.client.paginate(path, workspace=slug)]
 
     def _group_grants(self, resource: str, slug: str) -> list[GroupGrant]:
         path = f"{resource}/permissions-config/groups"
-        out = []
-        for item in self.client.paginate(path, workspace=slug):
-            permission = _required(item, "permission", path)
-            group = _required(item, "group", path)
-            out.append(GroupGrant(_required(group, "slug", path), group.get("name"), permission, item))
-        return out
+        return [_group_grant(item, path) for item in self.client.paginate(path, workspace=slug)]
 
 
 # ---- paths and parsing ----
@@ -416,6 +404,17 @@ def _repository(r: Any, endpoint: str) -> Repository:
         updated_on=r.get("updated_on"),
         raw=r,
     )
+
+
+def _user_grant(item: Any, endpoint: str) -> UserGrant:
+    permission = _required(item, "permission", endpoint)
+    return UserGrant(user=_user(_required(item, "user", endpoint), endpoint), permission=permission, raw=item)
+
+
+def _group_grant(item: Any, endpoint: str) -> GroupGrant:
+    permission = _required(item, "permission", endpoint)
+    group = _required(item, "group", endpoint)
+    return GroupGrant(_required(group, "slug", endpoint), group.get("name"), permission, item)
 
 
 def _effective(e: Any, endpoint: str) -> EffectivePermission:

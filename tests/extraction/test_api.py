@@ -1,0 +1,90 @@
+"""The typed API layer over HTTP: typed results, quoted paths, typed errors, sparse objects tolerated."""
+
+from __future__ import annotations
+
+import pytest
+
+from bitbucket_assets.client import (
+    BitbucketApi,
+    BitbucketClient,
+    BitbucketError,
+    Credentials,
+    MalformedResponseError,
+    UnknownGroupError,
+    UnknownUserError,
+)
+from bitbucket_assets.client.api import _effective, _group_grant, _repository, _user
+from bitbucket_assets.simulator import SIM_API_TOKEN
+
+
+def api_for(sim) -> BitbucketApi:
+    client = BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=1e7)
+    return BitbucketApi(client)
+
+
+def test_typed_reads(tiny_sim) -> None:
+    api = api_for(tiny_sim)
+    assert api.current_user().display_name == "Access Sync Bot"
+    workspaces = api.user_workspaces()
+    assert [(w.slug, w.administrator) for w in workspaces] == [("tiny-co", True), ("tiny-labs", True)]
+    members = list(api.workspace_members("tiny-co"))
+    assert len(members) == 100 and {m.permission for m in members} == {"owner", "member"}
+    groups = {g.slug: g for g in api.groups("tiny-co")}
+    ana = tiny_sim.user("ana")
+    assert ana.uuid in {u.uuid for u in groups["developers"].members} and "members" not in groups["developers"].raw
+    repos = [r for page in api.repository_pages("tiny-co") for r in page.items]
+    payments = next(r for r in repos if r.slug == "payments-api")
+    assert payments.project_key and payments.full_name == "tiny-co/payments-api"
+    grants = {g.user.uuid: g.permission for g in api.repository_user_grants("tiny-co", "payments-api")}
+    assert grants[ana.uuid] == "read"
+
+
+def test_pages_resume_from_a_next_link(tiny_sim) -> None:
+    api = api_for(tiny_sim)
+    first = next(iter(api.effective_permission_pages("tiny-co")))
+    assert first.next_url  # more than one page of effective permissions
+    resumed = next(iter(api.effective_permission_pages("tiny-co", resume_from=first.next_url)))
+    assert resumed.items and {(e.repository_uuid, e.user.uuid) for e in resumed.items}.isdisjoint(
+        {(e.repository_uuid, e.user.uuid) for e in first.items}
+    )
+
+
+def test_unknown_user_and_group_are_typed(make_sim) -> None:
+    sim = make_sim()
+    api = api_for(sim)
+    with pytest.raises(UnknownUserError, match=r"'\{00000000-0000-4000-8000-00000000beef\}' is not a member"):
+        api.workspace_member("tiny-co", "{00000000-0000-4000-8000-00000000beef}")
+    with pytest.raises(UnknownGroupError, match="group 'no-such-group' not found"):
+        api.group_members("tiny-co", "no-such-group")
+    finn = sim.user("finn")
+    assert api.workspace_member("tiny-co", finn.account_id).user.uuid == finn.uuid
+    added = api.add_group_member("tiny-co", "leads", finn.uuid)
+    again = api.add_group_member("tiny-co", "leads", finn.uuid)
+    assert (added.status, added.changed, again.status, again.changed) == (200, True, 409, False)
+    removed = api.remove_group_member("tiny-co", "leads", finn.uuid)
+    assert (removed.status, removed.changed) == (204, True)
+
+
+def test_path_segments_are_quoted_without_safe_characters(make_sim) -> None:
+    """A `/` in a slug stays inside its segment (`%2F`): it can never address another endpoint."""
+    sim = make_sim()
+    with pytest.raises(BitbucketError) as excinfo:
+        api_for(sim).group_members("tiny-co", "leads/members")
+    assert excinfo.value.endpoint == "/1.0/groups/tiny-co/leads%2Fmembers/members"
+
+
+def test_sparse_objects_are_accepted_and_missing_identities_are_named() -> None:
+    """Shapes of recorded Bitbucket responses: a group as only owner/slug/name, a "Former user" with no
+    account id or nickname, an app user, a repository without `slug` (derived from `full_name`)."""
+    sparse_group = {"permission": "write", "group": {"owner": {"username": "tiny-co"}, "slug": "devs", "name": "Devs"}}
+    grant = _group_grant(sparse_group, "/x")
+    assert (grant.group_slug, grant.group_name, grant.permission) == ("devs", "Devs", "write")
+    former = _user({"type": "user", "display_name": "Former user", "uuid": "{f}"}, "/x")
+    assert (former.account_id, former.nickname, former.display_name) == (None, None, "Former user")
+    bot = _user({"type": "app_user", "uuid": "{b}", "display_name": "CI bot", "account_id": "557058:b"}, "/x")
+    assert bot.type == "app_user"
+    repo = _repository({"uuid": "{r}", "full_name": "tiny-co/ledger"}, "/x")
+    assert (repo.slug, repo.project_key, repo.is_private) == ("ledger", None, None)
+    with pytest.raises(MalformedResponseError, match=r"missing field `uuid`.*\[/2.0/workspaces/w/permissions/re"):
+        _effective({"permission": "read", "repository": {"name": "r"}, "user": {"uuid": "{u}"}},
+                   "/2.0/workspaces/w/permissions/repositories")  # fmt: skip
