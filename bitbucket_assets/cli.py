@@ -87,9 +87,20 @@ def import_requests_command(path: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Show and log the plan; call nothing, change nothing.")
 @click.option("--max-changes", default=50, show_default=True, help="Abort before any call above this many changes.")
 @click.option("--expire", is_flag=True, help="Run the just-in-time expiry instead of new requests.")
-def provision(dry_run: bool, max_changes: int, expire: bool) -> None:
+@click.option("--verify-log", is_flag=True, help="Check the provisioning log's hash chain; change nothing.")
+def provision(dry_run: bool, max_changes: int, expire: bool, verify_log: bool) -> None:
     """Fulfil approved group-membership requests (runs the Dagster job in-process)."""
     from . import services
+
+    if verify_log:
+        result = _run(services.verify_provisioning_log, _settings())
+        if result.intact:
+            click.echo(f"provisioning log intact: {result.rows} rows, head {result.head}")
+            return
+        click.echo(f"provisioning log ALTERED: {len(result.problems)} problem(s)")
+        for problem in result.problems:
+            click.echo(f"  {problem}")
+        sys.exit(1)
 
     summary = _run(services.provision, _settings(), dry_run=dry_run, max_changes=max_changes, expire=expire)
     for line in summary.lines():

@@ -117,17 +117,22 @@ class ProvisioningSummary:
     dry_run: bool
     outcomes: dict[str, int]
     log: list[tuple[str, str, str, int | None, str]]  # request, action, outcome, HTTP status, error
+    head: str | None = None  # the provisioning log's hash-chain head after the run
 
     def lines(self) -> list[str]:
-        head = ("plan (dry run): " if self.dry_run else "provisioning: ") + ", ".join(
+        title = ("plan (dry run): " if self.dry_run else "provisioning: ") + ", ".join(
             f"{k} {v}" for k, v in self.outcomes.items()
         )
-        return [head] + [
+        attempts = [
             f"  {request_id}: {action} -> {outcome}"
             + (f" (HTTP {status})" if status else "")
-            + (f" {error}" if error else "")
-            for request_id, action, outcome, status, error in self.log
+            + (f" {err}" if err else "")
+            for request_id, action, outcome, status, err in self.log
         ]
+        trail = (
+            f"  log head: {self.head}  (`provision --verify-log` checks the trail up to here)" if self.head else None
+        )
+        return [title, *attempts, *([trail] if trail else [])]
 
 
 def provision(
@@ -155,9 +160,20 @@ def provision(
             "where run_id = ? order by attempted_at",
             [result.run_id],
         ).fetchall()
+        head = con.execute("select arg_max(row_hash, seq) from provisioning.provisioning_log").fetchone()[0]
     names = ("planned", "rejected") if dry_run else OUTCOMES
     outcomes = {name: sum(1 for row in log if row[2] == name) for name in names}
-    return ProvisioningSummary(result.run_id, dry_run, outcomes, log)
+    return ProvisioningSummary(result.run_id, dry_run, outcomes, log, head)
+
+
+def verify_provisioning_log(settings: Settings):
+    """Recompute the provisioning log's hash chain (`provisioning.audit_log.Verification`)."""
+    from .provisioning.audit_log import verify_log
+    from .provisioning.tables import create_provisioning_tables
+
+    with _connect(settings.duckdb_path) as con:
+        create_provisioning_tables(con)  # adds the chain columns to a warehouse written before them
+        return verify_log(con)
 
 
 def import_requests(settings: Settings, path: str) -> int:

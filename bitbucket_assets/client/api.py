@@ -146,10 +146,12 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True)
 class MembershipChange:
-    """The answer to a group-membership write: `changed` is False when Bitbucket says it was already so."""
+    """The answer to a group-membership write: `changed` is False when Bitbucket says it was already so;
+    `retried` says the call took more than one try, so an earlier try may be what made it so."""
 
     status: int
     changed: bool
+    retried: bool = False
 
 
 class UnknownUserError(NotFoundError):
@@ -255,13 +257,13 @@ class BitbucketApi:
         """PUT the membership; 409 means the user already was a member."""
         response = self.client.request("PUT", self._membership(slug, group, user_uuid), json_body={},
                                        workspace=slug, ok=(200, 409))  # fmt: skip
-        return MembershipChange(response.status_code, response.status_code != 409)
+        return MembershipChange(response.status_code, response.status_code != 409, response.attempts > 1)
 
     def remove_group_member(self, slug: str, group: str, user_uuid: str) -> MembershipChange:
         """DELETE the membership; 404 means the user was not a member."""
         response = self.client.request("DELETE", self._membership(slug, group, user_uuid), workspace=slug,
                                        ok=(204, 404))  # fmt: skip
-        return MembershipChange(response.status_code, response.status_code != 404)
+        return MembershipChange(response.status_code, response.status_code != 404, response.attempts > 1)
 
     @staticmethod
     def _membership(slug: str, group: str, user_uuid: str) -> str:

@@ -163,7 +163,8 @@ class BitbucketClient:
         workspace: str | None = None,
         ok: tuple[int, ...] = (200,),
     ) -> requests.Response:
-        """One call with pacing and retries; returns the response when its status is in `ok`."""
+        """One call with pacing and retries; returns the response when its status is in `ok`, with `attempts`
+        (how many tries it took)."""
         url = path if path.startswith(("http://", "https://")) else self.api_url + path
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
@@ -176,7 +177,10 @@ class BitbucketClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(method, url, params, json_body, workspace, ok)
+                    response = self._attempt(method, url, params, json_body, workspace, ok)
+                    # How many tries it took: an "already so" answer to a retried write may be our own first try.
+                    response.attempts = attempt.retry_state.attempt_number
+                    return response
         except _Transient as exc:
             raise exc.final from None
         raise AssertionError("unreachable")  # pragma: no cover

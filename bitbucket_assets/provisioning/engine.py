@@ -4,6 +4,11 @@ Exactly-once: before a membership call the intent is committed (`provisioning_in
 the log row, the request's status and the intent's removal commit together. A run killed in between
 leaves the intent behind; the next run reads the group's live membership, and if the change is already
 there it records it as applied instead of calling again.
+
+Whether a membership was made by this system is decided by the intent, never by a status code: the live
+membership is read before the intent is recorded, so a membership that existed before the request ends
+`no_change` and is never removed at expiry, while a 409 (or 404) answering a *retried* call after the intent
+means an earlier try took effect and its response was lost: the grant is ours, `applied`, and will expire.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..client import (
     UnknownUserError,
 )
 from ..clock import Clock, SystemClock
+from . import audit_log
 from .tables import ACTIONS, create_provisioning_tables
 
 
@@ -70,6 +76,7 @@ class Provisioner:
         self.run_id = run_id or uuid.uuid4().hex
         self.now = now or self.clock.now()  # the moment approval age and expiry are judged at
         self.report = ProvisioningReport()
+        self.head: str | None = None  # the log's chain head after this run's last row
         self._members: dict[tuple[str, str], set[str]] = {}
         create_provisioning_tables(con)
 
@@ -182,7 +189,8 @@ class Provisioner:
             ).fetchone()[0]
             users = self.con.execute(
                 "select count(*) from staging.stg_bitbucket__workspace_members m "
-                "join staging.stg_bitbucket__syncs s on m.sync_id = s.sync_id and s.is_latest "
+                "join staging.stg_bitbucket__workspace_observations o on m.sync_id = o.sync_id "
+                "and m.workspace_slug = o.workspace_slug and o.is_latest_for_workspace "
                 "where m.workspace_slug = ? and (m.user_uuid = ? or m.account_id = ?)",
                 [request["workspace_slug"], request["user_id"], request["user_id"]],
             ).fetchone()[0]
@@ -224,8 +232,14 @@ class Provisioner:
         except BitbucketError as exc:
             return self._finish(request, "failed", _explain(exc), action=log_action, http_status=exc.status,
                                 user_uuid=user_uuid)  # fmt: skip
-        if change.changed:
-            outcome, note = success, None
+        if change.changed or change.retried:
+            # The user was not in the wanted state when the intent was recorded: an "already so" answer to a
+            # retried call means an earlier try of ours took effect (its response was lost). It is ours, and
+            # a just-in-time grant made so will expire.
+            outcome = success
+            note = (
+                None if change.changed else f"HTTP {change.status} on a retry: an earlier try of this call took effect"
+            )
             (members.add if action == "add" else members.discard)(user_uuid)
         else:
             outcome = success if log_action == "expire" else "no_change"
@@ -268,13 +282,25 @@ class Provisioner:
 
     def _log(self, request: dict, action: str, outcome: str, http_status: int | None, error: str | None, *,
              user_uuid: str | None = None, dry_run: bool = False) -> None:  # fmt: skip
-        self.con.execute(
-            "insert into provisioning.provisioning_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [uuid.uuid4().hex, request["request_id"], request["workspace_slug"], request["group_slug"],
-             user_uuid or (request["user_id"] if request["user_id"].startswith("{") else None), action, outcome,
-             http_status, error, request["requested_by"], request["approved_by"], self.clock.now(), self.run_id,
-             dry_run],
-        )  # fmt: skip
+        self.head = audit_log.append(
+            self.con,
+            {
+                "request_id": request["request_id"],
+                "workspace_slug": request["workspace_slug"],
+                "group_slug": request["group_slug"],
+                "user_uuid": user_uuid or (request["user_id"] if request["user_id"].startswith("{") else None),
+                "action": action,
+                "outcome": outcome,
+                "http_status": http_status,
+                "error": error,
+                "requested_by": request["requested_by"],
+                "approved_by": request["approved_by"],
+                "approval_ref": request.get("approval_ref"),
+                "attempted_at": self.clock.now(),
+                "run_id": self.run_id,
+                "dry_run": dry_run,
+            },
+        )
 
     def _live_members(self, ws: str, group: str, refresh: bool = False) -> set[str]:
         key = (ws, group)

@@ -13,7 +13,7 @@ import pandas as pd
 from .tables import ACTIONS, create_provisioning_tables
 
 REQUIRED = ("request_id", "workspace_slug", "group_slug", "user_id", "action", "requested_by")
-OPTIONAL = ("approved_by", "approved_at", "expires_at", "reason", "allow_protected")
+OPTIONAL = ("approved_by", "approved_at", "expires_at", "reason", "approval_ref", "allow_protected")
 
 
 class RequestImportError(ValueError):
@@ -88,6 +88,7 @@ def _validate(row: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         out[name] = value
     out["approved_by"] = (row.get("approved_by") or "").strip() or None
     out["reason"] = row.get("reason") or None
+    out["approval_ref"] = (str(row.get("approval_ref") or "").strip()) or None
     allow = row.get("allow_protected")
     out["allow_protected"] = str(allow).lower() in ("1", "true", "yes") if allow not in (None, "") else False
     if out["expires_at"] and out.get("action") == "remove":
@@ -134,4 +135,4 @@ def insert_requests(con, rows: list[dict[str, Any]], *, skip_existing: bool = Fa
 
 
 REQUEST_COLUMNS = (*REQUIRED, *OPTIONAL)
-_TYPES = ("varchar",) * len(REQUIRED) + ("varchar", "timestamptz", "timestamptz", "varchar", "boolean")
+_TYPES = ("varchar",) * len(REQUIRED) + ("varchar", "timestamptz", "timestamptz", "varchar", "varchar", "boolean")

@@ -1,8 +1,9 @@
 """The provisioning tables (schema `provisioning`) in the warehouse.
 
 `access_requests` is the input people (or the access-review import) write; the pipeline maintains its
-`status`. `provisioning_log` has one row per attempt. `provisioning_intents` records a call before it is
-made, so a run killed at any point can tell, by reading live membership, whether the call took effect.
+`status`. `provisioning_log` has one row per attempt, hash-chained (`audit_log.py`). `provisioning_intents`
+records a call before it is made, so a run killed at any point can tell, by reading live membership, whether
+the call took effect.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ DDL = [
         approved_at TIMESTAMPTZ,
         expires_at TIMESTAMPTZ,              -- just-in-time access: removed by itself at this time
         reason VARCHAR,
+        approval_ref VARCHAR,                -- the approval's reference elsewhere, e.g. a ticket id
         allow_protected BOOLEAN DEFAULT false, -- explicitly allowed to touch a protected group
         status VARCHAR NOT NULL DEFAULT 'pending',
         status_reason VARCHAR,
@@ -46,9 +48,20 @@ DDL = [
         approved_by VARCHAR,
         attempted_at TIMESTAMPTZ NOT NULL,
         run_id VARCHAR,
-        dry_run BOOLEAN NOT NULL DEFAULT false
+        dry_run BOOLEAN NOT NULL DEFAULT false,
+        approval_ref VARCHAR,
+        seq BIGINT,                          -- place in the hash chain (audit_log.py)
+        prev_hash VARCHAR,
+        row_hash VARCHAR
     )
     """,
+    # Warehouses created before the hash chain and approval references gain the columns (rows written
+    # before keep them empty, and verify as such).
+    "ALTER TABLE provisioning.access_requests ADD COLUMN IF NOT EXISTS approval_ref VARCHAR",
+    "ALTER TABLE provisioning.provisioning_log ADD COLUMN IF NOT EXISTS approval_ref VARCHAR",
+    "ALTER TABLE provisioning.provisioning_log ADD COLUMN IF NOT EXISTS seq BIGINT",
+    "ALTER TABLE provisioning.provisioning_log ADD COLUMN IF NOT EXISTS prev_hash VARCHAR",
+    "ALTER TABLE provisioning.provisioning_log ADD COLUMN IF NOT EXISTS row_hash VARCHAR",
     """
     -- People who left (from HR or IT offboarding): the risk report lists any access they still hold.
     -- Bitbucket's membership payloads do not say an account was deactivated, so this is an input.

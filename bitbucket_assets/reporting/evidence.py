@@ -33,7 +33,8 @@ QUERIES = {
     """,
     "provisioning": """
         select l.attempted_at, l.request_id, l.workspace_slug, l.group_slug, l.user_uuid, l.action, l.outcome,
-               l.http_status, l.error, l.requested_by, l.approved_by, r.approved_at, r.expires_at, l.run_id
+               l.http_status, l.error, l.requested_by, l.approved_by, l.approval_ref, r.approved_at, r.expires_at,
+               l.run_id
         from provisioning.provisioning_log l
         left join provisioning.access_requests r using (request_id)
         where not l.dry_run and l.attempted_at >= $from and l.attempted_at <= $to
@@ -44,7 +45,8 @@ QUERIES = {
         eff as (select * from marts.effective_access_as_of($to)),
         members as (
             select m.* from staging.stg_bitbucket__workspace_members m
-            join staging.stg_bitbucket__syncs s on m.sync_id = s.sync_id and s.is_latest
+            join staging.stg_bitbucket__workspace_observations o on m.sync_id = o.sync_id
+             and m.workspace_slug = o.workspace_slug and o.is_latest_for_workspace
         )
         select 'workspace owner' as risk, workspace_slug, 'workspace' as resource_type, resource_key,
                principal_name as user_display_name, principal_id as user_uuid, 'admin on every repository' as detail

@@ -1,20 +1,22 @@
 {#
-  The grant-path expansion, restricted to the syncs that `sync_filter` (a predicate on sync_id) selects.
-  The restriction is applied to every input first, so a model that needs one sync (fct_grants) or the
-  new syncs (fct_grant_history) never expands the others: the daily cost does not grow with the raw
-  snapshots retained.
+  The grant-path expansion, restricted to the syncs that `sync_filter` (a predicate on sync_id) selects and,
+  for the inputs that belong to a workspace, to the observations `observation_filter` (a predicate on
+  sync_id and workspace_slug) selects; by default the same as `sync_filter`. The restriction is applied to
+  every input first, so a model that needs each workspace's latest observation (fct_grants) or the new syncs
+  (fct_grant_history) never expands the others: the daily cost does not grow with the raw snapshots retained.
 #}
-{% macro grant_paths(sync_filter) %}
+{% macro grant_paths(sync_filter, observation_filter=none) %}
+{% set ws_filter = observation_filter or sync_filter %}
 with
 
-wm as (select * from {{ ref('stg_bitbucket__workspace_members') }} where {{ sync_filter }}),
-gm as (select * from {{ ref('int_group_memberships') }} where {{ sync_filter }}),
-pup as (select * from {{ ref('stg_bitbucket__project_user_permissions') }} where {{ sync_filter }}),
-pgp as (select * from {{ ref('stg_bitbucket__project_group_permissions') }} where {{ sync_filter }}),
-prj as (select * from {{ ref('stg_bitbucket__projects') }} where {{ sync_filter }}),
-rup as (select * from {{ ref('stg_bitbucket__repository_user_permissions') }} where {{ sync_filter }}),
-rgp as (select * from {{ ref('stg_bitbucket__repository_group_permissions') }} where {{ sync_filter }}),
-rep as (select * from {{ ref('stg_bitbucket__repositories') }} where {{ sync_filter }}),
+wm as (select * from {{ ref('stg_bitbucket__workspace_members') }} where {{ ws_filter }}),
+gm as (select * from {{ ref('int_group_memberships') }} where {{ ws_filter }}),
+pup as (select * from {{ ref('stg_bitbucket__project_user_permissions') }} where {{ ws_filter }}),
+pgp as (select * from {{ ref('stg_bitbucket__project_group_permissions') }} where {{ ws_filter }}),
+prj as (select * from {{ ref('stg_bitbucket__projects') }} where {{ ws_filter }}),
+rup as (select * from {{ ref('stg_bitbucket__repository_user_permissions') }} where {{ ws_filter }}),
+rgp as (select * from {{ ref('stg_bitbucket__repository_group_permissions') }} where {{ ws_filter }}),
+rep as (select * from {{ ref('stg_bitbucket__repositories') }} where {{ ws_filter }}),
 
 owners as (select sync_id, workspace_slug, user_uuid from wm where workspace_role = 'owner'),
 
@@ -110,26 +112,27 @@ union all select * from repository_via_owner
 {% endmacro %}
 
 
-{# Grant paths with the names analysts read and a stable grant_key, for the syncs `sync_filter` selects. #}
-{% macro named_grant_paths(sync_filter) %}
+{# Grant paths with the names analysts read and a stable grant_key, for the syncs and observations selected. #}
+{% macro named_grant_paths(sync_filter, observation_filter=none) %}
+{% set ws_filter = observation_filter or sync_filter %}
 with
 
-paths as ({{ grant_paths(sync_filter) }}),
+paths as ({{ grant_paths(sync_filter, observation_filter) }}),
 
 syncs as (select sync_id, synced_at from {{ ref('stg_bitbucket__syncs') }} where {{ sync_filter }}),
 
 resource_names as (
     select sync_id, 'workspace' as resource_type, workspace_uuid as resource_id, workspace_name as resource_name
-    from {{ ref('stg_bitbucket__workspaces') }} where {{ sync_filter }}
+    from {{ ref('stg_bitbucket__workspaces') }} where {{ ws_filter }}
     union all
-    select sync_id, 'project', project_uuid, project_name from {{ ref('stg_bitbucket__projects') }} where {{ sync_filter }}
+    select sync_id, 'project', project_uuid, project_name from {{ ref('stg_bitbucket__projects') }} where {{ ws_filter }}
     union all
     select sync_id, 'repository', repository_uuid, repository_name
-    from {{ ref('stg_bitbucket__repositories') }} where {{ sync_filter }}
+    from {{ ref('stg_bitbucket__repositories') }} where {{ ws_filter }}
 ),
 
 group_names as (
-    select sync_id, workspace_slug, group_slug, group_name from {{ ref('stg_bitbucket__groups') }} where {{ sync_filter }}
+    select sync_id, workspace_slug, group_slug, group_name from {{ ref('stg_bitbucket__groups') }} where {{ ws_filter }}
 ),
 
 users as (

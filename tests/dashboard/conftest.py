@@ -25,8 +25,10 @@ def dashboard_db(demo_warehouse, tmp_path_factory) -> str:
             [now],
         )
         con.execute(
-            "insert into provisioning.provisioning_log values ('l1', 'r1', 'northwind', 'payments', '{u}', 'add', "
-            "'applied', 200, null, 'a@x', 'b@x', ?, 'run-1', false)",
+            "insert into provisioning.provisioning_log (log_id, request_id, workspace_slug, group_slug, user_uuid, "
+            "action, outcome, http_status, error, requested_by, approved_by, attempted_at, run_id, dry_run) "
+            "values ('l1', 'r1', 'northwind', 'payments', '{u}', 'add', 'applied', 200, null, 'a@x', 'b@x', ?, "
+            "'run-1', false)",
             [now],
         )
     return copy

@@ -9,7 +9,7 @@ import duckdb
 from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.provisioning.engine import Provisioner
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_assets.simulator import SIM_API_TOKEN, Faults
 
 from .conftest import NOW, add_request, statuses, writes
 
@@ -57,3 +57,46 @@ def test_an_approval_grows_old_on_the_simulated_clock(make_sim, warehouse) -> No
     status, reason = statuses(warehouse)["late"]
     assert status == "rejected" and reason == "approval is 31 days old; the limit is 30 days"
     assert writes(sim) == []
+
+
+def test_jit_grants_survive_dropped_connections_and_expire_exactly_once(make_sim, warehouse) -> None:
+    """Connections cut after Bitbucket applied the write (the retry then gets 409 or 404): each grant is still
+    ours, expires exactly once, and a membership that existed before its request is never removed."""
+    sim = make_sim(faults=Faults(seed=4, drop_rate=0.35))
+    clock = SimulatedClock(NOW)
+    ws = sim.org.workspaces["tiny-co"]
+    leads = ws.groups["leads"]
+    newcomers = [u for u, m in ws.members.items() if m.role != "owner" and u not in leads.members][:8]
+    veteran = leads.members[0]
+    expires = NOW + timedelta(days=1)
+    for i, user in enumerate(newcomers):
+        add_request(warehouse, f"jit-{i}", user, "leads", approved_at=NOW, expires_at=expires)
+    add_request(warehouse, "jit-veteran", veteran, "leads", approved_at=NOW, expires_at=expires)
+
+    def client() -> BitbucketClient:
+        return BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, clock=clock,
+                               requests_per_hour=1e7, max_retries=12)  # fmt: skip
+
+    with duckdb.connect(warehouse) as con:
+        Provisioner(client(), con).provision()
+    granted = statuses(warehouse)
+    assert {k: v[0] for k, v in granted.items()} == {**{f"jit-{i}": "applied" for i in range(8)},
+                                                     "jit-veteran": "no_change"}  # fmt: skip
+    assert set(newcomers) <= set(leads.members)
+    clock.advance(timedelta(days=2))
+    with duckdb.connect(warehouse) as con:
+        Provisioner(client(), con).expire()
+    assert {k: v[0] for k, v in statuses(warehouse).items()} == {**{f"jit-{i}": "expired" for i in range(8)},
+                                                                 "jit-veteran": "no_change"}  # fmt: skip
+    assert not set(newcomers) & set(leads.members) and veteran in leads.members
+    # Each newcomer was written exactly once each way, and some of those writes lost their response.
+    for user in newcomers:
+        mine = [w for w in writes(sim) if w.path.endswith("/" + user) or w.path.endswith(user.replace("{", "%7B"))]
+        assert sorted(w.status for w in mine if w.status in (200, 204)) == [200, 204], user
+    dropped = [w for w in writes(sim) if w.fault == "drop"]
+    assert {w.method for w in dropped} == {"PUT", "DELETE"}
+    with duckdb.connect(warehouse, read_only=True) as con:
+        expiries = con.execute(
+            "select request_id, count(*) from provisioning.provisioning_log where action = 'expire' group by 1"
+        ).fetchall()
+    assert sorted(expiries) == [(f"jit-{i}", 1) for i in range(8)]

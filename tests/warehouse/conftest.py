@@ -47,9 +47,13 @@ class History:
         return next(u for u in self.org.users.values() if u.nickname == nickname)
 
 
-def run_pipeline(sim_url: str, email: str, db: str, selection=None) -> dg.ExecuteInProcessResult:
+def run_pipeline(
+    sim_url: str, email: str, db: str, selection=None, workspaces: str | None = None
+) -> dg.ExecuteInProcessResult:
     resources = {
-        "bitbucket": BitbucketResource(api_url=sim_url, email=email, api_token=SIM_API_TOKEN, requests_per_hour=1e7),
+        "bitbucket": BitbucketResource(
+            api_url=sim_url, email=email, api_token=SIM_API_TOKEN, requests_per_hour=1e7, workspaces=workspaces
+        ),
         "duckdb": DuckDBResource(database=db),
         "dbt": dbt_resource(),
     }

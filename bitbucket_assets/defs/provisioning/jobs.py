@@ -23,10 +23,16 @@ def _policy(config: ProvisioningConfig) -> ProvisioningPolicy:
     return ProvisioningPolicy(config.max_approval_age_days, tuple(config.protected_groups), config.max_changes_per_run)
 
 
-def _summary(context: dg.OpExecutionContext, report, label: str) -> dg.Output:
+def _summary(context: dg.OpExecutionContext, provisioner: Provisioner, label: str) -> dg.Output:
+    report = provisioner.report
     counts = {o: report.count(o) for o in ("applied", "no_change", "rejected", "failed", "expired")}
-    context.log.info(f"{label}: {counts}; planned {len(report.planned)}; reconciled after a crash {report.reconciled}")
-    return dg.Output(None, metadata={**counts, "planned": len(report.planned), "reconciled": len(report.reconciled)})
+    context.log.info(
+        f"{label}: {counts}; planned {len(report.planned)}; reconciled after a crash {report.reconciled}; "
+        f"provisioning log head {provisioner.head or '(no row written)'}"
+    )
+    # The chain head, kept in Dagster's event log, outside the warehouse: a trail cut short shows against it.
+    metadata = {**counts, "planned": len(report.planned), "reconciled": len(report.reconciled)}
+    return dg.Output(None, metadata={**metadata, "log_head": provisioner.head or ""})
 
 
 @dg.op(pool=WRITER_POOL, description="Validate approved pending requests and apply them through the 1.0 groups API.")
@@ -35,13 +41,14 @@ def apply_approved_requests(
 ):
     client = None if config.dry_run else bitbucket.get_client()
     with duckdb.get_connection() as con:
-        report = Provisioner(client, con, _policy(config), run_id=context.run_id).provision(dry_run=config.dry_run)
+        provisioner = Provisioner(client, con, _policy(config), run_id=context.run_id)
+        report = provisioner.provision(dry_run=config.dry_run)
     for request in report.planned:
         context.log.info(
             f"plan: {request['action']} {request['user_id']} in {request['workspace_slug']}/{request['group_slug']} "
             f"(request {request['request_id']}, approved by {request['approved_by']})"
         )
-    return _summary(context, report, "dry run" if config.dry_run else "provisioning")
+    return _summary(context, provisioner, "dry run" if config.dry_run else "provisioning")
 
 
 @dg.op(pool=WRITER_POOL, description="Remove just-in-time memberships whose expires_at has passed.")
@@ -49,8 +56,9 @@ def expire_just_in_time_access(
     context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
 ):
     with duckdb.get_connection() as con:
-        report = Provisioner(bitbucket.get_client(), con, _policy(config), run_id=context.run_id).expire()
-    return _summary(context, report, "expiry")
+        provisioner = Provisioner(bitbucket.get_client(), con, _policy(config), run_id=context.run_id)
+        provisioner.expire()
+    return _summary(context, provisioner, "expiry")
 
 
 @dg.job(description="Fulfil approved group-membership requests from provisioning.access_requests.")

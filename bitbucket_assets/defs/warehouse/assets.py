@@ -66,12 +66,12 @@ with ours as (
     from marts.fct_effective_access where resource_type = 'repository'
 ),
 theirs as (
+    -- Each workspace's latest observation, as fct_effective_access; only where the credential administers it.
     select e.workspace_slug, e.repository_uuid, e.user_uuid, e.permission
     from staging.stg_bitbucket__effective_repository_permissions e
-    join staging.stg_bitbucket__syncs s on e.sync_id = s.sync_id and s.is_latest
-    where e.workspace_slug in (select workspace_slug from staging.stg_bitbucket__workspaces w
-                               join staging.stg_bitbucket__syncs s2 on w.sync_id = s2.sync_id and s2.is_latest
-                               where w.synced_as_administrator)
+    join staging.stg_bitbucket__workspace_observations o
+      on e.sync_id = o.sync_id and e.workspace_slug = o.workspace_slug and o.is_latest_for_workspace
+    where e.workspace_slug in (select workspace_slug from marts.dim_workspaces where synced_as_administrator)
 )
 select 'only in fct_effective_access' as side, * from (select * from ours except select * from theirs)
 union all

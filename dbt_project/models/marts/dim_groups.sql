@@ -8,4 +8,4 @@ select
     g.sync_id,
     g.synced_at
 from {{ ref('stg_bitbucket__groups') }} as g
-inner join {{ ref('stg_bitbucket__syncs') }} as s on g.sync_id = s.sync_id and s.is_latest
+where {{ latest_observation('g.sync_id', 'g.workspace_slug') }}

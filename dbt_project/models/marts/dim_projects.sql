@@ -9,4 +9,4 @@ select
     p.sync_id,
     p.synced_at
 from {{ ref('stg_bitbucket__projects') }} as p
-inner join {{ ref('stg_bitbucket__syncs') }} as s on p.sync_id = s.sync_id and s.is_latest
+where {{ latest_observation('p.sync_id', 'p.workspace_slug') }}

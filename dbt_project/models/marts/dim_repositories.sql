@@ -12,4 +12,4 @@ select
     r.sync_id,
     r.synced_at
 from {{ ref('stg_bitbucket__repositories') }} as r
-inner join {{ ref('stg_bitbucket__syncs') }} as s on r.sync_id = s.sync_id and s.is_latest
+where {{ latest_observation('r.sync_id', 'r.workspace_slug') }}

@@ -1,3 +1,4 @@
+-- Every workspace ever synced, as of its latest observation; synced_at says how fresh that is.
 select
     w.workspace_uuid,
     w.workspace_slug,
@@ -10,6 +11,7 @@ select
     (select count(*) from {{ ref('stg_bitbucket__workspace_members') }} m
      where m.sync_id = w.sync_id and m.workspace_slug = w.workspace_slug and m.workspace_role = 'owner') as owner_count,
     w.sync_id,
-    w.synced_at
+    w.synced_at,
+    w.sync_id = (select sync_id from {{ ref('stg_bitbucket__syncs') }} where is_latest) as covered_by_latest_sync
 from {{ ref('stg_bitbucket__workspaces') }} as w
-inner join {{ ref('stg_bitbucket__syncs') }} as s on w.sync_id = s.sync_id and s.is_latest
+where {{ latest_observation('w.sync_id', 'w.workspace_slug') }}

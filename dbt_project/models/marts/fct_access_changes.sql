@@ -7,7 +7,8 @@
     )
 }}
 -- One row per grant path added, removed or changed (permission moved on the same path), with the sync
--- and time it was seen. The first sync in the history is the baseline, not a wave of additions.
+-- and time it was seen. A workspace's first observation is its baseline, not a wave of additions (also
+-- for a workspace that joins the sync later); a sync that left a workspace out records no change there.
 -- Incremental: a run reads only the history versions opened or closed after the newest change recorded.
 with
 
@@ -26,7 +27,9 @@ history as (
        or valid_to > (select head_at from head)
 ),
 
-baseline as (select min(valid_from) as baseline_at from {{ ref('fct_grant_history') }}),
+baseline as (
+    select workspace_slug, min(valid_from) as baseline_at from {{ ref('fct_grant_history') }} group by workspace_slug
+),
 
 events as (
     select
@@ -35,7 +38,7 @@ events as (
         principal_name, user_account_id, grant_source, via_group_slug, via_project_key,
         null::varchar as old_permission, permission as new_permission
     from history
-    where valid_from > (select baseline_at from baseline)
+    where valid_from > (select b.baseline_at from baseline as b where b.workspace_slug = history.workspace_slug)
       and ((select head_at from head) is null or valid_from > (select head_at from head))
     union all
     select

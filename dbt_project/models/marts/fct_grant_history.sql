@@ -9,8 +9,10 @@
 -- Every grant path with the period it held: valid_from (the sync it was first seen in) to valid_to (the
 -- sync it was first missing from; null while current). Built incrementally from complete syncs newer
 -- than the last one processed, plus the versions still open, and writes only the versions that changed:
--- the daily cost follows the changes and the current grants, not the number of days kept. A grant that disappears is closed; a re-grant opens
--- a new version. Running again with no new sync changes nothing.
+-- the daily cost follows the changes and the current grants, not the number of days kept. A grant that
+-- disappears is closed; a re-grant opens a new version. Running again with no new sync changes nothing.
+-- Each workspace has its own timeline: the syncs that covered it. A sync that left a workspace out (a
+-- narrower BITBUCKET_WORKSPACES) neither closes nor continues that workspace's versions.
 
 {% set attrs = ['workspace_slug', 'resource_type', 'resource_id', 'resource_key', 'resource_name', 'principal_type',
                 'principal_id', 'principal_name', 'user_account_id', 'permission', 'grant_source', 'via_group_slug',
@@ -27,16 +29,27 @@ head as (
 ),
 
 new_syncs as (
-    select sync_id, synced_at, row_number() over (order by synced_at) as seq
+    select sync_id, synced_at
     from {{ ref('stg_bitbucket__syncs') }}
     where (select head_at from head) is null or synced_at > (select head_at from head)
+),
+
+new_observations as (
+    select sync_id, workspace_slug, synced_at,
+        row_number() over (partition by workspace_slug order by synced_at) as seq
+    from {{ ref('stg_bitbucket__workspace_observations') }}
+    where sync_id in (select sync_id from new_syncs)
+),
+
+last_observation as (
+    select workspace_slug, max(seq) as last_seq from new_observations group by workspace_slug
 ),
 
 timeline as (
     select p.grant_key, n.seq, null::timestamptz as carried_from, null::varchar as carried_sync_id,
         {% for a in attrs %}p.{{ a }}{{ ',' if not loop.last }}{% endfor %}
     from ({{ named_grant_paths("sync_id in (select sync_id from new_syncs)") }}) as p
-    inner join new_syncs as n on p.sync_id = n.sync_id
+    inner join new_observations as n on p.sync_id = n.sync_id and p.workspace_slug = n.workspace_slug
     {% if is_incremental() %}
     union all
     -- Versions still open from earlier runs take part as "sync 0", so they continue or close.
@@ -76,9 +89,10 @@ select
     nxt.synced_at is null as is_current,
     (select max(synced_at) from new_syncs) as last_sync_at
 from versions as v
-left join new_syncs as f on f.seq = v.first_seq
-left join new_syncs as nxt on nxt.seq = v.last_seq + 1
+left join new_observations as f on f.workspace_slug = v.workspace_slug and f.seq = v.first_seq
+left join new_observations as nxt on nxt.workspace_slug = v.workspace_slug and nxt.seq = v.last_seq + 1
+left join last_observation as l on l.workspace_slug = v.workspace_slug
 where exists (select 1 from new_syncs)
-    -- A version carried from earlier runs that is still open has not changed: leave its row alone, so a
-    -- day writes only what changed (new versions and closed ones).
-    and not (v.first_seq = 0 and v.last_seq = (select max(seq) from new_syncs))
+    -- A version carried from earlier runs that is still open has not changed (or its workspace was not
+    -- observed since): leave its row alone, so a day writes only what changed (new versions and closed ones).
+    and not (v.first_seq = 0 and v.last_seq = coalesce(l.last_seq, 0))

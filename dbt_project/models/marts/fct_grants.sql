@@ -1,4 +1,5 @@
--- One row per grant path in the latest complete sync.
+-- One row per grant path in each workspace's latest observation (the latest complete sync that covered it):
+-- a workspace a newer sync left out keeps its last observed grants, with that sync's synced_at.
 select
     sync_id,
     synced_at,
@@ -17,5 +18,5 @@ select
     via_project_key,
     grant_key
 from (
-    {{ named_grant_paths("sync_id in (select sync_id from " ~ ref('stg_bitbucket__syncs') ~ " where is_latest)") }}
+    {{ named_grant_paths(latest_observation_syncs(), latest_observation()) }}
 )
