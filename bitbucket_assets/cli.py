@@ -15,6 +15,17 @@ import click
 from .settings import Settings, load_settings
 
 
+def _echo(message: str) -> None:
+    """Print a line whose parts may come from Bitbucket or a spreadsheet: control characters escaped."""
+    click.echo(_safe(message))
+
+
+def _safe(message: str) -> str:
+    from .reporting.safe_text import terminal_line
+
+    return "\n".join(terminal_line(part) for part in str(message).split("\n"))
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
@@ -32,7 +43,7 @@ def _run(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except (CommandError, BitbucketError, RequestImportError, ReviewImportError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(_safe(str(exc))) from None
 
 
 def _timestamp(value: str) -> datetime:
@@ -53,7 +64,7 @@ def sync() -> None:
     from . import services
 
     for line in _run(services.sync, _settings()).lines():
-        click.echo(line)
+        _echo(line)
 
 
 @main.command()
@@ -63,7 +74,7 @@ def check() -> None:
 
     report = _run(services.check, _settings())
     for line in report.lines():
-        click.echo(line)
+        _echo(line)
     if not report.can_sync:
         sys.exit(1)
 
@@ -80,7 +91,7 @@ def import_requests_command(path: str) -> None:
     from . import services
 
     count = _run(services.import_requests, _settings(), path)
-    click.echo(f"imported {count} request(s) into provisioning.access_requests")
+    _echo(f"imported {count} request(s) into provisioning.access_requests")
 
 
 @main.command()
@@ -95,16 +106,16 @@ def provision(dry_run: bool, max_changes: int, expire: bool, verify_log: bool) -
     if verify_log:
         result = _run(services.verify_provisioning_log, _settings())
         if result.intact:
-            click.echo(f"provisioning log intact: {result.rows} rows, head {result.head}")
+            _echo(f"provisioning log intact: {result.rows} rows, head {result.head}")
             return
-        click.echo(f"provisioning log ALTERED: {len(result.problems)} problem(s)")
+        _echo(f"provisioning log ALTERED: {len(result.problems)} problem(s)")
         for problem in result.problems:
-            click.echo(f"  {problem}")
+            _echo(f"  {problem}")
         sys.exit(1)
 
     summary = _run(services.provision, _settings(), dry_run=dry_run, max_changes=max_changes, expire=expire)
     for line in summary.lines():
-        click.echo(line)
+        _echo(line)
 
 
 @main.group()
@@ -122,7 +133,7 @@ def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None) 
     from . import services
 
     target, count = _run(services.review_export, _settings(), _timestamp(as_of), workspace, fmt, out)
-    click.echo(f"wrote {count} review rows to {target}")
+    _echo(f"wrote {count} review rows to {target}")
 
 
 @review.command("import")
@@ -132,10 +143,10 @@ def review_import(path: str) -> None:
     from . import services
 
     result = _run(services.review_import, _settings(), path)
-    click.echo(f"{len(result.requests)} remove request(s) created; {result.kept} access(es) kept")
+    _echo(f"{len(result.requests)} remove request(s) created; {result.kept} access(es) kept")
     for line in result.manual:
-        click.echo(f"  manual: {line}")
-    click.echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")
+        _echo(f"  manual: {line}")
+    _echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")
 
 
 @main.command()
@@ -147,9 +158,9 @@ def evidence(start: str, end: str, out: str) -> None:
     from . import services
 
     pack = _run(services.evidence, _settings(), _timestamp(start), _timestamp(end), out)
-    click.echo(f"evidence pack: {pack.report}")
+    _echo(f"evidence pack: {pack.report}")
     for key, value in pack.metrics.items():
-        click.echo(f"  {key}: {value}")
+        _echo(f"  {key}: {value}")
 
 
 @main.command()
@@ -162,7 +173,7 @@ def dashboard(port: int) -> None:
     app = Path(__file__).parent / "dashboard" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
                "--server.port", str(port), "--browser.gatherUsageStats", "false"]  # fmt: skip
-    click.echo(f"dashboard on http://127.0.0.1:{port}")
+    _echo(f"dashboard on http://127.0.0.1:{port}")
     sys.exit(subprocess.call(command))
 
 
@@ -187,11 +198,11 @@ def simulator(port: int, org_name: str, seed: int, rate_limit: str, retry_after:
     faults = Faults(seed=seed, **(json.loads(faults_json) if faults_json else {}))
     server = SimulatorServer(Simulator(org, rate_limit=limit, faults=faults), port=port, log_level="info")
     operator = org.users[org.operator_uuid] if org.operator_uuid else None
-    click.echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
+    _echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
     if operator is not None:
-        click.echo(f"  BITBUCKET_API_URL={server.url}")
-        click.echo(f"  BITBUCKET_EMAIL={operator.email}")
-        click.echo(f"  BITBUCKET_API_TOKEN={SIM_API_TOKEN}   (a simulator-only token)")
+        _echo(f"  BITBUCKET_API_URL={server.url}")
+        _echo(f"  BITBUCKET_EMAIL={operator.email}")
+        _echo(f"  BITBUCKET_API_TOKEN={SIM_API_TOKEN}   (a simulator-only token)")
     server.serve_forever()
 
 
@@ -211,7 +222,7 @@ def demo(org_name: str, days: int) -> None:
     chosen = settings.duckdb_path if "duckdb_path" in settings.model_fields_set else None
     result = _run(run_demo, org_name, days, chosen, click.echo)
     for line in closing_lines(result):
-        click.echo(line)
+        _echo(line)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 
+from .safe_text import spreadsheet_cell, text
+
 DORMANT_DAYS = 90
 
 QUERIES = {
@@ -135,7 +137,7 @@ def build_evidence_pack(con: duckdb.DuckDBPyConnection, start: datetime, end: da
         with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(tables[name][0])
-            writer.writerows([[_text(v) for v in row] for row in tables[name][1]])
+            writer.writerows([[spreadsheet_cell(v) for v in row] for row in tables[name][1]])
     population = tables["population"][1]
     changes = tables["changes"][1]
     risks = tables["risks"][1]
@@ -157,12 +159,6 @@ def build_evidence_pack(con: duckdb.DuckDBPyConnection, start: datetime, end: da
     return EvidencePack(out, report, metrics)
 
 
-def _text(value) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    return "" if value is None else str(value)
-
-
 def _bars(title: str, counts: dict[str, int]) -> str:
     """A small inline SVG bar chart: the report needs no network and no script."""
     if not counts:
@@ -182,7 +178,7 @@ def _bars(title: str, counts: dict[str, int]) -> str:
 
 def _table(name: str, columns: list[str], rows: list[tuple], limit: int = 200) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_text(v))}</td>" for v in row) + "</tr>" for row in rows[:limit])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(text(v))}</td>" for v in row) + "</tr>" for row in rows[:limit])
     more = f"<p>{len(rows) - limit} more rows in {name}.csv.</p>" if len(rows) > limit else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
@@ -190,7 +186,7 @@ def _table(name: str, columns: list[str], rows: list[tuple], limit: int = 200) -
 def _render(metrics: dict, tables: dict) -> str:
     changes_by_day: dict[str, int] = {}
     for row in tables["changes"][1]:
-        day = _text(row[0])[:10]
+        day = text(row[0])[:10]
         changes_by_day[day] = changes_by_day.get(day, 0) + 1
     permissions: dict[str, int] = {}
     for row in tables["population"][1]:

@@ -13,11 +13,11 @@ import csv
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 from ..provisioning.requests_import import insert_requests
+from .safe_text import from_spreadsheet_cell, spreadsheet_cell, xlsx_cell
 
 COLUMNS = [
     "review_item",
@@ -98,7 +98,7 @@ def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: _text(row[k]) for k in COLUMNS})
+                writer.writerow({k: spreadsheet_cell(row[k]) for k in COLUMNS})
         return path
     from openpyxl import Workbook
     from openpyxl.worksheet.datavalidation import DataValidation
@@ -107,8 +107,10 @@ def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
     sheet = book.active
     sheet.title = "access review"
     sheet.append(COLUMNS)
-    for row in rows:
-        sheet.append([_text(row[k]) for k in COLUMNS])
+    for number, row in enumerate(rows, start=2):
+        for column, key in enumerate(COLUMNS, start=1):
+            cell = sheet.cell(row=number, column=column, value=xlsx_cell(row[key]))
+            cell.data_type = "s"  # a string, whatever it starts with: never a formula
     decision_col = chr(ord("A") + COLUMNS.index("decision"))
     choice = DataValidation(type="list", formula1='"keep,revoke"', allow_blank=True)
     sheet.add_data_validation(choice)
@@ -116,12 +118,6 @@ def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
     sheet.freeze_panes = "A2"
     book.save(path)
     return path
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    return "" if value is None else str(value)
 
 
 class ReviewImportError(ValueError):
@@ -143,11 +139,14 @@ def read_review(path: Path) -> list[tuple[int, dict]]:
         rows = list(sheet.iter_rows(values_only=True))
         header = [str(h) for h in rows[0]]
         return [
-            (i, dict(zip(header, ["" if v is None else str(v) for v in r], strict=False)))
+            (i, dict(zip(header, [from_spreadsheet_cell("" if v is None else str(v)) for v in r], strict=False)))
             for i, r in enumerate(rows[1:], 2)
         ]
     with path.open(encoding="utf-8") as handle:
-        return [(i, row) for i, row in enumerate(csv.DictReader(handle), 2)]
+        return [
+            (i, {k: from_spreadsheet_cell(v or "") for k, v in row.items()})
+            for i, row in enumerate(csv.DictReader(handle), 2)
+        ]
 
 
 def plan_review_import(path: Path, now: datetime | None = None) -> ReviewImport:
