@@ -36,13 +36,22 @@ def _settings() -> Settings:
 def _run(call, *args, **kwargs):
     """Call a service; errors a user can act on become a one-line message and exit status 1."""
     from .client import BitbucketError
+    from .provisioning.approvals import ApproverPolicyError
     from .provisioning.requests_import import RequestImportError
     from .reporting.review import ReviewImportError
     from .services import CommandError
+    from .warehouse.files import WarehouseBusyError
 
     try:
         return call(*args, **kwargs)
-    except (CommandError, BitbucketError, RequestImportError, ReviewImportError) as exc:
+    except (
+        CommandError,
+        BitbucketError,
+        RequestImportError,
+        ReviewImportError,
+        ApproverPolicyError,
+        WarehouseBusyError,
+    ) as exc:
         raise click.ClickException(_safe(str(exc))) from None
 
 
@@ -132,8 +141,8 @@ def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None) 
     """One row per (user, resource, permission) with every grant path and reviewer/decision columns."""
     from . import services
 
-    target, count = _run(services.review_export, _settings(), _timestamp(as_of), workspace, fmt, out)
-    _echo(f"wrote {count} review rows to {target}")
+    target, count, campaign = _run(services.review_export, _settings(), _timestamp(as_of), workspace, fmt, out)
+    _echo(f"wrote {count} review rows to {target} (campaign {campaign}; only its rows, unchanged, can be imported)")
 
 
 @review.command("import")
@@ -143,7 +152,12 @@ def review_import(path: str) -> None:
     from . import services
 
     result = _run(services.review_import, _settings(), path)
-    _echo(f"{len(result.requests)} remove request(s) created; {result.kept} access(es) kept")
+    before = len(result.requests) - result.created
+    _echo(
+        f"{result.created} remove request(s) created"
+        + (f" ({before} already imported before)" if before else "")
+        + f"; {result.kept} access(es) kept"
+    )
     for line in result.manual:
         _echo(f"  manual: {line}")
     _echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")
@@ -165,15 +179,26 @@ def evidence(start: str, end: str, out: str) -> None:
 
 @main.command()
 @click.option("--port", default=8501, show_default=True)
-def dashboard(port: int) -> None:
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback serves access data to the network: set "
+    "BITBUCKET_DASHBOARD_SIGN_IN=true (docs/dashboard.md) before you do.",
+)
+def dashboard(port: int, host: str) -> None:
     """Serve the audit dashboard (Streamlit) over the analysts' read copy of the warehouse."""
     import subprocess
     from pathlib import Path
 
+    settings = _settings()
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.bitbucket_dashboard_sign_in:
+        _echo(f"WARNING: serving on {host} without sign-in: anyone who can reach it sees access data")
     app = Path(__file__).parent / "dashboard" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-               "--server.port", str(port), "--browser.gatherUsageStats", "false"]  # fmt: skip
-    _echo(f"dashboard on http://127.0.0.1:{port}")
+               "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "minimal"]  # fmt: skip
+    _echo(f"dashboard on http://{host}:{port}")
     sys.exit(subprocess.call(command))
 
 

@@ -18,6 +18,7 @@ class CheckReport:
     missing_for_sync: set[str] = field(default_factory=set)
     missing_for_provisioning: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts that change no verdict (e.g. the approver policy)
 
     @property
     def can_sync(self) -> bool:
@@ -36,6 +37,7 @@ class CheckReport:
         if self.missing_for_provisioning:
             out.append("missing scopes for provisioning: " + ", ".join(sorted(self.missing_for_provisioning)))
         out += [f"problem: {p}" for p in self.problems]
+        out += self.notes
         verdict = "ready to sync" if self.can_sync else "NOT ready to sync"
         verdict += " and to provision" if self.can_provision else (", not ready to provision" if self.can_sync else "")
         return [*out, f"verdict: {verdict}"]

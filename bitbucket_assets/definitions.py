@@ -3,12 +3,7 @@
 import dagster as dg
 
 from .defs.extraction.assets import bitbucket_raw_snapshot
-from .defs.provisioning.jobs import (
-    approved_requests_sensor,
-    build_jit_expiry_schedule,
-    expire_jit_access,
-    provision_group_membership,
-)
+from .defs.provisioning.jobs import approved_requests_sensor, build_jit_expiry_schedule, build_provisioning_jobs
 from .defs.resources import build_resources
 from .defs.sync import build_daily_sync, build_sync_job
 from .defs.warehouse.assets import effective_access_matches_bitbucket, raw_snapshot_retention, warehouse_models
@@ -22,7 +17,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[bitbucket_raw_snapshot, warehouse_models, raw_snapshot_retention, analyst_read_copy],
         asset_checks=[effective_access_matches_bitbucket],
-        jobs=[sync_job, provision_group_membership, expire_jit_access],
+        jobs=[sync_job, *build_provisioning_jobs(settings)],
         schedules=[build_daily_sync(settings, sync_job), build_jit_expiry_schedule(settings)],
         sensors=[approved_requests_sensor],
         resources=build_resources(settings),

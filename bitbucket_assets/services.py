@@ -16,8 +16,9 @@ from pathlib import Path
 
 import duckdb
 
+from .clock import SystemClock
 from .settings import Settings
-from .warehouse.files import report_database
+from .warehouse.files import open_reader, open_writer, report_database
 
 MART_COUNTS = ("fct_grants", "fct_effective_access", "fct_grant_history", "fct_access_changes", "dim_users")
 OUTCOMES = ("applied", "no_change", "rejected", "failed", "expired")
@@ -29,7 +30,8 @@ class CommandError(RuntimeError):
 
 @contextmanager
 def _connect(database: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    with duckdb.connect(database, read_only=read_only) as con:
+    """The warehouse (or its read copy), waiting while a sync or a provisioning run holds the file."""
+    with open_reader(database) if read_only else open_writer(database) as con:
         yield con
 
 
@@ -99,13 +101,16 @@ def check(settings: Settings):
     """The connection test (`connection_check.CheckReport`)."""
     from .client import BitbucketClient
     from .connection_check import check_connection
+    from .provisioning.approvals import ApproverPolicy
 
     client = BitbucketClient(settings.credentials, settings.bitbucket_api_url,
                              requests_per_hour=settings.bitbucket_requests_per_hour)  # fmt: skip
     try:
-        return check_connection(client)
+        report = check_connection(client)
     finally:
         client.close()
+    report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
+    return report
 
 
 # ---- provisioning ----
@@ -118,6 +123,7 @@ class ProvisioningSummary:
     outcomes: dict[str, int]
     log: list[tuple[str, str, str, int | None, str]]  # request, action, outcome, HTTP status, error
     head: str | None = None  # the provisioning log's hash-chain head after the run
+    approvals: str = ""  # which approver policy applied, or that none is set
 
     def lines(self) -> list[str]:
         title = ("plan (dry run): " if self.dry_run else "provisioning: ") + ", ".join(
@@ -132,7 +138,7 @@ class ProvisioningSummary:
         trail = (
             f"  log head: {self.head}  (`provision --verify-log` checks the trail up to here)" if self.head else None
         )
-        return [title, *attempts, *([trail] if trail else [])]
+        return [title, *attempts, *([trail] if trail else []), f"  {self.approvals}"]
 
 
 def provision(
@@ -143,13 +149,16 @@ def provision(
 
     from .definitions import build_definitions
     from .defs.provisioning.jobs import apply_approved_requests, expire_jit_access, expire_just_in_time_access
+    from .provisioning.approvals import ApproverPolicy
 
     job_name, op = (
         (expire_jit_access.name, expire_just_in_time_access.name) if expire else
         ("provision_group_membership", apply_approved_requests.name)
     )  # fmt: skip
     job = build_definitions(settings).resolve_job_def(job_name)
-    config = {"ops": {op: {"config": {"dry_run": dry_run, "max_changes_per_run": max_changes}}}}
+    options = {"dry_run": dry_run, "max_changes_per_run": max_changes,
+               "approver_policy": settings.bitbucket_approver_policy}  # fmt: skip
+    config = {"ops": {op: {"config": options}}}
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
     if not result.success:
@@ -163,7 +172,8 @@ def provision(
         head = con.execute("select arg_max(row_hash, seq) from provisioning.provisioning_log").fetchone()[0]
     names = ("planned", "rejected") if dry_run else OUTCOMES
     outcomes = {name: sum(1 for row in log if row[2] == name) for name in names}
-    return ProvisioningSummary(result.run_id, dry_run, outcomes, log, head)
+    approvals = ApproverPolicy.load(settings.bitbucket_approver_policy).describe()
+    return ProvisioningSummary(result.run_id, dry_run, outcomes, log, head, approvals)
 
 
 def verify_provisioning_log(settings: Settings):
@@ -171,36 +181,44 @@ def verify_provisioning_log(settings: Settings):
     from .provisioning.audit_log import verify_log
     from .provisioning.tables import create_provisioning_tables
 
-    with _connect(settings.duckdb_path) as con:
+    with open_writer(settings.duckdb_path) as con:
         create_provisioning_tables(con)  # adds the chain columns to a warehouse written before them
         return verify_log(con)
 
 
 def import_requests(settings: Settings, path: str) -> int:
+    from .provisioning.approvals import ApproverPolicy
     from .provisioning.requests_import import import_requests as import_file
 
-    with _connect(settings.duckdb_path) as con:
-        return import_file(con, path)
+    approvals = ApproverPolicy.load(settings.bitbucket_approver_policy)
+    with open_writer(settings.duckdb_path) as con:
+        return import_file(con, path, approvals)
 
 
 # ---- reviews and evidence ----
 
 
 def review_export(settings: Settings, as_of: datetime, workspace: str | None, fmt: str, out: str | None):
-    from .reporting.review import export_rows, write_review
+    """The population as a new review campaign: registered in the warehouse (waiting for the writer lock as
+    provisioning does), then written to the file."""
+    from .reporting.review import new_campaign, register_campaign, write_review
 
     with _connect(report_database(settings), read_only=True) as con:
-        rows = export_rows(con, as_of, workspace)
-    target = Path(out or f"access-review-{as_of:%Y-%m-%d}.{fmt}")
-    write_review(rows, target, fmt)
-    return target, len(rows)
+        campaign = new_campaign(con, as_of, workspace)
+    target = Path(out or f"access-review-{as_of:%Y-%m-%d}-{campaign.campaign_id}.{fmt}")
+    with open_writer(settings.duckdb_path) as con:
+        register_campaign(con, campaign, SystemClock().now())
+    write_review(campaign.rows, target, fmt)
+    return target, len(campaign.rows), campaign.campaign_id
 
 
 def review_import(settings: Settings, path: str):
+    from .provisioning.approvals import ApproverPolicy
     from .reporting.review import import_review
 
-    with _connect(settings.duckdb_path) as con:
-        return import_review(con, Path(path))
+    approvals = ApproverPolicy.load(settings.bitbucket_approver_policy)
+    with open_writer(settings.duckdb_path) as con:
+        return import_review(con, Path(path), approvals=approvals)
 
 
 def evidence(settings: Settings, start: datetime, end: datetime, out: str):

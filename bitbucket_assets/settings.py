@@ -53,12 +53,16 @@ class Settings(BaseSettings):
     bitbucket_sync_timezone: str = "UTC"
     bitbucket_jit_expiry_cron: str = "*/15 * * * *"
 
+    # Provisioning: who may approve (a YAML file kept outside the warehouse; docs/provisioning.md).
+    bitbucket_approver_policy: str | None = None
+
     # The warehouse.
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     bitbucket_raw_sync_retention: int = Field(30, ge=1)
     bitbucket_dashboard_db: str | None = None  # the file the dashboard reads; default: the read copy
+    bitbucket_dashboard_sign_in: bool = False  # require OIDC sign-in (Streamlit's st.login) before any data
 
-    @field_validator("duckdb_path", "bitbucket_dashboard_db")
+    @field_validator("duckdb_path", "bitbucket_dashboard_db", "bitbucket_approver_policy")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
         """MotherDuck databases (`md:`) are names, not files; every file path becomes absolute."""

@@ -15,6 +15,17 @@ from bitbucket_assets.dashboard import data
 PAGES = ("Overview", "Who has access", "Person", "Changes", "Risks", "Provisioning")
 
 st.set_page_config(page_title="Bitbucket access", layout="wide")
+if data.sign_in_required():
+    # Nothing below runs, and no query is made, until the identity provider has signed the user in.
+    if not st.user.get("is_logged_in", False):
+        st.title("Bitbucket access")
+        st.write("Sign in to see who can reach what.")
+        if st.button("Sign in"):
+            st.login()
+        st.stop()
+    st.sidebar.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'you'}")
+    if st.sidebar.button("Sign out"):
+        st.logout()
 requested = st.query_params.get("page", "Overview")
 page = st.sidebar.radio("Page", PAGES, index=PAGES.index(requested) if requested in PAGES else 0, key="page")
 st.sidebar.caption(f"Warehouse (read copy): `{data.warehouse_path()}`")
@@ -85,6 +96,8 @@ try:
 
     elif page == "Provisioning":
         st.title("Provisioning")
+        configured, policy = data.approver_policy()
+        (st.caption if configured else st.warning)(policy)
         requests, log = data.provisioning()
         cols = st.columns(3)
         cols[0].metric("Requests", len(requests))

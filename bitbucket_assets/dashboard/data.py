@@ -9,9 +9,21 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ..provisioning.approvals import ApproverPolicy
 from ..reporting.evidence import QUERIES, risks_sql
 from ..settings import load_settings
 from ..warehouse.files import reader_database
+
+
+def sign_in_required() -> bool:
+    """BITBUCKET_DASHBOARD_SIGN_IN: require Streamlit's OIDC sign-in (`[auth]` in .streamlit/secrets.toml)."""
+    return load_settings().bitbucket_dashboard_sign_in
+
+
+def approver_policy() -> tuple[bool, str]:
+    """Whether an approver policy is configured, and the sentence that says which (or that none is)."""
+    policy = ApproverPolicy.load(load_settings().bitbucket_approver_policy)
+    return policy.configured, policy.describe()
 
 
 def warehouse_path() -> str:

@@ -34,13 +34,14 @@ from ..client import (
 )
 from ..clock import Clock, SystemClock
 from . import audit_log
-from .tables import ACTIONS, create_provisioning_tables
+from .approvals import ApproverPolicy, snapshot_group_members
+from .tables import ACTIONS, PROTECTED_GROUPS, create_provisioning_tables
 
 
 @dataclass
 class ProvisioningPolicy:
     max_approval_age_days: float = 30.0
-    protected_groups: tuple[str, ...] = ("administrators",)
+    protected_groups: tuple[str, ...] = PROTECTED_GROUPS
     max_changes_per_run: int = 50
 
 
@@ -67,6 +68,7 @@ class Provisioner:
         run_id: str | None = None,
         now: datetime | None = None,
         clock: Clock | None = None,
+        approvals: ApproverPolicy | None = None,
     ):
         self.client, self.con = client, con
         self.api = BitbucketApi(client) if client is not None else None
@@ -75,6 +77,8 @@ class Provisioner:
         self.policy = policy or ProvisioningPolicy()
         self.run_id = run_id or uuid.uuid4().hex
         self.now = now or self.clock.now()  # the moment approval age and expiry are judged at
+        self.approvals = approvals or ApproverPolicy()
+        self._group_members = snapshot_group_members(con)
         self.report = ProvisioningReport()
         self.head: str | None = None  # the log's chain head after this run's last row
         self._members: dict[tuple[str, str], set[str]] = {}
@@ -93,6 +97,7 @@ class Provisioner:
                 self._finish(request, "rejected", problem, dry_run=dry_run)
             else:
                 valid.append(request)
+        valid = self._without_conflicts(valid, dry_run)
         if len(valid) > self.policy.max_changes_per_run:
             raise ChangeCapExceeded(
                 f"{len(valid)} approved requests exceed the cap of {self.policy.max_changes_per_run} changes per run: "
@@ -164,8 +169,9 @@ class Provisioner:
             return f"action {request['action']!r} is not one of add, remove"
         if not request["approved_by"]:
             return "no approver (approved_by is empty)"
-        if request["approved_by"].strip().lower() == (request["requested_by"] or "").strip().lower():
-            return f"approved by the requester ({request['approved_by']}): a second person must approve"
+        approval = self.approvals.approval_problem(request, self.policy.protected_groups, self._group_members)
+        if approval:
+            return approval
         if request["approved_at"] is None:
             return "approval has no time (approved_at is empty)"
         age = self.now - request["approved_at"]
@@ -179,6 +185,38 @@ class Provisioner:
             return "expires_at is already past"
         snapshot_problem = self._snapshot_problem(request)
         return snapshot_problem
+
+    def _without_conflicts(self, requests: list[dict], dry_run: bool) -> list[dict]:
+        """An add and a remove of the same membership in one run: which one wins would depend on their order,
+        so both are refused, with each other's ids."""
+        by_membership: dict[tuple[str, str, str], list[dict]] = {}
+        for request in requests:
+            key = (request["workspace_slug"], request["group_slug"], self._user_key(request))
+            by_membership.setdefault(key, []).append(request)
+        kept = []
+        for same in by_membership.values():
+            if len({r["action"] for r in same}) == 1:
+                kept += same
+                continue
+            for request in same:
+                others = ", ".join(r["request_id"] for r in same if r is not request)
+                note = (f"conflicts with request(s) {others}: an add and a remove of the same membership in one run; "
+                        "nothing was applied for either, resolve and resubmit")  # fmt: skip
+                self._finish(request, "rejected", note, dry_run=dry_run)
+        return sorted(kept, key=requests.index)
+
+    def _user_key(self, request: dict) -> str:
+        """The user as one key whether the request names a {uuid} or an account id (from the latest snapshot)."""
+        user_id = request["user_id"]
+        try:
+            row = self.con.execute(
+                "select any_value(user_uuid) from staging.stg_bitbucket__workspace_members "
+                "where workspace_slug = ? and (user_uuid = ? or account_id = ?)",
+                [request["workspace_slug"], user_id, user_id],
+            ).fetchone()
+        except duckdb.CatalogException:
+            row = None
+        return (row[0] if row and row[0] else user_id).lower()
 
     def _snapshot_problem(self, request: dict) -> str | None:
         """User and group must exist in the workspace's latest complete snapshot (when there is one)."""

@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from .tables import ACTIONS, create_provisioning_tables
+from .approvals import ApproverPolicy, snapshot_group_members
+from .tables import ACTIONS, PROTECTED_GROUPS, create_provisioning_tables
 
 REQUIRED = ("request_id", "workspace_slug", "group_slug", "user_id", "action", "requested_by")
 OPTIONAL = ("approved_by", "approved_at", "expires_at", "reason", "approval_ref", "allow_protected")
@@ -52,7 +53,7 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
             problems.append(f"line {number}: request_id: {rid!r} repeats line {seen[rid]}")
         elif rid:
             seen[rid] = number
-        clean.append(parsed)
+        clean.append({**parsed, "_line": number})
     if problems:
         raise RequestImportError(str(path), problems)
     return clean
@@ -96,9 +97,20 @@ def _validate(row: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     return problems, out
 
 
-def import_requests(con, path: str | Path) -> int:
-    """Validate the whole file, then insert every row in one transaction; returns how many."""
+def import_requests(con, path: str | Path, approvals: ApproverPolicy | None = None) -> int:
+    """Validate the whole file (approvals too, when a policy is given), then insert every row in one
+    transaction; returns how many."""
     rows = read_requests(path)
+    if approvals is not None:
+        members = snapshot_group_members(con)
+        problems = [
+            f"line {number}: approved_by: {problem}"
+            for row in rows
+            for number in [row["_line"]]
+            if row.get("approved_by") and (problem := approvals.approval_problem(row, PROTECTED_GROUPS, members))
+        ]
+        if problems:
+            raise RequestImportError(str(path), problems)
     create_provisioning_tables(con)
     existing = {r[0] for r in con.execute("select request_id from provisioning.access_requests").fetchall()}
     clashes = [r["request_id"] for r in rows if r["request_id"] in existing]

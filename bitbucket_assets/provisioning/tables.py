@@ -10,6 +10,7 @@ from __future__ import annotations
 
 STATUSES = ("pending", "applied", "no_change", "rejected", "failed", "expired")
 ACTIONS = ("add", "remove")
+PROTECTED_GROUPS = ("administrators",)  # changed only with allow_protected (and a protected approver, by policy)
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS provisioning",
@@ -53,6 +54,35 @@ DDL = [
         seq BIGINT,                          -- place in the hash chain (audit_log.py)
         prev_hash VARCHAR,
         row_hash VARCHAR
+    )
+    """,
+    """
+    -- Access-review campaigns (reporting/review.py): each export, and the evidence of every row it held, so
+    -- that an import accepts only rows that were exported, unchanged.
+    CREATE TABLE IF NOT EXISTS provisioning.review_campaigns (
+        campaign_id VARCHAR PRIMARY KEY,
+        created_at TIMESTAMPTZ NOT NULL,
+        as_of TIMESTAMPTZ NOT NULL,
+        workspace_slug VARCHAR,              -- null: every workspace
+        item_count INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS provisioning.review_items (
+        campaign_id VARCHAR NOT NULL,
+        review_item VARCHAR NOT NULL,
+        workspace_slug VARCHAR,
+        resource_type VARCHAR,
+        resource_key VARCHAR,
+        resource_name VARCHAR,
+        user_uuid VARCHAR,
+        user_account_id VARCHAR,
+        user_display_name VARCHAR,
+        permission VARCHAR,
+        grant_paths VARCHAR,
+        groups VARCHAR,
+        fingerprint VARCHAR NOT NULL,
+        PRIMARY KEY (campaign_id, review_item)
     )
     """,
     # Warehouses created before the hash chain and approval references gain the columns (rows written

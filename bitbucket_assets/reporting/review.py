@@ -1,22 +1,36 @@
-"""User access reviews: export a dated population for reviewers, import their decisions as requests.
+"""User access reviews: export a dated population as a review campaign, import reviewers' decisions as requests.
 
-Export: one row per (user, resource, permission) held at `as_of`, with every grant path, when it was
-first granted (from the history), the user's last access and groups, and empty reviewer / decision /
-comment columns. Import: every `revoke` becomes approved `remove` requests (approver = reviewer) for
-the group memberships behind it; paths a group removal cannot take away (direct or project grants,
-workspace ownership) are listed for a person to remove in Bitbucket.
+Export: one row per (user, resource, permission) held at `as_of`, with every grant path, when it was first
+granted (from the history), the user's last access and groups, and empty reviewer / decision / comment
+columns. Every export is a **campaign** registered in the warehouse (`provisioning.review_campaigns`, and
+`provisioning.review_items` with each row's evidence and a fingerprint), so that the import can tell a row
+that was exported from one that was made up or edited.
+
+Import: only rows of a known campaign whose item and evidence columns are unchanged are accepted; anything
+else is rejected, naming line and column, and nothing is imported. A reviewer may not decide on their own
+access (or, by policy, needs a second reviewer). Every `revoke` becomes approved `remove` requests
+(approver = reviewer, checked against the approver policy) for the group memberships behind the access;
+paths a group removal cannot take away (direct or project grants, workspace ownership) are listed for a
+person to remove in Bitbucket. Request ids derive from the campaign and the item, so files with the same
+name never collide and importing a file twice creates nothing new.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
+from ..provisioning.approvals import ApproverPolicy, snapshot_group_members
 from ..provisioning.requests_import import insert_requests
+from ..provisioning.tables import PROTECTED_GROUPS, create_provisioning_tables
 from .safe_text import from_spreadsheet_cell, spreadsheet_cell, xlsx_cell
 
 COLUMNS = [
@@ -37,7 +51,14 @@ COLUMNS = [
     "reviewer",
     "decision",
     "comment",
+    "campaign_id",
+    "fingerprint",
 ]
+# What a reviewer must not change: the item and the evidence a decision is taken on.
+EVIDENCE = [
+    "review_item", "workspace_slug", "resource_type", "resource_key", "resource_name", "user_uuid",
+    "user_account_id", "user_display_name", "permission", "grant_paths", "groups",
+]  # fmt: skip
 DECISIONS = ("keep", "revoke", "")
 
 EXPORT_SQL = """
@@ -98,7 +119,7 @@ def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: spreadsheet_cell(row[k]) for k in COLUMNS})
+                writer.writerow({k: spreadsheet_cell(row.get(k)) for k in COLUMNS})
         return path
     from openpyxl import Workbook
     from openpyxl.worksheet.datavalidation import DataValidation
@@ -109,7 +130,7 @@ def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
     sheet.append(COLUMNS)
     for number, row in enumerate(rows, start=2):
         for column, key in enumerate(COLUMNS, start=1):
-            cell = sheet.cell(row=number, column=column, value=xlsx_cell(row[key]))
+            cell = sheet.cell(row=number, column=column, value=xlsx_cell(row.get(key)))
             cell.data_type = "s"  # a string, whatever it starts with: never a formula
     decision_col = chr(ord("A") + COLUMNS.index("decision"))
     choice = DataValidation(type="list", formula1='"keep,revoke"', allow_blank=True)
@@ -120,8 +141,62 @@ def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
     return path
 
 
+@dataclass
+class Campaign:
+    campaign_id: str
+    as_of: datetime
+    workspace: str | None
+    rows: list[dict]
+
+
+def new_campaign(con: duckdb.DuckDBPyConnection, as_of: datetime, workspace: str | None = None) -> Campaign:
+    """The population at `as_of` as a new campaign: every row carries the campaign id and its fingerprint."""
+    campaign_id = uuid.uuid4().hex[:16]
+    rows = export_rows(con, as_of, workspace)
+    for row in rows:
+        row["campaign_id"] = campaign_id
+        row["fingerprint"] = fingerprint(campaign_id, row)
+    return Campaign(campaign_id, as_of, workspace, rows)
+
+
+def fingerprint(campaign_id: str, row: dict) -> str:
+    """SHA-256 over the campaign, the item, the permission and its grant paths (all evidence columns)."""
+    values = [campaign_id, *[_comparable(row.get(c)) for c in EVIDENCE]]
+    return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
+
+
+def register_campaign(con: duckdb.DuckDBPyConnection, campaign: Campaign, created_at: datetime) -> None:
+    """Record the campaign and its items in the warehouse (one transaction, one bulk insert)."""
+    create_provisioning_tables(con)
+    items = pd.DataFrame(  # noqa: F841 - read by the SQL below
+        {
+            "campaign_id": [campaign.campaign_id] * len(campaign.rows),
+            **{c: [_comparable(r.get(c)) for r in campaign.rows] for c in EVIDENCE},
+            "fingerprint": [r["fingerprint"] for r in campaign.rows],
+        },
+        dtype=object,
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "insert into provisioning.review_campaigns values (?, ?, ?, ?, ?)",
+            [campaign.campaign_id, created_at, campaign.as_of, campaign.workspace, len(campaign.rows)],
+        )
+        con.execute(f"insert into provisioning.review_items select campaign_id, {', '.join(EVIDENCE)}, fingerprint "
+                    "from items")  # fmt: skip
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _comparable(value) -> str:
+    """A value as it survives a round trip through a CSV or XLSX file."""
+    return from_spreadsheet_cell(xlsx_cell(value))
+
+
 class ReviewImportError(ValueError):
-    """Rows the import could not understand, each named by line and column; nothing was imported."""
+    """Rows the import could not accept, each named by line and column; nothing was imported."""
 
 
 @dataclass
@@ -129,6 +204,7 @@ class ReviewImport:
     requests: list[dict] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)  # revocations a group removal cannot carry out
     kept: int = 0
+    created: int = 0  # requests new to the warehouse (the others were imported before)
 
 
 def read_review(path: Path) -> list[tuple[int, dict]]:
@@ -149,33 +225,51 @@ def read_review(path: Path) -> list[tuple[int, dict]]:
         ]
 
 
-def plan_review_import(path: Path, now: datetime | None = None) -> ReviewImport:
+def plan_review_import(
+    con: duckdb.DuckDBPyConnection, path: Path, now: datetime | None = None, approvals: ApproverPolicy | None = None
+) -> ReviewImport:
     now = now or datetime.now(UTC)
+    approvals = approvals or ApproverPolicy()
+    members = snapshot_group_members(con)
     out, problems = ReviewImport(), []
-    for line, row in read_review(path):
+    rows = read_review(path)
+    items = _campaign_items(con, {row.get("campaign_id") or "" for _, row in rows})
+    for line, row in rows:
         decision = (row.get("decision") or "").strip().lower()
         if decision not in DECISIONS:
             problems.append(f"line {line}: decision: {decision!r} is not keep or revoke")
             continue
-        if decision != "revoke":
-            out.kept += decision == "keep"
+        if not decision:
+            continue
+        tampered = _tampering(row, items)
+        if tampered:
+            problems.append(f"line {line}: {tampered}")
+            continue
+        if decision == "keep":
+            out.kept += 1
             continue
         reviewer = (row.get("reviewer") or "").strip()
         if not reviewer:
             problems.append(f"line {line}: reviewer: required for a revoke")
             continue
+        own = _own_access_problem(approvals, row, reviewer)
+        if own:
+            problems.append(f"line {line}: {own}")
+            continue
+        campaign_id = row["campaign_id"]
         ws, kind, key, user = row["workspace_slug"], row["resource_type"], row["resource_key"], row["user_uuid"]
         base = {
             "workspace_slug": ws,
             "user_id": user,
             "action": "remove",
-            "requested_by": f"access-review:{path.name}",
+            "requested_by": f"access-review:{campaign_id}",
             "approved_by": reviewer,
             "approved_at": now,
             "expires_at": None,
             "allow_protected": False,
+            "approval_ref": f"access review campaign {campaign_id}",
         }
-        reason = f"access review {path.name}, line {line}: revoke {kind} {key}" + (
+        reason = f"access review {campaign_id} ({path.name}, line {line}): revoke {kind} {key}" + (
             f" ({row.get('comment')})" if row.get("comment") else ""
         )
         groups = [key] if kind == "group" else []
@@ -186,16 +280,77 @@ def plan_review_import(path: Path, now: datetime | None = None) -> ReviewImport:
                 out.manual.append(
                     f"line {line}: {row['user_display_name']} on {kind} {ws}/{key}: {part} (remove in Bitbucket)"
                 )
+        item = hashlib.sha256(row["review_item"].encode()).hexdigest()[:12]
         for group in dict.fromkeys(groups):
-            out.requests.append(
-                {**base, "group_slug": group, "reason": reason, "request_id": f"review-{path.stem}-{line}-{group}"}
-            )
+            request = {**base, "group_slug": group, "reason": reason,
+                       "request_id": f"review-{campaign_id}-{item}-{group}"}  # fmt: skip
+            problem = approvals.approval_problem(request, PROTECTED_GROUPS, members)
+            if problem:
+                problems.append(f"line {line}: reviewer: {problem}")
+                break
+            out.requests.append(request)
     if problems:
         raise ReviewImportError(f"{path}: {len(problems)} problem(s), nothing imported:\n  " + "\n  ".join(problems))
     return out
 
 
-def import_review(con: duckdb.DuckDBPyConnection, path: Path, now: datetime | None = None) -> ReviewImport:
-    plan = plan_review_import(path, now)
-    insert_requests(con, plan.requests, skip_existing=True)
+def _campaign_items(con, campaign_ids: set[str]) -> dict[str, dict[str, dict]]:
+    """campaign id -> review item -> the evidence registered at export."""
+    create_provisioning_tables(con)
+    wanted = sorted(c for c in campaign_ids if c)
+    if not wanted:
+        return {}
+    cursor = con.execute(
+        f"select campaign_id, {', '.join(EVIDENCE)} from provisioning.review_items where campaign_id in "
+        f"({', '.join('?' * len(wanted))})",
+        wanted,
+    )
+    out: dict[str, dict[str, dict]] = {}
+    for values in cursor.fetchall():
+        record = dict(zip(EVIDENCE, values[1:], strict=True))
+        out.setdefault(values[0], {})[record["review_item"]] = record
+    return out
+
+
+def _tampering(row: dict, items: dict[str, dict[str, dict]]) -> str | None:
+    """Why this row is not a row of its campaign as exported, or None."""
+    campaign_id = (row.get("campaign_id") or "").strip()
+    if not campaign_id:
+        return "campaign_id: empty: only rows of an exported review campaign can be imported"
+    if campaign_id not in items:
+        return f"campaign_id: {campaign_id!r} is not a review campaign of this warehouse"
+    exported = items[campaign_id].get(row.get("review_item") or "")
+    if exported is None:
+        return f"review_item: not in campaign {campaign_id} (a row that was never exported)"
+    for column in EVIDENCE:
+        if _comparable(row.get(column)) != (exported[column] or ""):
+            return f"{column}: changed since campaign {campaign_id} was exported"
+    return None
+
+
+def _own_access_problem(approvals: ApproverPolicy, row: dict, reviewer: str) -> str | None:
+    if approvals.configured and not approvals.is_bitbucket_identity(reviewer):
+        return (
+            f"reviewer: {reviewer!r} is neither an account id nor an email mapped to one in the identities of "
+            f"{approvals.source}: a reviewer must be someone the tool can compare with Bitbucket users"
+        )
+    if not approvals.is_person(reviewer, row.get("user_uuid"), row.get("user_account_id")):
+        return None
+    if approvals.self_review != "second_reviewer":
+        return f"reviewer: {reviewer!r} may not decide on their own access"
+    second = (row.get("second_reviewer") or "").strip()
+    if (
+        not second
+        or approvals.same_person(second, reviewer)
+        or approvals.is_person(second, row.get("user_uuid"), row.get("user_account_id"))
+    ):
+        return f"second_reviewer: a decision by {reviewer!r} on their own access needs a second reviewer"
+    return None
+
+
+def import_review(
+    con: duckdb.DuckDBPyConnection, path: Path, now: datetime | None = None, approvals: ApproverPolicy | None = None
+) -> ReviewImport:
+    plan = plan_review_import(con, path, now, approvals)
+    plan.created = insert_requests(con, plan.requests, skip_existing=True)
     return plan

@@ -13,12 +13,43 @@ from pathlib import Path
 
 import duckdb
 
+from ..clock import Clock, SystemClock
 from ..settings import Settings
 
 # Every process step that writes the DuckDB file runs in this Dagster pool, limited to one at a time.
 WRITER_POOL = "duckdb_writer"
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+def open_writer(database: str, wait_seconds: float = 600.0, clock: Clock | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse for writing, waiting while another process (a sync, a provisioning run) holds
+    DuckDB's file lock, as the Dagster writers do; gives up after `wait_seconds` with a clear error."""
+    return _open_waiting(database, False, wait_seconds, clock or SystemClock())
+
+
+def open_reader(database: str, wait_seconds: float = 600.0, clock: Clock | None = None) -> duckdb.DuckDBPyConnection:
+    """Open read-only, waiting the same way: reading the warehouse itself (no read copy yet) needs the lock too."""
+    return _open_waiting(database, True, wait_seconds, clock or SystemClock())
+
+
+def _open_waiting(database: str, read_only: bool, wait_seconds: float, clock: Clock) -> duckdb.DuckDBPyConnection:
+    deadline, pause = clock.monotonic() + wait_seconds, 0.2
+    while True:
+        try:
+            return duckdb.connect(database, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or clock.monotonic() >= deadline:
+                raise WarehouseBusyError(
+                    f"the warehouse {database} is held by another process (a sync or a provisioning run?) and "
+                    f"stayed locked for {wait_seconds:g} s: try again when it has finished"
+                ) from None
+            clock.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process kept the warehouse's write lock for longer than we were willing to wait."""
 
 
 def read_copy_path(database: str) -> Path:

@@ -58,7 +58,7 @@ def add_request(db: str, request_id: str, user, group: str, action: str = "add",
         )
 
 
-def provision(sim, db: str, dry_run: bool = False, now=None, policy=None, **client_kw) -> Provisioner:
+def provision(sim, db: str, dry_run: bool = False, now=None, policy=None, approvals=None, **client_kw) -> Provisioner:
     client = BitbucketClient(
         Credentials.api_token(sim.email, client_kw.pop("token", SIM_API_TOKEN)),
         sim.url,
@@ -68,7 +68,7 @@ def provision(sim, db: str, dry_run: bool = False, now=None, policy=None, **clie
         **client_kw,
     )
     with duckdb.connect(db) as con:
-        p = Provisioner(None if dry_run else client, con, policy or ProvisioningPolicy(), now=now)
+        p = Provisioner(None if dry_run else client, con, policy or ProvisioningPolicy(), now=now, approvals=approvals)
         p.provision(dry_run=dry_run)
     return p
 

@@ -13,9 +13,26 @@ import duckdb
 import pytest
 from openpyxl import load_workbook
 
-from bitbucket_assets.reporting.review import COLUMNS, ReviewImportError, export_rows, import_review, write_review
+from bitbucket_assets.reporting.review import (
+    COLUMNS,
+    ReviewImportError,
+    export_rows,
+    import_review,
+    new_campaign,
+    register_campaign,
+    write_review,
+)
 
 from .conftest import provision, statuses
+
+
+def campaign_rows(warehouse: str, workspace: str = "tiny-co") -> list[dict]:
+    """Export a campaign as the CLI does: taken from the warehouse, registered in it."""
+    with duckdb.connect(warehouse, read_only=True) as con:
+        campaign = new_campaign(con, datetime.now(UTC), workspace)
+    with duckdb.connect(warehouse) as con:
+        register_campaign(con, campaign, datetime.now(UTC))
+    return campaign.rows
 
 
 def test_export_rows_carry_paths_history_and_empty_decisions(warehouse) -> None:
@@ -37,8 +54,7 @@ def test_export_rows_carry_paths_history_and_empty_decisions(warehouse) -> None:
 
 def test_round_trip_revoke_becomes_an_applied_removal(make_sim, warehouse, tmp_path) -> None:
     sim = make_sim()
-    with duckdb.connect(warehouse, read_only=True) as con:
-        rows = export_rows(con, datetime.now(UTC), "tiny-co")
+    rows = campaign_rows(warehouse)
     book_path = write_review(rows, tmp_path / "review.xlsx", "xlsx")
     book = load_workbook(book_path)
     sheet = book.active
@@ -71,8 +87,7 @@ def test_round_trip_revoke_becomes_an_applied_removal(make_sim, warehouse, tmp_p
 
 def test_bad_decisions_are_named_and_nothing_is_imported(warehouse, tmp_path) -> None:
     path = tmp_path / "review.csv"
-    with duckdb.connect(warehouse, read_only=True) as con:
-        rows = export_rows(con, datetime.now(UTC), "tiny-co")[:2]
+    rows = campaign_rows(warehouse)[:2]
     rows[0]["decision"], rows[1]["decision"] = "maybe", "revoke"
     write_review(rows, path, "csv")
     with duckdb.connect(warehouse) as con, pytest.raises(ReviewImportError) as excinfo:

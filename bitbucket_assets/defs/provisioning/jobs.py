@@ -6,6 +6,7 @@ import dagster as dg
 import duckdb as duckdb_lib
 from dagster_duckdb import DuckDBResource
 
+from ...provisioning.approvals import ApproverPolicy
 from ...provisioning.engine import Provisioner, ProvisioningPolicy
 from ...settings import Settings
 from ...warehouse.files import WRITER_POOL
@@ -17,10 +18,17 @@ class ProvisioningConfig(dg.Config):
     max_changes_per_run: int = 50
     max_approval_age_days: float = 30.0
     protected_groups: list[str] = ["administrators"]
+    approver_policy: str | None = None  # BITBUCKET_APPROVER_POLICY: set by the definitions' jobs
 
 
 def _policy(config: ProvisioningConfig) -> ProvisioningPolicy:
     return ProvisioningPolicy(config.max_approval_age_days, tuple(config.protected_groups), config.max_changes_per_run)
+
+
+def _provisioner(context, config: ProvisioningConfig, client, con) -> Provisioner:
+    approvals = ApproverPolicy.load(config.approver_policy)
+    (context.log.info if approvals.configured else context.log.warning)(approvals.describe())
+    return Provisioner(client, con, _policy(config), run_id=context.run_id, approvals=approvals)
 
 
 def _summary(context: dg.OpExecutionContext, provisioner: Provisioner, label: str) -> dg.Output:
@@ -41,7 +49,7 @@ def apply_approved_requests(
 ):
     client = None if config.dry_run else bitbucket.get_client()
     with duckdb.get_connection() as con:
-        provisioner = Provisioner(client, con, _policy(config), run_id=context.run_id)
+        provisioner = _provisioner(context, config, client, con)
         report = provisioner.provision(dry_run=config.dry_run)
     for request in report.planned:
         context.log.info(
@@ -56,25 +64,45 @@ def expire_just_in_time_access(
     context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
 ):
     with duckdb.get_connection() as con:
-        provisioner = Provisioner(bitbucket.get_client(), con, _policy(config), run_id=context.run_id)
+        provisioner = _provisioner(context, config, bitbucket.get_client(), con)
         provisioner.expire()
     return _summary(context, provisioner, "expiry")
 
 
-@dg.job(description="Fulfil approved group-membership requests from provisioning.access_requests.")
-def provision_group_membership():
-    apply_approved_requests()
+def _provisioning_job(config: dict | None = None) -> dg.JobDefinition:
+    @dg.job(config=config, description="Fulfil approved group-membership requests from provisioning.access_requests.")
+    def provision_group_membership():
+        apply_approved_requests()
+
+    return provision_group_membership
 
 
-@dg.job(description="Undo just-in-time group memberships at expiry.")
-def expire_jit_access():
-    expire_just_in_time_access()
+def _expiry_job(config: dict | None = None) -> dg.JobDefinition:
+    @dg.job(config=config, description="Undo just-in-time group memberships at expiry.")
+    def expire_jit_access():
+        expire_just_in_time_access()
+
+    return expire_jit_access
+
+
+# Without deployment settings (tests, direct use): no approver policy unless run config names one.
+provision_group_membership = _provisioning_job()
+expire_jit_access = _expiry_job()
+
+
+def build_provisioning_jobs(settings: Settings) -> list[dg.JobDefinition]:
+    """The two jobs with this deployment's approver policy as their default configuration."""
+    policy = {"approver_policy": settings.bitbucket_approver_policy}
+    return [
+        _provisioning_job({"ops": {apply_approved_requests.name: {"config": policy}}}),
+        _expiry_job({"ops": {expire_just_in_time_access.name: {"config": policy}}}),
+    ]
 
 
 def build_jit_expiry_schedule(settings: Settings) -> dg.ScheduleDefinition:
     return dg.ScheduleDefinition(
         name="jit_expiry_every_15_minutes",
-        job=expire_jit_access,
+        job_name=expire_jit_access.name,
         cron_schedule=settings.bitbucket_jit_expiry_cron,
         execution_timezone=settings.bitbucket_sync_timezone,
     )
@@ -90,7 +118,7 @@ def approved_pending(database: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-@dg.sensor(job=provision_group_membership, minimum_interval_seconds=60)
+@dg.sensor(job_name="provision_group_membership", minimum_interval_seconds=60)
 def approved_requests_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource):
     """Starts the job when approved requests wait. It holds no connection while idle and opens the warehouse
     read-only for one query; if a writer holds the file at that moment, it tries again at the next tick."""
