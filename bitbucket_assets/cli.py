@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, time
+from pathlib import Path
 
 import click
 
@@ -38,27 +39,30 @@ def _run(call, *args, **kwargs):
     from .client import BitbucketError
     from .provisioning.approvals import ApproverPolicyError
     from .provisioning.requests_import import RequestImportError
+    from .reporting.evidence import EvidenceOutputError
     from .reporting.review import ReviewImportError
     from .services import CommandError
     from .warehouse.files import WarehouseBusyError
 
+    actionable = (CommandError, BitbucketError, RequestImportError, ReviewImportError, ApproverPolicyError,
+                  WarehouseBusyError, EvidenceOutputError)  # fmt: skip
     try:
         return call(*args, **kwargs)
-    except (
-        CommandError,
-        BitbucketError,
-        RequestImportError,
-        ReviewImportError,
-        ApproverPolicyError,
-        WarehouseBusyError,
-    ) as exc:
+    except actionable as exc:
         raise click.ClickException(_safe(str(exc))) from None
 
 
-def _timestamp(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    if len(value) == 10:  # a date means the end of that day
-        parsed = datetime.combine(parsed.date(), time.max)
+def _timestamp(value: str, option: str, end_of_day: bool = True) -> datetime:
+    """A date or ISO timestamp (UTC when it has no zone). A bare date means the start of that day for the
+    start of a period and its end otherwise, so `--from D --to D` is the whole day D."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (2026-03-01) or an ISO timestamp", param_hint=option
+        ) from None
+    if len(value.strip()) == 10:
+        parsed = datetime.combine(parsed.date(), time.max if end_of_day else time.min)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -141,7 +145,10 @@ def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None) 
     """One row per (user, resource, permission) with every grant path and reviewer/decision columns."""
     from . import services
 
-    target, count, campaign = _run(services.review_export, _settings(), _timestamp(as_of), workspace, fmt, out)
+    if out and not Path(out).resolve().parent.is_dir():
+        raise click.BadParameter(f"the directory of {out} does not exist", param_hint="--out")
+    when = _timestamp(as_of, "--as-of")
+    target, count, campaign = _run(services.review_export, _settings(), when, workspace, fmt, out)
     _echo(f"wrote {count} review rows to {target} (campaign {campaign}; only its rows, unchanged, can be imported)")
 
 
@@ -167,11 +174,15 @@ def review_import(path: str) -> None:
 @click.option("--from", "start", required=True, help="Start date or timestamp (UTC).")
 @click.option("--to", "end", required=True, help="End date or timestamp (UTC).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write.")
-def evidence(start: str, end: str, out: str) -> None:
+@click.option("--replace", is_flag=True, help="Replace the evidence pack already in --out (only its files).")
+def evidence(start: str, end: str, out: str, replace: bool) -> None:
     """Write the evidence pack: evidence.html plus the CSVs behind it."""
     from . import services
 
-    pack = _run(services.evidence, _settings(), _timestamp(start), _timestamp(end), out)
+    period_start, period_end = _timestamp(start, "--from", end_of_day=False), _timestamp(end, "--to")
+    if period_start > period_end:
+        raise click.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
+    pack = _run(services.evidence, _settings(), period_start, period_end, out, replace)
     _echo(f"evidence pack: {pack.report}")
     for key, value in pack.metrics.items():
         _echo(f"  {key}: {value}")

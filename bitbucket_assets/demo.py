@@ -65,7 +65,7 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
         calls = len(server.simulator.request_log)
     echo(f"{calls} API calls answered by the simulator.")
     evidence_dir = Path(settings.duckdb_path).with_name(Path(settings.duckdb_path).stem + "-evidence")
-    pack = services.evidence(settings, started - timedelta(days=1), datetime.now(UTC), str(evidence_dir))
+    pack = services.evidence(settings, started - timedelta(days=1), datetime.now(UTC), str(evidence_dir), replace=True)
     return DemoResult(settings, pack.report, calls)
 
 

@@ -221,11 +221,11 @@ def review_import(settings: Settings, path: str):
         return import_review(con, Path(path), approvals=approvals)
 
 
-def evidence(settings: Settings, start: datetime, end: datetime, out: str):
+def evidence(settings: Settings, start: datetime, end: datetime, out: str, replace: bool = False):
     from .reporting.evidence import build_evidence_pack
 
     with _connect(report_database(settings), read_only=True) as con:
-        return build_evidence_pack(con, start, end, Path(out))
+        return build_evidence_pack(con, start, end, Path(out), replace=replace)
 
 
 def _failure_message(result) -> str:

@@ -12,10 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL, Credentials, credentials_from_values
+from .client.credentials import (
+    DEFAULT_API_URL,
+    DEFAULT_OAUTH_TOKEN_URL,
+    Credentials,
+    credentials_from_values,
+    reject_credentials_in_url,
+)
 
 # Relative to the directory the command runs in; resolved to an absolute path when read, so Dagster, dbt
 # (which runs in dbt_project/) and every reader open the same file.
@@ -70,10 +76,11 @@ class Settings(BaseSettings):
             return value
         return str(Path(value).expanduser().resolve())
 
-    @field_validator("bitbucket_api_url")
+    @field_validator("bitbucket_api_url", "bitbucket_oauth_token_url")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _plain_url(cls, value: str, info) -> str:
+        """No trailing slash, and no credentials in the URL (they would be stored and logged with it)."""
+        return reject_credentials_in_url(value.rstrip("/"), info.field_name.upper())
 
     # ---- derived ----
 
@@ -110,10 +117,22 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     """Settings from the process environment, or only from `env` (names as in `.env.example`) and
     `overrides` (field names) when `env` is given: the demo and tests configure a simulator this way
     without a user's own variables leaking in."""
-    if env is None and not overrides:
-        return Settings()
-    values = {k.lower(): v for k, v in (env or {}).items() if v != "" and k.lower() in Settings.model_fields}
-    return _ExplicitSettings(**{**values, **overrides})
+    try:
+        if env is None and not overrides:
+            return Settings()
+        values = {k.lower(): v for k, v in (env or {}).items() if v != "" and k.lower() in Settings.model_fields}
+        return _ExplicitSettings(**{**values, **overrides})
+    except ValidationError as exc:
+        # Name the variable and what is wrong, never the value: it may be a secret (a token, a URL with one).
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise SettingsError("; ".join(problems)) from None
+
+
+class SettingsError(ValueError):
+    """A variable has a value the settings cannot use; the message names it (never its value)."""
 
 
 class _ExplicitSettings(Settings):

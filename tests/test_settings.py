@@ -116,7 +116,23 @@ def test_a_bad_value_is_a_clear_error_naming_the_variable(clean_env, tmp_path) -
     env = {**os.environ, "BITBUCKET_REQUESTS_PER_HOUR": "lots", "DUCKDB_PATH": str(tmp_path / "w.duckdb")}
     result = subprocess.run([str(exe), "check"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1
-    assert "bitbucket_requests_per_hour" in result.stderr and "Traceback" not in result.stderr
+    assert "BITBUCKET_REQUESTS_PER_HOUR" in result.stderr and "Traceback" not in result.stderr
+    assert "lots" not in result.stderr  # the value is never echoed: it could be a secret
+
+
+def test_credentials_in_the_api_url_are_refused_and_never_echoed(tmp_path) -> None:
+    exe = Path(sys.executable).parent / "bitbucket-access"
+    secret_url = f"https://svc:{SECRET}@api.bitbucket.org"
+    env = {**os.environ, "BITBUCKET_API_URL": secret_url, "DUCKDB_PATH": str(tmp_path / "w.duckdb")}
+    for command in (["check"], ["sync"]):
+        result = subprocess.run([str(exe), *command], capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 1 and "BITBUCKET_API_URL must not contain credentials" in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+    from bitbucket_assets.client import BitbucketClient, Credentials
+
+    with pytest.raises(ValueError, match="must not contain credentials") as excinfo:
+        BitbucketClient(Credentials.api_token("a@b.example", "t"), secret_url)
+    assert SECRET not in str(excinfo.value)
 
 
 def test_every_setting_is_documented() -> None:

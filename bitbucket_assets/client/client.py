@@ -16,7 +16,13 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from ..clock import Clock, SystemClock, require_real_clock
-from .credentials import APP_PASSWORD_HINT, DEFAULT_API_URL, Credentials, _OAuthClientCredentials
+from .credentials import (
+    APP_PASSWORD_HINT,
+    DEFAULT_API_URL,
+    Credentials,
+    _OAuthClientCredentials,
+    reject_credentials_in_url,
+)
 from .errors import (
     AuthenticationError,
     BitbucketError,
@@ -103,7 +109,7 @@ class BitbucketClient:
         max_workers: int = 8,
         clock: Clock | None = None,
     ):
-        self.api_url = api_url.rstrip("/")
+        self.api_url = reject_credentials_in_url(api_url.rstrip("/"))
         self.clock = clock or SystemClock()
         require_real_clock(self.clock, self.api_url)
         self.credentials = credentials

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
@@ -62,6 +63,17 @@ class Credentials:
         if self.kind == "access_token":
             return _Bearer(lambda: self.secret)
         return _OAuthClientCredentials(self, session, timeout, clock or SystemClock())
+
+
+def reject_credentials_in_url(url: str, variable: str = "BITBUCKET_API_URL") -> str:
+    """An API URL must not carry `user:password@`: it would be stored (raw.syncs) and logged as a plain URL."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ValueError(
+            f"{variable} must not contain credentials (user:password@...): set BITBUCKET_EMAIL and "
+            "BITBUCKET_API_TOKEN (or another credential variable) instead"
+        )
+    return url
 
 
 def credentials_from_values(

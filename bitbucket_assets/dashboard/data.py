@@ -114,15 +114,10 @@ def risks(as_of: datetime) -> pd.DataFrame:
 
 
 def provisioning() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Requests and every attempt, with whatever columns the warehouse has (older ones lack the newer)."""
     try:
-        requests = query(
-            "select request_id, workspace_slug, group_slug, user_id, action, requested_by, approved_by, approved_at, "
-            "expires_at, status, status_reason, updated_at from provisioning.access_requests order by updated_at desc"
-        )
-        log = query(
-            "select attempted_at, request_id, action, outcome, http_status, error, requested_by, approved_by, run_id, "
-            "dry_run from provisioning.provisioning_log order by attempted_at desc"
-        )
+        requests = query("select * from provisioning.access_requests order by updated_at desc")
+        log = query("select * from provisioning.provisioning_log order by attempted_at desc")
     except duckdb.CatalogException:
         return pd.DataFrame(), pd.DataFrame()
     return requests, log

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +29,51 @@ class RequestImportError(ValueError):
         self.problems = problems
 
 
+def read_text_file(path: Path, error: Callable[[list[str]], Exception]) -> str:
+    """A text file as spreadsheets save them: UTF-8 with or without a BOM (Excel's "CSV UTF-8") or UTF-16 with
+    a BOM. Anything else (latin-1, cp1252) is an error naming the first line that is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error([f"cannot be read ({exc.strerror})"]) from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error([f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8: save the file as UTF-8 "
+                     "(in Excel: CSV UTF-8)"]) from None  # fmt: skip
+    if not text.strip():
+        raise error(["the file is empty"])
+    return text
+
+
+def csv_records(
+    text: str, required: tuple[str, ...], error: Callable[[list[str]], Exception]
+) -> list[tuple[int, dict]]:
+    """CSV rows with the line each starts on (a quoted field may span lines); missing columns are one error."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        raise error([f"line 1: missing column(s) {', '.join(missing)}"])
+    records, start = [], 2
+    try:
+        for row in reader:
+            records.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise error([f"line {reader.line_num}: not valid CSV ({exc})"]) from None
+    return records
+
+
 def read_requests(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+
+    def error(problems: list[str]) -> RequestImportError:
+        return RequestImportError(str(path), problems)
+
+    text = read_text_file(path, error)
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -36,11 +82,10 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
             try:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RequestImportError(str(path), [f"line {number}: not valid JSON ({exc.msg})"]) from None
+                raise error([f"line {number}: not valid JSON ({exc.msg})"]) from None
             rows.append((number, item))
     else:
-        reader = csv.DictReader(text.splitlines())
-        rows = [(number, dict(row)) for number, row in enumerate(reader, start=2)]  # line 1 is the header
+        rows = csv_records(text, REQUIRED, error)
     problems, clean, seen = [], [], {}
     for number, row in rows:
         if not isinstance(row, dict):
@@ -55,46 +100,74 @@ def read_requests(path: str | Path) -> list[dict[str, Any]]:
             seen[rid] = number
         clean.append({**parsed, "_line": number})
     if problems:
-        raise RequestImportError(str(path), problems)
+        raise error(problems)
     return clean
+
+
+def _text_field(row: dict[str, Any], name: str, problems: list[str]) -> str | None:
+    value = row.get(name)
+    if value is None or isinstance(value, str):
+        return (value or "").strip() or None
+    problems.append(f"{name}: expected text, got {type(value).__name__} {value!r}")
+    return None
 
 
 def _validate(row: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     problems, out = [], {}
-    unknown = set(row) - set(REQUIRED) - set(OPTIONAL) - {"status"}
+    if None in row:
+        problems.append("more values than there are columns")
+    unknown = {k for k in row if k is not None} - set(REQUIRED) - set(OPTIONAL) - {"status"}
     if unknown:
         problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
     for name in REQUIRED:
-        value = (row.get(name) or "").strip() if isinstance(row.get(name), str | type(None)) else row.get(name)
-        if not value:
+        out[name] = _text_field(row, name, problems)
+        if not out[name] and not any(p.startswith(f"{name}:") for p in problems):
             problems.append(f"{name}: required")
-        out[name] = value
     if out.get("action") and out["action"] not in ACTIONS:
         problems.append(f"action: {out['action']!r} is not one of add, remove")
     user_id = out.get("user_id") or ""
-    if user_id and user_id.startswith("{") != user_id.endswith("}"):
-        problems.append(f"user_id: {user_id!r} is neither a {{uuid}} nor an account id")
+    if user_id and not (_UUID.fullmatch(user_id) or _ACCOUNT_ID.fullmatch(user_id)):
+        problems.append(f"user_id: {user_id!r} is neither a {{uuid}} nor an Atlassian account id")
+    for name in ("workspace_slug", "group_slug"):
+        if out.get(name) and not _SLUG.fullmatch(out[name]):
+            problems.append(f"{name}: {out[name]!r} is not a Bitbucket slug (letters, digits, - _ .)")
     for name in ("approved_at", "expires_at"):
         raw = row.get(name)
         if raw in (None, ""):
             out[name] = None
             continue
+        if not isinstance(raw, str):
+            problems.append(f"{name}: expected an ISO-8601 timestamp as text, got {type(raw).__name__} {raw!r}")
+            out[name] = None
+            continue
         try:
-            value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+            value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
         except ValueError:
             problems.append(f"{name}: {raw!r} is not an ISO-8601 timestamp")
+            out[name] = None
             continue
         if value.tzinfo is None:
             problems.append(f"{name}: {raw!r} has no timezone (write e.g. 2026-03-01T09:00:00+00:00)")
         out[name] = value
-    out["approved_by"] = (row.get("approved_by") or "").strip() or None
-    out["reason"] = row.get("reason") or None
-    out["approval_ref"] = (str(row.get("approval_ref") or "").strip()) or None
+    for name in ("approved_by", "reason", "approval_ref"):
+        out[name] = _text_field(row, name, problems)
     allow = row.get("allow_protected")
-    out["allow_protected"] = str(allow).lower() in ("1", "true", "yes") if allow not in (None, "") else False
+    if allow in (None, "") or isinstance(allow, bool):
+        out["allow_protected"] = bool(allow)
+    elif isinstance(allow, str) and allow.strip().lower() in ("1", "true", "yes", "0", "false", "no"):
+        out["allow_protected"] = allow.strip().lower() in ("1", "true", "yes")
+    else:
+        problems.append(f"allow_protected: {allow!r} is not true or false")
+        out["allow_protected"] = False
     if out["expires_at"] and out.get("action") == "remove":
         problems.append("expires_at: only an `add` can expire")
     return problems, out
+
+
+_UUID = re.compile(r"\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}")
+# Atlassian account ids: "557058:<uuid>" and other prefixes, or 24 hex digits for older accounts.
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9]{1,16}:[A-Za-z0-9-]{1,64}|[0-9a-f]{24}")
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 
 
 def import_requests(con, path: str | Path, approvals: ApproverPolicy | None = None) -> int:

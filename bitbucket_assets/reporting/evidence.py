@@ -121,8 +121,34 @@ class EvidencePack:
     metrics: dict[str, int | str]
 
 
-def build_evidence_pack(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, out: Path) -> EvidencePack:
+class EvidenceOutputError(ValueError):
+    """The output directory holds files that are not an evidence pack this tool may replace."""
+
+
+PACK_FILES = ("evidence.html", *(f"{name}.csv" for name in QUERIES))
+
+
+def _prepare(out: Path, replace: bool) -> None:
+    """An empty or new directory; with `replace`, a directory holding only an earlier pack, emptied of it, so
+    that no file of the earlier pack is left next to the new report."""
     out.mkdir(parents=True, exist_ok=True)
+    present = sorted(p.name for p in out.iterdir())
+    if not present:
+        return
+    foreign = [name for name in present if name not in PACK_FILES]
+    if not replace or foreign:
+        what = f"files that are not an evidence pack ({', '.join(foreign[:5])})" if foreign else "an evidence pack"
+        hint = "choose an empty or new directory" + ("" if foreign else ", or pass --replace")
+        raise EvidenceOutputError(f"{out} already holds {what}: {hint}")
+    for name in present:
+        (out / name).unlink()
+
+
+def build_evidence_pack(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, out: Path, replace: bool = False
+) -> EvidencePack:
+    """Write the pack into `out` (new or empty; `replace` swaps an earlier pack for this one)."""
+    _prepare(out, replace)
     params = {"from": start, "to": end}
     tables: dict[str, tuple[list[str], list[tuple]]] = {}
     for name, sql in QUERIES.items():
@@ -131,7 +157,9 @@ def build_evidence_pack(con: duckdb.DuckDBPyConnection, start: datetime, end: da
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             cursor = con.execute(sql, used)
         except duckdb.CatalogException:
-            tables[name] = ([], [])  # e.g. no provisioning yet
+            # e.g. no provisioning yet: the report still links this file, so it says so rather than being absent
+            tables[name] = ([], [])
+            (out / f"{name}.csv").write_text("note\nnot in this warehouse (nothing recorded yet)\n", encoding="utf-8")
             continue
         tables[name] = ([d[0] for d in cursor.description], cursor.fetchall())
         with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:

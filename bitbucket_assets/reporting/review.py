@@ -29,7 +29,7 @@ import duckdb
 import pandas as pd
 
 from ..provisioning.approvals import ApproverPolicy, snapshot_group_members
-from ..provisioning.requests_import import insert_requests
+from ..provisioning.requests_import import csv_records, insert_requests, read_text_file
 from ..provisioning.tables import PROTECTED_GROUPS, create_provisioning_tables
 from .safe_text import from_spreadsheet_cell, spreadsheet_cell, xlsx_cell
 
@@ -60,6 +60,7 @@ EVIDENCE = [
     "user_account_id", "user_display_name", "permission", "grant_paths", "groups",
 ]  # fmt: skip
 DECISIONS = ("keep", "revoke", "")
+IMPORT_COLUMNS = (*EVIDENCE, "reviewer", "decision", "campaign_id")  # what an import needs in the file
 
 EXPORT_SQL = """
 with held as (
@@ -208,21 +209,32 @@ class ReviewImport:
 
 
 def read_review(path: Path) -> list[tuple[int, dict]]:
+    """The rows of a review file (CSV or XLSX), each with its line; a file that cannot be read as a review
+    (encoding, corrupt or empty workbook, missing columns) is one clear error."""
+
+    def error(problems: list[str]) -> ReviewImportError:
+        return ReviewImportError(f"{path}: {'; '.join(problems)}; nothing imported")
+
     if path.suffix.lower() == ".xlsx":
         from openpyxl import load_workbook
 
-        sheet = load_workbook(path, read_only=True).active
-        rows = list(sheet.iter_rows(values_only=True))
-        header = [str(h) for h in rows[0]]
+        try:
+            sheet = load_workbook(path, read_only=True).active
+            rows = list(sheet.iter_rows(values_only=True)) if sheet is not None else []
+        except Exception as exc:  # openpyxl raises zip, XML and key errors for a damaged file
+            raise error([f"not a readable .xlsx workbook ({type(exc).__name__})"]) from None
+        if not rows:
+            raise error(["the workbook is empty"])
+        header = ["" if h is None else str(h) for h in rows[0]]
+        missing = [c for c in IMPORT_COLUMNS if c not in header]
+        if missing:
+            raise error([f"line 1: missing column(s) {', '.join(missing)}"])
         return [
             (i, dict(zip(header, [from_spreadsheet_cell("" if v is None else str(v)) for v in r], strict=False)))
             for i, r in enumerate(rows[1:], 2)
         ]
-    with path.open(encoding="utf-8") as handle:
-        return [
-            (i, {k: from_spreadsheet_cell(v or "") for k, v in row.items()})
-            for i, row in enumerate(csv.DictReader(handle), 2)
-        ]
+    records = csv_records(read_text_file(path, error), IMPORT_COLUMNS, error)
+    return [(i, {k: from_spreadsheet_cell(v or "") for k, v in row.items() if k is not None}) for i, row in records]
 
 
 def plan_review_import(
