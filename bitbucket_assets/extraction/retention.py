@@ -9,7 +9,8 @@ from .raw_schema import TABLES
 
 def prune_raw_snapshots(con: duckdb.DuckDBPyConnection, keep: int) -> list[str]:
     """Delete the raw rows of complete syncs beyond the newest `keep`, but only those the history mart has
-    already folded in (never a sync `marts.fct_grant_history` has not seen). Returns the pruned sync ids."""
+    already folded in (never a sync `marts.fct_grant_history` has not seen) and none that is still some
+    workspace's latest observation (docs/design.md, "Coverage"). Returns the pruned sync ids."""
     has_history = con.execute(
         "select count(*) from information_schema.tables "
         "where table_schema = 'marts' and table_name = 'fct_grant_history'"
@@ -23,6 +24,9 @@ def prune_raw_snapshots(con: duckdb.DuckDBPyConnection, keep: int) -> list[str]:
             select sync_id from raw.syncs
             where status = 'complete'
               and finished_at <= (select max(last_sync_at) from marts.fct_grant_history)
+              -- a workspace left out of later syncs still reads its latest state from this one
+              and sync_id not in (select sync_id from staging.stg_bitbucket__workspace_observations
+                                  where is_latest_for_workspace)
             qualify row_number() over (order by finished_at desc) > ?
             """,
             [keep],

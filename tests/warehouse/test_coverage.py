@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from bitbucket_assets.extraction.retention import prune_raw_snapshots
 from bitbucket_assets.simulator import Simulator, SimulatorServer, load_organisation
 
 from .conftest import run_pipeline
@@ -57,6 +58,13 @@ def test_a_narrower_workspace_filter_invents_no_removals(tmp_path) -> None:
             "select change, principal_name, new_permission from marts.fct_access_changes "
             "where resource_key = 'runbooks' and grant_source = 'direct'"
         ) == [("changed", users["zoe"].display_name, "admin")]
+
+        # Retention keeps the older sync: it still holds tiny-labs' latest observation.
+        first_sync = query("select sync_id from marts.dim_workspaces where workspace_slug = 'tiny-labs'")[0][0]
+        with duckdb.connect(db) as con:
+            assert first_sync not in prune_raw_snapshots(con, keep=1)
+        kept = "select count(*) from raw.repositories where sync_id = ? and workspace_slug = 'tiny-labs'"
+        assert query(kept, [first_sync]) == [(1,)]
 
         labs.repositories["experiments"].user_grants[users["ana"].uuid] = "read"
         org.touch()
