@@ -114,9 +114,9 @@ class Settings(BaseSettings):
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from the process environment, or only from `env` (names as in `.env.example`) and
-    `overrides` (field names) when `env` is given: the demo and tests configure a simulator this way
-    without a user's own variables leaking in."""
+    """Settings from the process environment; or, when `env` (names as in `.env.example`) or `overrides` (field
+    names) are given, from those alone: the demo and tests configure a simulator this way without a user's own
+    variables leaking in. A bad value raises `SettingsError` naming the variable, never the value."""
     try:
         if env is None and not overrides:
             return Settings()

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from bitbucket_assets.client import BitbucketClient, Credentials, RateLimitExhaustedError
+from bitbucket_assets.client import BitbucketClient, Credentials, RateLimitExhaustedError, ServerError
 from bitbucket_assets.client.pacer import TokenBucket
 from bitbucket_assets.clock import Interrupted, SimulatedClock, SystemClock
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.sync import run_sync
-from bitbucket_assets.simulator import SIM_API_TOKEN, RateLimit
+from bitbucket_assets.simulator import SIM_API_TOKEN, Faults, RateLimit
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -45,14 +45,30 @@ def test_pacing_concurrent_calls_against_the_simulator_takes_the_budgeted_time(m
 
 def test_backoff_waits_on_the_clock(make_sim) -> None:
     """Exponential backoff of 10, 20 and 40 s (jittered to at least half) passes on the simulated clock."""
-    sim = make_sim(rate_limit=RateLimit(limit=1, window_seconds=3600))
+    sim = make_sim(faults=Faults(seed=3, error_rate=1.0))
     clock = SimulatedClock(START)
     client = client_on(sim, clock, requests_per_hour=1e7, max_retries=3, backoff_base=10, backoff_max=60)
-    client.get("/2.0/user")
-    with pytest.raises(RateLimitExhaustedError):
+    with pytest.raises(ServerError):
         client.get("/2.0/user")
-    assert client.stats.retries == 3 and client.stats.rate_limited == 4
+    assert client.stats.retries == 3 and client.stats.server_errors == 4
     assert 35 <= clock.waited <= 70
+
+
+def test_a_429_storm_waits_minutes_then_the_sync_resumes(make_sim, tmp_path) -> None:
+    """Bitbucket's 429s carry no Retry-After and its window is an hour: the client waits minutes (on the clock),
+    a sync that still runs out keeps its checkpoint, and the next run resumes once the window has rolled."""
+    sim = make_sim(rate_limit=RateLimit(limit=10, window_seconds=3600))  # per bucket: tiny needs more
+    clock = SimulatedClock(START)
+    db = str(tmp_path / "w.duckdb")
+    with duckdb.connect(db) as con, pytest.raises(RateLimitExhaustedError):
+        run_sync(client_on(sim, clock, requests_per_hour=1e7, max_workers=1), con, ExtractionOptions())
+    assert clock.waited == 900  # 60 + 120 + 240 + 480 s: fifteen minutes, then it gives up
+    with duckdb.connect(db, read_only=True) as con:
+        assert con.execute("select status from raw.syncs").fetchall() == [("interrupted",)]
+    sim.simulator.rate_limit = None  # the hour has rolled
+    with duckdb.connect(db) as con:
+        resumed = run_sync(client_on(sim, clock, requests_per_hour=1e7), con, ExtractionOptions())
+    assert resumed.resumed and resumed.counts["repositories"] == 6
 
 
 def test_a_sync_on_the_simulator_is_dated_by_its_clock(make_sim, tmp_path) -> None:

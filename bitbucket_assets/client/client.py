@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 from collections import Counter
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from ..clock import Clock, SystemClock, require_real_clock
 from .credentials import (
@@ -35,6 +36,8 @@ from .errors import (
     ServerError,
 )
 from .pacer import TokenBucket
+
+log = logging.getLogger(__name__)
 
 # Path segments that name an endpoint (everything else is an identifier) for per-family call counts.
 _LITERAL_SEGMENTS = {
@@ -73,6 +76,10 @@ class CallStats:
         }
 
 
+# A server that does not implement the call (or the HTTP version) will not on the next try either.
+PERMANENT_5XX = (501, 505)
+
+
 class _Transient(Exception):
     """A failure worth retrying; `final` is what the caller sees once retries run out."""
 
@@ -108,6 +115,8 @@ class BitbucketClient:
         backoff_max: float = 60.0,
         max_workers: int = 8,
         clock: Clock | None = None,
+        rate_limit_backoff: float = 60.0,
+        rate_limit_wait: float = 900.0,
     ):
         self.api_url = reject_credentials_in_url(api_url.rstrip("/"))
         self.clock = clock or SystemClock()
@@ -126,6 +135,9 @@ class BitbucketClient:
             for group in ("repositories", "api")
         }
         self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
+        # Bitbucket's 429s usually carry no Retry-After and its window is a rolling hour: wait minutes, not
+        # seconds (doubling from `rate_limit_backoff`), at most `rate_limit_wait` seconds in all for one call.
+        self.rate_limit_backoff, self.rate_limit_wait = rate_limit_backoff, rate_limit_wait
         self.stats = CallStats()
 
     # ---- public API ----
@@ -173,7 +185,7 @@ class BitbucketClient:
         (how many tries it took)."""
         url = path if path.startswith(("http://", "https://")) else self.api_url + path
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception_type(_Transient),
             sleep=self.clock.sleep,  # interruptible, and instant on a simulated clock
@@ -225,14 +237,14 @@ class BitbucketClient:
             retry_after = _retry_after(response)
             raise _Transient(
                 RateLimitExhaustedError(
-                    f"rate limit still exceeded after {self.max_retries} retries",
+                    f"rate limit still exceeded after waiting {self.rate_limit_wait:g} s for it",
                     endpoint=endpoint,
                     status=429,
                     workspace=workspace,
                 ),
                 retry_after,
             )
-        if status >= 500:
+        if status >= 500 and status not in PERMANENT_5XX:
             with self.stats._lock:
                 self.stats.server_errors += 1
             raise _Transient(
@@ -285,8 +297,30 @@ class BitbucketClient:
                 )
             ) from None
 
+    def _stop(self, state: RetryCallState) -> bool:
+        """Rate limits are bounded by time waited (they clear as the window rolls); other failures by tries."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and isinstance(exc.final, RateLimitExhaustedError):
+            return state.idle_for >= self.rate_limit_wait
+        return state.attempt_number > self.max_retries
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and isinstance(exc.final, RateLimitExhaustedError):
+            remaining = max(0.0, self.rate_limit_wait - state.idle_for)
+            wait = (
+                exc.retry_after
+                if exc.retry_after is not None
+                else self.rate_limit_backoff * 2 ** (state.attempt_number - 1)
+            )
+            wait = min(wait, remaining)
+            log.warning(
+                "rate limited by Bitbucket on %s (HTTP 429%s): waiting %.0f s for the window to roll "
+                "(%.0f of %.0f s allowed for this call used)",
+                exc.final.endpoint, "" if exc.retry_after is None else f", Retry-After {exc.retry_after:g}", wait,
+                state.idle_for, self.rate_limit_wait,
+            )  # fmt: skip
+            return wait
         if isinstance(exc, _Transient) and exc.retry_after is not None:
             return min(exc.retry_after, 3600.0)
         ceiling = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))

@@ -41,11 +41,30 @@ class ExtractionOptions:
     effective_permissions: bool = True  # Bitbucket's own effective permissions, when the caller is admin
 
 
-def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> list[WorkspaceAccess]:
-    """`/2.0/user/workspaces`, filtered by slug or `{uuid}`; an unknown filter entry is an error."""
+NOT_ADMINISTERED = (
+    f"not an administrator ({USER_WORKSPACES} says administrator: false): its members, groups and permission "
+    "lists answer 403 to this credential"
+)
+
+
+@dataclass
+class WorkspaceSelection:
+    """The workspaces a sync covers, and those it leaves out with the reason (never silently)."""
+
+    covered: list[WorkspaceAccess]
+    skipped: dict[str, str]  # slug -> reason
+
+
+def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceSelection:
+    """`/2.0/user/workspaces`, filtered by slug or `{uuid}`. By default every workspace the credential
+    administers; the others are skipped with the reason. A filter entry the credential cannot see, or does
+    not administer, is a configuration error raised before anything else is fetched."""
     accesses = api.user_workspaces()
     if not wanted:
-        return accesses
+        return WorkspaceSelection(
+            [a for a in accesses if a.administrator],
+            {a.slug: NOT_ADMINISTERED for a in accesses if not a.administrator},
+        )
     found, missing = [], []
     for entry in wanted:
         key = entry.strip()
@@ -58,22 +77,29 @@ def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> list[Works
             f"BITBUCKET_WORKSPACES names {', '.join(missing)}, which this credential cannot see (visible: {visible})",
             endpoint=USER_WORKSPACES,
         )
-    return found
+    refused = [a.slug for a in found if not a.administrator]
+    if refused:
+        raise PermissionDeniedError(
+            f"BITBUCKET_WORKSPACES names {', '.join(refused)}, which this credential does not administer: a sync "
+            "needs an administrator's credential there (or leave it out of BITBUCKET_WORKSPACES)",
+            endpoint=USER_WORKSPACES,
+        )
+    return WorkspaceSelection(found, {})
 
 
-def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: ExtractionOptions) -> list[str]:
-    """Extract every selected workspace; returns their slugs. Raises on anything incomplete."""
-    accesses = select_workspaces(api, options.workspaces)
-    slugs = []
+def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: ExtractionOptions) -> WorkspaceSelection:
+    """Extract every selected workspace; returns what was covered and skipped. Raises on anything incomplete."""
+    selection = select_workspaces(api, options.workspaces)
+    for slug, reason in selection.skipped.items():
+        log.warning("workspace %s skipped: %s", slug, reason)
     with ThreadPoolExecutor(max_workers=api.client.max_workers, thread_name_prefix="bitbucket") as pool:
         try:
-            for access in accesses:
+            for access in selection.covered:
                 _WorkspaceExtractor(api, writer, pool, access, options).run()
-                slugs.append(access.slug)
         except BaseException:
             api.client.interrupt()  # workers waiting on pacing or backoff stop now instead of finishing their waits
             raise
-    return slugs
+    return selection
 
 
 class _WorkspaceExtractor:

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     api_calls JSON,
     retries INTEGER,
     rate_limited INTEGER,
-    error VARCHAR
+    error VARCHAR,
+    skipped_workspaces JSON             -- workspaces seen but not covered: {slug: reason}
 )
 """
 
@@ -77,6 +78,7 @@ CREATE TABLE IF NOT EXISTS raw.sync_checkpoints (
 def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
+    con.execute("ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS skipped_workspaces JSON")  # warehouses from before
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")

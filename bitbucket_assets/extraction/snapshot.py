@@ -134,15 +134,15 @@ class SnapshotWriter:
 
     # ---- endings ----
 
-    def complete(self, workspaces: list[str], stats: dict[str, Any]) -> None:
+    def complete(self, workspaces: list[str], stats: dict[str, Any], skipped: dict[str, str] | None = None) -> None:
         """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
         self._flush()
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
-            "api_calls = ?, retries = ?, rate_limited = ?, error = NULL WHERE sync_id = ?",
+            "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, error = NULL WHERE sync_id = ?",
             [self.clock.now(), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
-             stats["retries"], stats["rate_limited"], self.sync_id],
+             stats["retries"], stats["rate_limited"], json.dumps(skipped or {}), self.sync_id],
         )  # fmt: skip
         if self.in_transaction:
             self.con.execute("COMMIT")

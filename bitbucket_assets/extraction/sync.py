@@ -9,13 +9,25 @@ from typing import Any
 
 import duckdb
 
-from ..client import BitbucketApi, BitbucketClient, BitbucketError, RateLimitExhaustedError, ServerError
+from ..client import (
+    BitbucketApi,
+    BitbucketClient,
+    BitbucketError,
+    PermissionDeniedError,
+    RateLimitExhaustedError,
+    ServerError,
+)
 from ..client.api import USER_WORKSPACES
 from ..clock import Interrupted
 from .extract import ExtractionOptions, extract_snapshot
 from .snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
+
+ACCESS_TOKEN_CANNOT = (
+    "Access tokens cannot read workspace members, groups or permission lists: use an Atlassian API token "
+    "(BITBUCKET_EMAIL + BITBUCKET_API_TOKEN) of a workspace owner"
+)
 
 
 @dataclass
@@ -26,6 +38,7 @@ class SyncResult:
     stats: dict[str, Any]
     abandoned: list[str] = field(default_factory=list)
     resumed: bool = False
+    skipped: dict[str, str] = field(default_factory=dict)  # workspaces seen but not covered, with the reason
 
 
 def new_sync_id() -> str:
@@ -51,10 +64,15 @@ def run_sync(
     if writer.resumed:
         log.info("resuming sync %s from its checkpoints", writer.sync_id)
     try:
-        workspaces = extract_snapshot(BitbucketApi(client), writer, options)
+        selection = extract_snapshot(BitbucketApi(client), writer, options)
+        workspaces = [a.slug for a in selection.covered]
+        if not workspaces and client.credentials.kind == "access_token":
+            raise PermissionDeniedError(ACCESS_TOKEN_CANNOT, endpoint=USER_WORKSPACES)
         if not workspaces:
-            raise BitbucketError("this credential sees no workspace: nothing to snapshot", endpoint=USER_WORKSPACES)
-        writer.complete(workspaces, client.stats.as_dict())
+            seen = f" (it sees {', '.join(selection.skipped)}, none as an administrator)" if selection.skipped else ""
+            raise BitbucketError(f"this credential administers no workspace{seen}: nothing to snapshot",
+                                 endpoint=USER_WORKSPACES)  # fmt: skip
+        writer.complete(workspaces, client.stats.as_dict(), skipped=selection.skipped)
     except (RateLimitExhaustedError, ServerError, KeyboardInterrupt, Interrupted) as exc:
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
@@ -62,4 +80,5 @@ def run_sync(
         writer.fail(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     counts = {k: v for k, v in writer.counts.items() if k != "fetch_log"}
-    return SyncResult(writer.sync_id, workspaces, counts, client.stats.as_dict(), abandoned, writer.resumed)
+    return SyncResult(writer.sync_id, workspaces, counts, client.stats.as_dict(), abandoned, writer.resumed,
+                      selection.skipped)  # fmt: skip

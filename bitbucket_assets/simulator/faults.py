@@ -60,6 +60,7 @@ class Faults:
     drop_rate: float = 0.0  # the connection is cut halfway through the body
     truncate_rate: float = 0.0  # a 200 whose JSON body is cut short
     malformed_rate: float = 0.0  # a 200 whose body is not JSON at all (a proxy's HTML page)
+    server_error_status: int = 0  # the status of every 5xx fault (e.g. 501); 0: 500, 502 or 503 at random
     _rng: random.Random = field(init=False)
     _burst_left: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -100,7 +101,7 @@ class Faults:
 
     def status_for_5xx(self) -> int:
         with self._lock:
-            return self._rng.choice((500, 502, 503))
+            return self.server_error_status or self._rng.choice((500, 502, 503))
 
     def configure(self, **settings: float) -> None:
         for key, value in settings.items():

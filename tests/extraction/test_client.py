@@ -9,6 +9,7 @@ import pytest
 from bitbucket_assets.client import (
     AuthenticationError,
     BitbucketClient,
+    BitbucketError,
     Credentials,
     EndpointRemovedError,
     MalformedResponseError,
@@ -19,6 +20,7 @@ from bitbucket_assets.client import (
     ServerError,
     credentials_from_env,
 )
+from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.simulator import (
     SIM_ACCESS_TOKEN,
     SIM_API_TOKEN,
@@ -31,7 +33,7 @@ from bitbucket_assets.simulator import (
 
 
 def client_for(sim, creds: Credentials | None = None, **kw) -> BitbucketClient:
-    kw = {"requests_per_hour": 1e7, "backoff_base": 0.01, "backoff_max": 0.05, **kw}
+    kw = {"requests_per_hour": 1e7, "backoff_base": 0.01, "backoff_max": 0.05, "rate_limit_backoff": 0.01, **kw}
     return BitbucketClient(creds or Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, **kw)
 
 
@@ -118,12 +120,15 @@ def test_exhausted_retries_raise_typed_errors(make_sim) -> None:
     with pytest.raises(MalformedResponseError, match="not valid JSON"):
         client_for(sim, max_retries=1).get("/2.0/user")
     sim.simulator.faults.configure(malformed_rate=0)
-    sim.simulator.rate_limit = RateLimit(limit=1, window_seconds=60)
-    client = client_for(sim, max_retries=2)
+    sim.simulator.rate_limit = RateLimit(limit=1, window_seconds=3600)
+    # A 429 storm with no Retry-After, as Bitbucket sends them: minutes of backoff (60, 120, 240, 480 s) on the
+    # clock, then the call gives up, 15 minutes later; none of it slept for real.
+    clock = SimulatedClock()
+    client = client_for(sim, max_retries=2, rate_limit_backoff=60, rate_limit_wait=900, clock=clock)
     client.get("/2.0/user")
-    with pytest.raises(RateLimitExhaustedError):
+    with pytest.raises(RateLimitExhaustedError, match="rate limit still exceeded after waiting 900 s"):
         client.get("/2.0/user")
-    assert client.stats.rate_limited == 3
+    assert client.stats.rate_limited == 5 and clock.waited == 900
 
 
 def test_retry_after_is_honoured(make_sim) -> None:
@@ -142,3 +147,17 @@ def test_pacer_keeps_a_sync_under_the_server_limit(make_sim) -> None:
     for _ in range(40):
         client.get("/2.0/repositories/tiny-co")
     assert client.stats.rate_limited == 0
+
+
+@pytest.mark.parametrize("status", [501, 405])
+def test_answers_a_retry_cannot_change_are_not_retried(make_sim, status) -> None:
+    sim = make_sim(faults=Faults(seed=1, error_rate=1.0, server_error_status=501))
+    if status == 405:
+        sim.simulator.faults.configure(error_rate=0)
+        for route in sim.simulator.app.app.router.routes:  # the app inside the simulator's fault middleware
+            if getattr(route, "path", "") == "/2.0/user":
+                route.methods = {"PATCH"}
+    client = client_for(sim, max_retries=5)
+    with pytest.raises(BitbucketError, match=rf"unexpected HTTP {status}"):
+        client.get("/2.0/user")
+    assert client.stats.retries == 0 and len(sim.simulator.request_log) == 1

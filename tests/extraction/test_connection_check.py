@@ -27,7 +27,9 @@ def test_full_token_is_ready_for_everything(make_sim) -> None:
     assert report.identity.startswith("Access Sync Bot {")
     assert report.workspaces == [("tiny-co", True), ("tiny-labs", True)]
     assert report.can_sync and report.can_provision
-    assert report.lines()[-1] == "verdict: ready to sync and to provision"
+    # tiny-labs is administered from admin.atlassian.com: the 1.0 group write is refused there, and said so.
+    assert list(report.provisioning_elsewhere) == ["tiny-labs"]
+    assert report.lines()[-1] == "verdict: ready to sync and to provision (except in tiny-labs)"
     # The provisioning probe changed nothing.
     assert not [r for r in sim.simulator.request_log if r.method == "PUT" and r.status == 200]
 
@@ -57,7 +59,8 @@ def test_missing_read_scopes_and_non_admin(make_sim) -> None:
     report = check_connection(client(sim, Credentials.api_token(ben.email, "ben-token")))
     assert report.workspaces == [("tiny-co", False), ("tiny-labs", False)]
     assert not report.can_sync
-    assert any("not an administrator of tiny-co" in p for p in report.problems)
+    assert report.problems == ["the credential administers none of the workspaces it sees: a sync needs an owner"]
+    assert "workspace tiny-co: member (not an administrator): skipped by a sync" in report.lines()
 
 
 def test_access_token_is_told_it_cannot_read_permissions(make_sim, tmp_path) -> None:
@@ -103,3 +106,28 @@ def test_check_command_exit_status(make_sim) -> None:
     )
     assert bad.returncode == 1 and "authentication failed" in bad.stdout
     assert "ATATT3xWrongToken" not in bad.stdout + bad.stderr
+
+
+@pytest.mark.parametrize("administered", ["tiny-co", "tiny-labs"])
+def test_the_verdict_does_not_depend_on_which_workspace_comes_first(make_sim, administered) -> None:
+    sim = make_sim()
+    other = {"tiny-co": "tiny-labs", "tiny-labs": "tiny-co"}[administered]
+    sim.org.workspaces[other].members[sim.org.operator_uuid].role = "member"
+    sim.org.touch()
+    report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)))
+    assert report.administered == [administered] and report.can_sync
+    assert f"workspace {other}: member (not an administrator): skipped by a sync" in report.lines()
+    assert report.lines()[-1].startswith("verdict: ready to sync and to provision")
+
+
+def test_an_answer_check_does_not_understand_leaves_provisioning_unknown_not_sync(make_sim) -> None:
+    """A 405 from the write probe (a proxy, an API change) says nothing about reads."""
+    sim = make_sim()
+    routes = sim.simulator.app.app.router.routes  # the Starlette app inside the simulator's fault middleware
+    put_routes = [r for r in routes if getattr(r, "path", "").endswith("/members/{member}") and "PUT" in r.methods]
+    for route in put_routes:
+        route.methods = {"PATCH"}  # the simulator now answers 405 Method Not Allowed to the PUT, as a proxy might
+    report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)))
+    assert report.can_sync and report.provisioning == "unknown"
+    assert any("HTTP 405" in p for p in report.provisioning_unknown)
+    assert report.lines()[-1] == "verdict: ready to sync, provisioning unknown (see above)"

@@ -24,7 +24,7 @@ RAW = [t for t in TABLES if t != "fetch_log"]
 
 def sync(sim, db, workspaces=None, token=SIM_API_TOKEN, **kw):
     client = BitbucketClient(Credentials.api_token(sim.email, token), sim.url, requests_per_hour=1e7,
-                             backoff_base=0.01, backoff_max=0.05, **kw)  # fmt: skip
+                             backoff_base=0.01, backoff_max=0.05, rate_limit_backoff=0.01, **kw)  # fmt: skip
     with duckdb.connect(str(db)) as con:
         return run_sync(client, con, ExtractionOptions(workspaces=workspaces))
 
@@ -95,12 +95,28 @@ def test_unknown_workspace_fails_loudly_and_leaves_nothing(make_sim, tmp_path) -
         assert all(con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] == 0 for t in RAW)
 
 
-def test_non_admin_workspace_fails_the_sync(make_sim, tmp_path) -> None:
+def test_a_workspace_the_credential_does_not_administer_is_skipped_and_reported(make_sim, tmp_path) -> None:
     sim = make_sim()
     sim.org.workspaces["tiny-labs"].members[sim.org.operator_uuid].role = "member"
     sim.org.touch()
-    with pytest.raises(PermissionDeniedError, match=r"tiny-labs"):
-        sync(sim, tmp_path / "w.duckdb")
+    result = sync(sim, tmp_path / "w.duckdb")
+    assert result.workspaces == ["tiny-co"] and list(result.skipped) == ["tiny-labs"]
+    assert "not an administrator" in result.skipped["tiny-labs"]
+    assert not [r for r in sim.simulator.request_log if "tiny-labs" in r.path]  # nothing was asked of it
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        status, skipped = con.execute("SELECT status, skipped_workspaces FROM raw.syncs").fetchone()
+    assert status == "complete" and "tiny-labs" in skipped
+
+
+def test_naming_a_workspace_the_credential_does_not_administer_fails_before_any_fetch(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    sim.org.workspaces["tiny-labs"].members[sim.org.operator_uuid].role = "member"
+    sim.org.touch()
+    with pytest.raises(
+        PermissionDeniedError, match=r"BITBUCKET_WORKSPACES names tiny-labs, which this credential does"
+    ):
+        sync(sim, tmp_path / "w.duckdb", workspaces=["tiny-co", "tiny-labs"])
+    assert [r.path for r in sim.simulator.request_log] == ["/2.0/user/workspaces"]
 
 
 def test_server_errors_midway_interrupt_and_the_next_sync_resumes(make_sim, tmp_path) -> None:

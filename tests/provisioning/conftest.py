@@ -65,6 +65,7 @@ def provision(sim, db: str, dry_run: bool = False, now=None, policy=None, approv
         requests_per_hour=1e7,
         backoff_base=0.01,
         backoff_max=0.02,
+        rate_limit_backoff=0.01,
         **client_kw,
     )
     with duckdb.connect(db) as con:

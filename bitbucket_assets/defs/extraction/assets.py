@@ -54,6 +54,8 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
         f"sync {result.sync_id}: {len(result.workspaces)} workspace(s), {result.stats['calls']} API calls, "
         f"{result.stats['retries']} retries, {result.stats['rate_limited']} rate-limited responses"
     )
+    for slug, reason in result.skipped.items():
+        context.log.warning(f"workspace {slug} skipped: {reason}")
     yield dg.MaterializeResult(
         asset_key=["raw", "syncs"],
         metadata={
@@ -63,6 +65,7 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
             "retries": result.stats["retries"],
             "rate_limited": result.stats["rate_limited"],
             "calls_by_family": result.stats["calls_by_family"],
+            "skipped_workspaces": result.skipped,
         },
     )
     for table in RAW_TABLES:
