@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .settings import Settings, load_settings
+from .settings import Settings, SettingsError, load_settings
 
 
 def _echo(message: str) -> None:
@@ -30,7 +30,7 @@ def _safe(message: str) -> str:
 def _settings() -> Settings:
     try:
         return load_settings()
-    except ValueError as exc:  # pydantic's ValidationError names the variable and what is wrong with it
+    except SettingsError as exc:  # names the variable and what is wrong with it, never the value
         raise click.ClickException(f"configuration: {exc}") from None
 
 
