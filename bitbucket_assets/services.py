@@ -50,6 +50,7 @@ class SyncSummary:
     checks_passed: int
     checks_failed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # workspaces seen but not covered, with the reason
+    anomalies: dict[str, int] = field(default_factory=dict)  # list entries skipped, per endpoint family
 
     def lines(self) -> list[str]:
         total = self.checks_passed + len(self.checks_failed)
@@ -57,6 +58,10 @@ class SyncSummary:
         return [
             f"sync {self.sync_id} complete: workspaces {', '.join(self.workspaces)}",
             *[f"  skipped workspace {slug}: {reason}" for slug, reason in self.skipped.items()],
+            *[
+                f"  skipped entries in {family}: {n} (lacking their identity; listed in raw.anomalies)"
+                for family, n in self.anomalies.items()
+            ],
             f"  API calls: {self.api_calls}, retries: {self.retries}, 429s: {self.rate_limited}",
             *[f"  raw/{table}: {rows} rows" for table, rows in self.raw_rows.items()],
             *[f"  marts/{mart}: {rows} rows" for mart, rows in self.mart_rows.items()],
@@ -78,9 +83,9 @@ def sync(settings: Settings) -> SyncSummary:
         raise CommandError(_failure_message(result))
     checks = result.get_asset_check_evaluations()
     with _connect(settings.duckdb_path, read_only=True) as con:
-        workspaces, counts, calls, retries, limited, skipped = con.execute(
-            "select workspaces, entity_counts, api_calls, retries, rate_limited, skipped_workspaces from raw.syncs "
-            "where sync_id = ?",
+        workspaces, counts, calls, retries, limited, skipped, anomalies = con.execute(
+            "select workspaces, entity_counts, api_calls, retries, rate_limited, skipped_workspaces, anomalies "
+            "from raw.syncs where sync_id = ?",
             [result.run_id],
         ).fetchone()
         marts = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in MART_COUNTS}
@@ -95,6 +100,7 @@ def sync(settings: Settings) -> SyncSummary:
         checks_passed=sum(1 for c in checks if c.passed),
         checks_failed=[c.check_name for c in checks if not c.passed],
         skipped=json.loads(skipped or "{}"),
+        anomalies=json.loads(anomalies or "{}"),
     )
 
 

@@ -154,6 +154,26 @@ class MembershipChange:
     retried: bool = False
 
 
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A list entry without the identity the model needs (a `user: null`, a group without a slug): skipped,
+    so that one odd entry does not cost the whole snapshot, and reported so that it is never silent."""
+
+    workspace: str
+    endpoint: str
+    page: int
+    reason: str
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+class MissingFieldError(MalformedResponseError):
+    """A required field is absent from a response object."""
+
+    def __init__(self, name: str, endpoint: str):
+        super().__init__(f"missing field `{name}` in a response object", endpoint=endpoint)
+        self.field = name
+
+
 class UnknownUserError(NotFoundError):
     """The user is not a member of the workspace (or not visible to the credential)."""
 
@@ -168,8 +188,11 @@ class UnknownGroupError(NotFoundError):
 class BitbucketApi:
     """Typed calls over one `BitbucketClient` (which paces, retries and counts them)."""
 
-    def __init__(self, client: BitbucketClient):
+    def __init__(self, client: BitbucketClient, on_skip: Callable[[SkippedEntry], None] | None = None):
+        """`on_skip`: where list entries lacking their identity go. Without it such an entry is an error, as it
+        must be where one entry is the whole answer (provisioning, `check`); a sync passes its snapshot writer."""
         self.client = client
+        self.on_skip = on_skip
 
     # identity and workspaces
 
@@ -206,11 +229,9 @@ class BitbucketApi:
             raw=ws,
         )
 
-    def workspace_members(self, slug: str) -> Iterator[WorkspaceMember]:
+    def workspace_members(self, slug: str) -> list[WorkspaceMember]:
         """Members with their workspace role (`/permissions`: the same people as `/members`, plus the role)."""
-        path = f"{_workspace(slug)}/permissions"
-        for entry in self.client.paginate(path, workspace=slug):
-            yield _member(entry, path)
+        return self._entries(f"{_workspace(slug)}/permissions", slug, _member)
 
     def workspace_member(self, slug: str, user_id: str) -> WorkspaceMember:
         """One member by `{uuid}` or account id; `UnknownUserError` when they are not a member."""
@@ -229,17 +250,18 @@ class BitbucketApi:
         body = self.client.get(path, workspace=slug)
         if not isinstance(body, list):
             raise MalformedResponseError("expected a JSON array of groups", endpoint=path, workspace=slug)
-        return [
-            Group(
-                slug=_required(g, "slug", path),
+
+        def group(g: Any, endpoint: str) -> Group:
+            return Group(
+                slug=_required(g, "slug", endpoint),
                 name=g.get("name"),
                 permission=g.get("permission"),
                 auto_add=g.get("auto_add"),
-                members=tuple(_user(m, path) for m in (g.get("members") or [])),
+                members=tuple(self._parse(g.get("members") or [], _user, endpoint, 1, slug)),
                 raw={k: v for k, v in g.items() if k != "members"},
             )
-            for g in body
-        ]
+
+        return self._parse(body, group, path, 1, slug)
 
     def group_members(self, slug: str, group: str) -> list[User]:
         """The live members of one group; `UnknownGroupError` when the group does not exist."""
@@ -251,7 +273,7 @@ class BitbucketApi:
                                     status=404, workspace=slug) from None  # fmt: skip
         if not isinstance(body, list):
             raise MalformedResponseError("expected a JSON array of members", endpoint=path, workspace=slug)
-        return [_user(m, path) for m in body]
+        return self._parse(body, _user, path, 1, slug)
 
     def add_group_member(self, slug: str, group: str, user_uuid: str) -> MembershipChange:
         """PUT the membership; 409 means the user already was a member."""
@@ -272,19 +294,16 @@ class BitbucketApi:
     # projects, repositories and their permission lists
 
     def project_pages(self, slug: str, resume_from: str | None = None) -> Iterator[Page[Project]]:
-        path = f"{_workspace(slug)}/projects"
-        return self._pages(path, slug, resume_from, lambda p: _project(p, path))
+        return self._pages(f"{_workspace(slug)}/projects", slug, resume_from, _project)
 
     def repository_pages(self, slug: str, resume_from: str | None = None) -> Iterator[Page[Repository]]:
-        path = f"/2.0/repositories/{_seg(slug)}"
-        return self._pages(path, slug, resume_from, lambda r: _repository(r, path))
+        return self._pages(f"/2.0/repositories/{_seg(slug)}", slug, resume_from, _repository)
 
     def effective_permission_pages(
         self, slug: str, resume_from: str | None = None
     ) -> Iterator[Page[EffectivePermission]]:
         """Bitbucket's own effective repository permissions of every user (administrators only)."""
-        path = f"{_workspace(slug)}/permissions/repositories"
-        return self._pages(path, slug, resume_from, lambda e: _effective(e, path))
+        return self._pages(f"{_workspace(slug)}/permissions/repositories", slug, resume_from, _effective)
 
     def project_user_grants(self, slug: str, project_key: str) -> list[UserGrant]:
         return self._user_grants(f"{_workspace(slug)}/projects/{_seg(project_key)}", slug)
@@ -323,17 +342,33 @@ class BitbucketApi:
 
     # internals
 
-    def _pages(self, path: str, slug: str, resume_from: str | None, parse: Callable[[dict], T]) -> Iterator[Page[T]]:
-        for values, next_url in self.client.pages(resume_from or path, workspace=slug):
-            yield Page([parse(v) for v in values], next_url)
+    def _pages(
+        self, path: str, slug: str, resume_from: str | None, parse: Callable[[Any, str], T]
+    ) -> Iterator[Page[T]]:
+        for number, (values, next_url) in enumerate(self.client.pages(resume_from or path, workspace=slug), 1):
+            yield Page(self._parse(values, parse, path, number, slug), next_url)
+
+    def _entries(self, path: str, slug: str, parse: Callable[[Any, str], T]) -> list[T]:
+        """Every entry of every page of a 2.0 list."""
+        return [item for page in self._pages(path, slug, None, parse) for item in page.items]
+
+    def _parse(self, values: list, parse: Callable[[Any, str], T], endpoint: str, page: int, slug: str) -> list[T]:
+        """The entries of one page; one that lacks its identity goes to `on_skip` (or fails without one)."""
+        items = []
+        for value in values:
+            try:
+                items.append(parse(value, endpoint))
+            except MissingFieldError as exc:
+                if self.on_skip is None:
+                    raise
+                self.on_skip(SkippedEntry(slug, endpoint, page, f"entry without `{exc.field}`", value))
+        return items
 
     def _user_grants(self, resource: str, slug: str) -> list[UserGrant]:
-        path = f"{resource}/permissions-config/users"
-        return [_user_grant(item, path) for item in self.client.paginate(path, workspace=slug)]
+        return self._entries(f"{resource}/permissions-config/users", slug, _user_grant)
 
     def _group_grants(self, resource: str, slug: str) -> list[GroupGrant]:
-        path = f"{resource}/permissions-config/groups"
-        return [_group_grant(item, path) for item in self.client.paginate(path, workspace=slug)]
+        return self._entries(f"{resource}/permissions-config/groups", slug, _group_grant)
 
 
 # ---- paths and parsing ----
@@ -354,7 +389,7 @@ def _repository_path(slug: str, repository_slug: str) -> str:
 def _required(obj: Any, name: str, endpoint: str) -> Any:
     """A field the model needs, or an error naming the endpoint and the missing field."""
     if not isinstance(obj, dict) or obj.get(name) in (None, ""):
-        raise MalformedResponseError(f"missing field `{name}` in a response object", endpoint=endpoint)
+        raise MissingFieldError(name, endpoint)
     return obj[name]
 
 

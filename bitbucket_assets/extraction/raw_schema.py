@@ -36,6 +36,10 @@ TABLES: dict[str, str] = {
     # Bitbucket's own effective permissions, for reconciliation with the dbt marts.
     "effective_repository_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_name VARCHAR, "
     "user_uuid VARCHAR NOT NULL, permission VARCHAR NOT NULL, raw JSON",
+    # List entries skipped because they lack the identity the model needs (e.g. `user: null`), per endpoint and
+    # page: the snapshot goes on without them, and the manifest, the sync summary and an asset check say so.
+    "anomalies": "sync_id VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL, endpoint_family VARCHAR NOT NULL, "
+    "endpoint VARCHAR NOT NULL, page INTEGER NOT NULL, reason VARCHAR NOT NULL, raw JSON",
     # One row per permission list fetched: proves completeness (asset check) and is the resume checkpoint.
     "fetch_log": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, list VARCHAR NOT NULL, "
     "rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL",
@@ -57,7 +61,8 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     retries INTEGER,
     rate_limited INTEGER,
     error VARCHAR,
-    skipped_workspaces JSON             -- workspaces seen but not covered: {slug: reason}
+    skipped_workspaces JSON,            -- workspaces seen but not covered: {slug: reason}
+    anomalies JSON                      -- list entries skipped, per endpoint family: {family: count}
 )
 """
 
@@ -78,7 +83,8 @@ CREATE TABLE IF NOT EXISTS raw.sync_checkpoints (
 def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
-    con.execute("ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS skipped_workspaces JSON")  # warehouses from before
+    for column in ("skipped_workspaces", "anomalies"):  # warehouses created before these columns
+        con.execute(f"ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS {column} JSON")
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")

@@ -8,12 +8,15 @@ work since the last checkpoint, and never leaves rows without the checkpoint tha
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter, defaultdict
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from ..client.api import SkippedEntry
+from ..client.client import endpoint_family
 from ..clock import Clock, SystemClock
 from .raw_schema import TABLES, column_names, create_raw_schema
 
@@ -31,6 +34,8 @@ class SnapshotWriter:
         self.counts: Counter = Counter()
         self.in_transaction = False
         self.resumed = False
+        self._skipped: list[dict[str, Any]] = []  # from worker threads; written at the next checkpoint
+        self._skipped_lock = threading.Lock()
         self._seen_users: set[str] = set()
         # Pages stream through; DuckDB's cache would otherwise grow towards 80 % of RAM on a large sync.
         con.execute("SET memory_limit = '384MB'")
@@ -80,6 +85,13 @@ class SnapshotWriter:
         if len(self.buffers[table]) >= FLUSH_ROWS:
             self._flush(table)
 
+    def note_skipped(self, entry: SkippedEntry) -> None:
+        """A list entry the API layer skipped (thread-safe): recorded in `raw.anomalies` with the next checkpoint."""
+        row = {"workspace_slug": entry.workspace, "endpoint_family": endpoint_family(entry.endpoint),
+               "endpoint": entry.endpoint, "page": entry.page, "reason": entry.reason, "raw": entry.raw}  # fmt: skip
+        with self._skipped_lock:
+            self._skipped.append(row)
+
     def first_sighting(self, user_uuid: str) -> bool:
         """True the first time a user is seen in this sync (users are shared by workspaces)."""
         if user_uuid in self._seen_users:
@@ -88,6 +100,11 @@ class SnapshotWriter:
         return True
 
     def _flush(self, table: str | None = None) -> None:
+        if table is None:
+            with self._skipped_lock:
+                skipped, self._skipped = self._skipped, []
+            for row in skipped:
+                self.add("anomalies", row)
         for name in [table] if table else list(self.buffers):
             rows = self.buffers.pop(name, [])
             if not rows:
@@ -138,11 +155,16 @@ class SnapshotWriter:
         """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
         self._flush()
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
+        anomalies = dict(self.con.execute(
+            "SELECT endpoint_family, count(*) FROM raw.anomalies WHERE sync_id = ? GROUP BY 1 ORDER BY 1",
+            [self.sync_id]).fetchall())  # fmt: skip
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
-            "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, error = NULL WHERE sync_id = ?",
+            "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, error = NULL "
+            "WHERE sync_id = ?",
             [self.clock.now(), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
-             stats["retries"], stats["rate_limited"], json.dumps(skipped or {}), self.sync_id],
+             stats["retries"], stats["rate_limited"], json.dumps(skipped or {}), json.dumps(anomalies),
+             self.sync_id],
         )  # fmt: skip
         if self.in_transaction:
             self.con.execute("COMMIT")
@@ -162,6 +184,8 @@ class SnapshotWriter:
 
     def _rollback(self) -> None:
         self.buffers.clear()
+        with self._skipped_lock:
+            self._skipped.clear()  # they belong to the page being rolled back, which a resume fetches again
         if self.in_transaction:
             self.con.execute("ROLLBACK")
             self.in_transaction = False

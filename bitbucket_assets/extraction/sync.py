@@ -64,7 +64,8 @@ def run_sync(
     if writer.resumed:
         log.info("resuming sync %s from its checkpoints", writer.sync_id)
     try:
-        selection = extract_snapshot(BitbucketApi(client), writer, options)
+        # Entries lacking their identity are skipped into raw.anomalies; a malformed page still fails the sync.
+        selection = extract_snapshot(BitbucketApi(client, on_skip=writer.note_skipped), writer, options)
         workspaces = [a.slug for a in selection.covered]
         if not workspaces and client.credentials.kind == "access_token":
             raise PermissionDeniedError(ACCESS_TOKEN_CANNOT, endpoint=USER_WORKSPACES)

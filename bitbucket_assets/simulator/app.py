@@ -127,6 +127,7 @@ class Simulator:
         self.faults = faults or Faults()
         self.removed_status = removed_status
         self.request_log: list[RequestRecord] = []
+        self.odd_entries = 0  # entries given `user: null` by the odd_entry_rate fault, for tests to compare
         self.lock = threading.RLock()
         self._effective_cache: tuple[int, dict[str, dict[str, str]]] = (-1, {})
         self._render_cache: dict[tuple, Any] = {}
@@ -831,6 +832,12 @@ class _FaultsAndLog:
                     await send({"type": "http.response.start", "status": status, "headers": headers})
                     await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
                     raise DroppedConnection
+            elif faults.odd_entry_rate and scope["method"] == "GET":
+                status, headers, body = await _capture(self.app, scope, receive)
+                body, changed = faults.null_users(body) if status == 200 else (body, 0)
+                record.status, record.fault = status, "odd_entries" if changed else None
+                self.sim.odd_entries += changed
+                await _send(send, status, body, b"application/json")
             else:
 
                 async def capture_status(message):

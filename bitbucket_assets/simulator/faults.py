@@ -5,6 +5,7 @@ Both are off unless configured, and both are deterministic for a given seed and 
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -61,6 +62,7 @@ class Faults:
     truncate_rate: float = 0.0  # a 200 whose JSON body is cut short
     malformed_rate: float = 0.0  # a 200 whose body is not JSON at all (a proxy's HTML page)
     server_error_status: int = 0  # the status of every 5xx fault (e.g. 501); 0: 500, 502 or 503 at random
+    odd_entry_rate: float = 0.0  # chance each entry of a 2.0 list that has a `user` gets `user: null` instead
     _rng: random.Random = field(init=False)
     _burst_left: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -71,8 +73,30 @@ class Faults:
     @property
     def active(self) -> bool:
         return any((self.error_rate, self.burst_rate, self.latency_ms, self.jitter_ms, self.drop_rate)) or bool(
-            self.truncate_rate or self.malformed_rate
+            self.truncate_rate or self.malformed_rate or self.odd_entry_rate
         )
+
+    def null_users(self, body: bytes) -> tuple[bytes, int]:
+        """`user: null` in some entries of a 2.0 page (how deleted accounts show up elsewhere in the API);
+        returns the body and how many entries were changed."""
+        try:
+            page = json.loads(body)
+        except ValueError:
+            return body, 0
+        values = page.get("values") if isinstance(page, dict) else None
+        if not isinstance(values, list):
+            return body, 0
+        changed = 0
+        with self._lock:
+            for entry in values:
+                if (
+                    isinstance(entry, dict)
+                    and isinstance(entry.get("user"), dict)
+                    and self._rng.random() < self.odd_entry_rate
+                ):
+                    entry["user"] = None
+                    changed += 1
+        return (json.dumps(page).encode(), changed) if changed else (body, 0)
 
     def delay(self) -> float:
         with self._lock:

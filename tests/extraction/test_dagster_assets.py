@@ -34,6 +34,7 @@ def test_materialize_against_the_simulator(make_sim, tmp_path, capsys) -> None:
         "permissions_fetched": True,
         "memberships_point_at_known_users": True,
         "no_unexpected_empty_entity": True,
+        "no_entries_skipped": True,
     }
     meta = {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -170,11 +172,47 @@ def test_bad_credentials_name_endpoint_and_never_leak(make_sim, tmp_path, caplog
     assert secret.encode() not in raw and SIM_API_TOKEN.encode() not in raw
 
 
-def test_missing_field_names_endpoint_and_field(make_sim, tmp_path) -> None:
+def test_an_entry_without_its_identity_is_skipped_and_reported(make_sim, tmp_path) -> None:
+    """A group without a slug costs that group, not the snapshot: skipped, recorded with endpoint and page."""
     sim = make_sim()
     sim.org.workspaces["tiny-co"].groups["leads"].slug = ""  # the 1.0 payload now lacks the group's slug
     sim.org.touch()
-    with pytest.raises(MalformedResponseError, match=r"missing field `slug`.*\[/1.0/groups/tiny-co\]"):
+    result = sync(sim, tmp_path / "w.duckdb", max_retries=0)
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        status, anomalies = con.execute("SELECT status, anomalies FROM raw.syncs").fetchone()
+        rows = con.execute("SELECT workspace_slug, endpoint, page, reason FROM raw.anomalies").fetchall()
+        groups = con.execute("SELECT group_slug FROM raw.groups WHERE workspace_slug = 'tiny-co'").fetchall()
+    assert status == "complete" and result.counts["anomalies"] == len(rows) == sum(json.loads(anomalies).values())
+    # The group itself, and its grant on project PAY (that permission list names the group by the same slug).
+    assert sorted(rows) == [
+        ("tiny-co", "/1.0/groups/tiny-co", 1, "entry without `slug`"),
+        ("tiny-co", "/2.0/workspaces/tiny-co/projects/PAY/permissions-config/groups", 1, "entry without `slug`"),
+    ]
+    assert ("leads",) not in groups and ("developers",) in groups
+
+
+def test_null_user_entries_are_skipped_and_the_rest_is_exact(make_sim, tmp_path) -> None:
+    """`user: null` entries (how deleted accounts appear elsewhere in the API) are skipped one by one; every
+    other row is what a clean sync writes, and each skipped entry is counted."""
+    clean = sync(make_sim(), tmp_path / "clean.duckdb")
+    odd_sim = make_sim(faults=Faults(seed=11, odd_entry_rate=0.1))
+    odd = sync(odd_sim, tmp_path / "odd.duckdb")
+    assert odd_sim.simulator.odd_entries > 0
+    assert odd.counts["anomalies"] == odd_sim.simulator.odd_entries
+    clean_rows = snapshot(tmp_path / "clean.duckdb", clean.sync_id)
+    odd_rows = snapshot(tmp_path / "odd.duckdb", odd.sync_id)
+    # One row less for each skipped entry and nothing else (users derive from member entries: not counted).
+    entries = [t for t in RAW if t not in ("anomalies", "users")]
+    assert sum(len(clean_rows[t]) - len(odd_rows[t]) for t in entries) == odd_sim.simulator.odd_entries
+    assert all(set(odd_rows[t]) <= set(clean_rows[t]) for t in [*entries, "users"])
+    with duckdb.connect(str(tmp_path / "odd.duckdb"), read_only=True) as con:
+        reasons = {r[0] for r in con.execute("SELECT DISTINCT reason FROM raw.anomalies").fetchall()}
+    assert reasons == {"entry without `user`"}
+
+
+def test_a_malformed_page_still_fails_loudly(make_sim, tmp_path) -> None:
+    sim = make_sim(faults=Faults(seed=2, malformed_rate=1.0))
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
         sync(sim, tmp_path / "w.duckdb", max_retries=0)
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
-        assert all(con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] == 0 for t in RAW)
+        assert con.execute("SELECT status FROM raw.syncs").fetchall() == [("failed",)]

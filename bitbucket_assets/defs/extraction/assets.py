@@ -80,4 +80,5 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
             passed=outcome.passed,
             description=outcome.description,
             metadata=outcome.metadata,
+            severity=dg.AssetCheckSeverity.WARN if outcome.severity == "WARN" else dg.AssetCheckSeverity.ERROR,
         )
