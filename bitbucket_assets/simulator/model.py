@@ -18,7 +18,7 @@ WORKSPACE_ROLES = ("member", "create-project", "owner")
 _REPO_RANK = {"read": 1, "write": 2, "admin": 3}
 # What a project grant gives on the project's repositories: `create-repo` lets you create
 # repositories and gives write on the existing ones.
-PROJECT_TO_REPOSITORY = {"read": "read", "write": "write", "create-repo": "write", "admin": "admin"}
+PROJECT_TO_REPOSITORY = {"read": "read", "write": "write", "create-repo": "write", "admin": "admin", "none": "none"}
 
 
 def repository_rank(permission: str) -> int:
@@ -124,7 +124,8 @@ class Workspace:
         found: dict[str, list[str]] = {}
 
         def add(user_uuid: str, permission: str) -> None:
-            if user_uuid in self.members:  # only workspace members hold access
+            # Only workspace members hold access; `none` (in the spec's permission enums) grants nothing.
+            if user_uuid in self.members and permission != "none":
                 found.setdefault(user_uuid, []).append(permission)
 
         for owner in self.owners():
@@ -154,6 +155,7 @@ class Workspace:
         perms += [
             p for s, p in project.group_grants.items() if s in self.groups and user_uuid in self.groups[s].members
         ]
+        perms = [p for p in perms if p != "none"]
         return max(perms, key=ranks.__getitem__) if perms else None
 
 

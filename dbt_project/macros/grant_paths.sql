@@ -5,17 +5,21 @@
   every input first, so a model that needs each workspace's latest observation (fct_grants) or the new syncs
   (fct_grant_history) never expands the others: the daily cost does not grow with the raw snapshots retained.
 #}
+{#
+  A grant whose permission is `none` (the spec lists it in every permission enum; no page says it grants
+  anything) is kept in raw and staging but is never a grant path, so never access.
+#}
 {% macro grant_paths(sync_filter, observation_filter=none) %}
 {% set ws_filter = observation_filter or sync_filter %}
 with
 
 wm as (select * from {{ ref('stg_bitbucket__workspace_members') }} where {{ ws_filter }}),
 gm as (select * from {{ ref('int_group_memberships') }} where {{ ws_filter }}),
-pup as (select * from {{ ref('stg_bitbucket__project_user_permissions') }} where {{ ws_filter }}),
-pgp as (select * from {{ ref('stg_bitbucket__project_group_permissions') }} where {{ ws_filter }}),
+pup as (select * from {{ ref('stg_bitbucket__project_user_permissions') }} where {{ ws_filter }} and permission <> 'none'),
+pgp as (select * from {{ ref('stg_bitbucket__project_group_permissions') }} where {{ ws_filter }} and permission <> 'none'),
 prj as (select * from {{ ref('stg_bitbucket__projects') }} where {{ ws_filter }}),
-rup as (select * from {{ ref('stg_bitbucket__repository_user_permissions') }} where {{ ws_filter }}),
-rgp as (select * from {{ ref('stg_bitbucket__repository_group_permissions') }} where {{ ws_filter }}),
+rup as (select * from {{ ref('stg_bitbucket__repository_user_permissions') }} where {{ ws_filter }} and permission <> 'none'),
+rgp as (select * from {{ ref('stg_bitbucket__repository_group_permissions') }} where {{ ws_filter }} and permission <> 'none'),
 rep as (select * from {{ ref('stg_bitbucket__repositories') }} where {{ ws_filter }}),
 
 owners as (select sync_id, workspace_slug, user_uuid from wm where workspace_role = 'owner'),

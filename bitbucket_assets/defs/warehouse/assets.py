@@ -72,6 +72,7 @@ theirs as (
     join staging.stg_bitbucket__workspace_observations o
       on e.sync_id = o.sync_id and e.workspace_slug = o.workspace_slug and o.is_latest_for_workspace
     where e.workspace_slug in (select workspace_slug from marts.dim_workspaces where synced_as_administrator)
+      and e.permission <> 'none'
 )
 select 'only in fct_effective_access' as side, * from (select * from ours except select * from theirs)
 union all
