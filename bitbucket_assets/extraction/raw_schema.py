@@ -37,7 +37,8 @@ TABLES: dict[str, str] = {
     "effective_repository_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_name VARCHAR, "
     "user_uuid VARCHAR NOT NULL, permission VARCHAR NOT NULL, raw JSON",
     # List entries skipped because they lack the identity the model needs (e.g. `user: null`), per endpoint and
-    # page: the snapshot goes on without them, and the manifest, the sync summary and an asset check say so.
+    # page (counted within that fetch: a resumed stage counts from the page it resumed at): the snapshot goes on
+    # without them, and the manifest, the sync summary and an asset check say so.
     "anomalies": "sync_id VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL, endpoint_family VARCHAR NOT NULL, "
     "endpoint VARCHAR NOT NULL, page INTEGER NOT NULL, reason VARCHAR NOT NULL, raw JSON",
     # One row per permission list fetched: proves completeness (asset check) and is the resume checkpoint.
