@@ -42,9 +42,11 @@ def successful_writes(sim) -> int:
 def test_sigkill_part_way_applies_each_request_once(make_sim, warehouse, capsys) -> None:
     sim = make_sim(faults=Faults(seed=1, latency_ms=20, jitter_ms=10))
     args = [sys.executable, "-c", RUN, sim.url, sim.email, SIM_API_TOKEN, warehouse]
-    adds, removes, kills = [], [], 0
-    trials = TRIALS
-    for trial in range(TRIALS):
+    adds, removes, kills, trials = [], [], 0, 0
+    # Twelve kills; a run that finished before its kill point (a parent starved on a very busy machine) is not one,
+    # and the loop goes on, 18 runs at most (the 90 filler users of tiny).
+    while kills < TRIALS and trials < 18:
+        trial, trials = trials, trials + 1
         for i in range(PER_TRIAL):
             who = f"filler-{trial * PER_TRIAL + i + 1:03d}"
             if i == PER_TRIAL - 1:  # one removal per batch: out of `everyone`
@@ -58,9 +60,11 @@ def test_sigkill_part_way_applies_each_request_once(make_sim, warehouse, capsys)
         deadline = time.monotonic() + 300  # generous: a slow machine only takes longer to get there
         while successful_writes(sim) < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert proc.poll() is None, f"run {trial} ended before its write {target}: {proc.stderr.read()[-1500:]!r}"
-        os.kill(proc.pid, signal.SIGKILL)
-        kills += 1
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        else:
+            assert proc.returncode == 0, f"run {trial} failed: {proc.stderr.read()[-1500:]!r}"
         proc.wait(timeout=60)
     final = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stderr[-2000:]
@@ -84,7 +88,7 @@ def test_sigkill_part_way_applies_each_request_once(make_sim, warehouse, capsys)
         intents = con.execute("select count(*) from provisioning.provisioning_intents").fetchone()[0]
     assert dict(finals) == {k: 1 for k in st}  # the log is complete: one final row per request
     assert intents == 0
-    assert kills == TRIALS
+    assert kills == TRIALS  # reached long before the 18th run: a run is killed after at most 4 of its 5+ writes
     with capsys.disabled():
         print(
             f"\ncrash test: {trials} runs, {kills} SIGKILLed, {len(st)} requests, {len(ok_writes)} successful "
