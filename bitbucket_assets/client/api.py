@@ -394,12 +394,16 @@ def _required(obj: Any, name: str, endpoint: str) -> Any:
 
 
 def _user(obj: Any, endpoint: str) -> User:
+    """A 2.0 user object, or a 1.0 one (no `type`; `is_team` says whether it is a team)."""
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if kind is None and isinstance(obj, dict) and isinstance(obj.get("is_team"), bool):
+        kind = "team" if obj["is_team"] else "user"
     return User(
         uuid=_required(obj, "uuid", endpoint),
-        account_id=obj.get("account_id"),
+        account_id=obj.get("account_id") or None,
         display_name=obj.get("display_name"),
-        nickname=obj.get("nickname"),
-        type=obj.get("type"),
+        nickname=obj.get("nickname") or None,
+        type=kind,
         raw=obj,
     )
 

@@ -43,7 +43,8 @@ def permissions_fetched(con, sync_id: str) -> CheckOutcome:
 
 
 def memberships_point_at_known_users(con, sync_id: str) -> CheckOutcome:
-    """Group members and user grants refer to users seen in the workspace membership payloads."""
+    """Every user a membership, a grant or an effective permission names has a row in the sync's user directory
+    (written from every payload that shows a user, so a gap is a bug in the extraction, not in Bitbucket)."""
     orphans = con.execute(
         """
         SELECT source, workspace_slug, user_uuid FROM (
@@ -54,6 +55,11 @@ def memberships_point_at_known_users(con, sync_id: str) -> CheckOutcome:
             UNION ALL
             SELECT 'repository_user_permissions', workspace_slug, user_uuid
             FROM raw.repository_user_permissions WHERE sync_id = $1
+            UNION ALL
+            SELECT 'workspace_members', workspace_slug, user_uuid FROM raw.workspace_members WHERE sync_id = $1
+            UNION ALL
+            SELECT 'effective_repository_permissions', workspace_slug, user_uuid
+            FROM raw.effective_repository_permissions WHERE sync_id = $1
         ) m
         WHERE NOT EXISTS (SELECT 1 FROM raw.users u WHERE u.sync_id = $1 AND u.user_uuid = m.user_uuid)
         ORDER BY ALL LIMIT 50
@@ -63,7 +69,7 @@ def memberships_point_at_known_users(con, sync_id: str) -> CheckOutcome:
     return CheckOutcome(
         "memberships_point_at_known_users",
         not orphans,
-        "Every group member and every user grant refers to a user of the workspace membership lists.",
+        "Every member, group member, user grant and effective permission refers to a user in the directory.",
         {"orphans": [f"{s} {w} {u}" for s, w, u in orphans]},
     )
 

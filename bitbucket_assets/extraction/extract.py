@@ -3,8 +3,9 @@
 Calls per workspace: `/2.0/user/workspaces` (once), `/permissions` (members with their roles; the
 same users as `/members`, so `/members` is not called), `/1.0/groups/{ws}` (groups with members embedded),
 projects and repositories at pagelen 100, and one call per permissions-config list (project and
-repository, users and groups), run concurrently. Users come from the membership payloads: no call per
-user. Nothing here calls an endpoint removed by CHANGE-2770 (the paths live in `client/api.py`).
+repository, users and groups), run concurrently. Users come from every payload that shows one (member list,
+1.0 group members, permission lists, the effective list): no call per user.
+Nothing here calls an endpoint removed by CHANGE-2770 (the paths live in `client/api.py`).
 
 Work is committed in checkpoints (a workspace's members and groups; then each page of projects,
 repositories and effective permissions with everything fetched for it), so a sync that was killed or
@@ -27,6 +28,7 @@ from ..client.api import (
     Page,
     Project,
     Repository,
+    User,
     UserGrant,
     WorkspaceAccess,
 )
@@ -141,12 +143,7 @@ class _WorkspaceExtractor:
         )  # fmt: skip
         for m in self.api.workspace_members(slug):
             user = m.user
-            if self.writer.first_sighting(user.uuid):
-                add(
-                    "users",
-                    {"user_uuid": user.uuid, "account_id": user.account_id, "display_name": user.display_name,
-                     "nickname": user.nickname, "raw": user.raw},
-                )  # fmt: skip
+            self._saw(user)
             add(
                 "workspace_members",
                 {**base, "user_uuid": user.uuid, "account_id": user.account_id, "permission": m.permission,
@@ -159,11 +156,22 @@ class _WorkspaceExtractor:
                  "auto_add": g.auto_add, "member_count": len(g.members), "raw": g.raw},
             )  # fmt: skip
             for member in g.members:
+                self._saw(member)
                 add(
                     "group_members",
                     {**base, "group_slug": g.slug, "user_uuid": member.uuid, "account_id": member.account_id,
                      "display_name": member.display_name, "raw": member.raw},
                 )  # fmt: skip
+
+    def _saw(self, user: User) -> None:
+        """Put a user in the sync's directory the first time any payload shows them: members, and also people
+        who hold access without membership (outside collaborators, app users, former users)."""
+        if self.writer.first_sighting(user.uuid):
+            self.writer.add(
+                "users",
+                {"user_uuid": user.uuid, "account_id": user.account_id, "display_name": user.display_name,
+                 "nickname": user.nickname, "user_type": user.type, "raw": user.raw},
+            )  # fmt: skip
 
     def _projects_page(self, projects: list[Project]) -> None:
         targets = []
@@ -192,6 +200,7 @@ class _WorkspaceExtractor:
 
     def _effective_page(self, entries: list[EffectivePermission]) -> None:
         for e in entries:
+            self._saw(e.user)
             self.writer.add(
                 "effective_repository_permissions",
                 {**self.base, "repository_uuid": e.repository_uuid, "repository_name": e.repository_name,
@@ -208,6 +217,9 @@ class _WorkspaceExtractor:
         ]
         fetched = self.pool.map(lambda job: job[4](self.slug, job[0]), jobs)
         for (_, rid, keys, kind, _), grants in zip(jobs, fetched, strict=True):
+            for grant in grants:
+                if isinstance(grant, UserGrant):
+                    self._saw(grant.user)
             _write_grants(self.writer, scope, {**self.base, **keys}, grants)
             self.writer.add(
                 "fetch_log",

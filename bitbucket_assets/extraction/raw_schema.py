@@ -12,8 +12,11 @@ WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug 
 
 TABLES: dict[str, str] = {
     "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, raw JSON",
+    # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's members,
+    # a permission list, the effective-permission list. `account_id` and `nickname` are null for a "Former user";
+    # `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
     "users": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, display_name VARCHAR, "
-    "nickname VARCHAR, raw JSON",
+    "nickname VARCHAR, raw JSON, user_type VARCHAR",
     "workspace_members": f"{WS}, user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR, "
     "added_on TIMESTAMPTZ, last_accessed TIMESTAMPTZ, raw JSON",
     "groups": f"{WS}, group_slug VARCHAR NOT NULL, name VARCHAR, default_permission VARCHAR, auto_add BOOLEAN, "
@@ -45,6 +48,9 @@ TABLES: dict[str, str] = {
     "fetch_log": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, list VARCHAR NOT NULL, "
     "rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL",
 }
+
+# Columns added after a table was first released, so that older warehouses gain them (always nullable).
+ADDED_COLUMNS = (("users", "user_type VARCHAR"),)
 
 SYNCS = """
 CREATE TABLE IF NOT EXISTS raw.syncs (
@@ -89,6 +95,8 @@ def create_raw_schema(con) -> None:
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")
+    for table, column in ADDED_COLUMNS:  # warehouses created before these columns; rows are inserted by name
+        con.execute(f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS {column}")
 
 
 @cache

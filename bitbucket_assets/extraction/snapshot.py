@@ -113,7 +113,7 @@ class SnapshotWriter:
                 self.con.execute("BEGIN TRANSACTION")
                 self.in_transaction = True
             frame = pd.DataFrame(rows, columns=list(column_names(name)), dtype=object)  # noqa: F841 - read by SQL
-            self.con.execute(f"INSERT INTO raw.{name} SELECT * FROM frame")
+            self.con.execute(f"INSERT INTO raw.{name} BY NAME SELECT * FROM frame")
 
     # ---- checkpoints ----
 

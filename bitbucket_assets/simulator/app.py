@@ -624,7 +624,10 @@ class Simulator:
             raw = request.path_params[ident]
             if who == "users":
                 user = self.org.user(raw)
-                if user is None or user.uuid not in ws.members:
+                # A grant held by a non-member (a collaborator, an app user) can be read and removed; a new one
+                # needs a workspace member (the spec's PUT).
+                known = user is not None and (user.uuid in ws.members or (method != "PUT" and user.uuid in users))
+                if not known:
                     raise ApiError(404, f"User {raw!r} is not a member of workspace {ws.slug!r}")
                 key, grants, subject = user.uuid, users, p.user(user)
             else:
@@ -649,7 +652,7 @@ class Simulator:
             permission = body.get("permission") if isinstance(body, dict) else None
             if permission not in allowed:
                 raise ApiError(400, f"permission must be one of {', '.join(allowed)}", {"permission": permission})
-            if who == "users" and ws.members[key].role == "owner":
+            if who == "users" and ws.members[key].role == "owner":  # PUT: `key` is a member (checked above)
                 raise ApiError(400, "The workspace owner's permission cannot be changed")
             grants[key] = permission
             self.org.touch()

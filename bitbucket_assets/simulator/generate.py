@@ -139,7 +139,33 @@ def generate_company(shape: CompanyShape, seed: int = 7, now: datetime = START) 
         projects = [_new_project(ws, rng, now, teams, i) for i in range(max(1, n_projects))]
         for _ in range(n_repos):
             _new_repository(org, ws, rng, now, rng.choice(projects))
+    outsiders = random.Random(f"{shape.name}-{seed}-outsiders")  # its own stream: the company above is unchanged
+    for ws in workspaces:
+        _add_outsiders(org, ws, outsiders, now)
     return org
+
+
+def _add_outsiders(org: Organisation, ws: Workspace, rng: random.Random, now: datetime) -> None:
+    """People with access who are not workspace members, as real workspaces have them: outside collaborators
+    with direct repository grants, an access token's bot (`app_user`) with write on a few repositories, and a
+    "Former user" (a deleted account) whose grant nobody removed."""
+    repos = list(ws.repositories.values())
+    if not repos:
+        return
+    slug = ws.slug
+    for i in range(max(1, len(repos) // 50)):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        email = f"{first.lower()}.{i}@{slug}-agency.example"
+        user = _new_user(org, rng, f"{first} {last} (agency)", email, first.lower())
+        for repo in rng.sample(repos, k=min(2, len(repos))):
+            repo.user_grants[user.uuid] = rng.choice(("read", "write"))
+    bot = _new_user(org, rng, f"{slug} CI token", f"ci-token@{slug}.invalid", f"{slug}-ci")
+    bot.kind = "app_user"
+    for repo in rng.sample(repos, k=min(3, len(repos))):
+        repo.user_grants[bot.uuid] = "write"
+    former = _new_user(org, rng, "Former user", f"deleted-{slug}@invalid", "")
+    former.account_id, former.nickname, former.account_status = None, None, "closed"
+    rng.choice(repos).user_grants[former.uuid] = "read"
 
 
 def _new_user(org: Organisation, rng: random.Random, display: str, email: str, nickname: str) -> User:

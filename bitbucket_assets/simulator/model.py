@@ -42,13 +42,19 @@ def iso(ts: datetime) -> str:
 @dataclass(slots=True)
 class User:
     uuid: str
-    account_id: str
+    account_id: str | None  # None for a "Former user" (a deleted account): Bitbucket keeps only the uuid
     display_name: str
-    nickname: str
+    nickname: str | None
     email: str
     created_on: datetime
     account_status: str = "active"  # "inactive": the Atlassian account was deactivated
     is_contractor: bool = False  # not visible through the API; lets tests and the demo reason about it
+    kind: str = "user"  # the `type` Bitbucket gives the object: `user`, or `app_user` for an access token's bot
+
+    @property
+    def is_former(self) -> bool:
+        """A deleted account: served as "Former user" with no `account_id` and no `nickname`."""
+        return self.account_id is None
 
 
 @dataclass(slots=True)
@@ -123,9 +129,11 @@ class Workspace:
         """user uuid -> the highest permission the user really holds on `repo` (docs/design.md, "Grant paths")."""
         found: dict[str, list[str]] = {}
 
-        def add(user_uuid: str, permission: str) -> None:
-            # Only workspace members hold access; `none` (in the spec's permission enums) grants nothing.
-            if user_uuid in self.members and permission != "none":
+        def add(user_uuid: str, permission: str, direct: bool = False) -> None:
+            # Workspace members hold access, and so does anyone with a grant configured on the project or the
+            # repository itself (outside collaborators, app users, former users whose grant nobody removed).
+            # `none` (in the spec's permission enums) grants nothing.
+            if (direct or user_uuid in self.members) and permission != "none":
                 found.setdefault(user_uuid, []).append(permission)
 
         for owner in self.owners():
@@ -133,12 +141,12 @@ class Workspace:
         project = self.projects.get(repo.project_key)
         if project is not None:
             for user_uuid, perm in project.user_grants.items():
-                add(user_uuid, PROJECT_TO_REPOSITORY[perm])
+                add(user_uuid, PROJECT_TO_REPOSITORY[perm], direct=True)
             for slug, perm in project.group_grants.items():
                 for user_uuid in self.groups[slug].members if slug in self.groups else ():
                     add(user_uuid, PROJECT_TO_REPOSITORY[perm])
         for user_uuid, perm in repo.user_grants.items():
-            add(user_uuid, perm)
+            add(user_uuid, perm, direct=True)
         for slug, perm in repo.group_grants.items():
             for user_uuid in self.groups[slug].members if slug in self.groups else ():
                 add(user_uuid, perm)
@@ -188,7 +196,7 @@ class Organisation:
     def _by_account_id(self) -> dict[str, User]:
         cache = getattr(self, "_account_index", None)
         if cache is None or cache[0] != (len(self.users), self.version):
-            cache = ((len(self.users), self.version), {u.account_id: u for u in self.users.values()})
+            cache = ((len(self.users), self.version), {u.account_id: u for u in self.users.values() if u.account_id})
             self._account_index = cache
         return cache[1]
 

@@ -8,6 +8,9 @@ Format (every key but the names optional; identifiers are derived deterministica
     users:
       - {key: ops, display_name: Ops Bot, email: ops@acme.example}
       - {key: ana, display_name: Ana Ruiz, account_status: active, contractor: false}
+      - {key: oscar, display_name: Oscar Outside, outside: true}   # in no workspace's `members: all`
+      - {key: ci, display_name: CI token, kind: app_user, outside: true}   # an access token's bot user
+      - {key: gone, former: true, outside: true}   # "Former user": no account_id, no nickname
     filler_users: {prefix: filler, count: 10}   # bulk users named filler-001 ...
     workspaces:
       - slug: acme
@@ -23,7 +26,10 @@ Format (every key but the names optional; identifiers are derived deterministica
             users: {ana: write}
             groups: {developers: create-repo}
             repositories:
-              - {slug: payments-api, users: {ana: admin}, groups: {developers: read}, is_private: true}
+              - {slug: payments-api, users: {ana: admin, oscar: read}, groups: {developers: read}, is_private: true}
+
+Users marked `outside` hold access only through grants on projects or repositories (outside collaborators,
+app users, former users), as real organisations have them.
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
     now = _parse_time(data.get("now", "2026-01-05T09:00:00+00:00"))
     org = Organisation(name=name, now=now)
     by_key: dict[str, User] = {}
+    outside: set[str] = set()  # users who are no workspace's member under `members: all`
 
     users = list(data.get("users") or [])
     filler = data.get("filler_users")
@@ -98,19 +105,25 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
             raise fail(f"users[{i}]", "every user needs a `key`")
         if key in by_key:
             raise fail(f"users[{i}]", f"duplicate user key {key!r}")
-        nickname = entry.get("nickname", key)
+        kind = entry.get("kind", "user")
+        if kind not in ("user", "app_user"):
+            raise fail(f"users[{i}]", f"kind {kind!r} is not one of user, app_user")
+        former = bool(entry.get("former", False))
         user = User(
             uuid=entry.get("uuid") or stable_uuid(name, "user", key),
-            account_id=entry.get("account_id") or stable_account_id(name, key),
-            display_name=entry.get("display_name", key),
-            nickname=nickname,
+            account_id=None if former else entry.get("account_id") or stable_account_id(name, key),
+            display_name="Former user" if former else entry.get("display_name", key),
+            nickname=None if former else entry.get("nickname", key),
             email=entry.get("email", f"{key}@{name}.example"),
             created_on=now - timedelta(days=int(entry.get("age_days", 400))),
-            account_status=entry.get("account_status", "active"),
+            account_status="closed" if former else entry.get("account_status", "active"),
             is_contractor=bool(entry.get("contractor", False)),
+            kind=kind,
         )
         by_key[key] = user
         org.users[user.uuid] = user
+        if entry.get("outside") or former:
+            outside.add(key)
 
     def user_ref(key: str, where: str) -> str:
         if key not in by_key:
@@ -139,7 +152,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
             admin_managed=bool(w.get("admin_managed", False)),
         )
         members = w.get("members", "all")
-        entries = [{"user": k} for k in by_key] if members == "all" else members
+        entries = [{"user": k} for k in by_key if k not in outside] if members == "all" else members
         for mi, m in enumerate(entries):
             role = m.get("role", "member")
             if role not in WORKSPACE_ROLES:
@@ -159,7 +172,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
             if "slug" not in g:
                 raise fail(gwhere, "a group needs a `slug`")
             gm = g.get("members") or []
-            member_keys = list(by_key) if gm == "all" else gm
+            member_keys = [k for k in by_key if k not in outside] if gm == "all" else gm
             group_members = [user_ref(k, gwhere) for k in member_keys]
             for u in group_members:
                 if u not in ws.members:

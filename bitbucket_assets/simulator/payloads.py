@@ -29,17 +29,18 @@ class Payloads:
         self.web = base
 
     def user(self, user: User, full: bool = False) -> dict:
-        out = {
-            "type": "user",
-            "uuid": user.uuid,
-            "account_id": user.account_id,
-            "display_name": user.display_name,
-            "nickname": user.nickname,
-            "links": {
-                "self": _link(f"{self.api}/users/{enc(user.uuid)}"),
-                "avatar": _link(f"{self.web}/avatar/{user.account_id}"),
-                "html": _link(f"{self.web}/{enc(user.uuid)}/"),
-            },
+        """A user object. A "Former user" (deleted account) keeps only its uuid, a fixed display name and links:
+        no `account_id`, no `nickname`. An access token's bot user is `type: app_user` (docs/simulator.md)."""
+        out: dict = {"type": user.kind, "uuid": user.uuid}
+        if not user.is_former:
+            out |= {"account_id": user.account_id}
+        out["display_name"] = user.display_name
+        if not user.is_former:
+            out["nickname"] = user.nickname
+        out["links"] = {
+            "self": _link(f"{self.api}/users/{enc(user.uuid)}"),
+            "avatar": _link(f"{self.web}/avatar/{enc(user.account_id or user.uuid)}"),
+            "html": _link(f"{self.web}/{enc(user.uuid)}/"),
         }
         if full:
             out |= {
@@ -198,7 +199,9 @@ class Payloads:
         }
 
     def group_ref(self, ws: Workspace, g: Group) -> dict:
-        return {"type": "group", "name": g.name, "slug": g.slug, "full_slug": f"{ws.slug}:{g.slug}"}
+        """A group inside a permissions-config entry, in the sparse shape recorded responses carry: no `type`,
+        `full_slug`, `uuid` or `links`, and the owning workspace only as `owner.username`."""
+        return {"owner": {"username": ws.slug}, "slug": g.slug, "name": g.name}
 
     def grant(self, kind: str, parent_href: str, subject: dict, permission: str, subject_id: str) -> dict:
         """A `{project,repository}_{user,group}_permission` object."""
@@ -219,15 +222,26 @@ class Payloads:
         }
 
     def group_v1(self, ws: Workspace, g: Group) -> dict:
-        owner = self.org.users.get(self.org.operator_uuid or "")
         return {
             "name": g.name,
             "slug": g.slug,
             "permission": g.permission,
             "auto_add": g.auto_add,
             "email_forwarding_disabled": False,
-            "owner": self.user_v1(owner) if owner else None,
+            "owner": self.team_v1(ws),
             "members": [self.user_v1(self.org.users[u]) for u in g.members],
+        }
+
+    def team_v1(self, ws: Workspace) -> dict:
+        """A 1.0 group's owner: the workspace as a 1.0 team object, whose `account_id` is null."""
+        return {
+            "display_name": ws.name,
+            "uuid": ws.uuid,
+            "account_id": None,
+            "nickname": ws.slug,
+            "is_team": True,
+            "avatar": f"{self.web}/workspaces/{enc(ws.slug)}/avatar/",
+            "resource_uri": f"/1.0/users/{enc(ws.slug)}",
         }
 
     def user_v1(self, user: User) -> dict:
@@ -238,7 +252,7 @@ class Payloads:
             "nickname": user.nickname,
             "is_team": False,
             "is_staff": False,
-            "avatar": f"{self.web}/avatar/{user.account_id}",
+            "avatar": f"{self.web}/avatar/{enc(user.account_id or user.uuid)}",
             "resource_uri": f"/1.0/users/{enc(user.uuid)}",
         }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-# repository -> {user nickname: permission}; owners (svc, olga) are admin everywhere.
+# repository -> {user nickname (display name without one): permission}; owners (svc, olga) are admin everywhere.
 EXPECTED = {
     "payments-api": {
         # ana: direct read + developers write + project PAY admin -> admin (the highest wins)
@@ -14,10 +14,13 @@ EXPECTED = {
         "cleo": "write",  # leads hold project create-repo -> write
         "dev": "write",  # direct only
         "carl": "write",  # contractor, direct
+        "deploy-bot": "write",  # an access token's bot user (`app_user`), not a workspace member: direct
         # empty-group holds admin but has no members: nobody gains from it
     },
-    "ledger": {"ana": "admin", "ben": "admin", "lena": "read", "cleo": "write", "zoe": "admin"},
-    "runbooks": {"zoe": "write", "ben": "write"},  # zoe: direct read < on-call write on OPS
+    # "Former user": a deleted account whose direct grant nobody removed still holds it
+    "ledger": {"ana": "admin", "ben": "admin", "lena": "read", "cleo": "write", "zoe": "admin", "Former user": "read"},
+    # zoe: direct read < on-call write on OPS; olive: an outside collaborator (no membership), direct
+    "runbooks": {"zoe": "write", "ben": "write", "olive": "write"},
     "orphan-repo": {},  # no explicit permission anywhere: owners only
     "public-docs": "everyone-read",
 }
@@ -26,7 +29,8 @@ EXPECTED = {
 def effective(sim, repo: str) -> dict[str, str]:
     body = sim.get(f"/2.0/workspaces/tiny-co/permissions/repositories/{repo}?pagelen=100").json()
     assert "next" not in body
-    return {sim.org.users[r["user"]["uuid"]].nickname: r["permission"] for r in body["values"]}
+    users = sim.org.users
+    return {users[r["user"]["uuid"]].nickname or r["user"]["display_name"]: r["permission"] for r in body["values"]}
 
 
 @pytest.mark.parametrize("repo", sorted(EXPECTED))

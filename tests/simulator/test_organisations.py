@@ -24,7 +24,15 @@ def test_tiny_edge_cases() -> None:
 def test_demo_is_a_believable_company() -> None:
     org = load_organisation("demo")
     counts = org.counts()
-    assert counts["users"] == 150 and counts["workspaces"] == 2
+    members = {u for ws in org.workspaces.values() for u in ws.members}
+    assert len(members) == 150 and counts["workspaces"] == 2
+    # Access without membership, per workspace: collaborators, an access token's bot, a former user.
+    outside = [u for u in org.users.values() if u.uuid not in members]
+    assert sum(u.kind == "app_user" for u in outside) == 2
+    assert sum(u.is_former and u.account_id is None and u.nickname is None for u in outside) == 2
+    assert sum(u.kind == "user" and not u.is_former for u in outside) >= 2
+    granted = {u for ws in org.workspaces.values() for r in ws.repositories.values() for u in r.user_grants}
+    assert {u.uuid for u in outside} <= granted
     assert 12 <= counts["groups"] <= 18 and counts["projects"] == 12 and counts["repositories"] == 200
     users = org.users.values()
     assert sum(u.is_contractor for u in users) >= 5
@@ -38,8 +46,10 @@ def test_demo_is_a_believable_company() -> None:
 
 
 def test_large_has_the_promised_shape() -> None:
-    counts = load_organisation("large").counts()
-    assert (counts["users"], counts["groups"], counts["projects"], counts["repositories"]) == (
+    org = load_organisation("large")
+    counts = org.counts()
+    members = {u for ws in org.workspaces.values() for u in ws.members}
+    assert (len(members), counts["groups"], counts["projects"], counts["repositories"]) == (
         5000,
         300,
         500,

@@ -54,10 +54,11 @@ def test_integer_pages_still_work(tiny_sim) -> None:
 def test_size_and_page_are_optional_on_permission_lists(tiny_sim) -> None:
     body = tiny_sim.get("/2.0/repositories/tiny-co/payments-api/permissions-config/users").json()
     assert "size" not in body and "page" not in body
-    assert {v["user"]["display_name"] for v in body["values"]} == {
-        "Ana Ruiz",
-        "Dev Only-Direct",
-        "Carl Contractor",
+    assert {(v["user"]["type"], v["user"]["display_name"]) for v in body["values"]} == {
+        ("user", "Ana Ruiz"),
+        ("user", "Dev Only-Direct"),
+        ("user", "Carl Contractor"),
+        ("app_user", "Deploy token"),  # an access token's bot user holds a grant too
     }
 
 

@@ -11,6 +11,9 @@ Known places where the spec lags real responses, and what the simulator does:
   user objects) is checked against the reference's description instead.
 - `workspace_membership` lacks `permission`, `added_on`, `last_accessed` and `repository` lacks `slug`
   and `workspace`; the simulator sends them as Bitbucket does (the schemas allow extra properties).
+- A group inside a permissions-config entry is sparse in recorded responses (`owner`, `slug`, `name`; no
+  `type`, and an `owner` that is only `{"username": ...}`), so `group` is validated without requiring either
+  to be a typed object.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ def spec() -> tuple[dict, dict[tuple[str, str], dict]]:
     components = copy.deepcopy(components)
     # Deviation (see module docstring): scope errors carry an object in `detail`.
     components["schemas"]["error"]["properties"]["error"]["properties"]["detail"] = {}
+    # Deviation: sparse group objects carry no `type` (the `object` base schema requires it).
+    group = components["schemas"]["group"]
+    group["allOf"] = [part for part in group["allOf"] if part.get("$ref") != "#/components/schemas/object"]
+    for part in group["allOf"]:
+        if "owner" in part.get("properties", {}):
+            part["properties"]["owner"] = {"type": "object"}  # recorded as `{"username": ...}` only
     return components, ops
 
 
@@ -295,3 +304,21 @@ def test_v1_group_endpoints_are_bare_arrays(tiny_sim, path: str) -> None:
         assert groups["empty-group"]["members"] == []
         assert len(groups["everyone"]["members"]) == 100
         assert groups["on-call"]["name"] == 'Ops "on-call" – Δ team'
+        # A 1.0 group's owner is the workspace as a team object, with a null account id.
+        owner = groups["leads"]["owner"]
+        assert owner["is_team"] is True and owner["account_id"] is None and owner["nickname"] == "tiny-co"
+
+
+def test_users_outside_the_member_list_in_their_recorded_shapes(tiny_sim) -> None:
+    """A former user keeps only uuid, display name and links; an app user is `type: app_user` (spec schema)."""
+    ledger = tiny_sim.get("/2.0/repositories/tiny-co/ledger/permissions-config/users").json()["values"]
+    (former,) = [v["user"] for v in ledger]
+    assert former["display_name"] == "Former user" and former["uuid"].startswith("{")
+    assert "account_id" not in former and "nickname" not in former
+    api = tiny_sim.get("/2.0/repositories/tiny-co/payments-api/permissions-config/users").json()["values"]
+    (bot,) = [v["user"] for v in api if v["user"]["type"] == "app_user"]
+    assert bot["display_name"] == "Deploy token" and bot["account_id"]
+    members = tiny_sim.get("/2.0/workspaces/tiny-co/permissions?pagelen=100").json()["values"]
+    assert bot["uuid"] not in {m["user"]["uuid"] for m in members}
+    groups = tiny_sim.get("/2.0/repositories/tiny-co/payments-api/permissions-config/groups").json()["values"]
+    assert {tuple(sorted(v["group"])) for v in groups} == {("name", "owner", "slug")}

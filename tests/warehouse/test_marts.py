@@ -45,7 +45,8 @@ def test_expansion_rules_on_payments_api(tiny_history: History) -> None:
     # Day 3: ben is back in developers. ana: direct read + developers write + project PAY admin -> admin.
     got = effective(tiny_history, "payments-api")
     assert got == {"svc": "admin", "olga": "admin", "ana": "admin", "ben": "write", "lena": "write",
-                   "cleo": "write", "finn": "write", "dev": "write", "carl": "write"}  # fmt: skip
+                   "cleo": "write", "finn": "write", "dev": "write", "carl": "write",
+                   "deploy-bot": "write"}  # fmt: skip
     paths = tiny_history.query(
         "select grant_source, via_group_slug, via_project_key, permission from marts.fct_grants g "
         "join marts.dim_users u on g.principal_id = u.user_uuid "

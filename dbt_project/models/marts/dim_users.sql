@@ -1,6 +1,15 @@
--- Every user holding a workspace membership in a workspace's latest observation, with their roles and when
--- they were first seen.
-with first_seen as (
+-- Everyone seen with membership or access in a workspace's latest observation: members, and people who hold
+-- access without membership (outside collaborators with direct grants, app users, "Former user" accounts).
+with sightings as (
+    select
+        user_uuid,
+        list(distinct seen_in order by seen_in) as seen_in,
+        list(distinct workspace_slug order by workspace_slug) as workspaces
+    from {{ ref('int_user_sightings') }}
+    group by user_uuid
+),
+
+first_seen as (
     select user_uuid, min(synced_at) as first_seen_at from {{ ref('stg_bitbucket__users') }} group by user_uuid
 ),
 
@@ -27,12 +36,19 @@ select
     u.account_id,
     u.display_name,
     u.nickname,
-    r.workspace_roles,
+    u.user_type,
+    r.user_uuid is not null as is_workspace_member,
+    -- A deleted Atlassian account: Bitbucket keeps its uuid and shows it as "Former user", with no account id.
+    u.account_id is null and coalesce(u.user_type, 'user') = 'user' as is_former_user,
+    s.seen_in,
+    s.workspaces,
+    coalesce(r.workspace_roles, []::varchar[]) as workspace_roles,
     coalesce(r.is_workspace_owner, false) as is_workspace_owner,
     r.last_accessed,
     f.first_seen_at,
     u.sync_id,
     u.synced_at
 from latest_user as u
-inner join roles as r on u.user_uuid = r.user_uuid
+inner join sightings as s on u.user_uuid = s.user_uuid
+left join roles as r on u.user_uuid = r.user_uuid
 left join first_seen as f on u.user_uuid = f.user_uuid

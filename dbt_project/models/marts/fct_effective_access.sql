@@ -19,6 +19,11 @@ ranked as (
         *,
         max(permission_rank) over (partition by workspace_slug, resource_type, resource_id, principal_id) as top_rank
     from user_paths
+),
+
+-- A workspace role is a member's grant path on the workspace; people without one hold access from outside.
+members as (
+    select distinct workspace_slug, principal_id from user_paths where resource_type = 'workspace'
 )
 
 select
@@ -37,6 +42,8 @@ select
     list(grant_path order by grant_path) filter (where permission_rank = top_rank) as grant_paths,
     count(*) as all_grant_path_count,
     list(grant_path order by permission_rank desc, grant_path) as all_grant_paths,
-    list(distinct grant_source order by grant_source) as grant_sources
+    list(distinct grant_source order by grant_source) as grant_sources,
+    any_value(m.principal_id is not null) as is_workspace_member
 from ranked
+left join members as m using (workspace_slug, principal_id)
 group by sync_id, synced_at, workspace_slug, resource_type, resource_id, resource_key, principal_id
