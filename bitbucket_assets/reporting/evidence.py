@@ -70,6 +70,22 @@ QUERIES = {
         from members m join marts.dim_users u using (user_uuid)
         where m.last_accessed < cast($to as timestamptz) - interval {DORMANT_DAYS} days
         union all
+        -- Bitbucket omits last_accessed for workspaces administered from admin.atlassian.com: say "unknown"
+        -- for the workspace rather than list nobody.
+        select 'dormant accounts unknown', workspace_slug, 'workspace', workspace_slug, '', '',
+               'Bitbucket reports no last access for this workspace''s ' || count(*) || ' members (administered '
+               || 'from admin.atlassian.com?): check dormant accounts in Atlassian Administration'
+        from members group by workspace_slug having bool_and(last_accessed is null)
+        union all
+        select 'access held outside the workspace membership', e.workspace_slug, 'user', '', e.user_display_name,
+               e.user_uuid,
+               coalesce(u.user_type, 'user') || case when u.is_former_user then ' (deleted account)' else '' end
+               || ', not a member; reaches ' || count(*) || ' resources through direct grants'
+        from eff e left join marts.dim_users u using (user_uuid)
+        where not exists (select 1 from held h where h.resource_type = 'workspace' and h.principal_type = 'user'
+                          and h.workspace_slug = e.workspace_slug and h.principal_id = e.user_uuid)
+        group by e.workspace_slug, e.user_display_name, e.user_uuid, u.user_type, u.is_former_user
+        union all
         select 'repository without an admin', r.workspace_slug, 'repository', r.repository_slug, '', '',
                'no admin path other than the workspace owners'
         from marts.dim_repositories r
@@ -77,7 +93,10 @@ QUERIES = {
                           where h.resource_type = 'repository' and h.resource_id = r.repository_uuid
                           and h.permission = 'admin' and h.grant_source <> 'workspace')
         union all
-        select 'public repository', workspace_slug, 'repository', repository_slug, '', '', 'readable by anyone'
+        -- Public: anyone, signed in or not, can read and clone it (support.atlassian.com). Bitbucket's
+        -- effective-permission list names no such reader, so neither do the marts: one risk row says it.
+        select 'public repository', workspace_slug, 'repository', repository_slug, 'anyone', '',
+               'public: anyone, signed in or not, can read and clone it'
         from marts.dim_repositories where not is_private
         {{LEAVERS}}
         order by 1, 2, 4, 5

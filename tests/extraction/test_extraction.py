@@ -48,7 +48,9 @@ def test_tiny_snapshot_contents(make_sim, tmp_path) -> None:
     sim = make_sim()
     result = sync(sim, tmp_path / "w.duckdb")
     assert result.workspaces == ["tiny-co", "tiny-labs"]
-    assert result.counts["users"] == 100 and result.counts["repositories"] == 6
+    # 100 members, plus the three who hold access from outside the membership (a collaborator, an app user,
+    # a former user), named from the permission lists that show them.
+    assert result.counts["users"] == 103 and result.counts["repositories"] == 6
     assert result.counts["workspace_members"] == 103
     data = snapshot(tmp_path / "w.duckdb", result.sync_id)
     ana = sim.user("ana")
@@ -64,6 +66,15 @@ def test_tiny_snapshot_contents(make_sim, tmp_path) -> None:
         ).fetchone()
     assert status == "complete" and '"repositories": 6' in counts and "permissions-config" in calls
     assert raw_json == ("tiny-co/ledger",)
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT display_name, user_type, account_id IS NULL, nickname IS NULL FROM raw.users u "
+            "WHERE sync_id = $1 AND NOT EXISTS (SELECT 1 FROM raw.workspace_members m "
+            "WHERE m.sync_id = $1 AND m.user_uuid = u.user_uuid) ORDER BY 1",
+            [result.sync_id],
+        ).fetchall()
+    assert rows == [("Deploy token", "app_user", False, False), ("Former user", "user", True, True),
+                    ("Olive Outside", "user", False, False)]  # fmt: skip
 
 
 def test_calls_are_minimal_and_never_hit_removed_endpoints(make_sim, tmp_path) -> None:

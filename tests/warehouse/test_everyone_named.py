@@ -54,3 +54,17 @@ def test_a_member_who_is_also_granted_directly_is_a_member(tiny_history: History
         "using (user_uuid) where u.nickname = 'zoe' and e.resource_key = 'runbooks'"
     )
     assert rows == [(True, ["effective_permissions", "group_members", "repository_permissions", "workspace_members"])]
+
+
+def test_a_public_repository_is_flagged_and_has_no_invented_reader(tiny_history: History) -> None:
+    # Anyone can read public-docs; Bitbucket's effective list names only who holds a permission there (everyone
+    # in the `everyone` group and the owners), and so do the marts: reconciliation agrees row for row.
+    flags = tiny_history.query("select repository_slug, is_public from marts.dim_repositories where is_public")
+    assert flags == [("public-docs", True)]
+    org = tiny_history.org
+    ws = org.workspaces["tiny-co"]
+    expected = ws.effective_repository_permissions(ws.repositories["public-docs"])
+    rows = tiny_history.query(
+        "select user_uuid, permission from marts.fct_effective_access where resource_key = 'public-docs'"
+    )
+    assert dict(rows) == expected and len(rows) == 100

@@ -21,15 +21,22 @@ def test_leavers_still_holding_access_are_a_risk(tiny_history: History, tmp_path
 
     db = str(tmp_path / "copy.duckdb")
     shutil.copy(tiny_history.db, db)
-    lena = tiny_history.user("lena")
+    # Listed by account id (lena, a member; olive, an outside collaborator whose only access is a direct grant)
+    # and by uuid (the former user, who has no account id).
+    lena, olive = tiny_history.user("lena"), tiny_history.user("olive")
+    former = next(u for u in tiny_history.org.users.values() if u.is_former)
     with duckdb.connect(db) as con:
         create_provisioning_tables(con)
-        con.execute("insert into provisioning.leavers values (?, current_date - 10, 'hr')", [lena.account_id])
+        for user_id in (lena.account_id, olive.account_id, former.uuid):
+            con.execute("insert into provisioning.leavers values (?, current_date - 10, 'hr')", [user_id])
         pack = build_evidence_pack(con, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC), tmp_path / "pack")
     with (pack.directory / "risks.csv").open() as handle:
         leavers = [r for r in csv.DictReader(handle) if r["risk"] == "access still held by a leaver"]
-    assert [(r["user_display_name"], r["workspace_slug"]) for r in leavers] == [("Lena Leaver", "tiny-co")]
-    assert "still reaches" in leavers[0]["detail"]
+    assert sorted((r["user_display_name"], r["workspace_slug"], r["detail"].split("; ")[1]) for r in leavers) == [
+        ("Former user", "tiny-co", "still reaches 1 resources"),
+        ("Lena Leaver", "tiny-co", "still reaches 5 resources"),  # the workspace, PAY, three repositories
+        ("Olive Outside", "tiny-co", "still reaches 1 resources"),
+    ]
 
 
 def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) -> None:
@@ -54,9 +61,13 @@ def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) 
     with (tmp_path / "pack" / "risks.csv").open() as handle:
         risks = {(r["risk"], r["resource_key"], r["user_display_name"]) for r in csv.DictReader(handle)}
     assert ("workspace owner", "tiny-co", "Olga Owner") in risks
-    assert ("public repository", "public-docs", "") in risks
+    assert ("public repository", "public-docs", "anyone") in risks
     assert ("repository without an admin", "orphan-repo", "") in risks
     assert ("dormant account", "", "Dev Only-Direct") in risks
+    # tiny-labs is administered from admin.atlassian.com: no last_accessed, so dormancy is unknown there.
+    assert {(k, n) for r, k, n in risks if r == "dormant accounts unknown"} == {("tiny-labs", "")}
+    outside = {n for r, _, n in risks if r == "access held outside the workspace membership"}
+    assert outside == {"Olive Outside", "Deploy token", "Former user"}
     assert "<svg" in html and "http" not in html.split("<body>")[1].split("<script")[0].replace("https://", "")
 
 

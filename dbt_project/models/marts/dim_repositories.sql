@@ -7,6 +7,8 @@ select
     r.project_uuid,
     r.project_key,
     r.is_private,
+    -- Public: anyone, signed in or not, can read and clone it; Bitbucket's effective list names no such reader.
+    not r.is_private as is_public,
     r.created_on,
     r.updated_on,
     r.sync_id,
