@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 
 from ..provisioning.approvals import ApproverPolicy
-from ..reporting.evidence import QUERIES, risks_sql
+from ..reporting.evidence import QUERIES
 from ..settings import load_settings
 from ..warehouse.files import reader_database
 
@@ -44,26 +44,10 @@ def query(sql: str, params: dict | list | None = None) -> pd.DataFrame:
 
 
 def snapshots_over_time() -> pd.DataFrame:
-    """Users, groups, repositories, owners/admins and grant paths at every complete sync kept in history."""
+    """Users, groups, repositories, owners/admins and grant paths at every sync kept in history."""
     return query(
-        """
-        with syncs as (
-            select sync_id, finished_at as synced_at, entity_counts from raw.syncs
-            where status in ('complete', 'pruned')
-        )
-        select
-            s.synced_at,
-            cast(s.entity_counts->>'users' as integer) as users,
-            cast(s.entity_counts->>'groups' as integer) as groups,
-            cast(s.entity_counts->>'repositories' as integer) as repositories,
-            (select count(*) from marts.fct_grant_history h
-             where h.valid_from <= s.synced_at and (h.valid_to is null or h.valid_to > s.synced_at)) as grant_paths,
-            (select count(distinct h.principal_id) from marts.fct_grant_history h
-             where h.valid_from <= s.synced_at and (h.valid_to is null or h.valid_to > s.synced_at)
-               and h.principal_type = 'user' and h.permission in ('admin', 'owner')) as owners_and_admins
-        from syncs s
-        order by s.synced_at
-        """
+        "select synced_at, users, groups, repositories, grant_paths, owners_and_admins "
+        "from marts.fct_sync_summary order by synced_at"
     )
 
 
@@ -109,8 +93,7 @@ def changes(start: datetime, end: datetime) -> pd.DataFrame:
 
 
 def risks(as_of: datetime) -> pd.DataFrame:
-    with duckdb.connect(_readable(), read_only=True) as con:
-        return con.execute(risks_sql(con), {"to": as_of}).df()
+    return query(QUERIES["risks"], {"to": as_of})
 
 
 def provisioning() -> tuple[pd.DataFrame, pd.DataFrame]:

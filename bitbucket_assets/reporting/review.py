@@ -62,50 +62,14 @@ EVIDENCE = [
 DECISIONS = ("keep", "revoke", "")
 IMPORT_COLUMNS = (*EVIDENCE, "reviewer", "decision", "campaign_id")  # what an import needs in the file
 
+# The population and what a revoke can take away are dbt's (marts.review_population, macros/access_rules.sql).
 EXPORT_SQL = """
-with held as (
-    select * from marts.access_as_of(cast($as_of as timestamptz))
-    where principal_type = 'user' and resource_type in ('repository', 'project', 'workspace', 'group')
-      and ($workspace is null or workspace_slug = $workspace)
-),
-paths as (
-    select
-        workspace_slug, resource_type, resource_id, principal_id,
-        any_value(resource_key) as resource_key,
-        any_value(resource_name) as resource_name,
-        any_value(user_account_id) as user_account_id,
-        any_value(principal_name) as user_display_name,
-        arg_max(permission, case permission when 'read' then 1 when 'member' then 1 when 'write' then 2
-            when 'create-project' then 2 when 'create-repo' then 3 when 'admin' then 4 when 'owner' then 4 else 0 end)
-            as permission,
-        string_agg(grant_source
-            || case when via_group_slug is not null then ' via group ' || via_group_slug else '' end
-            || case when via_project_key is not null then ' via project ' || via_project_key else '' end
-            || ': ' || permission, '; ' order by grant_source, via_group_slug, via_project_key) as grant_paths,
-        min(valid_from) as first_granted_at
-    from held
-    group by workspace_slug, resource_type, resource_id, principal_id
-),
-groups_of as (
-    select workspace_slug, principal_id, string_agg(resource_key, ', ' order by resource_key) as groups
-    from held where resource_type = 'group' group by all
-),
-accessed as (
-    select user_uuid, workspace_slug, max(last_accessed) as last_accessed
-    from staging.stg_bitbucket__workspace_members group by all
-)
-select
-    p.workspace_slug || ':' || p.resource_type || ':' || p.resource_key || ':' || p.principal_id as review_item,
-    cast($as_of as timestamptz) as as_of,
-    p.workspace_slug, p.resource_type, p.resource_key, p.resource_name,
-    p.principal_id as user_uuid, p.user_account_id, p.user_display_name, p.permission, p.grant_paths,
-    p.first_granted_at, a.last_accessed, coalesce(g.groups, '') as groups,
-    '' as reviewer, '' as decision, '' as comment
-from paths p
-left join groups_of g on g.workspace_slug = p.workspace_slug and g.principal_id = p.principal_id
-left join accessed a on a.workspace_slug = p.workspace_slug and a.user_uuid = p.principal_id
-order by p.workspace_slug, p.resource_type, p.resource_key, p.user_display_name
+    select *, '' as reviewer, '' as decision, '' as comment
+    from marts.review_population(cast($as_of as timestamptz), $workspace)
 """
+# Registered with each item (not in the file): the groups a revoke removes the user from, and the paths a person
+# must remove in Bitbucket.
+REVOCATION = ("removable_via_groups", "paths_outside_groups")
 
 
 def export_rows(con: duckdb.DuckDBPyConnection, as_of: datetime, workspace: str | None = None) -> list[dict]:
@@ -174,6 +138,7 @@ def register_campaign(con: duckdb.DuckDBPyConnection, campaign: Campaign, create
             "campaign_id": [campaign.campaign_id] * len(campaign.rows),
             **{c: [_comparable(r.get(c)) for r in campaign.rows] for c in EVIDENCE},
             "fingerprint": [r["fingerprint"] for r in campaign.rows],
+            **{c: [json.dumps(list(r.get(c) or [])) for r in campaign.rows] for c in REVOCATION},
         },
         dtype=object,
     )
@@ -183,8 +148,10 @@ def register_campaign(con: duckdb.DuckDBPyConnection, campaign: Campaign, create
             "insert into provisioning.review_campaigns values (?, ?, ?, ?, ?)",
             [campaign.campaign_id, created_at, campaign.as_of, campaign.workspace, len(campaign.rows)],
         )
-        con.execute(f"insert into provisioning.review_items select campaign_id, {', '.join(EVIDENCE)}, fingerprint "
-                    "from items")  # fmt: skip
+        columns = ", ".join(("campaign_id", *EVIDENCE, "fingerprint", *REVOCATION))
+        lists = ", ".join(f"""from_json({c}, '["VARCHAR"]')""" for c in REVOCATION)
+        con.execute(f"insert into provisioning.review_items ({columns}) "
+                    f"select campaign_id, {', '.join(EVIDENCE)}, fingerprint, {lists} from items")  # fmt: skip
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -284,16 +251,18 @@ def plan_review_import(
         reason = f"access review {campaign_id} ({path.name}, line {line}): revoke {kind} {key}" + (
             f" ({row.get('comment')})" if row.get("comment") else ""
         )
-        groups = [key] if kind == "group" else []
-        for part in (row.get("grant_paths") or "").split("; "):
-            if " via group " in part:
-                groups.append(part.split(" via group ")[1].split(" ")[0].split(":")[0])
-            elif part and kind != "group":
-                out.manual.append(
-                    f"line {line}: {row['user_display_name']} on {kind} {ws}/{key}: {part} (remove in Bitbucket)"
-                )
+        exported = items[campaign_id][row["review_item"]]
+        groups, outside = exported["removable_via_groups"], exported["paths_outside_groups"]
+        if groups is None or outside is None:
+            problems.append(f"line {line}: campaign_id: campaign {campaign_id} was exported by an older version that "
+                            "did not record what a revoke removes; export a new campaign")  # fmt: skip
+            continue
+        for part in outside:
+            out.manual.append(
+                f"line {line}: {row['user_display_name']} on {kind} {ws}/{key}: {part} (remove in Bitbucket)"
+            )
         item = hashlib.sha256(row["review_item"].encode()).hexdigest()[:12]
-        for group in dict.fromkeys(groups):
+        for group in groups:
             request = {**base, "group_slug": group, "reason": reason,
                        "request_id": f"review-{campaign_id}-{item}-{group}"}  # fmt: skip
             problem = approvals.approval_problem(request, PROTECTED_GROUPS, members)
@@ -313,13 +282,13 @@ def _campaign_items(con, campaign_ids: set[str]) -> dict[str, dict[str, dict]]:
     if not wanted:
         return {}
     cursor = con.execute(
-        f"select campaign_id, {', '.join(EVIDENCE)} from provisioning.review_items where campaign_id in "
-        f"({', '.join('?' * len(wanted))})",
+        f"select campaign_id, {', '.join((*EVIDENCE, *REVOCATION))} from provisioning.review_items "
+        f"where campaign_id in ({', '.join('?' * len(wanted))})",
         wanted,
     )
     out: dict[str, dict[str, dict]] = {}
     for values in cursor.fetchall():
-        record = dict(zip(EVIDENCE, values[1:], strict=True))
+        record = dict(zip((*EVIDENCE, *REVOCATION), values[1:], strict=True))
         out.setdefault(values[0], {})[record["review_item"]] = record
     return out
 

@@ -13,3 +13,19 @@
         else 0
     end
 {%- endmacro %}
+
+{#
+  How a grant path reads, e.g. `project via group leads via project PAY: write`. Every label in the warehouse,
+  the review files and the evidence comes from here.
+#}
+{% macro grant_path_label(source='grant_source', group='via_group_slug', project='via_project_key', permission='permission') -%}
+    {{ source }}
+    || case when {{ group }} is not null then ' via group ' || {{ group }} else '' end
+    || case when {{ project }} is not null then ' via project ' || {{ project }} else '' end
+    || ': ' || {{ permission }}
+{%- endmacro %}
+
+{# The distinct non-null values of a column over a group of grant paths, as a sorted list (never null). #}
+{% macro distinct_list(column) -%}
+    coalesce(list(distinct {{ column }} order by {{ column }}) filter (where {{ column }} is not null), []::varchar[])
+{%- endmacro %}

@@ -10,6 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
 from ...extraction.retention import prune_raw_snapshots
+from ...provisioning.tables import create_provisioning_tables
 from ...warehouse.files import WRITER_POOL
 from .project import dbt_project
 
@@ -31,6 +32,9 @@ class WarehouseTranslator(DagsterDbtTranslator):
     pool=WRITER_POOL,
 )
 def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
+    # The risk rules read provisioning.leavers (HR fills it): make sure it exists, empty until then.
+    with duckdb.get_connection() as con:
+        create_provisioning_tables(con)
     # dbt runs in its own process (in dbt_project/): hand it the very file Dagster writes, as an absolute path.
     yield from dbt.cli(["build", "--vars", dbt_vars(duckdb.database)], context=context).stream()
 

@@ -1,0 +1,208 @@
+{#
+  The access rules every consumer reads, written once: effective access from grant paths, the review
+  population and the risks. Models use them with `ref`s; `create_analyst_macros` turns them into table macros
+  over a date (`marts.effective_access_as_of`, `marts.review_population`, `marts.access_risks_as_of`), which
+  the review export, the evidence pack and the dashboard select from. Python writes no access rule.
+#}
+
+{#
+  One row per (workspace, resource, user) from `paths` (a relation or CTE with fct_grants' columns): the highest
+  permission, the paths that give it, all paths, and list columns to read instead of parsing labels.
+  `first_granted` is an expression over the paths (e.g. `min(valid_from)` over the history), or null.
+#}
+{% macro effective_access(paths, extra_columns=[], first_granted='null::timestamptz') %}
+select
+    {% for column in extra_columns %}{{ column }}, {% endfor %}
+    workspace_slug,
+    resource_type,
+    resource_id,
+    any_value(resource_key) as resource_key,
+    any_value(resource_name) as resource_name,
+    principal_id as user_uuid,
+    any_value(user_account_id) as user_account_id,
+    any_value(principal_name) as user_display_name,
+    arg_max(permission, permission_rank) as permission,
+    count(*) filter (where permission_rank = top_rank) as grant_path_count,
+    list(grant_path order by grant_path) filter (where permission_rank = top_rank) as top_grant_paths,
+    count(*) as all_grant_path_count,
+    list(grant_path order by permission_rank desc, grant_path) as all_grant_paths,
+    list(distinct grant_source order by grant_source) as grant_sources,
+    {{ distinct_list('via_group_slug') }} as via_group_slugs,
+    {{ distinct_list('via_project_key') }} as via_project_keys,
+    -- A workspace role is a member's path on the workspace; people without one hold access from outside.
+    bool_or(is_member) as is_workspace_member,
+    {{ first_granted }} as first_granted_at
+from (
+    select
+        *,
+        {{ permission_rank('permission') }} as permission_rank,
+        {{ grant_path_label() }} as grant_path,
+        max({{ permission_rank('permission') }})
+            over (partition by workspace_slug, resource_type, resource_id, principal_id) as top_rank,
+        bool_or(resource_type = 'workspace') over (partition by workspace_slug, principal_id) as is_member
+    from {{ paths }}
+    where principal_type = 'user' and resource_type in ('workspace', 'project', 'repository')
+)
+group by {% for column in extra_columns %}{{ column }}, {% endfor %}workspace_slug, resource_type, resource_id, principal_id
+{% endmacro %}
+
+
+{# Grant paths held at `as_of` (an SQL expression), from the history. #}
+{% macro paths_held_at(history, as_of) %}
+select * from {{ history }}
+where valid_from <= cast({{ as_of }} as timestamptz) and (valid_to is null or valid_to > cast({{ as_of }} as timestamptz))
+{% endmacro %}
+
+
+{#
+  The access review population at `as_of`: one row per (user, resource, permission) held, group memberships
+  included, with every path, when it was first granted, the user's last access and groups, and what a `revoke`
+  can take away: the groups behind the access (`removable_via_groups`) and the paths a person must remove in
+  Bitbucket (`paths_outside_groups`).
+#}
+{% macro review_population(history, members, as_of, workspace) %}
+with held as (
+    select * from ({{ paths_held_at(history, as_of) }})
+    where principal_type = 'user' and resource_type in ('repository', 'project', 'workspace', 'group')
+      and ({{ workspace }} is null or workspace_slug = {{ workspace }})
+),
+
+items as (
+    select
+        workspace_slug, resource_type, resource_id, principal_id,
+        any_value(resource_key) as resource_key,
+        any_value(resource_name) as resource_name,
+        any_value(user_account_id) as user_account_id,
+        any_value(principal_name) as user_display_name,
+        arg_max(permission, {{ permission_rank('permission') }}) as permission,
+        string_agg({{ grant_path_label() }}, '; ' order by grant_source, via_group_slug, via_project_key)
+            as grant_paths,
+        {{ distinct_list('via_group_slug') }} as via_group_slugs,
+        coalesce(list({{ grant_path_label() }} order by grant_source, via_project_key)
+            filter (where via_group_slug is null), []::varchar[]) as paths_without_group,
+        min(valid_from) as first_granted_at
+    from held
+    group by workspace_slug, resource_type, resource_id, principal_id
+),
+
+groups_of as (
+    select workspace_slug, principal_id, string_agg(resource_key, ', ' order by resource_key) as groups
+    from held where resource_type = 'group' group by all
+),
+
+accessed as (
+    select workspace_slug, user_uuid, max(last_accessed) as last_accessed
+    from {{ members }} where synced_at <= cast({{ as_of }} as timestamptz) group by all
+)
+
+select
+    i.workspace_slug || ':' || i.resource_type || ':' || i.resource_key || ':' || i.principal_id as review_item,
+    cast({{ as_of }} as timestamptz) as as_of,
+    i.workspace_slug, i.resource_type, i.resource_key, i.resource_name,
+    i.principal_id as user_uuid, i.user_account_id, i.user_display_name, i.permission, i.grant_paths,
+    i.first_granted_at, a.last_accessed, coalesce(g.groups, '') as groups,
+    -- A revoke removes the user from these groups; a group item is revoked by leaving that group.
+    case when i.resource_type = 'group' then [i.resource_key] else i.via_group_slugs end as removable_via_groups,
+    case when i.resource_type = 'group' then []::varchar[] else i.paths_without_group end as paths_outside_groups
+from items i
+left join groups_of g on g.workspace_slug = i.workspace_slug and g.principal_id = i.principal_id
+left join accessed a on a.workspace_slug = i.workspace_slug and a.user_uuid = i.principal_id
+order by i.workspace_slug, i.resource_type, i.resource_key, i.user_display_name
+{% endmacro %}
+
+
+{#
+  Open risks at `as_of`: one row per (risk, workspace, resource or user) with a sentence of detail. Each
+  workspace is judged on its last observation at or before `as_of`. `leavers` is the relation HR fills
+  (provisioning.leavers), or none when the warehouse has none yet.
+#}
+{% macro access_risks(history, observations, members, repositories, users, as_of, leavers=none, dormant_days=90) %}
+with held as ({{ paths_held_at(history, as_of) }}),
+
+eff as ({{ effective_access('held') }}),
+
+observed as (
+    select sync_id, workspace_slug from {{ observations }}
+    where synced_at <= cast({{ as_of }} as timestamptz)
+    qualify row_number() over (partition by workspace_slug order by synced_at desc) = 1
+),
+
+members as (select m.* from {{ members }} as m inner join observed using (sync_id, workspace_slug)),
+
+repositories as (select r.* from {{ repositories }} as r inner join observed using (sync_id, workspace_slug)),
+
+people as (
+    select * from {{ users }} where synced_at <= cast({{ as_of }} as timestamptz)
+    qualify row_number() over (partition by user_uuid order by synced_at desc) = 1
+)
+
+select 'workspace owner' as risk, workspace_slug, 'workspace' as resource_type, resource_key,
+       principal_name as user_display_name, principal_id as user_uuid, 'admin on every repository' as detail
+from held where resource_type = 'workspace' and principal_type = 'user' and permission = 'owner'
+union all
+select 'direct admin grant', workspace_slug, resource_type, resource_key, principal_name, principal_id,
+       'admin configured for the user directly'
+from held where principal_type = 'user' and grant_source = 'direct' and permission = 'admin'
+  and resource_type in ('repository', 'project')
+union all
+select 'access only through direct grants', workspace_slug, 'user', '', user_display_name, user_uuid,
+       count(*) || ' resources, none through a group or project'
+from eff where resource_type = 'repository'
+group by workspace_slug, user_display_name, user_uuid
+having bool_and(grant_sources = ['direct'])
+union all
+select 'access held outside the workspace membership', e.workspace_slug, 'user', '', e.user_display_name,
+       e.user_uuid,
+       coalesce(p.user_type, 'user')
+       || case when p.account_id is null and coalesce(p.user_type, 'user') = 'user' then ' (deleted account)' else '' end
+       || ', not a member; reaches ' || count(*) || ' resources through direct grants'
+from eff e left join people p using (user_uuid)
+where not e.is_workspace_member
+group by e.workspace_slug, e.user_display_name, e.user_uuid, p.user_type, p.account_id
+union all
+select 'dormant account', m.workspace_slug, 'user', '', p.display_name, m.user_uuid,
+       'last accessed ' || strftime(m.last_accessed, '%Y-%m-%d')
+from members m left join people p using (user_uuid)
+where m.last_accessed < cast({{ as_of }} as timestamptz) - interval {{ dormant_days }} days
+union all
+-- Bitbucket omits last_accessed for workspaces administered from admin.atlassian.com: say "unknown" for the
+-- workspace rather than list nobody.
+select 'dormant accounts unknown', workspace_slug, 'workspace', workspace_slug, '', '',
+       'Bitbucket reports no last access for this workspace''s ' || count(*) || ' members (administered '
+       || 'from admin.atlassian.com?): check dormant accounts in Atlassian Administration'
+from members group by workspace_slug having bool_and(last_accessed is null)
+union all
+select 'repository without an admin', r.workspace_slug, 'repository', r.repository_slug, '', '',
+       'no admin path other than the workspace owners'
+from repositories r
+where not exists (select 1 from held h
+                  where h.resource_type = 'repository' and h.resource_id = r.repository_uuid
+                  and h.permission = 'admin' and h.grant_source <> 'workspace')
+union all
+-- Public: anyone, signed in or not, can read and clone it. Bitbucket's effective-permission list names no such
+-- reader, so neither do the marts: one risk row says it.
+select 'public repository', workspace_slug, 'repository', repository_slug, 'anyone', '',
+       'public: anyone, signed in or not, can read and clone it'
+from repositories where not is_private
+{% if leavers %}
+union all
+-- Leavers are listed by `{uuid}` or by Atlassian account id.
+select 'access still held by a leaver', e.workspace_slug, 'user', '', e.user_display_name, e.user_uuid,
+       'left on ' || strftime(l.left_on, '%Y-%m-%d') || '; still reaches ' || count(*) || ' resources'
+from eff e
+inner join {{ leavers }} l on l.user_id in (e.user_uuid, e.user_account_id)
+where l.left_on <= cast({{ as_of }} as date)
+group by e.workspace_slug, e.user_display_name, e.user_uuid, l.left_on
+{% endif %}
+{% endmacro %}
+
+
+{# provisioning.leavers when the warehouse has it (the provisioning layer creates it), else none. #}
+{% macro leavers_relation() %}
+{%- if execute -%}
+{%- set relation = adapter.get_relation(database=target.database, schema='provisioning', identifier='leavers') -%}
+{#- Without the catalog name: the table macros must keep working in copies of the file (the read copy). -#}
+{{ return(relation.include(database=false) if relation else none) }}
+{%- endif -%}
+{{ return(none) }}
+{% endmacro %}

@@ -1,0 +1,12 @@
+-- The manifest of every sync whose snapshot reached the history: complete ones, and those whose raw rows
+-- retention later pruned (their manifest and their history rows stay).
+select
+    sync_id,
+    finished_at as synced_at,
+    status,
+    workspaces,
+    entity_counts,
+    skipped_workspaces,
+    anomalies
+from {{ source('bitbucket_raw', 'syncs') }}
+where status in ('complete', 'pruned')
