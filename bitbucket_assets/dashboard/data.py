@@ -100,7 +100,7 @@ def provisioning() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Requests and every attempt, with whatever columns the warehouse has (older ones lack the newer)."""
     try:
         requests = query("select * from provisioning.access_requests order by updated_at desc")
-        log = query("select * from provisioning.provisioning_log order by attempted_at desc")
+        log = query("select * from provisioning.actions order by attempted_at desc")
     except duckdb.CatalogException:
         return pd.DataFrame(), pd.DataFrame()
     return requests, log
