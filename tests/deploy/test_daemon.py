@@ -1,0 +1,139 @@
+"""`dagster-daemon` does the scheduling on the production instance (Postgres storage, queued runs, one DuckDB
+writer per pool), with the cron settings shortened to every minute:
+
+- the daily sync schedule launches a run that succeeds;
+- the sensor launches provisioning when an approved request waits, and skips its other ticks;
+- the expiry schedule removes a just-in-time membership once it has expired;
+- writer steps of different runs never overlap (the `duckdb_writer` pool).
+
+Everything is asserted from the instance's own records (runs, ticks, step events), never from timings; cron ticks
+once a minute, so the waits are generous.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import psycopg2
+import pytest
+
+from bitbucket_assets.provisioning.tables import create_provisioning_tables
+from bitbucket_assets.simulator import SIM_API_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+WRITER_STEPS = {"bitbucket_raw_snapshot", "warehouse_models", "raw_snapshot_retention", "analyst_read_copy",
+                "apply_approved_requests", "expire_just_in_time_access"}  # fmt: skip
+
+
+def wait_for(what: str, condition, timeout: float = 480.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(2)
+    pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s")
+
+
+def pg_rows(postgres, sql: str, params=()) -> list[tuple]:
+    con = psycopg2.connect(postgres.url)
+    try:
+        cursor = con.cursor()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_sim, tmp_path) -> None:
+    sim = make_sim()
+    db = tmp_path / "warehouse.duckdb"
+    finn = sim.user("finn")
+    leads = sim.org.workspaces["tiny-co"].groups["leads"].members
+    # An approved just-in-time request waits before the daemon starts; it expires a few minutes later.
+    expires_at = datetime.now(UTC) + timedelta(seconds=150)
+    with duckdb.connect(str(db)) as con:
+        create_provisioning_tables(con)
+        con.execute(
+            "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, action, "
+            "requested_by, approved_by, approved_at, expires_at, reason) values ('jit-1', 'tiny-co', 'leads', ?, "
+            "'add', 'ana@tiny.example', 'olga@tiny.example', ?, ?, 'incident cover')",
+            [finn.uuid, datetime.now(UTC) - timedelta(minutes=5), expires_at],
+        )
+    env = {
+        **os.environ,
+        "BITBUCKET_API_URL": sim.url, "BITBUCKET_EMAIL": sim.email, "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+        "BITBUCKET_REQUESTS_PER_HOUR": "10000000", "DUCKDB_PATH": str(db),
+        "BITBUCKET_SYNC_CRON": "* * * * *", "BITBUCKET_JIT_EXPIRY_CRON": "* * * * *",
+    }  # fmt: skip
+    workspace = ["-w", str(ROOT / "workspace.yaml")]
+    for command in (["schedule", "start", "daily_bitbucket_sync"], ["schedule", "start", "jit_expiry_every_15_minutes"],
+                    ["sensor", "start", "approved_requests_sensor"]):  # fmt: skip
+        done = subprocess.run([str(BIN / "dagster"), *command, *workspace], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", *workspace], cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        with dg.DagsterInstance.get() as instance:
+
+            def runs(tag: str, value: str) -> list[dg.DagsterRun]:
+                return [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(tags={tag: value}))]
+
+            def finished(tag: str, value: str) -> list[dg.DagsterRun]:
+                return [r for r in runs(tag, value) if r.is_finished]
+
+            provisioned = wait_for("the sensor's provisioning run",
+                                   lambda: finished("dagster/sensor_name", "approved_requests_sensor"))  # fmt: skip
+            synced = wait_for("a scheduled sync", lambda: finished("dagster/schedule_name", "daily_bitbucket_sync"))
+            wait_for("the expiry", lambda: finn.uuid not in leads and finished(
+                "dagster/schedule_name", "jit_expiry_every_15_minutes"))  # fmt: skip
+            # Another sensor evaluation after the request was applied: nothing waits, so it skips.
+            wait_for("a skipped sensor tick", lambda: ("SKIPPED",) in pg_rows(
+                postgres, "select status from job_ticks where type = 'SENSOR'"))  # fmt: skip
+
+            assert [r.status for r in provisioned] == [dg.DagsterRunStatus.SUCCESS]
+            assert synced[0].status == dg.DagsterRunStatus.SUCCESS and synced[0].job_name == "bitbucket_sync"
+            expiries = finished("dagster/schedule_name", "jit_expiry_every_15_minutes")
+            assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in expiries)
+            assert len(runs("dagster/sensor_name", "approved_requests_sensor")) == 1  # not again once applied
+
+            # One writer at a time: the writer steps of every run, from their start and end events, never overlap.
+            spans = []
+            for run in instance.get_runs():
+                starts, ends = {}, {}
+                for entry in instance.all_logs(run.run_id):
+                    event = entry.dagster_event
+                    if event is None or event.step_key not in WRITER_STEPS:
+                        continue
+                    if event.event_type_value == "STEP_START":
+                        starts[event.step_key] = entry.timestamp
+                    elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+                        ends[event.step_key] = entry.timestamp
+                spans += [(starts[k], ends[k], f"{run.job_name}:{k}") for k in starts if k in ends]
+            spans.sort()
+            assert len(spans) >= 6
+            overlaps = [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+            assert overlaps == []
+        with duckdb.connect(str(db), read_only=True) as con:
+            outcomes = con.execute(
+                "select action, outcome from provisioning.provisioning_log where request_id = 'jit-1' "
+                "and not dry_run order by seq"
+            ).fetchall()
+        assert ("add", "applied") in outcomes and ("expire", "expired") in outcomes
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+        log.close()
