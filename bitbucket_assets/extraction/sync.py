@@ -53,9 +53,9 @@ def run_sync(
 ) -> SyncResult:
     """Extract into the raw tables and publish the snapshot, or nothing.
 
-    An unfinished sync with the same settings (killed, or out of retries on 429/5xx) is resumed from its
-    checkpoints. Errors a retry cannot fix (credentials, scopes, permissions, removed endpoints,
-    malformed payloads) remove the sync's rows before they are re-raised.
+    An unfinished sync with the same settings (killed, stopped from outside such as a terminated run, or out of
+    retries on 429/5xx) is resumed from its checkpoints. Errors a retry cannot fix (credentials, scopes,
+    permissions, removed endpoints, malformed payloads) remove the sync's rows before they are re-raised.
     """
     writer = SnapshotWriter(con, sync_id or new_sync_id(), clock=client.clock)
     abandoned = writer.begin(client.api_url, client.credentials.kind, {"workspaces": options.workspaces})
@@ -74,11 +74,16 @@ def run_sync(
             raise BitbucketError(f"this credential administers no workspace{seen}: nothing to snapshot",
                                  endpoint=USER_WORKSPACES)  # fmt: skip
         writer.complete(workspaces, client.stats.as_dict(), skipped=selection.skipped)
-    except (RateLimitExhaustedError, ServerError, KeyboardInterrupt, Interrupted) as exc:
+    except (RateLimitExhaustedError, ServerError, Interrupted) as exc:
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
-    except BaseException as exc:
+    except Exception as exc:
         writer.fail(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
+        raise
+    except BaseException as exc:
+        # Stopped from outside, not by what it met: Ctrl-C, SystemExit, a terminated Dagster run (Dagster raises
+        # DagsterExecutionInterruptedError, a BaseException). The checkpoints stay and the next run resumes.
+        writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     counts = {k: v for k, v in writer.counts.items() if k != "fetch_log"}
     return SyncResult(writer.sync_id, workspaces, counts, client.stats.as_dict(), abandoned, writer.resumed,

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+
+from bitbucket_assets.simulator import SIM_API_TOKEN
 
 from .postgres import PostgresServer, binaries, start_postgres
 
@@ -48,3 +55,47 @@ def dagster_home(tmp_path, postgres, monkeypatch) -> Path:
                         "DAGSTER_PG_DB": postgres.database, "DAGSTER_HOME": str(home)}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     return home
+
+
+BIN = Path(sys.executable).parent
+
+
+def pipeline_env(sim, db: Path, **overrides: str) -> dict[str, str]:
+    """The environment of the code location (workspace.yaml) against the simulator, as an operator sets it."""
+    return {
+        **os.environ,
+        "BITBUCKET_API_URL": sim.url, "BITBUCKET_EMAIL": sim.email, "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+        "BITBUCKET_REQUESTS_PER_HOUR": "10000000", "DUCKDB_PATH": str(db),
+        **overrides,
+    }  # fmt: skip
+
+
+def dagster_cli(env: dict[str, str], *command: str) -> str:
+    done = subprocess.run([str(BIN / "dagster"), *command, "-w", str(ROOT / "workspace.yaml")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout + done.stderr
+
+
+@contextmanager
+def running_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """`dagster-daemon run` on the workspace, stopped (and its output kept in `log`) at the end."""
+    with log.open("w") as out:
+        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT,
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            yield daemon
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+
+
+def wait_for(what: str, condition, timeout: float = 480.0):
+    """Poll `condition` until it gives something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(2)
+    pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s")

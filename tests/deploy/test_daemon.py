@@ -13,12 +13,7 @@ once a minute, so the waits are generous.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -26,22 +21,12 @@ import psycopg2
 import pytest
 
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_assets.warehouse.files import open_reader
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from .conftest import dagster_cli, pipeline_env, running_daemon, wait_for
+
 WRITER_STEPS = {"bitbucket_raw_snapshot", "warehouse_models", "raw_snapshot_retention", "analyst_read_copy",
                 "apply_approved_requests", "expire_just_in_time_access"}  # fmt: skip
-
-
-def wait_for(what: str, condition, timeout: float = 480.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s")
 
 
 def pg_rows(postgres, sql: str, params=()) -> list[tuple]:
@@ -71,22 +56,11 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
             "'add', 'ana@tiny.example', 'olga@tiny.example', ?, ?, 'incident cover')",
             [finn.uuid, datetime.now(UTC) - timedelta(minutes=5), expires_at],
         )
-    env = {
-        **os.environ,
-        "BITBUCKET_API_URL": sim.url, "BITBUCKET_EMAIL": sim.email, "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
-        "BITBUCKET_REQUESTS_PER_HOUR": "10000000", "DUCKDB_PATH": str(db),
-        "BITBUCKET_SYNC_CRON": "* * * * *", "BITBUCKET_JIT_EXPIRY_CRON": "* * * * *",
-    }  # fmt: skip
-    workspace = ["-w", str(ROOT / "workspace.yaml")]
-    for command in (["schedule", "start", "daily_bitbucket_sync"], ["schedule", "start", "jit_expiry_every_15_minutes"],
-                    ["sensor", "start", "approved_requests_sensor"]):  # fmt: skip
-        done = subprocess.run([str(BIN / "dagster"), *command, *workspace], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", *workspace], cwd=ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)  # fmt: skip
-    try:
+    env = pipeline_env(sim, db, BITBUCKET_SYNC_CRON="* * * * *", BITBUCKET_JIT_EXPIRY_CRON="* * * * *")
+    dagster_cli(env, "schedule", "start", "daily_bitbucket_sync")
+    dagster_cli(env, "schedule", "start", "jit_expiry_every_15_minutes")
+    dagster_cli(env, "sensor", "start", "approved_requests_sensor")
+    with running_daemon(env, tmp_path / "daemon.log"):
         with dg.DagsterInstance.get() as instance:
 
             def runs(tag: str, value: str) -> list[dg.DagsterRun]:
@@ -127,13 +101,9 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
             assert len(spans) >= 6
             overlaps = [(a[2], b[2]) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
             assert overlaps == []
-        with duckdb.connect(str(db), read_only=True) as con:
+        with open_reader(str(db)) as con:  # a run the daemon launched may hold the file: wait for it
             outcomes = con.execute(
                 "select action, outcome from provisioning.provisioning_log where request_id = 'jit-1' "
                 "and not dry_run order by seq"
             ).fetchall()
         assert ("add", "applied") in outcomes and ("expire", "expired") in outcomes
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
-        log.close()
