@@ -1,0 +1,24 @@
+# The code location image of deploy/values.yaml: the gRPC server for bitbucket_assets.definitions, with
+# dagster-postgres and dagster-k8s for deploy/dagster.yaml. tests/deploy/test_image.py replays the build
+# stage's RUN steps and health-checks the server the CMD starts (no container engine runs in CI).
+
+FROM python:3.11-slim AS build
+WORKDIR /app
+COPY pyproject.toml README.md workspace.yaml ./
+COPY bitbucket_assets ./bitbucket_assets
+COPY dbt_project ./dbt_project
+RUN python -m venv /opt/venv
+RUN /opt/venv/bin/pip install --no-cache-dir -e ".[production]"
+# dagster-dbt reads dbt's manifest when the definitions load: parse at build time so it ships in the image.
+RUN cd dbt_project && /opt/venv/bin/dbt parse --quiet --profiles-dir .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 dagster
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=dagster:dagster /app /app
+WORKDIR /app
+USER dagster
+ENV PATH=/opt/venv/bin:$PATH DAGSTER_HOME=/home/dagster
+EXPOSE 3030
+HEALTHCHECK CMD ["dagster", "api", "grpc-health-check", "--port", "3030"]
+CMD ["dagster", "api", "grpc", "--module-name", "bitbucket_assets.definitions", "--host", "0.0.0.0", "--port", "3030"]
