@@ -3,6 +3,7 @@
 import dagster as dg
 
 from .defs.extraction.assets import bitbucket_raw_snapshot
+from .defs.monitoring import build_failure_alerts, with_sync_freshness
 from .defs.provisioning.jobs import approved_requests_sensor, build_jit_expiry_schedule, build_provisioning_jobs
 from .defs.resources import build_resources
 from .defs.sync import build_daily_sync, build_sync_job
@@ -14,14 +15,15 @@ from .settings import Settings, load_settings
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or load_settings()
     sync_job = build_sync_job(settings)
-    return dg.Definitions(
+    defs = dg.Definitions(
         assets=[bitbucket_raw_snapshot, warehouse_models, raw_snapshot_retention, analyst_read_copy],
         asset_checks=[effective_access_matches_bitbucket],
         jobs=[sync_job, *build_provisioning_jobs(settings)],
         schedules=[build_daily_sync(settings, sync_job), build_jit_expiry_schedule(settings)],
-        sensors=[approved_requests_sensor],
+        sensors=[approved_requests_sensor, build_failure_alerts(settings)],
         resources=build_resources(settings),
     )
+    return with_sync_freshness(defs, settings)
 
 
 defs = build_definitions()

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     bitbucket_dashboard_db: str | None = None  # the file the dashboard reads; default: the read copy
     bitbucket_dashboard_sign_in: bool = False  # require OIDC sign-in (Streamlit's st.login) before any data
 
+    # Monitoring: where failed runs are posted (a Slack-compatible incoming webhook; its URL is a secret), and
+    # after how long without a complete sync the raw snapshot counts as stale (a freshness check).
+    bitbucket_alert_webhook: SecretStr | None = None
+    bitbucket_sync_stale_hours: float = Field(26.0, gt=0)
+
     @field_validator("duckdb_path", "bitbucket_dashboard_db", "bitbucket_approver_policy")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
