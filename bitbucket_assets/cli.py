@@ -7,13 +7,14 @@ light commands start fast.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import UTC, datetime, time
 from pathlib import Path
 
 import click
 
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, process_environment
 
 
 def _echo(message: str) -> None:
@@ -250,12 +251,24 @@ def simulator(port: int, org_name: str, seed: int, rate_limit: str, retry_after:
     show_default=True,
     help="Simulated days: one sync per day, the organisation evolving between.",
 )
-def demo(org_name: str, days: int) -> None:
+@click.option(
+    "--dagster",
+    "with_dagster",
+    is_flag=True,
+    help="Instead: serve the simulator and run `dagster dev` on it (schedules, sensor, Materialize all).",
+)
+@click.option("--port", default=3000, show_default=True, help="With --dagster: the Dagster UI's port.")
+def demo(org_name: str, days: int, with_dagster: bool, port: int) -> None:
     """Run the pipeline end to end against the built-in simulator (warehouse: DUCKDB_PATH, else data/demo.duckdb)."""
-    from .demo import closing_lines, run_demo
+    from .demo import closing_lines, run_dagster_demo, run_demo
 
     settings = _settings()
     chosen = settings.duckdb_path if "duckdb_path" in settings.model_fields_set else None
+    if with_dagster:
+        # SIGTERM (a service manager, a test) stops dagster dev as Ctrl-C does, rather than orphaning it.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        home = Path(process_environment().get("DAGSTER_HOME") or "dagster_home")
+        sys.exit(run_dagster_demo(org_name, chosen, port, home, click.echo))
     result = _run(run_demo, org_name, days, chosen, click.echo)
     for line in closing_lines(result):
         _echo(line)

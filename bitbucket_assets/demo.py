@@ -6,6 +6,9 @@ file): a user's own `BITBUCKET_*` variables never reach it, and it never changes
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +18,7 @@ import duckdb
 
 from . import services
 from .provisioning.requests_import import insert_requests
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, process_environment
 from .simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from .simulator.model import Organisation
 from .warehouse.files import read_copy_path
@@ -69,6 +72,51 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
     return DemoResult(settings, pack.report, calls)
 
 
+def dagster_environment(settings: Settings, dagster_home: Path, base: dict[str, str]) -> dict[str, str]:
+    """The environment of `dagster dev` against a simulator: `base` (the user's) without their own Bitbucket and
+    warehouse variables, plus the simulator's, paced for a demo (minutes, not the production budget's hours)."""
+    kept = {
+        k: v for k, v in base.items() if not k.startswith("BITBUCKET_") and k not in ("DUCKDB_PATH", "MOTHERDUCK_TOKEN")
+    }
+    return {
+        **kept,
+        "BITBUCKET_API_URL": settings.bitbucket_api_url,
+        "BITBUCKET_EMAIL": settings.bitbucket_email or "",
+        "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+        "BITBUCKET_REQUESTS_PER_HOUR": str(int(settings.bitbucket_requests_per_hour)),
+        "DUCKDB_PATH": settings.duckdb_path,
+        "DAGSTER_HOME": str(dagster_home),
+    }
+
+
+def run_dagster_demo(
+    org_name: str, duckdb_path: str | None, port: int, dagster_home: Path, echo: Callable[[str], None]
+) -> int:
+    """Serve the organisation and run `dagster dev` on it until interrupted: "Materialize all", the schedules and
+    the sensor work in the UI against the simulator, and a sync finishes in minutes. Returns dagster's status."""
+    org = load_organisation(org_name, now=datetime.now(UTC).replace(microsecond=0))
+    with SimulatorServer(Simulator(org)) as server:
+        settings = demo_settings(server.url, org.users[org.operator_uuid].email, duckdb_path or DEMO_DATABASE)
+        settings.ensure_warehouse_directory()
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
+        echo(f"Dagster UI on http://127.0.0.1:{port} (warehouse {settings.duckdb_path}); Ctrl-C stops both")
+        command = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "bitbucket_assets.definitions",
+                   "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+        child = subprocess.Popen(
+            command, env=dagster_environment(settings, dagster_home.resolve(), process_environment())
+        )
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)  # dagster dev stops its webserver and daemon on SIGINT
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            return 0
+
+
 def demo_requests(org: Organisation, now: datetime) -> list[dict]:
     """Two approved requests on the demo organisation: a just-in-time add and a removal."""
     ws = next(iter(org.workspaces.values()))
@@ -97,9 +145,7 @@ def closing_lines(result: DemoResult) -> list[str]:
         f"Analysts open: {read_copy_path(database)} (marts in schema `marts`; questions in the README)",
         f"Evidence pack: {result.evidence_report}",
         f"Dashboard:     DUCKDB_PATH={database} .venv/bin/bitbucket-access dashboard   -> http://127.0.0.1:8501",
-        "Dagster UI:    .venv/bin/bitbucket-access simulator --org demo   (in one shell), then",
-        "               cp .env.example .env; set -a; . ./.env; set +a;",
-        "               DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster dev   -> http://127.0.0.1:3000",
+        "Dagster UI:    .venv/bin/bitbucket-access demo --dagster   -> http://127.0.0.1:3000 (on the simulator)",
     ]
 
 

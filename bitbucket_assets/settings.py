@@ -118,6 +118,11 @@ class Settings(BaseSettings):
             Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
 
 
+def process_environment() -> dict[str, str]:
+    """A copy of this process's environment, for starting a child process (`demo --dagster`) with it."""
+    return dict(os.environ)
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the process environment; or, when `env` (names as in `.env.example`) or `overrides` (field
     names) are given, from those alone: the demo and tests configure a simulator this way without a user's own
