@@ -64,39 +64,23 @@ def raw_snapshot_retention(config: RetentionConfig, duckdb: DuckDBResource) -> d
     return dg.MaterializeResult(metadata={"kept_syncs": keep, "pruned_syncs": len(pruned), "pruned": pruned})
 
 
-RECONCILIATION_SQL = """
-with ours as (
-    select workspace_slug, resource_id as repository_uuid, user_uuid, permission
-    from marts.fct_effective_access where resource_type = 'repository'
-),
-theirs as (
-    -- Each workspace's latest observation, as fct_effective_access; only where the credential administers it.
-    select e.workspace_slug, e.repository_uuid, e.user_uuid, e.permission
-    from staging.stg_bitbucket__effective_repository_permissions e
-    join staging.stg_bitbucket__workspace_observations o
-      on e.sync_id = o.sync_id and e.workspace_slug = o.workspace_slug and o.is_latest_for_workspace
-    where e.workspace_slug in (select workspace_slug from marts.dim_workspaces where synced_as_administrator)
-      and e.permission <> 'none'
-)
-select 'only in fct_effective_access' as side, * from (select * from ours except select * from theirs)
-union all
-select 'only in Bitbucket', * from (select * from theirs except select * from ours)
-order by all
-"""
-
-
-@dg.asset_check(asset=dg.AssetKey(["marts", "fct_effective_access"]), description=(
+@dg.asset_check(asset=dg.AssetKey(["marts", "fct_reconciliations"]), description=(
     "Repository effective access computed by dbt equals Bitbucket's own effective permissions captured in the "
     "same sync (workspaces where the credential is an administrator); every mismatch is listed."
 ))  # fmt: skip
 def effective_access_matches_bitbucket(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    # The comparison is dbt's (fct_reconciliation_mismatches), stored with its result per sync (fct_reconciliations).
     with duckdb.get_connection() as con:
-        rows = con.execute(RECONCILIATION_SQL).fetchall()
+        rows = con.execute(
+            "select side, workspace_slug, repository_uuid, user_uuid, permission "
+            "from marts.fct_reconciliation_mismatches order by all"
+        ).fetchall()
         compared = con.execute(
-            "select count(*) from marts.fct_effective_access where resource_type = 'repository'"
-        ).fetchone()[0]
+            "select compared_rows from marts.fct_reconciliations order by synced_at desc limit 1"
+        ).fetchone()
     mismatches = [f"{side}: {ws} repository {repo} user {user} {perm}" for side, ws, repo, user, perm in rows]
     return dg.AssetCheckResult(
         passed=not rows,
-        metadata={"compared_rows": compared, "mismatches": len(rows), "examples": mismatches[:100]},
-    )
+        metadata={"compared_rows": compared[0] if compared else 0, "mismatches": len(rows),
+                  "examples": mismatches[:100]},
+    )  # fmt: skip
