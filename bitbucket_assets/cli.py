@@ -171,15 +171,22 @@ def review_import(path: str) -> None:
     _echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")
 
 
-@main.command()
-@click.option("--from", "start", required=True, help="Start date or timestamp (UTC).")
-@click.option("--to", "end", required=True, help="End date or timestamp (UTC).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory to write.")
+@main.group(invoke_without_command=True)
+@click.option("--from", "start", help="Start date or timestamp (UTC).")
+@click.option("--to", "end", help="End date or timestamp (UTC).")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Directory to write.")
 @click.option("--replace", is_flag=True, help="Replace the evidence pack already in --out (only its files).")
-def evidence(start: str, end: str, out: str, replace: bool) -> None:
-    """Write the evidence pack: evidence.html plus the CSVs behind it."""
+@click.pass_context
+def evidence(ctx: click.Context, start: str | None, end: str | None, out: str | None, replace: bool) -> None:
+    """Write the evidence pack (--from, --to, --out): evidence.html, the CSVs behind it and manifest.json;
+    `evidence verify DIR` checks a pack."""
     from . import services
 
+    if ctx.invoked_subcommand is not None:
+        return
+    for value, name in ((start, "--from"), (end, "--to"), (out, "--out")):
+        if not value:
+            raise click.UsageError(f"missing option {name} (or use `evidence verify DIR`)")
     period_start, period_end = _timestamp(start, "--from", end_of_day=False), _timestamp(end, "--to")
     if period_start > period_end:
         raise click.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
@@ -187,6 +194,22 @@ def evidence(start: str, end: str, out: str, replace: bool) -> None:
     _echo(f"evidence pack: {pack.report}")
     for key, value in pack.metrics.items():
         _echo(f"  {key}: {value}")
+
+
+@evidence.command("verify")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+def evidence_verify(directory: str) -> None:
+    """Recompute every file's rows and SHA-256 and compare them with manifest.json and the warehouse's record."""
+    from . import services
+
+    result = _run(services.verify_evidence, _settings(), directory)
+    for name in result.checked:
+        _echo(f"  ok: {name}")
+    if not result.intact:
+        for problem in result.problems:
+            _echo(f"  ALTERED: {problem}")
+        raise click.ClickException(f"the evidence pack in {directory} does not match what was written")
+    _echo(f"the evidence pack in {directory} is intact: every file matches its manifest and the warehouse's record")
 
 
 @main.command()

@@ -232,10 +232,24 @@ def review_import(settings: Settings, path: str):
 
 
 def evidence(settings: Settings, start: datetime, end: datetime, out: str, replace: bool = False):
+    """Write the pack from the analysts' copy, then record its digests in the warehouse itself (waiting for the
+    writer lock like any writer), so that `evidence verify` can tell an altered pack."""
     from .reporting.evidence import build_evidence_pack
+    from .reporting.pack_integrity import record_pack
 
     with _connect(report_database(settings), read_only=True) as con:
-        return build_evidence_pack(con, start, end, Path(out), replace=replace)
+        pack = build_evidence_pack(con, start, end, Path(out), replace=replace)
+    with _connect(settings.duckdb_path) as con:
+        record_pack(con, pack.directory, pack.manifest, SystemClock().now())
+    return pack
+
+
+def verify_evidence(settings: Settings, directory: str):
+    """Recompute the pack's digests and compare them with its manifest and the warehouse's record."""
+    from .reporting.pack_integrity import verify_pack
+
+    with _connect(settings.duckdb_path, read_only=True) as con:
+        return verify_pack(Path(directory), con)
 
 
 def _failure_message(result) -> str:

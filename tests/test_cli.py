@@ -54,7 +54,7 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert "provisioning: applied 2," in out  # the demo's two approved requests
     evidence = demo_warehouse.db.with_name("demo-evidence") / "evidence.html"
     assert f"Evidence pack: {evidence}" in out and evidence.exists()
-    assert "bitbucket-access dashboard" in out and "dagster dev" in out
+    assert "bitbucket-access dashboard" in out and "demo --dagster" in out
     with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs").fetchall()
         repos = con.execute("SELECT count(DISTINCT sync_id) FROM raw.repositories").fetchone()[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pandas as pd
 import vl_convert
 from jinja2 import Environment, PackageLoader
 
+from .pack_integrity import MANIFEST, REPORT, syncs_drawn_on, write_manifest
 from .safe_text import spreadsheet_cell, text
 
 # Every query selects from the marts and documented views: the access rules live in dbt (macros/access_rules.sql).
@@ -54,13 +55,14 @@ class EvidencePack:
     directory: Path
     report: Path
     metrics: dict[str, int | str]
+    manifest: dict = field(default_factory=dict)  # manifest.json: parameters, syncs, SQL, rows, SHA-256 per CSV
 
 
 class EvidenceOutputError(ValueError):
     """The output directory holds files that are not an evidence pack this tool may replace."""
 
 
-PACK_FILES = ("evidence.html", *(f"{name}.csv" for name in QUERIES))
+PACK_FILES = (REPORT, MANIFEST, *(f"{name}.csv" for name in QUERIES))
 
 
 def _prepare(out: Path, replace: bool) -> None:
@@ -116,9 +118,15 @@ def build_evidence_pack(
         "provisioning_actions": len(tables["provisioning"][1]),
         "open_risks": len(risks),
     }
-    report = out / "evidence.html"
-    report.write_text(_render(metrics, tables), encoding="utf-8")
-    return EvidencePack(out, report, metrics)
+    try:
+        syncs = syncs_drawn_on(con, start, end)
+    except duckdb.CatalogException:  # a warehouse built before the sync summary existed
+        syncs = []
+    parameters = {"from": start.isoformat(), "to": end.isoformat(), "generated_at": datetime.now(UTC).isoformat()}
+    manifest = write_manifest(out, parameters, syncs, QUERIES)
+    report = out / REPORT
+    report.write_text(_render(metrics, tables, manifest), encoding="utf-8")
+    return EvidencePack(out, report, metrics, manifest)
 
 
 TEMPLATES = Environment(
@@ -152,7 +160,12 @@ def bar_chart_svg(title: str, counts: dict[str, int]) -> str | None:
     return vl_convert.vegalite_to_svg(chart.to_json())
 
 
-def _render(metrics: dict, tables: dict) -> str:
+def _when(value: str) -> str:
+    """An ISO timestamp as people read it: `2026-11-27 09:05 UTC`."""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _render(metrics: dict, tables: dict, manifest: dict) -> str:
     changes_by_day = Counter(text(row[0])[:10] for row in tables["changes"][1])
     population = Counter(f"{row[1]} {row[7]}" for row in tables["population"][1])
     risks = Counter(row[0] for row in tables["risks"][1])
@@ -174,6 +187,19 @@ def _render(metrics: dict, tables: dict) -> str:
         }
         for title, name in SECTIONS
     ]
+    parameters = manifest["parameters"]
+    syncs = [
+        {**sync, "synced_at": _when(sync["synced_at"]), "workspaces": ", ".join(sync["workspaces"] or []),
+         "api_calls": sum((sync["api_calls"] or {}).values()) if isinstance(sync["api_calls"], dict) else "",
+         "anomalies": sum((sync["anomalies"] or {}).values()) if isinstance(sync["anomalies"], dict) else 0}
+        for sync in manifest["syncs"]
+    ]  # fmt: skip
     return TEMPLATES.get_template("evidence.html").render(
-        metrics=metrics, charts=charts, sections=sections, generated_at=datetime.now(UTC).isoformat()
+        metrics=metrics,
+        charts=charts,
+        sections=sections,
+        period=(_when(parameters["from"]), _when(parameters["to"])),
+        generated_at=_when(parameters["generated_at"]),
+        syncs=syncs,
+        files=manifest["files"],
     )

@@ -74,13 +74,18 @@ def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) 
 
 def _evidence_cli(db: str, *args: str):
     import os
+    import shutil
     import subprocess
     import sys
+    import tempfile
     from pathlib import Path
 
+    # A copy: writing a pack records its digests in the warehouse, and the session's history stays as built.
+    copy = Path(tempfile.mkdtemp()) / "copy.duckdb"
+    shutil.copy(db, copy)
     exe = Path(sys.executable).parent / "bitbucket-access"
     return subprocess.run([str(exe), "evidence", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "DUCKDB_PATH": db})  # fmt: skip
+                          env={**os.environ, "DUCKDB_PATH": str(copy)})  # fmt: skip
 
 
 def test_a_bare_date_period_is_the_whole_day(tiny_history: History, tmp_path) -> None:
@@ -112,5 +117,5 @@ def test_period_and_output_mistakes_are_clear_errors(tiny_history: History, tmp_
     replaced = _evidence_cli(tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack),
                              "--replace")  # fmt: skip
     assert replaced.returncode == 0 and sorted(p.name for p in pack.iterdir()) == sorted(
-        ["evidence.html", "population.csv", "changes.csv", "provisioning.csv", "risks.csv"]
+        ["evidence.html", "manifest.json", "population.csv", "changes.csv", "provisioning.csv", "risks.csv"]
     )

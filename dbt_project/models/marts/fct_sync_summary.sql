@@ -22,6 +22,11 @@ select
     cast(s.entity_counts ->> 'groups' as integer) as groups,
     cast(s.entity_counts ->> 'repositories' as integer) as repositories,
     h.grant_paths,
-    h.owners_and_admins
+    h.owners_and_admins,
+    -- The manifest, for evidence of completeness: every table's rows, the calls made, what was skipped.
+    s.entity_counts,
+    s.api_calls,
+    s.anomalies,
+    s.skipped_workspaces
 from {{ ref('stg_bitbucket__sync_manifests') }} as s
 inner join held as h using (sync_id)

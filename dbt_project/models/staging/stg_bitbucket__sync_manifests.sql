@@ -6,6 +6,7 @@ select
     status,
     workspaces,
     entity_counts,
+    api_calls,
     skipped_workspaces,
     anomalies
 from {{ source('bitbucket_raw', 'syncs') }}
