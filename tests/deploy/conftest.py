@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,13 +83,20 @@ def dagster_cli(env: dict[str, str], *command: str) -> str:
 def running_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """`dagster-daemon run` on the workspace, stopped (and its output kept in `log`) at the end."""
     with log.open("w") as out:
+        # Its own process group: the code server and run workers it starts are stopped with it, not left behind.
         daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         try:
             yield daemon
         finally:
-            daemon.terminate()
-            daemon.wait(timeout=60)
+            os.killpg(daemon.pid, signal.SIGTERM)
+            try:
+                daemon.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, signal.SIGKILL)
+                daemon.wait(timeout=60)
+            with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived the daemon
+                os.killpg(daemon.pid, signal.SIGKILL)
 
 
 def wait_for(what: str, condition, timeout: float = 480.0):
