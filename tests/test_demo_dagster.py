@@ -9,13 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from bitbucket_assets.warehouse.files import open_reader
+
+from .support import free_port, wait_for
 
 LAUNCH = """
 mutation($params: ExecutionParams!) {
@@ -28,29 +29,10 @@ mutation($params: ExecutionParams!) {
 STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(what: str, condition, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except requests.RequestException:
-            value = None
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"gave up waiting for {what}")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITBUCKET_") and k != "DUCKDB_PATH"}
     env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
     cli = Path(sys.executable).parent / "bitbucket-access"
@@ -59,7 +41,12 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
                                 env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         try:
             graphql = f"http://127.0.0.1:{port}/graphql"
-            _wait("the Dagster UI", lambda: requests.get(f"http://127.0.0.1:{port}/server_info", timeout=10).ok, 300)
+            wait_for(
+                "the Dagster UI",
+                lambda: requests.get(f"http://127.0.0.1:{port}/server_info", timeout=10).ok,
+                300,
+                tolerate=(requests.RequestException,),
+            )
             params = {"selector": {"repositoryLocationName": "bitbucket_assets.definitions",
                                    "repositoryName": "__repository__", "jobName": "bitbucket_sync"}}  # fmt: skip
 
@@ -68,16 +55,18 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
                 answer = body.json()["data"]["launchRun"]
                 return answer["run"]["runId"] if answer["__typename"] == "LaunchRunSuccess" else None
 
-            run_id = _wait("the code location to load and the run to launch", launched, 300)
+            run_id = wait_for(
+                "the code location to load and the run to launch", launched, 300, tolerate=(requests.RequestException,)
+            )
 
             def finished():
                 body = requests.post(graphql, json={"query": STATUS, "variables": {"id": run_id}}, timeout=60)
                 status = body.json()["data"]["runOrError"]["status"]
                 return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
 
-            assert _wait("the sync run to finish", finished, 480) == "SUCCESS", (tmp_path / "demo.log").read_text()[
-                -3000:
-            ]
+            assert (
+                wait_for("the sync run to finish", finished, 480, tolerate=(requests.RequestException,)) == "SUCCESS"
+            ), (tmp_path / "demo.log").read_text()[-3000:]
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)

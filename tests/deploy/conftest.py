@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 
 from bitbucket_assets.simulator import SIM_API_TOKEN
 
+from ..support import wait_for  # noqa: F401 - re-exported for the deploy tests
 from .postgres import PostgresServer, binaries, start_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,14 +97,3 @@ def running_daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]
                 daemon.wait(timeout=60)
             with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived the daemon
                 os.killpg(daemon.pid, signal.SIGKILL)
-
-
-def wait_for(what: str, condition, timeout: float = 480.0):
-    """Poll `condition` until it gives something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"gave up waiting for {what} after {timeout:.0f} s")

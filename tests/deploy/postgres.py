@@ -11,10 +11,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..support import free_port
 
 
 def binaries() -> Path | None:
@@ -24,12 +25,6 @@ def binaries() -> Path | None:
         return Path(os.path.realpath(found)).parent
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     return Path(candidates[-1]).parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -80,4 +75,4 @@ class PostgresServer:
 
 
 def start_postgres(directory: Path) -> PostgresServer:
-    return PostgresServer(directory, _free_port()).start()
+    return PostgresServer(directory, free_port()).start()

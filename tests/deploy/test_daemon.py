@@ -21,7 +21,7 @@ import psycopg2
 import pytest
 
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
-from bitbucket_assets.warehouse.files import open_reader
+from bitbucket_assets.warehouse.files import open_reader, open_writer
 
 from .conftest import dagster_cli, pipeline_env, running_daemon, wait_for
 
@@ -46,8 +46,9 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
     db = tmp_path / "warehouse.duckdb"
     finn = sim.user("finn")
     leads = sim.org.workspaces["tiny-co"].groups["leads"].members
-    # An approved just-in-time request waits before the daemon starts; it expires a few minutes later.
-    expires_at = datetime.now(UTC) + timedelta(seconds=150)
+    # An approved just-in-time request waits before the daemon starts. It is made to expire only once applied,
+    # so that how fast this machine applies it cannot decide the outcome.
+    expires_at = datetime.now(UTC) + timedelta(days=1)
     with duckdb.connect(str(db)) as con:
         create_provisioning_tables(con)
         con.execute(
@@ -71,6 +72,10 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
 
             provisioned = wait_for("the sensor's provisioning run",
                                    lambda: finished("dagster/sensor_name", "approved_requests_sensor"))  # fmt: skip
+            assert finn.uuid in leads  # applied
+            with open_writer(str(db)) as con:  # waits while a run the daemon launched holds the file
+                con.execute("update provisioning.access_requests set expires_at = now() - interval 1 second "
+                            "where request_id = 'jit-1'")  # fmt: skip
             synced = wait_for("a scheduled sync", lambda: finished("dagster/schedule_name", "daily_bitbucket_sync"))
             wait_for("the expiry", lambda: finn.uuid not in leads and finished(
                 "dagster/schedule_name", "jit_expiry_every_15_minutes"))  # fmt: skip

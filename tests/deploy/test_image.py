@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from ..support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,12 +57,6 @@ def test_dockerfile_values_and_instance_agree() -> None:
     assert [s["name"] for s in values["envSecrets"]] == instance["run_launcher"]["config"]["env_secrets"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) -> None:
@@ -86,7 +81,7 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
     assert (app / "dbt_project" / "target" / "manifest.json").exists()
 
     cmd = exec_form(next(a for w, a in final if w == "CMD"))
-    port = str(_free_port())
+    port = str(free_port())
     cmd[cmd.index("--port") + 1], cmd[cmd.index("--host") + 1] = port, "127.0.0.1"
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "DAGSTER_HOME": str(tmp_path)}
     server = subprocess.Popen([str(venv / "bin" / cmd[0]), *cmd[1:]], cwd=app, env=env, stdout=subprocess.DEVNULL,
