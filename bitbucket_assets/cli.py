@@ -223,7 +223,7 @@ def evidence_verify(directory: str) -> None:
 )
 def dashboard(port: int, host: str) -> None:
     """Serve the audit dashboard (Streamlit) over the analysts' read copy of the warehouse."""
-    import subprocess
+    import os
     from pathlib import Path
 
     settings = _settings()
@@ -234,7 +234,10 @@ def dashboard(port: int, host: str) -> None:
                "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "minimal"]  # fmt: skip
     _echo(f"dashboard on http://{host}:{port}")
-    sys.exit(subprocess.call(command))
+    sys.stdout.flush()
+    # Become Streamlit rather than wait for it: a signal to this process (a service manager stopping it, Ctrl-C)
+    # then reaches the server itself instead of leaving it running on its own.
+    os.execv(sys.executable, command)
 
 
 @main.command()
