@@ -18,7 +18,6 @@ import yaml
 
 from bitbucket_assets.simulator import SIM_API_TOKEN
 
-from ..support import wait_for  # noqa: F401 - re-exported for the deploy tests
 from .postgres import PostgresServer, binaries, start_postgres
 
 ROOT = Path(__file__).resolve().parents[2]

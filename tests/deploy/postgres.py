@@ -47,13 +47,12 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         bin_dir = binaries()
         data = self.directory / "data"
-        if os.geteuid() == 0:
-            record = pwd.getpwnam("postgres")
-            os.chown(self.directory, record.pw_uid, record.pw_gid)
         secret = self.directory / "password"
         secret.write_text(self.password)
-        if os.geteuid() == 0:
-            os.chown(secret, pwd.getpwnam("postgres").pw_uid, pwd.getpwnam("postgres").pw_gid)
+        if os.geteuid() == 0:  # the server runs as `postgres`: it owns its directory and reads the password file
+            record = pwd.getpwnam("postgres")
+            for path in (self.directory, secret):
+                os.chown(path, record.pw_uid, record.pw_gid)
         self._run(str(bin_dir / "initdb"), "-D", str(data), "-U", self.user, f"--pwfile={secret}",
                   "--auth=scram-sha-256", "-E", "UTF8")  # fmt: skip
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory}"

@@ -23,7 +23,8 @@ import pytest
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_assets.warehouse.files import open_reader, open_writer
 
-from .conftest import dagster_cli, pipeline_env, running_daemon, wait_for
+from ..support import wait_for
+from .conftest import dagster_cli, pipeline_env, running_daemon
 
 WRITER_STEPS = {"bitbucket_raw_snapshot", "warehouse_models", "raw_snapshot_retention", "analyst_read_copy",
                 "apply_approved_requests", "expire_just_in_time_access"}  # fmt: skip

@@ -11,7 +11,8 @@ from bitbucket_assets.settings import load_settings
 from bitbucket_assets.simulator import SIM_API_TOKEN
 from bitbucket_assets.warehouse.files import open_reader
 
-from .conftest import dagster_cli, pipeline_env, running_daemon, wait_for
+from ..support import wait_for
+from .conftest import dagster_cli, pipeline_env, running_daemon
 
 
 @pytest.mark.slow
