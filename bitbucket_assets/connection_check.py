@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .client import BitbucketApi, BitbucketClient, BitbucketError, MissingScopesError, NotFoundError
+from .client.admin_api import AtlassianAdminApi
 from .client.api import User
 from .client.errors import PermissionDeniedError
 
@@ -21,7 +22,8 @@ class CheckReport:
     missing_for_provisioning: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)  # each makes the sync not ready
     provisioning_unknown: list[str] = field(default_factory=list)  # probe answers check does not understand
-    provisioning_elsewhere: dict[str, str] = field(default_factory=dict)  # workspace -> why the 1.0 API refuses
+    provisioning_elsewhere: dict[str, str] = field(default_factory=dict)  # workspace -> why it cannot be changed
+    provisioning_admin_api: dict[str, str] = field(default_factory=dict)  # workspace -> Admin API that changes it
     notes: list[str] = field(default_factory=list)  # facts that change no verdict (e.g. the approver policy)
 
     @property
@@ -55,6 +57,7 @@ class CheckReport:
         out += [f"problem: {p}" for p in self.problems]
         out += [f"provisioning unknown: {p}" for p in self.provisioning_unknown]
         out += [f"provisioning in {slug}: {why}" for slug, why in self.provisioning_elsewhere.items()]
+        out += [f"provisioning in {slug}: {how}" for slug, how in self.provisioning_admin_api.items()]
         out += self.notes
         if not self.can_sync:
             return [*out, "verdict: NOT ready to sync"]
@@ -68,7 +71,10 @@ class CheckReport:
         return [*out, f"verdict: {verdict}"]
 
 
-def check_connection(client: BitbucketClient) -> CheckReport:
+def check_connection(
+    client: BitbucketClient, admin_api: AtlassianAdminApi | None = None, admin_managed: list[str] | None = None
+) -> CheckReport:
+    """`admin_api` and `admin_managed` as in provisioning (`provisioning/backends.py`)."""
     api = BitbucketApi(client)
     report = CheckReport(credential_kind=client.credentials.kind)
     me: User | None = None
@@ -95,8 +101,45 @@ def check_connection(client: BitbucketClient) -> CheckReport:
         report.problems.append("the credential administers none of the workspaces it sees: a sync needs an owner")
     for slug in report.administered:  # every one: a verdict must not depend on the order of the list
         _probe_reads(api, slug, report)
-        _probe_provisioning(api, slug, me.uuid if me else "{00000000-0000-4000-8000-000000000000}", report)
+        why = _admin_managed(api, slug, admin_managed)
+        if why:
+            _probe_admin_api(admin_api, slug, why, report)
+        else:
+            _probe_provisioning(api, slug, me.uuid if me else "{00000000-0000-4000-8000-000000000000}", report)
     return report
+
+
+def _admin_managed(api: BitbucketApi, slug: str, named: list[str] | None) -> str | None:
+    """Why the workspace counts as administered from admin.atlassian.com, or None."""
+    if named is not None:
+        return "named in BITBUCKET_ADMIN_MANAGED_WORKSPACES" if slug in named else None
+    try:
+        sample = api.workspace_members_sample(slug)
+    except BitbucketError:
+        return None  # the read probes report it
+    if sample and all(m.added_on is None for m in sample):
+        return "detected: Bitbucket sends no added_on for its members"
+    return None
+
+
+def _probe_admin_api(admin_api: AtlassianAdminApi | None, slug: str, why: str, report: CheckReport) -> None:
+    """Changes to such a workspace's groups go through the organization's Admin API: can its key make them?"""
+    managed = f"administered from admin.atlassian.com ({why})"
+    if admin_api is None:
+        report.provisioning_elsewhere[slug] = (
+            f"{managed}; set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY to change its groups through the "
+            "Atlassian Admin API (the 1.0 groups API may refuse)"
+        )
+        return
+    try:
+        directory = admin_api.probe_write()
+    except BitbucketError as exc:
+        report.provisioning_elsewhere[slug] = f"{managed}; the Atlassian Admin API refuses: {exc}"
+        return
+    report.provisioning_admin_api[slug] = (
+        f"{managed}; through the Atlassian Admin API (organization {admin_api.org_id}, directory {directory}): "
+        "the key may change group memberships"
+    )
 
 
 def _probe_reads(api: BitbucketApi, slug: str, report: CheckReport) -> None:

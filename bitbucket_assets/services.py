@@ -115,12 +115,28 @@ def check(settings: Settings):
 
     client = BitbucketClient(settings.credentials, settings.bitbucket_api_url,
                              requests_per_hour=settings.bitbucket_requests_per_hour)  # fmt: skip
+    admin_api = _admin_api(settings)
     try:
-        report = check_connection(client)
+        report = check_connection(client, admin_api, settings.admin_managed_workspaces)
     finally:
         client.close()
+        if admin_api is not None:
+            admin_api.client.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
     return report
+
+
+def _admin_api(settings: Settings):
+    """The organization's Atlassian Admin API client (`client.admin_api`), when one is configured."""
+    from .client.admin_api import AtlassianAdminApi
+
+    if not settings.admin_api_configured:
+        return None
+    return AtlassianAdminApi.connect(
+        settings.bitbucket_admin_org_id, settings.bitbucket_admin_api_key.get_secret_value(),
+        settings.bitbucket_admin_api_url, settings.bitbucket_admin_directory_id,
+        requests_per_hour=settings.bitbucket_requests_per_hour,
+    )  # fmt: skip
 
 
 # ---- provisioning ----
@@ -131,7 +147,7 @@ class ProvisioningSummary:
     run_id: str
     dry_run: bool
     outcomes: dict[str, int]
-    log: list[tuple[str, str, str, int | None, str]]  # request, action, outcome, HTTP status, error
+    log: list[tuple[str, str, str, int | None, str, str | None]]  # request, action, outcome, HTTP status, error, API
     head: str | None = None  # the provisioning log's hash-chain head after the run
     approvals: str = ""  # which approver policy applied, or that none is set
 
@@ -141,9 +157,10 @@ class ProvisioningSummary:
         )
         attempts = [
             f"  {request_id}: {action} -> {outcome}"
+            + (f" [{backend}]" if backend and outcome != "planned" else "")
             + (f" (HTTP {status})" if status else "")
             + (f" {err}" if err else "")
-            for request_id, action, outcome, status, err in self.log
+            for request_id, action, outcome, status, err, backend in self.log
         ]
         trail = (
             f"  log head: {self.head}  (`provision --verify-log` checks the trail up to here)" if self.head else None
@@ -175,8 +192,8 @@ def provision(
         raise CommandError(_failure_message(result))
     with _connect(settings.duckdb_path, read_only=True) as con:
         log = con.execute(
-            "select request_id, action, outcome, http_status, coalesce(error, '') from provisioning.provisioning_log "
-            "where run_id = ? order by attempted_at",
+            "select request_id, action, outcome, http_status, coalesce(error, ''), backend "
+            "from provisioning.provisioning_log where run_id = ? order by attempted_at",
             [result.run_id],
         ).fetchall()
         head = con.execute("select arg_max(row_hash, seq) from provisioning.provisioning_log").fetchone()[0]

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .client.admin_api import DEFAULT_ADMIN_API_URL
 from .client.credentials import (
     DEFAULT_API_URL,
     DEFAULT_OAUTH_TOKEN_URL,
@@ -33,6 +34,7 @@ SECRET_VARIABLES = {
     "access_token": "BITBUCKET_ACCESS_TOKEN",
     "oauth_client_secret": "BITBUCKET_OAUTH_CLIENT_SECRET",
     "app_password": "BITBUCKET_APP_PASSWORD",
+    "admin_api_key": "BITBUCKET_ADMIN_API_KEY",
 }
 
 
@@ -62,6 +64,15 @@ class Settings(BaseSettings):
     # Provisioning: who may approve (a YAML file kept outside the warehouse; docs/provisioning.md).
     bitbucket_approver_policy: str | None = None
 
+    # Workspaces administered from admin.atlassian.com: their groups are organization groups, changed (and their
+    # members read) through the Atlassian Admin API with an organization API key (docs/provisioning.md).
+    bitbucket_admin_org_id: str | None = None
+    bitbucket_admin_api_key: SecretStr | None = None
+    bitbucket_admin_api_url: str = DEFAULT_ADMIN_API_URL
+    bitbucket_admin_directory_id: str | None = None  # None: the directory holding the group's name
+    # Comma-separated slugs; None: detected (Bitbucket omits `added_on` for members of such workspaces).
+    bitbucket_admin_managed_workspaces: str | None = None
+
     # The warehouse.
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     bitbucket_raw_sync_retention: int = Field(30, ge=1)
@@ -81,7 +92,7 @@ class Settings(BaseSettings):
             return value
         return str(Path(value).expanduser().resolve())
 
-    @field_validator("bitbucket_api_url", "bitbucket_oauth_token_url")
+    @field_validator("bitbucket_api_url", "bitbucket_oauth_token_url", "bitbucket_admin_api_url")
     @classmethod
     def _plain_url(cls, value: str, info) -> str:
         """No trailing slash, and no credentials in the URL (they would be stored and logged with it)."""
@@ -91,8 +102,16 @@ class Settings(BaseSettings):
 
     @property
     def workspace_filter(self) -> list[str] | None:
-        items = [w.strip() for w in (self.bitbucket_workspaces or "").split(",") if w.strip()]
-        return items or None
+        return comma_list(self.bitbucket_workspaces)
+
+    @property
+    def admin_managed_workspaces(self) -> list[str] | None:
+        """Workspaces named as administered from admin.atlassian.com; None: detect them from the snapshot."""
+        return comma_list(self.bitbucket_admin_managed_workspaces)
+
+    @property
+    def admin_api_configured(self) -> bool:
+        return bool(self.bitbucket_admin_org_id and self.bitbucket_admin_api_key)
 
     @property
     def is_motherduck(self) -> bool:
@@ -116,6 +135,12 @@ class Settings(BaseSettings):
         """Create the directory of a file warehouse (DuckDB creates the file, not its folder)."""
         if not self.is_motherduck:
             Path(self.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def comma_list(value: str | None) -> list[str] | None:
+    """`"a, b,"` -> `["a", "b"]`; None (or nothing but commas) -> None."""
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    return items or None
 
 
 def process_environment() -> dict[str, str]:

@@ -42,7 +42,10 @@ def test_only_the_settings_module_reads_the_environment() -> None:
     assert offenders == []
 
 
-def test_bitbucket_paths_are_built_only_in_the_client() -> None:
+PATH_MARKERS = ("/2.0/", "/1.0/", "2.0/", "1.0/groups", "/admin/v2/")  # Bitbucket's and the Admin API's
+
+
+def test_bitbucket_and_admin_api_paths_are_built_only_in_the_client() -> None:
     offenders = []
     for path in PRODUCT:
         if "client" in path.relative_to(PACKAGE).parts:
@@ -51,7 +54,7 @@ def test_bitbucket_paths_are_built_only_in_the_client() -> None:
         docs = _docstrings(tree)
         for node in ast.walk(tree):
             literal = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
-            if literal and any(marker in node.value for marker in ("/2.0/", "/1.0/", "2.0/", "1.0/groups")):
+            if literal and any(marker in node.value for marker in PATH_MARKERS):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:60]!r}")
     assert offenders == []
 

@@ -200,6 +200,11 @@ class BitbucketApi:
         path = "/2.0/user"
         return _user(self.client.get(path), path)
 
+    def user(self, user_id: str) -> User:
+        """Any user by `{uuid}` or account id (`/2.0/users/{selected_user}`)."""
+        path = f"/2.0/users/{_seg(user_id)}"
+        return _user(self.client.get(path), path)
+
     def user_workspaces(self) -> list[WorkspaceAccess]:
         """Every workspace the credential sees (`/2.0/user/workspaces`; the 2026 replacement of `/2.0/workspaces`)."""
         path = USER_WORKSPACES
@@ -232,6 +237,15 @@ class BitbucketApi:
     def workspace_members(self, slug: str) -> list[WorkspaceMember]:
         """Members with their workspace role (`/permissions`: the same people as `/members`, plus the role)."""
         return self._entries(f"{_workspace(slug)}/permissions", slug, _member)
+
+    def workspace_members_sample(self, slug: str) -> list[WorkspaceMember]:
+        """The first page (10) of `/permissions`: enough to see which fields Bitbucket sends for members."""
+        path = f"{_workspace(slug)}/permissions"
+        body = self.client.get(path, {"pagelen": 10}, workspace=slug)
+        values = body.get("values") if isinstance(body, dict) else None
+        if not isinstance(values, list):
+            raise MalformedResponseError("page 1 has no `values` list", endpoint=path, workspace=slug)
+        return self._parse(values, _member, path, 1, slug)
 
     def workspace_member(self, slug: str, user_id: str) -> WorkspaceMember:
         """One member by `{uuid}` or account id; `UnknownUserError` when they are not a member."""

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 _LITERAL_SEGMENTS = {
     "1.0", "2.0", "user", "users", "workspaces", "repositories", "members", "permissions", "permission",
     "projects", "permissions-config", "groups", "default-reviewers",
+    "admin", "v2", "orgs", "directories", "memberships", "search",  # the Atlassian Admin API
 }  # fmt: skip
 
 
@@ -206,6 +207,10 @@ class BitbucketClient:
     def close(self) -> None:
         self.session.close()
 
+    def error(self, response: requests.Response, endpoint: str, workspace: str | None = None) -> BitbucketError:
+        """The typed error for a response a caller accepted from `request` but must refuse after reading it."""
+        return self._error(response, endpoint, workspace)
+
     def interrupt(self) -> None:
         """End every wait of this client at once (the run is stopping)."""
         self.clock.interrupt()
@@ -229,7 +234,8 @@ class BitbucketClient:
         status = response.status_code
         if status in ok:
             # Parsed once here so that an unparseable body is retried like a dropped connection.
-            response.parsed = self._json(response, url, workspace) if method == "GET" and response.content else None
+            readable = method in ("GET", "POST") and response.content  # POST: the Admin API's searches
+            response.parsed = self._json(response, url, workspace) if readable else None
             return response
         if status == 429:
             with self.stats._lock:
@@ -241,6 +247,7 @@ class BitbucketClient:
                     endpoint=endpoint,
                     status=429,
                     workspace=workspace,
+                    code=_error_message(response)[2],
                 ),
                 retry_after,
             )
@@ -258,13 +265,16 @@ class BitbucketClient:
 
     def _error(self, response: requests.Response, endpoint: str, workspace: str | None) -> BitbucketError:
         status = response.status_code
-        message, detail = _error_message(response)
-        kw = {"endpoint": endpoint, "status": status, "workspace": workspace}
+        message, detail, code = _error_message(response)
+        kw = {"endpoint": endpoint, "status": status, "workspace": workspace, "code": code}
         if status == 401:
-            hint = (
-                APP_PASSWORD_HINT
-                if self.credentials.kind == "app_password"
-                else ("check the credential (an API token needs your Atlassian account email as the username)")
+            hint = {
+                "app_password": APP_PASSWORD_HINT,
+                "org_api_key": "check BITBUCKET_ADMIN_API_KEY (an organization API key from admin.atlassian.com) "
+                "and that it belongs to BITBUCKET_ADMIN_ORG_ID",
+            }.get(
+                self.credentials.kind,
+                "check the credential (an API token needs your Atlassian account email as the username)",
             )
             return AuthenticationError(f"authentication failed (HTTP 401): {message} — {hint}", **kw)
         if status == 403:
@@ -343,10 +353,18 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _error_message(response: requests.Response) -> tuple[str, Any]:
+def _error_message(response: requests.Response) -> tuple[str, Any, str | None]:
+    """Message, detail and code of an error body: Bitbucket's `{"error": {"message", "detail"}}`, or the Atlassian
+    Admin API's `{"errors": [{"code", "title", "detail"}]}`."""
     try:
         body = response.json()
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        return str(error.get("message") or response.reason), error.get("detail")
     except ValueError:
-        return (response.text[:200] or response.reason or "").strip(), None
+        return (response.text[:200] or response.reason or "").strip(), None, None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        text = ": ".join(str(first[k]) for k in ("title", "detail") if first.get(k)) or response.reason
+        return str(text), None, first.get("code")
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    error = error if isinstance(error, dict) else {}
+    return str(error.get("message") or response.reason), error.get("detail"), None

@@ -14,7 +14,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from ..clock import Clock, SystemClock
 from .errors import AuthenticationError
 
-Kind = Literal["api_token", "access_token", "oauth", "app_password"]
+Kind = Literal["api_token", "access_token", "oauth", "app_password", "org_api_key"]
 DEFAULT_API_URL = "https://api.bitbucket.org"
 DEFAULT_OAUTH_TOKEN_URL = "https://bitbucket.org/site/oauth2/access_token"
 NO_CREDENTIAL = (
@@ -57,10 +57,15 @@ class Credentials:
     def app_password(cls, username: str, password: str) -> Credentials:
         return cls("app_password", username, password)
 
+    @classmethod
+    def org_api_key(cls, key: str) -> Credentials:
+        """An Atlassian organization API key (admin.atlassian.com), sent as a Bearer to the Admin API."""
+        return cls("org_api_key", "", key)
+
     def auth(self, session: requests.Session, timeout: float, clock: Clock | None = None) -> AuthBase:
         if self.kind in ("api_token", "app_password"):
             return HTTPBasicAuth(self.username, self.secret)
-        if self.kind == "access_token":
+        if self.kind in ("access_token", "org_api_key"):
             return _Bearer(lambda: self.secret)
         return _OAuthClientCredentials(self, session, timeout, clock or SystemClock())
 

@@ -6,10 +6,19 @@ from __future__ import annotations
 class BitbucketError(Exception):
     """Base class: `endpoint` is the path called (no query string, no secrets), `status` the HTTP status."""
 
-    def __init__(self, message: str, *, endpoint: str = "", status: int | None = None, workspace: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str = "",
+        status: int | None = None,
+        workspace: str | None = None,
+        code: str | None = None,
+    ):
         where = f" [{endpoint}" + (f", workspace {workspace}" if workspace else "") + "]" if endpoint else ""
         super().__init__(message + where)
         self.endpoint, self.status, self.workspace = endpoint, status, workspace
+        self.code = code  # the Atlassian Admin API's error code (`ADMIN-403-5`, ...); Bitbucket sends none
 
 
 class AuthenticationError(BitbucketError):

@@ -21,26 +21,38 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..client import BitbucketApi, PermissionDeniedError
+from ..client.admin_api import AtlassianAdminApi
 from ..client.api import (
     USER_WORKSPACES,
     EffectivePermission,
+    Group,
     GroupGrant,
     Page,
     Project,
     Repository,
+    SkippedEntry,
     User,
     UserGrant,
     WorkspaceAccess,
+    WorkspaceMember,
 )
 from .snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
+
+CLASSIC_GROUPS = "bitbucket-1.0"  # raw.workspaces.group_source: where a workspace's group members were read
+ADMIN_GROUPS = "atlassian-admin-api"
 
 
 @dataclass
 class ExtractionOptions:
     workspaces: list[str] | None = None  # slugs or {uuid}s; None: every workspace the credential sees
     effective_permissions: bool = True  # Bitbucket's own effective permissions, when the caller is admin
+    # Workspaces administered from admin.atlassian.com read their group members from the organization's groups
+    # through the Admin API, when one is given. `admin_managed`: their slugs; None: detected (no member has
+    # `added_on`, which Bitbucket omits for such workspaces).
+    admin_api: AtlassianAdminApi | None = None
+    admin_managed: list[str] | None = None
 
 
 NOT_ADMINISTERED = (
@@ -136,12 +148,15 @@ class _WorkspaceExtractor:
         ws = self.api.workspace(slug)
         self.base = {"workspace_uuid": ws.uuid, "workspace_slug": slug}
         base = self.base
+        members = self.api.workspace_members(slug)
+        org_groups = self._org_groups(members)
         add(
             "workspaces",
             {**base, "name": ws.name, "is_private": ws.is_private, "administrator": self.admin,
-             "created_on": ws.created_on, "raw": ws.raw},
+             "created_on": ws.created_on, "raw": ws.raw,
+             "group_source": CLASSIC_GROUPS if org_groups is None else ADMIN_GROUPS},
         )  # fmt: skip
-        for m in self.api.workspace_members(slug):
+        for m in members:
             user = m.user
             self._saw(user)
             add(
@@ -150,18 +165,28 @@ class _WorkspaceExtractor:
                  "added_on": m.added_on, "last_accessed": m.last_accessed, "raw": m.raw},
             )  # fmt: skip
         for g in self.api.groups(slug):
+            group_members = g.members if org_groups is None else org_groups.members(g)
             add(
                 "groups",
                 {**base, "group_slug": g.slug, "name": g.name, "default_permission": g.permission,
-                 "auto_add": g.auto_add, "member_count": len(g.members), "raw": g.raw},
+                 "auto_add": g.auto_add, "member_count": len(group_members), "raw": g.raw},
             )  # fmt: skip
-            for member in g.members:
+            for member in group_members:
                 self._saw(member)
                 add(
                     "group_members",
                     {**base, "group_slug": g.slug, "user_uuid": member.uuid, "account_id": member.account_id,
                      "display_name": member.display_name, "raw": member.raw},
                 )  # fmt: skip
+
+    def _org_groups(self, members: list[WorkspaceMember]) -> _OrgGroupMembers | None:
+        """The Admin API's view of the groups of a workspace administered from admin.atlassian.com, or None: read
+        them from `/1.0/groups` (Atlassian does not document what that returns for such workspaces)."""
+        admin, named = self.options.admin_api, self.options.admin_managed
+        managed = self.slug in named if named is not None else all(m.added_on is None for m in members)
+        if admin is None or not managed:
+            return None
+        return _OrgGroupMembers(admin, self.api, self.writer, self.slug, members)
 
     def _saw(self, user: User) -> None:
         """Put a user in the sync's directory the first time any payload shows them: members, and also people
@@ -237,3 +262,28 @@ def _write_grants(writer: SnapshotWriter, scope: str, base: dict, grants: list[U
             table = f"{scope}_group_permissions"
             row = {"group_slug": grant.group_slug, "group_name": grant.group_name}
         writer.add(table, {**base, **row, "permission": grant.permission, "raw": grant.raw})
+
+
+class _OrgGroupMembers:
+    """Members of a workspace's groups as the organization's groups hold them (Admin API, by account id), turned
+    into Bitbucket users: from the workspace's member list, else one `/2.0/users/{account id}` call. A group the
+    organization does not hold keeps its 1.0 members, and the snapshot's anomalies say so."""
+
+    def __init__(self, admin: AtlassianAdminApi, api: BitbucketApi, writer: SnapshotWriter, slug: str,
+                 members: list[WorkspaceMember]):  # fmt: skip
+        self.admin, self.api, self.writer, self.slug = admin, api, writer, slug
+        self.by_account = {m.user.account_id: m.user for m in members if m.user.account_id}
+
+    def members(self, group: Group) -> tuple[User, ...]:
+        org_group = self.admin.find_group(group.name or group.slug)
+        if org_group is None:
+            reason = f"group {group.slug!r} is not an organization group: the members Bitbucket lists were kept"
+            self.writer.note_skipped(SkippedEntry(self.slug, self.admin.directories_endpoint, 1, reason))
+            return group.members
+        users = []
+        for member in self.admin.group_members(org_group):
+            user = self.by_account.get(member.account_id)
+            if user is None:
+                user = self.by_account[member.account_id] = self.api.user(member.account_id)
+            users.append(user)
+        return tuple(users)

@@ -11,7 +11,8 @@ from functools import cache
 WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL"
 
 TABLES: dict[str, str] = {
-    "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, raw JSON",
+    "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, raw JSON, "
+    "group_source VARCHAR",
     # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's members,
     # a permission list, the effective-permission list. `account_id` and `nickname` are null for a "Former user";
     # `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
@@ -50,7 +51,11 @@ TABLES: dict[str, str] = {
 }
 
 # Columns added after a table was first released, so that older warehouses gain them (always nullable).
-ADDED_COLUMNS = (("users", "user_type VARCHAR"),)
+ADDED_COLUMNS = (
+    ("users", "user_type VARCHAR"),
+    # Where the workspace's group members were read: `bitbucket-1.0` or `atlassian-admin-api` (organization groups).
+    ("workspaces", "group_source VARCHAR"),
+)
 
 SYNCS = """
 CREATE TABLE IF NOT EXISTS raw.syncs (
@@ -69,7 +74,8 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     rate_limited INTEGER,
     error VARCHAR,
     skipped_workspaces JSON,            -- workspaces seen but not covered: {slug: reason}
-    anomalies JSON                      -- list entries skipped, per endpoint family: {family: count}
+    anomalies JSON,                     -- list entries skipped, per endpoint family: {family: count}
+    group_sources JSON                  -- where each workspace's group members were read: {slug: source}
 )
 """
 
@@ -90,7 +96,7 @@ CREATE TABLE IF NOT EXISTS raw.sync_checkpoints (
 def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
-    for column in ("skipped_workspaces", "anomalies"):  # warehouses created before these columns
+    for column in ("skipped_workspaces", "anomalies", "group_sources"):  # warehouses created before these columns
         con.execute(f"ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS {column} JSON")
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():

@@ -158,13 +158,16 @@ class SnapshotWriter:
         anomalies = dict(self.con.execute(
             "SELECT endpoint_family, count(*) FROM raw.anomalies WHERE sync_id = ? GROUP BY 1 ORDER BY 1",
             [self.sync_id]).fetchall())  # fmt: skip
+        group_sources = dict(self.con.execute(
+            "SELECT workspace_slug, coalesce(group_source, 'bitbucket-1.0') FROM raw.workspaces WHERE sync_id = ? "
+            "ORDER BY 1", [self.sync_id]).fetchall())  # fmt: skip
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
-            "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, error = NULL "
-            "WHERE sync_id = ?",
+            "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, group_sources = ?, "
+            "error = NULL WHERE sync_id = ?",
             [self.clock.now(), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
              stats["retries"], stats["rate_limited"], json.dumps(skipped or {}), json.dumps(anomalies),
-             self.sync_id],
+             json.dumps(group_sources), self.sync_id],
         )  # fmt: skip
         if self.in_transaction:
             self.con.execute("COMMIT")

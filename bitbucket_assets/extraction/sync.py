@@ -39,6 +39,7 @@ class SyncResult:
     abandoned: list[str] = field(default_factory=list)
     resumed: bool = False
     skipped: dict[str, str] = field(default_factory=dict)  # workspaces seen but not covered, with the reason
+    group_sources: dict[str, str] = field(default_factory=dict)  # workspace -> where its group members were read
 
 
 def new_sync_id() -> str:
@@ -57,6 +58,8 @@ def run_sync(
     retries on 429/5xx) is resumed from its checkpoints. Errors a retry cannot fix (credentials, scopes,
     permissions, removed endpoints, malformed payloads) remove the sync's rows before they are re-raised.
     """
+    if options.admin_api is not None:
+        options.admin_api.client.stats = client.stats  # one count of calls in the manifest, both APIs in it
     writer = SnapshotWriter(con, sync_id or new_sync_id(), clock=client.clock)
     abandoned = writer.begin(client.api_url, client.credentials.kind, {"workspaces": options.workspaces})
     if abandoned:
@@ -86,5 +89,7 @@ def run_sync(
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     counts = {k: v for k, v in writer.counts.items() if k != "fetch_log"}
+    sources = dict(con.execute("SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1",
+                               [writer.sync_id]).fetchall())  # fmt: skip
     return SyncResult(writer.sync_id, workspaces, counts, client.stats.as_dict(), abandoned, writer.resumed,
-                      selection.skipped)  # fmt: skip
+                      selection.skipped, sources)  # fmt: skip

@@ -20,11 +20,15 @@ HASHED = (
     "log_id", "request_id", "workspace_slug", "group_slug", "user_uuid", "action", "outcome", "http_status", "error",
     "requested_by", "approved_by", "approval_ref", "attempted_at", "run_id", "dry_run", "seq", "prev_hash",
 )  # fmt: skip
+# Fields added later: hashed (by name) only when set, so rows written before them keep their hashes.
+HASHED_WHEN_SET = ("backend",)
 GENESIS = "0" * 64
 
 
 def row_hash(row: dict[str, Any]) -> str:
-    canonical = json.dumps([_canonical(row.get(name)) for name in HASHED], ensure_ascii=False, separators=(",", ":"))
+    values = [_canonical(row.get(name)) for name in HASHED]
+    values += [[name, _canonical(row[name])] for name in HASHED_WHEN_SET if row.get(name) is not None]
+    canonical = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -37,7 +41,7 @@ def append(con, row: dict[str, Any]) -> str:
     ).fetchone()
     full = {"log_id": uuid.uuid4().hex, **row, "seq": seq, "prev_hash": prev}
     full["row_hash"] = row_hash(full)
-    columns = [*HASHED, "row_hash"]
+    columns = [*HASHED, *HASHED_WHEN_SET, "row_hash"]
     con.execute(
         f"insert into provisioning.provisioning_log ({', '.join(columns)}) values ({', '.join('?' * len(columns))})",
         [full[c] for c in columns],
@@ -58,7 +62,8 @@ class Verification:
 
 def verify_log(con) -> Verification:
     """Recompute the chain in `seq` order; every break is named by sequence number and log id."""
-    cursor = con.execute(f"select {', '.join(HASHED)}, row_hash from provisioning.provisioning_log order by seq")
+    names = ", ".join([*HASHED, *HASHED_WHEN_SET])
+    cursor = con.execute(f"select {names}, row_hash from provisioning.provisioning_log order by seq")
     names = [d[0] for d in cursor.description]
     problems, prev, expected_seq, count = [], GENESIS, 1, 0
     for values in cursor.fetchall():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -32,9 +33,18 @@ from ..client import (
     UnknownGroupError,
     UnknownUserError,
 )
+from ..client.admin_api import (
+    LICENSE_LIMIT_EXCEEDED,
+    NOT_ALLOWED_TO_MANAGE_GROUP,
+    NOT_ALLOWED_TO_MANAGE_ORG,
+    RATE_LIMITED,
+    TOO_MANY_LICENSE_BREACHES,
+    AtlassianAdminApi,
+)
 from ..clock import Clock, SystemClock
 from . import audit_log
 from .approvals import ApproverPolicy, snapshot_group_members
+from .backends import ADMIN_API, Backends, MembershipBackend, idp_refusal
 from .tables import ACTIONS, PROTECTED_GROUPS, create_provisioning_tables
 
 
@@ -69,9 +79,14 @@ class Provisioner:
         now: datetime | None = None,
         clock: Clock | None = None,
         approvals: ApproverPolicy | None = None,
+        admin_api: AtlassianAdminApi | None = None,
+        admin_managed: list[str] | None = None,
     ):
+        """`admin_api`: the organization's Atlassian Admin API, which changes the groups of workspaces administered
+        from admin.atlassian.com (`admin_managed` names them; None: detected from the latest snapshot)."""
         self.client, self.con = client, con
         self.api = BitbucketApi(client) if client is not None else None
+        self.backends = Backends(con, self.api, admin_api, admin_managed)
         # The client's clock, so a simulated run dates its log and judges expiry on the same time line.
         self.clock = clock or (client.clock if client is not None else SystemClock())
         self.policy = policy or ProvisioningPolicy()
@@ -104,9 +119,14 @@ class Provisioner:
                 "nothing was applied. Raise the cap (max_changes_per_run) or split the batch."
             )
         for request in valid:
+            choice = self.backends.choice(request["workspace_slug"])
+            if choice.problem:
+                self._finish(request, "failed", choice.problem, dry_run=dry_run, backend=choice.backend)
+                continue
             if dry_run:
-                self._log(request, request["action"], "planned", None, "dry run: no call made", dry_run=True)
-                self.report.planned.append(request)
+                note = f"dry run: no call made; {choice.describe()}"
+                self._log(request, request["action"], "planned", None, note, dry_run=True, backend=choice.backend)
+                self.report.planned.append({**request, "backend": choice.describe()})
                 continue
             self._apply(request)
         return self.report
@@ -139,13 +159,20 @@ class Provisioner:
     def reconcile_intents(self) -> None:
         for intent in self._rows("select * from provisioning.provisioning_intents order by recorded_at"):
             request = self._request(intent["request_id"])
-            members = self._live_members(intent["workspace_slug"], intent["group_slug"], refresh=True)
+            ws = intent["workspace_slug"]
+            backend = self.backends.backend(ws)
+            try:
+                key = backend.member_key_of(ws, intent["user_uuid"])
+            except UnknownUserError:
+                key = None  # no longer a member of the workspace: in no group of it either
+            members = self._live_members(backend, ws, intent["group_slug"], refresh=True)
             wanted_present = intent["action"] == "add"
-            if (intent["user_uuid"] in members) == wanted_present:
+            if (key in members) == wanted_present:
                 outcome = "expired" if request["status"] == "applied" and request["action"] == "add" else "applied"
                 self._finish(
                     request, outcome, "the previous run's call had taken effect (reconciled after a crash)",
                     action="expire" if outcome == "expired" else request["action"], user_uuid=intent["user_uuid"],
+                    backend=backend.name,
                 )  # fmt: skip
                 self.report.reconciled.append(request["request_id"])
             else:
@@ -247,29 +274,39 @@ class Provisioner:
         action = action or request["action"]
         log_action = log_action or action
         ws, group = request["workspace_slug"], request["group_slug"]
+        backend = self.backends.backend(ws)
+        finish = partial(self._finish, request, action=log_action, backend=backend.name)
         try:
-            user_uuid = self.api.workspace_member(ws, request["user_id"]).user.uuid
-            members = self._live_members(ws, group)
-        except (UnknownUserError, UnknownGroupError) as exc:
-            what, missing = ("group", group) if isinstance(exc, UnknownGroupError) else ("user", request["user_id"])
-            return self._finish(request, "rejected", f"{what} {missing!r} not found in workspace {ws!r} (live)",
-                                action=log_action, http_status=404)  # fmt: skip
+            user = self.api.workspace_member(ws, request["user_id"]).user
+            refusal = backend.refusal(ws, group)  # known before any call that changes something
+            members = None if refusal else self._live_members(backend, ws, group)
+        except UnknownUserError:
+            missing = f"user {request['user_id']!r} not found in workspace {ws!r} (live)"
+            return finish("rejected", missing, http_status=404)
+        except UnknownGroupError as exc:
+            where = f" ({exc})" if backend.name == ADMIN_API else ""
+            return finish("rejected", f"group {group!r} not found in workspace {ws!r} (live){where}", http_status=404)
         except BitbucketError as exc:
-            return self._finish(request, "failed", _explain(exc), action=log_action, http_status=exc.status)
-        if (user_uuid in members) == (action == "add"):
+            return finish("failed", _explain(exc, group), http_status=exc.status)
+        user_uuid, key = user.uuid, backend.member_key(user)
+        if refusal:
+            return finish("failed", refusal, user_uuid=user_uuid)
+        if key is None:
+            note = f"user {user_uuid} has no Atlassian account id, by which {backend.name} names group members"
+            return finish("failed", note, user_uuid=user_uuid)
+        if (key in members) == (action == "add"):
             state = "already a member" if action == "add" else "not a member"
             outcome = success if log_action == "expire" else "no_change"
-            return self._finish(request, outcome, f"{state}: nothing to do", action=log_action, user_uuid=user_uuid)
+            return finish(outcome, f"{state}: nothing to do", user_uuid=user_uuid)
         self.con.execute(
             "insert or replace into provisioning.provisioning_intents values (?, ?, ?, ?, ?, ?, ?)",
             [request["request_id"], action, ws, group, user_uuid, self.run_id, self.clock.now()],
         )
-        write = self.api.add_group_member if action == "add" else self.api.remove_group_member
+        write = backend.add if action == "add" else backend.remove
         try:
-            change = write(ws, group, user_uuid)
+            change = write(ws, group, key)
         except BitbucketError as exc:
-            return self._finish(request, "failed", _explain(exc), action=log_action, http_status=exc.status,
-                                user_uuid=user_uuid)  # fmt: skip
+            return finish("failed", _explain(exc, group), http_status=exc.status, user_uuid=user_uuid)
         if change.changed or change.retried:
             # The user was not in the wanted state when the intent was recorded: an "already so" answer to a
             # retried call means an earlier try of ours took effect (its response was lost). It is ours, and
@@ -278,11 +315,11 @@ class Provisioner:
             note = (
                 None if change.changed else f"HTTP {change.status} on a retry: an earlier try of this call took effect"
             )
-            (members.add if action == "add" else members.discard)(user_uuid)
+            (members.add if action == "add" else members.discard)(key)
         else:
             outcome = success if log_action == "expire" else "no_change"
             note = "already a member" if action == "add" else "not a member"
-        return self._finish(request, outcome, note, action=log_action, http_status=change.status, user_uuid=user_uuid)
+        return finish(outcome, note, http_status=change.status, user_uuid=user_uuid)
 
     # ---- bookkeeping ----
 
@@ -296,15 +333,17 @@ class Provisioner:
         http_status: int | None = None,
         user_uuid: str | None = None,
         dry_run: bool = False,
+        backend: str | None = None,
     ) -> None:
         """Log the attempt, set the request's status and drop its intent, in one transaction."""
         self.report.outcomes[request["request_id"]] = outcome
         if dry_run:
-            self._log(request, action or request["action"], outcome, http_status, note, dry_run=True)
+            self._log(request, action or request["action"], outcome, http_status, note, dry_run=True, backend=backend)
             return
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self._log(request, action or request["action"], outcome, http_status, note, user_uuid=user_uuid)
+            self._log(request, action or request["action"], outcome, http_status, note, user_uuid=user_uuid,
+                      backend=backend)  # fmt: skip
             self.con.execute(
                 "update provisioning.access_requests set status = ?, status_reason = ?, updated_at = ? "
                 "where request_id = ?",
@@ -319,7 +358,7 @@ class Provisioner:
             raise
 
     def _log(self, request: dict, action: str, outcome: str, http_status: int | None, error: str | None, *,
-             user_uuid: str | None = None, dry_run: bool = False) -> None:  # fmt: skip
+             user_uuid: str | None = None, dry_run: bool = False, backend: str | None = None) -> None:  # fmt: skip
         self.head = audit_log.append(
             self.con,
             {
@@ -337,13 +376,15 @@ class Provisioner:
                 "attempted_at": self.clock.now(),
                 "run_id": self.run_id,
                 "dry_run": dry_run,
+                "backend": backend,
             },
         )
 
-    def _live_members(self, ws: str, group: str, refresh: bool = False) -> set[str]:
+    def _live_members(self, backend: MembershipBackend, ws: str, group: str, refresh: bool = False) -> set[str]:
+        """The group's members as `backend` names them (`{uuid}` or account id), read once per run."""
         key = (ws, group)
         if refresh or key not in self._members:
-            self._members[key] = {user.uuid for user in self.api.group_members(ws, group)}
+            self._members[key] = backend.members(ws, group)
         return self._members[key]
 
     def _request(self, request_id: str) -> dict:
@@ -355,8 +396,22 @@ class Provisioner:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _explain(exc: BitbucketError) -> str:
-    """A reason a person understands for a refusal by Bitbucket."""
+def _explain(exc: BitbucketError, group: str) -> str:
+    """A reason a person understands for a refusal by Bitbucket or by the Atlassian Admin API."""
+    if exc.code == NOT_ALLOWED_TO_MANAGE_GROUP:
+        return idp_refusal(group, str(exc))
+    if exc.code in (LICENSE_LIMIT_EXCEEDED, TOO_MANY_LICENSE_BREACHES):
+        return (
+            f"the Admin API refused: group {group!r} grants an app whose user limit is reached. Raise the app's user "
+            f"limit or free a seat (remove or suspend someone's access to it), then resubmit. {exc}"
+        )
+    if exc.code == NOT_ALLOWED_TO_MANAGE_ORG:
+        return (
+            "the organization API key may not manage groups: create one in admin.atlassian.com with permission to "
+            f"manage users and groups and set it as BITBUCKET_ADMIN_API_KEY. {exc}"
+        )
+    if isinstance(exc, RateLimitExhaustedError) and exc.code == RATE_LIMITED:
+        return f"rate limited by the Atlassian Admin API after every retry; the next run will try again: {exc}"
     if isinstance(exc, MissingScopesError):
         return f"the credential lacks scopes ({', '.join(exc.required)}): {exc}"
     if isinstance(exc, PermissionDeniedError) and "admin.atlassian.com" in str(exc):

@@ -1,5 +1,6 @@
 """A Bitbucket Cloud simulator: a real HTTP server on loopback serving a synthetic organisation."""
 
+from .admin_api import SIM_DIRECTORY_ID, SIM_ORG_API_KEY, SIM_ORG_API_KEY_READ_ONLY, SIM_ORG_ID, OrgKeys
 from .app import (
     SIM_ACCESS_TOKEN,
     SIM_API_TOKEN,
@@ -17,9 +18,14 @@ __all__ = [
     "SIM_ACCESS_TOKEN",
     "SIM_API_TOKEN",
     "SIM_APP_PASSWORD",
+    "SIM_DIRECTORY_ID",
     "SIM_OAUTH_CLIENT_ID",
     "SIM_OAUTH_CLIENT_SECRET",
+    "SIM_ORG_API_KEY",
+    "SIM_ORG_API_KEY_READ_ONLY",
+    "SIM_ORG_ID",
     "Faults",
+    "OrgKeys",
     "RateLimit",
     "Simulator",
     "SimulatorServer",

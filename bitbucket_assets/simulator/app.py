@@ -26,6 +26,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import bbql
+from .admin_api import AdminApi, OrgKeys
 from .auth import (
     GROUPS_READ,
     GROUPS_WRITE,
@@ -120,8 +121,11 @@ class Simulator:
         rate_limit: RateLimit | None = None,
         faults: Faults | None = None,
         removed_status: int = 410,
+        admin_keys: OrgKeys | None = None,
+        admin_page_limit: int = 100,
     ):
         self.org = org
+        self.admin = AdminApi(self, admin_keys, admin_page_limit)
         self.credentials = credentials or default_credentials(org)
         self.rate_limit = rate_limit
         self.faults = faults or Faults()
@@ -228,6 +232,7 @@ class Simulator:
                     scopes=groups_write,
                 )
             )
+        routes += self.admin.routes()  # the Atlassian Admin API (admin_api.py)
         for path in REMOVED_PATHS:
             routes.append(Route(path, self.removed, methods=["GET"]))
         routes += [
@@ -804,7 +809,7 @@ class _FaultsAndLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        is_api = path.startswith(("/2.0/", "/1.0/")) or path in REMOVED_PATHS
+        is_api = path.startswith(("/2.0/", "/1.0/", "/admin/")) or path in REMOVED_PATHS
         record = RequestRecord(time.time(), scope["method"], path, scope.get("query_string", b"").decode(), 0, "")
         fault = None
         faults = self.sim.faults

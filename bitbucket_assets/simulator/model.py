@@ -72,6 +72,10 @@ class Group:
     members: list[str] = field(default_factory=list)  # user uuids, in the order they were added
     permission: str | None = None  # 1.0 "default repository privilege": grants nothing by itself
     auto_add: bool = False
+    # Organization groups (workspaces administered from admin.atlassian.com), as the Admin API sees them:
+    # synced from an identity provider (changes refused), or granting an app whose user limit is reached.
+    idp_synced: bool = False
+    user_limit_reached: bool = False
 
 
 @dataclass(slots=True)

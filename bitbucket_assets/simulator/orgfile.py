@@ -15,11 +15,13 @@ Format (every key but the names optional; identifiers are derived deterministica
     workspaces:
       - slug: acme
         name: Acme
-        admin_managed: false
+        admin_managed: false           # true: administered from admin.atlassian.com (see admin_api.py)
         members: all                   # or a list of {user: KEY, role: owner|member|create-project}
         owners: [ops]
         groups:
           - {slug: developers, name: Developers, members: [ana]}   # members: all is allowed too
+          # In an admin-managed workspace: synced from an identity provider, or granting an app at its user limit.
+          - {slug: idp-team, name: IdP Team, members: [], idp_synced: true, user_limit_reached: false}
         projects:
           - key: PAY
             name: Payments
@@ -177,7 +179,10 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
             for u in group_members:
                 if u not in ws.members:
                     raise fail(gwhere, f"group member {u} is not a member of workspace {slug!r}")
-            ws.groups[g["slug"]] = Group(g["slug"], g.get("name", g["slug"]), group_members, g.get("permission"))
+            ws.groups[g["slug"]] = Group(
+                g["slug"], g.get("name", g["slug"]), group_members, g.get("permission"),
+                idp_synced=bool(g.get("idp_synced")), user_limit_reached=bool(g.get("user_limit_reached")),
+            )  # fmt: skip
 
         def group_ref(ref: str, where: str, ws: Workspace = ws) -> str:
             if ref not in ws.groups:

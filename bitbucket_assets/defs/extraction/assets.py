@@ -42,14 +42,18 @@ CHECK_SPECS = [dg.AssetCheckSpec(check.__name__, asset=CHECKED) for check in ALL
     description="Extract a complete snapshot of Bitbucket Cloud access into the raw tables of DuckDB.",
 )
 def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: BitbucketResource, duckdb: DuckDBResource):
-    client = bitbucket.get_client()
-    options = ExtractionOptions(workspaces=bitbucket.workspace_filter())
+    client, admin_api = bitbucket.get_client(), bitbucket.get_admin_api()
+    options = ExtractionOptions(
+        workspaces=bitbucket.workspace_filter(), admin_api=admin_api, admin_managed=bitbucket.admin_managed()
+    )
     try:
         with duckdb.get_connection() as con:
             result = run_sync(client, con, options, sync_id=context.run.run_id)
             outcomes = [check(con, result.sync_id) for check in ALL_CHECKS]
     finally:
         client.close()
+        if admin_api is not None:
+            admin_api.client.close()
     context.log.info(
         f"sync {result.sync_id}: {len(result.workspaces)} workspace(s), {result.stats['calls']} API calls, "
         f"{result.stats['retries']} retries, {result.stats['rate_limited']} rate-limited responses"
@@ -66,6 +70,7 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
             "rate_limited": result.stats["rate_limited"],
             "calls_by_family": result.stats["calls_by_family"],
             "skipped_workspaces": result.skipped,
+            "group_sources": result.group_sources,
         },
     )
     for table in RAW_TABLES:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from ...client import BitbucketClient, Credentials, credentials_from_values
+from ...client.admin_api import DEFAULT_ADMIN_API_URL, AtlassianAdminApi
 from ...client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL
-from ...settings import SECRET_VARIABLES, Settings, environment_variable_holds
+from ...settings import SECRET_VARIABLES, Settings, comma_list, environment_variable_holds
 
 
 class BitbucketResource(dg.ConfigurableResource):
@@ -25,6 +26,12 @@ class BitbucketResource(dg.ConfigurableResource):
     requests_per_hour: float = 900.0
     max_workers: int = 8
     timeout_seconds: float = 30.0
+    # The Atlassian Admin API, for workspaces administered from admin.atlassian.com (docs/provisioning.md).
+    admin_api_url: str = DEFAULT_ADMIN_API_URL
+    admin_org_id: str | None = None
+    admin_api_key: str | None = None
+    admin_directory_id: str | None = None
+    admin_managed_workspaces: str | None = None  # comma-separated slugs; None: detected from the snapshot
 
     def credentials(self) -> Credentials:
         return credentials_from_values(
@@ -39,8 +46,7 @@ class BitbucketResource(dg.ConfigurableResource):
         )
 
     def workspace_filter(self) -> list[str] | None:
-        items = [w.strip() for w in (self.workspaces or "").split(",") if w.strip()]
-        return items or None
+        return comma_list(self.workspaces)
 
     def get_client(self) -> BitbucketClient:
         return BitbucketClient(
@@ -50,6 +56,18 @@ class BitbucketResource(dg.ConfigurableResource):
             max_workers=self.max_workers,
             timeout=self.timeout_seconds,
         )
+
+    def get_admin_api(self) -> AtlassianAdminApi | None:
+        """The organization's Admin API, when an organization id and API key are set."""
+        if not (self.admin_org_id and self.admin_api_key):
+            return None
+        return AtlassianAdminApi.connect(
+            self.admin_org_id, self.admin_api_key, self.admin_api_url, self.admin_directory_id,
+            requests_per_hour=self.requests_per_hour, max_workers=self.max_workers, timeout=self.timeout_seconds,
+        )  # fmt: skip
+
+    def admin_managed(self) -> list[str] | None:
+        return comma_list(self.admin_managed_workspaces)
 
 
 def bitbucket_resource(settings: Settings) -> BitbucketResource:
@@ -70,5 +88,9 @@ def bitbucket_resource(settings: Settings) -> BitbucketResource:
         username=settings.bitbucket_username,
         workspaces=settings.bitbucket_workspaces,
         requests_per_hour=settings.bitbucket_requests_per_hour,
+        admin_api_url=settings.bitbucket_admin_api_url,
+        admin_org_id=settings.bitbucket_admin_org_id,
+        admin_directory_id=settings.bitbucket_admin_directory_id,
+        admin_managed_workspaces=settings.bitbucket_admin_managed_workspaces,
         **secrets,
     )

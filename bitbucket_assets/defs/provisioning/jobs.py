@@ -25,10 +25,19 @@ def _policy(config: ProvisioningConfig) -> ProvisioningPolicy:
     return ProvisioningPolicy(config.max_approval_age_days, tuple(config.protected_groups), config.max_changes_per_run)
 
 
-def _provisioner(context, config: ProvisioningConfig, client, con) -> Provisioner:
+def _provisioner(context, config: ProvisioningConfig, bitbucket: BitbucketResource, con) -> Provisioner:
     approvals = ApproverPolicy.load(config.approver_policy)
     (context.log.info if approvals.configured else context.log.warning)(approvals.describe())
-    return Provisioner(client, con, _policy(config), run_id=context.run_id, approvals=approvals)
+    admin_api = bitbucket.get_admin_api()  # makes no call until a workspace needs it
+    context.log.info(
+        f"Atlassian Admin API: organization {admin_api.org_id}, for workspaces administered from admin.atlassian.com"
+        if admin_api
+        else "Atlassian Admin API not configured: every workspace's groups are changed through the 1.0 groups API"
+    )
+    return Provisioner(
+        None if config.dry_run else bitbucket.get_client(), con, _policy(config), run_id=context.run_id,
+        approvals=approvals, admin_api=admin_api, admin_managed=bitbucket.admin_managed(),
+    )  # fmt: skip
 
 
 def _summary(context: dg.OpExecutionContext, provisioner: Provisioner, label: str) -> dg.Output:
@@ -43,18 +52,21 @@ def _summary(context: dg.OpExecutionContext, provisioner: Provisioner, label: st
     return dg.Output(None, metadata={**metadata, "log_head": provisioner.head or ""})
 
 
-@dg.op(pool=WRITER_POOL, description="Validate approved pending requests and apply them through the 1.0 groups API.")
+@dg.op(
+    pool=WRITER_POOL,
+    description="Validate approved pending requests and apply them through the 1.0 groups API, or the Atlassian "
+    "Admin API for workspaces administered from admin.atlassian.com.",
+)
 def apply_approved_requests(
     context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
 ):
-    client = None if config.dry_run else bitbucket.get_client()
     with duckdb.get_connection() as con:
-        provisioner = _provisioner(context, config, client, con)
+        provisioner = _provisioner(context, config, bitbucket, con)
         report = provisioner.provision(dry_run=config.dry_run)
     for request in report.planned:
         context.log.info(
             f"plan: {request['action']} {request['user_id']} in {request['workspace_slug']}/{request['group_slug']} "
-            f"(request {request['request_id']}, approved by {request['approved_by']})"
+            f"{request['backend']} (request {request['request_id']}, approved by {request['approved_by']})"
         )
     return _summary(context, provisioner, "dry run" if config.dry_run else "provisioning")
 
@@ -64,7 +76,7 @@ def expire_just_in_time_access(
     context: dg.OpExecutionContext, config: ProvisioningConfig, bitbucket: BitbucketResource, duckdb: DuckDBResource
 ):
     with duckdb.get_connection() as con:
-        provisioner = _provisioner(context, config, bitbucket.get_client(), con)
+        provisioner = _provisioner(context, config.model_copy(update={"dry_run": False}), bitbucket, con)
         provisioner.expire()
     return _summary(context, provisioner, "expiry")
 

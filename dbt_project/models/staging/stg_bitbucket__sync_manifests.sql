@@ -8,6 +8,7 @@ select
     entity_counts,
     api_calls,
     skipped_workspaces,
-    anomalies
+    anomalies,
+    group_sources
 from {{ source('bitbucket_raw', 'syncs') }}
 where status in ('complete', 'pruned')

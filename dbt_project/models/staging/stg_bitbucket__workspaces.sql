@@ -6,6 +6,7 @@ select
     r.name as workspace_name,
     r.is_private,
     r.administrator as synced_as_administrator,
-    r.created_on
+    r.created_on,
+    coalesce(r.group_source, 'bitbucket-1.0') as group_source
 from {{ source('bitbucket_raw', 'workspaces') }} as r
 inner join {{ ref('stg_bitbucket__syncs') }} as s using (sync_id)
