@@ -35,12 +35,14 @@ with duckdb.connect(db) as con:
 """
 
 PER_TRIAL = 5  # requests added before each trial, so every run has work to be killed in
+
+
 def successful_writes(sim, api: str) -> list:
     """Every membership change that took effect, one entry per change, naming the membership."""
     if api == "admin":  # a POST names its user in the body: the simulator keeps the changes themselves
         return list(sim.simulator.admin.changes)
-    ok = (("PUT", 200), ("DELETE", 204))
-    return [r.path for r in list(sim.simulator.request_log) if r.path.startswith("/1.0/") and (r.method, r.status) in ok]
+    ok, log = (("PUT", 200), ("DELETE", 204)), list(sim.simulator.request_log)
+    return [r.path for r in log if r.path.startswith("/1.0/") and (r.method, r.status) in ok]
 
 
 def test_sigkill_part_way_applies_each_request_once(make_sim, warehouse, capsys) -> None:
