@@ -19,7 +19,7 @@ import duckdb
 from . import services
 from .provisioning.requests_import import insert_requests
 from .settings import Settings, load_settings, process_environment
-from .simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
+from .simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Simulator, SimulatorServer, load_organisation
 from .simulator.model import Organisation
 from .warehouse.files import read_copy_path
 
@@ -41,6 +41,10 @@ def demo_settings(server_url: str, operator_email: str, duckdb_path: str) -> Set
         bitbucket_api_token=SIM_API_TOKEN,
         bitbucket_requests_per_hour=1_000_000,  # the demo simulator has no rate limit
         duckdb_path=duckdb_path,
+        # Its workspace administered from admin.atlassian.com goes through the simulated Atlassian Admin API.
+        bitbucket_admin_org_id=SIM_ORG_ID,
+        bitbucket_admin_api_key=SIM_ORG_API_KEY,
+        bitbucket_admin_api_url=server_url,
     )
 
 
@@ -60,7 +64,7 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
             for line in services.sync(settings).lines():
                 echo(line)
             if day == 0:
-                echo("-- two approved requests (one just-in-time) go through the provisioning job")
+                echo("-- approved requests (one just-in-time, one in an admin-managed workspace) are provisioned")
                 with duckdb.connect(settings.duckdb_path) as con:
                     insert_requests(con, demo_requests(org, datetime.now(UTC)), skip_existing=True)
                 for line in services.provision(settings).lines():
@@ -84,6 +88,9 @@ def dagster_environment(settings: Settings, dagster_home: Path, base: dict[str, 
         "BITBUCKET_EMAIL": settings.bitbucket_email or "",
         "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
         "BITBUCKET_REQUESTS_PER_HOUR": str(int(settings.bitbucket_requests_per_hour)),
+        "BITBUCKET_ADMIN_ORG_ID": SIM_ORG_ID,
+        "BITBUCKET_ADMIN_API_KEY": SIM_ORG_API_KEY,
+        "BITBUCKET_ADMIN_API_URL": settings.bitbucket_admin_api_url,
         "DUCKDB_PATH": settings.duckdb_path,
         "DAGSTER_HOME": str(dagster_home),
     }
@@ -118,7 +125,8 @@ def run_dagster_demo(
 
 
 def demo_requests(org: Organisation, now: datetime) -> list[dict]:
-    """Two approved requests on the demo organisation: a just-in-time add and a removal."""
+    """Approved requests on the demo organisation: a just-in-time add and a removal in the first workspace, and an
+    add in a workspace administered from admin.atlassian.com (made through the Atlassian Admin API)."""
     ws = next(iter(org.workspaces.values()))
     group = next(g for g in ws.groups.values() if g.slug not in ("administrators", "contractors") and g.members)
     newcomer = next(u for u, m in ws.members.items() if m.role != "owner" and u not in group.members)
@@ -129,12 +137,21 @@ def demo_requests(org: Organisation, now: datetime) -> list[dict]:
         "approved_by": f"security@{org.name}.example",
         "approved_at": now,
     }
-    return [
+    requests = [
         {**common, "request_id": "demo-jit-1", "user_id": newcomer, "action": "add",
          "expires_at": now + timedelta(days=7), "reason": "on-call cover for one week"},
         {**common, "request_id": "demo-remove-1", "user_id": group.members[0], "action": "remove",
          "expires_at": None, "reason": "moved to another team"},
     ]  # fmt: skip
+    for labs in (w for w in org.workspaces.values() if w.admin_managed):
+        org_group = next((g for g in labs.groups.values() if g.slug != "administrators" and not g.idp_synced), None)
+        joiner = next((u for u in labs.members if org_group and u not in org_group.members), None)
+        if org_group and joiner:
+            requests.append({**common, "workspace_slug": labs.slug, "group_slug": org_group.slug,
+                             "request_id": f"demo-org-{labs.slug}", "user_id": joiner, "action": "add",
+                             "expires_at": None, "reason": "joins the research team"})  # fmt: skip
+        break
+    return requests
 
 
 def closing_lines(result: DemoResult) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 import duckdb
 import requests
 
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_assets.simulator import SIM_API_TOKEN, SIM_ORG_API_KEY
 
 BIN = Path(sys.executable).parent / "bitbucket-access"
 
@@ -51,7 +52,10 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert re.search(r"checks: (\d+) of \1 passed", out)
     assert SIM_API_TOKEN not in out
     assert f"Analysts open: {demo_warehouse.read_copy}" in out
-    assert "provisioning: applied 2," in out  # the demo's two approved requests
+    # The demo's three approved requests; the one in northwind-labs (administered from admin.atlassian.com) went
+    # through the Atlassian Admin API, whose key never shows.
+    assert "provisioning: applied 3," in out
+    assert "demo-org-northwind-labs: add -> applied [atlassian-admin-api]" in out and SIM_ORG_API_KEY not in out
     evidence = demo_warehouse.db.with_name("demo-evidence") / "evidence.html"
     assert f"Evidence pack: {evidence}" in out and evidence.exists()
     assert "bitbucket-access dashboard" in out and "demo --dagster" in out
@@ -60,6 +64,10 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
         repos = con.execute("SELECT count(DISTINCT sync_id) FROM raw.repositories").fetchone()[0]
         changes = con.execute("SELECT count(*) FROM marts.fct_access_changes").fetchone()[0]
     assert statuses == [("complete",)] * 3 and repos == 3
+    with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
+        sources = con.execute("SELECT DISTINCT group_sources FROM raw.syncs").fetchall()
+    expected = {"northwind": "bitbucket-1.0", "northwind-labs": "atlassian-admin-api"}
+    assert [json.loads(s) for (s,) in sources] == [expected]
     assert changes > 0  # the simulated days produced history
     with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM marts.fct_grants").fetchone()[0] > 1000

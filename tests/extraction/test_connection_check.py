@@ -11,8 +11,16 @@ import duckdb
 import pytest
 
 from bitbucket_assets.client import BitbucketClient, Credentials, MissingScopesError, PermissionDeniedError
+from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.connection_check import check_connection
-from bitbucket_assets.simulator import SIM_ACCESS_TOKEN, SIM_API_TOKEN
+from bitbucket_assets.simulator import (
+    SIM_ACCESS_TOKEN,
+    SIM_API_TOKEN,
+    SIM_DIRECTORY_ID,
+    SIM_ORG_API_KEY,
+    SIM_ORG_API_KEY_READ_ONLY,
+    SIM_ORG_ID,
+)
 
 from .test_extraction import sync
 
@@ -131,3 +139,37 @@ def test_an_answer_check_does_not_understand_leaves_provisioning_unknown_not_syn
     assert report.can_sync and report.provisioning == "unknown"
     assert any("HTTP 405" in p for p in report.provisioning_unknown)
     assert report.lines()[-1] == "verdict: ready to sync, provisioning unknown (see above)"
+
+
+def test_admin_managed_workspaces_are_checked_against_the_admin_api(make_sim) -> None:
+    sim = make_sim()
+    bitbucket = client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN))
+
+    def admin(key: str) -> AtlassianAdminApi:
+        return AtlassianAdminApi.connect(SIM_ORG_ID, key, sim.url, requests_per_hour=1e7)
+
+    ready = check_connection(bitbucket, admin(SIM_ORG_API_KEY))
+    assert report_line(ready, "provisioning in tiny-labs") == (
+        "provisioning in tiny-labs: administered from admin.atlassian.com (detected: Bitbucket sends no added_on for "
+        f"its members); through the Atlassian Admin API (organization {SIM_ORG_ID}, directory {SIM_DIRECTORY_ID}): "
+        "the key may change group memberships"
+    )
+    assert ready.lines()[-1] == "verdict: ready to sync and to provision"
+    # The write probe changed nothing, on either API.
+    assert sim.simulator.admin.changes == []
+    assert not [r for r in sim.simulator.request_log if (r.method, r.status) in (("PUT", 200), ("POST", 204))]
+
+    refused = check_connection(bitbucket, admin(SIM_ORG_API_KEY_READ_ONLY))
+    line = report_line(refused, "provisioning in tiny-labs")
+    assert "the Atlassian Admin API refuses: permission denied (HTTP 403)" in line
+    assert "does not have the permission to manage groups" in line and SIM_ORG_API_KEY_READ_ONLY not in line
+    assert refused.lines()[-1] == "verdict: ready to sync and to provision (except in tiny-labs)"
+
+    unset = check_connection(bitbucket, None, admin_managed=["tiny-labs"])
+    assert "named in BITBUCKET_ADMIN_MANAGED_WORKSPACES" in report_line(unset, "provisioning in tiny-labs")
+    assert "set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY" in report_line(unset, "provisioning in tiny-labs")
+
+
+def report_line(report, prefix: str) -> str:
+    [line] = [line for line in report.lines() if line.startswith(prefix)]
+    return line

@@ -15,10 +15,11 @@ from bitbucket_assets.client import (
     PermissionDeniedError,
     ServerError,
 )
+from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.raw_schema import TABLES
 from bitbucket_assets.extraction.sync import run_sync
-from bitbucket_assets.simulator import SIM_API_TOKEN, Faults
+from bitbucket_assets.simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Faults
 from bitbucket_assets.simulator.app import REMOVED_PATHS
 
 RAW = [t for t in TABLES if t != "fetch_log"]
@@ -227,3 +228,31 @@ def test_a_malformed_page_still_fails_loudly(make_sim, tmp_path) -> None:
         sync(sim, tmp_path / "w.duckdb", max_retries=0)
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         assert con.execute("SELECT status FROM raw.syncs").fetchall() == [("failed",)]
+
+
+def test_org_groups_are_read_from_the_admin_api_and_the_manifest_says_so(make_sim, tmp_path) -> None:
+    """tiny-labs is administered from admin.atlassian.com: with an Admin API configured, its group members come
+    from the organization's groups (by account id, turned into Bitbucket users); tiny-co's from /1.0/groups."""
+    sim = make_sim()
+    labs = sim.org.workspaces["tiny-labs"]
+    labs.groups["researchers"].members.append(sim.user("svc").uuid)
+    client = BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=1e7)
+    admin = AtlassianAdminApi.connect(SIM_ORG_ID, SIM_ORG_API_KEY, sim.url, requests_per_hour=1e7)
+    db = str(tmp_path / "w.duckdb")
+    with duckdb.connect(db) as con:
+        result = run_sync(client, con, ExtractionOptions(admin_api=admin))
+        members = con.execute(
+            "select workspace_slug, group_slug, user_uuid from raw.group_members where sync_id = ? "
+            "and workspace_slug = 'tiny-labs' order by all",
+            [result.sync_id],
+        ).fetchall()
+        manifest, calls = con.execute(
+            "select group_sources, api_calls from raw.syncs where sync_id = ?", [result.sync_id]
+        ).fetchone()
+    assert result.group_sources == {"tiny-co": "bitbucket-1.0", "tiny-labs": "atlassian-admin-api"}
+    assert json.loads(manifest) == result.group_sources
+    assert members == sorted(("tiny-labs", "researchers", sim.user(n).uuid) for n in ("ben", "svc"))
+    # The Admin API was asked, and its calls are counted in the manifest with Bitbucket's.
+    searched = [r for r in sim.simulator.request_log if r.path.endswith("/users/search")]
+    assert len(searched) == 1 and searched[0].credential == "org_api_key"
+    assert json.loads(calls)["admin/v2/orgs/*/directories/*/users/search"] == 1
