@@ -80,7 +80,7 @@ def test_provisioning(dashboard_db, monkeypatch) -> None:
     requests = sql(dashboard_db, "select count(*) from provisioning.access_requests")
     applied = sql(dashboard_db, "select count(*) from provisioning.access_requests where status = 'applied'")
     assert metric(app, "Requests") == str(requests) and metric(app, "Applied") == str(applied)
-    assert requests == 3  # the demo's two requests and this test's one
+    assert requests == 4  # the demo's three requests and this test's one
 
 
 def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:
