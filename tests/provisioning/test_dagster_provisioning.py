@@ -110,5 +110,5 @@ def test_cli_provision(make_sim, warehouse) -> None:
     assert dry.returncode == 0, dry.stderr[-1500:]
     assert "r1: add -> planned" in dry.stdout and "r2: add -> rejected" in dry.stdout and writes(sim) == []
     real = subprocess.run([str(exe), "provision"], capture_output=True, text=True, env=env, timeout=120)
-    assert real.returncode == 0 and "r1: add -> applied (HTTP 200)" in real.stdout
+    assert real.returncode == 0 and "r1: add -> applied [bitbucket-1.0] (HTTP 200)" in real.stdout
     assert SIM_API_TOKEN not in real.stdout + real.stderr
