@@ -74,10 +74,14 @@ def main() -> None:
 
 @main.command()
 def sync() -> None:
-    """Extract a snapshot from BITBUCKET_API_URL into DUCKDB_PATH (runs the Dagster job in-process)."""
+    """Extract a snapshot from BITBUCKET_API_URL into DUCKDB_PATH (runs the Dagster job in-process), showing its
+    progress at every checkpoint."""
     from . import services
+    from .progress_display import sync_progress
 
-    for line in _run(services.sync, _settings()).lines():
+    with sync_progress():
+        summary = _run(services.sync, _settings())
+    for line in summary.lines():
         _echo(line)
 
 
@@ -273,9 +277,11 @@ def simulator(port: int, org_name: str, seed: int, rate_limit: str, retry_after:
 @click.option("--org", "org_name", default="demo", show_default=True)
 @click.option(
     "--days",
-    default=3,
+    default=30,
     show_default=True,
-    help="Simulated days: one sync per day, the organisation evolving between.",
+    type=click.IntRange(2, 366),
+    help="Days of history ending today: one sync per day (all but today's on a simulated clock), the "
+    "organisation evolving between.",
 )
 @click.option(
     "--dagster",

@@ -1,4 +1,4 @@
-"""`bitbucket-access demo`: the whole pipeline against the built-in simulator, one sync per simulated day.
+"""`bitbucket-access demo`: the whole pipeline against the built-in simulator, a month of daily snapshots.
 
 The demo's settings are built only from what it passes (the simulator's URL and token, the warehouse
 file): a user's own `BITBUCKET_*` variables never reach it, and it never changes the process environment.
@@ -17,6 +17,13 @@ from pathlib import Path
 import duckdb
 
 from . import services
+from .client import BitbucketClient
+from .client.admin_api import AtlassianAdminApi
+from .clock import SimulatedClock
+from .extraction.extract import ExtractionOptions
+from .extraction.sync import run_sync
+from .provisioning.approvals import ApproverPolicy
+from .provisioning.engine import Provisioner
 from .provisioning.requests_import import insert_requests
 from .settings import Settings, load_settings, process_environment
 from .simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Simulator, SimulatorServer, load_organisation
@@ -49,31 +56,89 @@ def demo_settings(server_url: str, operator_email: str, duckdb_path: str) -> Set
 
 
 def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[str], None]) -> DemoResult:
-    """Serve the organisation, sync once per simulated day (the organisation evolving between), provision two
-    approved requests after the first sync, and write an evidence pack over the run."""
-    # Today's date as the company's clock, so "last accessed" and dormancy read naturally in the demo.
-    org = load_organisation(org_name, now=datetime.now(UTC).replace(microsecond=0))
+    """A warehouse with `days` daily snapshots ending today. Every day but the last is extracted over HTTP by the
+    real extraction on a simulated clock dated that day (the organisation evolving between days), with approved
+    requests provisioned on the third day and just-in-time grants expired when due; the last day is the Dagster
+    sync job on the real clock, whose dbt build folds every day in, as it does after a downtime. Then an evidence
+    pack over the whole period."""
+    if days < 2:
+        raise services.CommandError("the demo needs at least 2 days: simulated ones, then today's sync")
+    database = fresh_demo_database(duckdb_path)
+    today = datetime.now(UTC).replace(microsecond=0)
+    first = (today - timedelta(days=days - 1)).replace(hour=5, minute=0, second=0)
+    org = load_organisation(org_name, now=first)
+    provisioning_day = min(2, days - 2)
     with SimulatorServer(Simulator(org)) as server:
-        settings = demo_settings(server.url, org.users[org.operator_uuid].email, duckdb_path or DEMO_DATABASE)
+        settings = demo_settings(server.url, org.users[org.operator_uuid].email, str(database))
+        settings.ensure_warehouse_directory()
         echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
-        started = datetime.now(UTC)
-        for day in range(days):
+        for day in range(days - 1):
             if day:
-                changes = server.simulator.advance(days=1, churn=0.02)
-                echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
-            for line in services.sync(settings).lines():
+                _advance(server.simulator, org, echo)
+            for line in _simulated_day(settings, org, day == provisioning_day):
                 echo(line)
-            if day == 0:
-                echo("-- approved requests (one just-in-time, one in an admin-managed workspace) are provisioned")
-                with duckdb.connect(settings.duckdb_path) as con:
-                    insert_requests(con, demo_requests(org, datetime.now(UTC)), skip_existing=True)
-                for line in services.provision(settings).lines():
-                    echo(line)
+        _advance(server.simulator, org, echo)
+        echo(f"-- {today:%Y-%m-%d} (today): the Dagster sync job, whose dbt build takes in every day above")
+        for line in services.sync(settings).lines():
+            echo(line)
         calls = len(server.simulator.request_log)
     echo(f"{calls} API calls answered by the simulator.")
-    evidence_dir = Path(settings.duckdb_path).with_name(Path(settings.duckdb_path).stem + "-evidence")
-    pack = services.evidence(settings, started - timedelta(days=1), datetime.now(UTC), str(evidence_dir), replace=True)
+    evidence_dir = database.with_name(database.stem + "-evidence")
+    pack = services.evidence(settings, first - timedelta(days=1), datetime.now(UTC), str(evidence_dir), replace=True)
     return DemoResult(settings, pack.report, calls)
+
+
+def _advance(simulator: Simulator, org: Organisation, echo: Callable[[str], None]) -> None:
+    changes = simulator.advance(days=1, churn=0.02)
+    echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
+
+
+def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> list[str]:
+    """One day of the past on a clock that starts at the organisation's date: a sync (the real extraction, over
+    HTTP), the expiry of just-in-time grants that are due, and on one day the demo's approved requests."""
+    clock = SimulatedClock(org.now)
+    client = BitbucketClient(settings.credentials, settings.bitbucket_api_url,
+                             requests_per_hour=settings.bitbucket_requests_per_hour, clock=clock)  # fmt: skip
+    admin = AtlassianAdminApi.connect(
+        settings.bitbucket_admin_org_id, SIM_ORG_API_KEY, settings.bitbucket_admin_api_url,
+        requests_per_hour=settings.bitbucket_requests_per_hour, clock=clock,
+    )  # fmt: skip
+    lines = []
+    try:
+        with duckdb.connect(settings.duckdb_path) as con:
+            result = run_sync(client, con, ExtractionOptions(admin_api=admin))
+            lines.append(
+                f"sync {result.sync_id} complete: workspaces {', '.join(result.workspaces)} "
+                f"(dated {clock.now():%Y-%m-%d %H:%M} UTC on a simulated clock; {result.stats['calls']} API calls)"
+            )
+            policy = ApproverPolicy()
+            expiry = Provisioner(client, con, approvals=policy, admin_api=admin)
+            expiry.expire()
+            if expiry.report.outcomes:
+                lines += services.provisioning_summary(con, expiry.run_id, False, policy.describe()).lines()
+            if provision:
+                lines.append("-- approved requests (one just-in-time, one in an admin-managed workspace)")
+                insert_requests(con, demo_requests(org, clock.now()), skip_existing=True)
+                run = Provisioner(client, con, approvals=policy, admin_api=admin)
+                run.provision()
+                lines += services.provisioning_summary(con, run.run_id, False, policy.describe()).lines()
+    finally:
+        client.close()
+        admin.client.close()
+    return lines
+
+
+def fresh_demo_database(duckdb_path: str | None) -> Path:
+    """The demo writes a warehouse of its own, afresh each time: the default one is replaced; a DUCKDB_PATH that
+    already exists is refused rather than overwritten (it may be someone's real warehouse)."""
+    database = Path(duckdb_path or DEMO_DATABASE).resolve()
+    if duckdb_path and database.exists():
+        raise services.CommandError(
+            f"DUCKDB_PATH {database} exists: the demo writes a new warehouse, choose a file that does not exist"
+        )
+    for old in (database, read_copy_path(str(database)), database.with_name(database.name + ".wal")):
+        Path(old).unlink(missing_ok=True)
+    return database
 
 
 def dagster_environment(settings: Settings, dagster_home: Path, base: dict[str, str]) -> dict[str, str]:

@@ -190,17 +190,22 @@ def provision(
         result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
     if not result.success:
         raise CommandError(_failure_message(result))
+    approvals = ApproverPolicy.load(settings.bitbucket_approver_policy).describe()
     with _connect(settings.duckdb_path, read_only=True) as con:
-        log = con.execute(
-            "select request_id, action, outcome, http_status, coalesce(error, ''), backend "
-            "from provisioning.provisioning_log where run_id = ? order by attempted_at",
-            [result.run_id],
-        ).fetchall()
-        head = con.execute("select arg_max(row_hash, seq) from provisioning.provisioning_log").fetchone()[0]
+        return provisioning_summary(con, result.run_id, dry_run, approvals)
+
+
+def provisioning_summary(con: duckdb.DuckDBPyConnection, run_id: str, dry_run: bool, approvals: str):
+    """What one provisioning run did, from the log (the durable record)."""
+    log = con.execute(
+        "select request_id, action, outcome, http_status, coalesce(error, ''), backend "
+        "from provisioning.provisioning_log where run_id = ? order by seq",
+        [run_id],
+    ).fetchall()
+    head = con.execute("select arg_max(row_hash, seq) from provisioning.provisioning_log").fetchone()[0]
     names = ("planned", "rejected") if dry_run else OUTCOMES
     outcomes = {name: sum(1 for row in log if row[2] == name) for name in names}
-    approvals = ApproverPolicy.load(settings.bitbucket_approver_policy).describe()
-    return ProvisioningSummary(result.run_id, dry_run, outcomes, log, head, approvals)
+    return ProvisioningSummary(run_id, dry_run, outcomes, log, head, approvals)
 
 
 def verify_provisioning_log(settings: Settings):

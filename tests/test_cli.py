@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -46,8 +47,9 @@ def test_simulator_command_serves_an_organisation() -> None:
 
 def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     out = demo_warehouse.stdout
+    # Two simulated days and today's Dagster sync, whose dbt build folds all three in.
     assert out.count("complete: workspaces northwind, northwind-labs") == 3
-    assert "raw/repositories: 200 rows" in out  # day 1; later days have the new repositories
+    assert out.count("on a simulated clock") == 2 and "(today): the Dagster sync job" in out
     assert "marts/fct_grants:" in out and "FAILED" not in out
     assert re.search(r"checks: (\d+) of \1 passed", out)
     assert SIM_API_TOKEN not in out
@@ -63,7 +65,15 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
         statuses = con.execute("SELECT status FROM raw.syncs").fetchall()
         repos = con.execute("SELECT count(DISTINCT sync_id) FROM raw.repositories").fetchone()[0]
         changes = con.execute("SELECT count(*) FROM marts.fct_access_changes").fetchone()[0]
+        days = con.execute("SELECT list(CAST(synced_at AS DATE) ORDER BY synced_at) FROM marts.fct_sync_summary")
+        days = days.fetchone()[0]
+        first_repositories = con.execute(
+            "SELECT count(*) FROM raw.repositories WHERE sync_id = (SELECT arg_min(sync_id, started_at) FROM raw.syncs)"
+        ).fetchone()[0]
     assert statuses == [("complete",)] * 3 and repos == 3
+    # One snapshot a day, ending today; the first day holds the company as generated (later days add repositories).
+    assert [(d - days[0]).days for d in days] == [0, 1, 2] and days[-1] == datetime.now(UTC).date()
+    assert first_repositories == 200
     with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
         sources = con.execute("SELECT DISTINCT group_sources FROM raw.syncs").fetchall()
     expected = {"northwind": "bitbucket-1.0", "northwind-labs": "atlassian-admin-api"}

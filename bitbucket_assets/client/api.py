@@ -142,6 +142,7 @@ class Page(Generic[T]):
 
     items: list[T]
     next_url: str | None
+    size: int | None = None  # the whole list's length, when Bitbucket sends it
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,7 @@ class BitbucketApi:
 
     def first_repository(self, slug: str) -> Repository | None:
         path = f"/2.0/repositories/{_seg(slug)}"
-        for values, _ in self.client.pages(path, {"pagelen": 1}, workspace=slug):
+        for values, _, _ in self.client.pages(path, {"pagelen": 1}, workspace=slug):
             return _repository(values[0], path) if values else None
         return None
 
@@ -359,8 +360,8 @@ class BitbucketApi:
     def _pages(
         self, path: str, slug: str, resume_from: str | None, parse: Callable[[Any, str], T]
     ) -> Iterator[Page[T]]:
-        for number, (values, next_url) in enumerate(self.client.pages(resume_from or path, workspace=slug), 1):
-            yield Page(self._parse(values, parse, path, number, slug), next_url)
+        for number, (values, next_url, size) in enumerate(self.client.pages(resume_from or path, workspace=slug), 1):
+            yield Page(self._parse(values, parse, path, number, slug), next_url, size)
 
     def _entries(self, path: str, slug: str, parse: Callable[[Any, str], T]) -> list[T]:
         """Every entry of every page of a 2.0 list."""

@@ -67,6 +67,11 @@ class CallStats:
     def total(self) -> int:
         return sum(self.calls.values())
 
+    def snapshot(self) -> tuple[int, int]:
+        """(calls, 429s) so far, consistent with each other."""
+        with self._lock:
+            return sum(self.calls.values()), self.rate_limited
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "calls": self.total,
@@ -149,8 +154,9 @@ class BitbucketClient:
 
     def pages(
         self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None
-    ) -> Iterator[tuple[list, str | None]]:
-        """Every page of a 2.0 list as `(values, next)`, following `next` (opaque) until it is absent.
+    ) -> Iterator[tuple[list, str | None, int | None]]:
+        """Every page of a 2.0 list as `(values, next, size)`, following `next` (opaque) until it is absent; `size`
+        is the list's length when Bitbucket sends it (not every list does).
 
         `path` may also be a `next` URL kept from an earlier run: the list then continues from there.
         """
@@ -165,11 +171,12 @@ class BitbucketClient:
                 raise MalformedResponseError(
                     f"page {page} has no `values` list", endpoint=_path(url), workspace=workspace
                 )
+            size = body.get("size") if isinstance(body.get("size"), int) else None
             url, query, page = body.get("next"), None, page + 1
-            yield values, url
+            yield values, url, size
 
     def paginate(self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None) -> Iterator:
-        for values, _ in self.pages(path, params, workspace=workspace):
+        for values, _, _ in self.pages(path, params, workspace=workspace):
             yield from values
 
     def request(

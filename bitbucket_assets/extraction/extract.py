@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import BitbucketApi, PermissionDeniedError
@@ -36,6 +36,7 @@ from ..client.api import (
     WorkspaceAccess,
     WorkspaceMember,
 )
+from .progress import Listener, SyncProgress
 from .snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ ADMIN_GROUPS = "atlassian-admin-api"
 class ExtractionOptions:
     workspaces: list[str] | None = None  # slugs or {uuid}s; None: every workspace the credential sees
     effective_permissions: bool = True  # Bitbucket's own effective permissions, when the caller is admin
+    progress: list[Listener] = field(default_factory=list)  # told at every checkpoint (progress.py)
     # Workspaces administered from admin.atlassian.com read their group members from the organization's groups
     # through the Admin API, when one is given. `admin_managed`: their slugs; None: detected (no member has
     # `added_on`, which Bitbucket omits for such workspaces).
@@ -106,10 +108,11 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
     selection = select_workspaces(api, options.workspaces)
     for slug, reason in selection.skipped.items():
         log.warning("workspace %s skipped: %s", slug, reason)
+    progress = SyncProgress(api.client, options.progress)
     with ThreadPoolExecutor(max_workers=api.client.max_workers, thread_name_prefix="bitbucket") as pool:
         try:
             for access in selection.covered:
-                _WorkspaceExtractor(api, writer, pool, access, options).run()
+                _WorkspaceExtractor(api, writer, pool, access, options, progress).run()
         except BaseException:
             api.client.interrupt()  # workers waiting on pacing or backoff stop now instead of finishing their waits
             raise
@@ -117,8 +120,10 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
 
 
 class _WorkspaceExtractor:
-    def __init__(self, api: BitbucketApi, writer: SnapshotWriter, pool, access: WorkspaceAccess, options):
+    def __init__(self, api: BitbucketApi, writer: SnapshotWriter, pool, access: WorkspaceAccess, options,
+                 progress: SyncProgress):  # fmt: skip
         self.api, self.writer, self.pool, self.options = api, writer, pool, options
+        self.progress = progress
         self.admin = access.administrator
         self.slug = access.slug
         self.base: dict[str, Any] = {}
@@ -129,6 +134,7 @@ class _WorkspaceExtractor:
         else:
             self._members_and_groups()
             self.writer.checkpoint(self.slug, "members", None)
+            self.progress.stage_done(self.slug, "members")
         self._paged("projects", self.api.project_pages, self._projects_page)
         self._paged("repositories", self.api.repository_pages, self._repositories_page)
         if self.options.effective_permissions and self.admin:
@@ -142,6 +148,7 @@ class _WorkspaceExtractor:
         for page in pages(self.slug, start):
             handle(page.items)
             self.writer.checkpoint(self.slug, stage, page.next_url)
+            self.progress.page(self.slug, stage, page)
 
     def _members_and_groups(self) -> None:
         add, slug = self.writer.add, self.slug

@@ -3,7 +3,8 @@ workspaces administered from admin.atlassian.com (their groups are organization 
 
 The choice is per workspace (`BackendChoice`): named in `BITBUCKET_ADMIN_MANAGED_WORKSPACES`, or, when that is
 unset, detected from the latest snapshot (`marts.dim_workspaces.user_management`: Bitbucket omits `added_on`
-for the members of such workspaces). A workspace named there while no Admin API is configured cannot be
+for the members of such workspaces), or from the first page of members when no built snapshot has the
+workspace yet. A workspace named there while no Admin API is configured cannot be
 changed, and its requests fail saying which variables to set; a detected one falls back to the 1.0 API, which
 may still accept the change.
 
@@ -172,8 +173,8 @@ class Backends:
                 return BackendChoice(ADMIN_API, why, problem)
             return BackendChoice(ADMIN_API, f"{why}; organization {self.admin.org_id}")
         if not self._detected(workspace):
-            return BackendChoice(CLASSIC, "managed in Bitbucket, as the latest snapshot shows")
-        why = "administered from admin.atlassian.com, as the latest snapshot shows"
+            return BackendChoice(CLASSIC, "managed in Bitbucket, as its members show")
+        why = "administered from admin.atlassian.com, as its members show"
         if self.admin is None:
             return BackendChoice(CLASSIC, f"{why}; no Admin API configured, so the 1.0 API is tried and may refuse")
         return BackendChoice(ADMIN_API, f"{why}; organization {self.admin.org_id}")
@@ -184,8 +185,14 @@ class Backends:
                 "select user_management from marts.dim_workspaces where workspace_slug = ?", [workspace]
             ).fetchone()
         except duckdb.CatalogException:
-            return False  # no warehouse yet
-        return bool(row) and row[0] == "atlassian_admin"
+            row = None
+        if row:
+            return row[0] == "atlassian_admin"
+        if self.api is None:  # a plan makes no call: without a snapshot, the workspace counts as classic
+            return False
+        # Not in a built snapshot yet: the same sign, read live from the first page of members.
+        sample = self.api.workspace_members_sample(workspace)
+        return bool(sample) and all(member.added_on is None for member in sample)
 
     def _group_names(self) -> dict[tuple[str, str], str]:
         try:

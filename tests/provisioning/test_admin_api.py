@@ -61,7 +61,7 @@ def test_the_dry_run_plan_names_the_api_each_change_would_use(make_sim, warehous
 
     rows = log_with_backend(warehouse)
     assert rows["classic"][1:3] == ("planned", "bitbucket-1.0")
-    assert "via the Bitbucket 1.0 groups API (managed in Bitbucket" in rows["classic"][3]
+    assert "via the Bitbucket 1.0 groups API (managed in Bitbucket, as its members show)" in rows["classic"][3]
     assert rows["org"][1:3] == ("planned", "atlassian-admin-api")
     assert "via the Atlassian Admin API (administered from admin.atlassian.com" in rows["org"][3]
     assert sim.simulator.request_log == []  # a plan calls nothing, on either API

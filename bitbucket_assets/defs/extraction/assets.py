@@ -5,6 +5,7 @@ from dagster_duckdb import DuckDBResource
 
 from ...extraction.checks import ALL_CHECKS
 from ...extraction.extract import ExtractionOptions
+from ...extraction.progress import to_python_log
 from ...extraction.raw_schema import TABLES
 from ...extraction.sync import run_sync
 from ...warehouse.files import WRITER_POOL
@@ -44,8 +45,10 @@ CHECK_SPECS = [dg.AssetCheckSpec(check.__name__, asset=CHECKED) for check in ALL
 def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: BitbucketResource, duckdb: DuckDBResource):
     client, admin_api = bitbucket.get_client(), bitbucket.get_admin_api()
     options = ExtractionOptions(
-        workspaces=bitbucket.workspace_filter(), admin_api=admin_api, admin_managed=bitbucket.admin_managed()
-    )
+        workspaces=bitbucket.workspace_filter(), admin_api=admin_api, admin_managed=bitbucket.admin_managed(),
+        # At every checkpoint: a line in the run's log, and the event for a terminal running the job in-process.
+        progress=[lambda event: context.log.info(event.line()), to_python_log],
+    )  # fmt: skip
     try:
         with duckdb.get_connection() as con:
             result = run_sync(client, con, options, sync_id=context.run.run_id)

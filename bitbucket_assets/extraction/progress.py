@@ -1,0 +1,108 @@
+"""Progress of a sync, reported at every checkpoint: a sync of a large organisation runs for hours at Bitbucket's
+pace, and whoever watches it (a terminal, Dagster's run log) should see where it is and how long is left.
+
+An event per committed page says the workspace, the stage (members, projects, repositories, effective), pages
+done of expected (from the list's `size`, when Bitbucket sends it), calls and 429s so far, seconds spent waiting
+for the pacing budget, and an estimate of the time left in the stage at that budget. Listeners decide how to
+show it (`ProgressEvent.line()` is the plain form).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..client import BitbucketClient
+from ..client.api import Page
+
+log = logging.getLogger(__name__)
+# Every event as a log record (`extra={"progress": event}`): how a process running the sync in-process (the CLI
+# running the Dagster job) shows progress without Dagster in between.
+EVENTS = logging.getLogger("bitbucket_assets.progress")
+
+PAGE_LENGTH = 100  # what a sync asks for (`pagelen`)
+# Each entry of these lists costs its permission lists (users and groups), in this rate-limit bucket.
+LISTS_PER_ENTRY = {"projects": 2, "repositories": 2, "effective": 0}
+BUCKET = {"projects": "api", "repositories": "repositories", "effective": "api", "members": "api"}
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    workspace: str
+    stage: str  # members | projects | repositories | effective
+    pages_done: int
+    pages_expected: int | None  # None: the list does not say how long it is
+    calls: int  # HTTP calls of the whole sync so far
+    rate_limited: int  # 429 answers so far
+    paced_seconds: float  # time spent waiting for the pacing budget so far
+    eta_seconds: float | None  # time left in this stage at the pacing budget; None when unknown
+    finished: bool = False  # the stage is complete
+
+    def line(self) -> str:
+        of = f"/{self.pages_expected}" if self.pages_expected is not None else ""
+        state = "done" if self.finished else f"page {self.pages_done}{of}"
+        eta = "" if self.eta_seconds is None or self.finished else f", about {_duration(self.eta_seconds)} left"
+        return (
+            f"{self.workspace}: {self.stage} {state}; {self.calls} calls, {self.rate_limited} rate-limited, "
+            f"{_duration(self.paced_seconds)} paced{eta}"
+        )
+
+
+Listener = Callable[[ProgressEvent], None]
+
+
+class SyncProgress:
+    """Turns checkpoints into `ProgressEvent`s for `listeners`; a listener that fails never stops the sync."""
+
+    def __init__(self, client: BitbucketClient, listeners: Iterable[Listener] = ()):
+        self.client = client
+        self.listeners = list(listeners)
+        self._pages: dict[tuple[str, str], int] = {}
+        self._expected: dict[tuple[str, str], int | None] = {}
+
+    def page(self, workspace: str, stage: str, page: Page) -> None:
+        """A page of `stage` and everything fetched for it was committed."""
+        key = (workspace, stage)
+        done = self._pages[key] = self._pages.get(key, 0) + 1
+        if key not in self._expected:  # the first page of this run says how long the list is
+            self._expected[key] = math.ceil(page.size / PAGE_LENGTH) if page.size is not None else None
+        expected = self._expected[key]
+        if expected is not None and done > expected:  # the list grew while it was read
+            expected = self._expected[key] = done
+        eta = None
+        if expected is not None and page.size is not None:
+            entries_left = max(0, page.size - done * PAGE_LENGTH)
+            calls_left = (expected - done) + entries_left * LISTS_PER_ENTRY.get(stage, 0)
+            eta = calls_left * self.client.buckets[BUCKET.get(stage, "api")].interval
+        self._emit(workspace, stage, done, expected, eta, finished=page.next_url is None)
+
+    def stage_done(self, workspace: str, stage: str) -> None:
+        """A stage without pages of its own (the members and groups of a workspace) was committed."""
+        self._emit(workspace, stage, 1, 1, None, finished=True)
+
+    def _emit(self, workspace: str, stage: str, done: int, expected: int | None, eta: float | None, *,
+              finished: bool) -> None:  # fmt: skip
+        calls, limited = self.client.stats.snapshot()
+        paced = sum(bucket.waited for bucket in self.client.buckets.values())
+        event = ProgressEvent(workspace, stage, done, expected, calls, limited, paced, eta, finished)
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # showing progress must never cost the snapshot
+                log.exception("a progress listener failed")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def to_python_log(event: ProgressEvent) -> None:
+    """A listener: the event to `EVENTS` (INFO), for whoever attached a handler there."""
+    EVENTS.info(event.line(), extra={"progress": event})
