@@ -1,18 +1,26 @@
-"""Bitbucket access dashboard: overview, who has access, a person, changes, risks, provisioning.
+"""Bitbucket access dashboard: overview, who has access (a resource), a person, changes, risks, provisioning.
 
-Run with `bitbucket-access dashboard` (or `streamlit run bitbucket_assets/dashboard/app.py`).
+Run with `bitbucket-access dashboard` (or `streamlit run bitbucket_assets/dashboard/app.py`). The page, the
+workspace, the snapshot date and each page's choice live in the URL, so any view can be linked; tables download
+as CSV named after the view and its parameters; people and resources link to their pages.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from bitbucket_assets.dashboard import data
+from bitbucket_assets.reporting.safe_text import spreadsheet_cell
 
 PAGES = ("Overview", "Who has access", "Person", "Changes", "Risks", "Provisioning")
+ALL = "All workspaces"
+TABLE_ROWS = 300  # rows shown as a linked table; the download holds them all
 
 st.set_page_config(page_title="Bitbucket access", layout="wide")
 if data.sign_in_required():
@@ -26,86 +34,206 @@ if data.sign_in_required():
     st.sidebar.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'you'}")
     if st.sidebar.button("Sign out"):
         st.logout()
-requested = st.query_params.get("page", "Overview")
-page = st.sidebar.radio("Page", PAGES, index=PAGES.index(requested) if requested in PAGES else 0, key="page")
-st.sidebar.caption(f"Warehouse (read copy): `{data.warehouse_path()}`")
 
 
-def end_of(day) -> datetime:
+# ---- the view's state, kept in the URL ----
+
+
+def param(name: str, default: str | None = None) -> str | None:
+    return st.query_params.get(name, default)
+
+
+def choose(label: str, options: list, name: str, fmt=str):
+    """A select box whose choice is the URL parameter `name` (kept when the URL names an option)."""
+    wanted = param(name)
+    keys = [str(o) for o in options]
+    index = keys.index(wanted) if wanted in keys else 0
+    choice = st.sidebar.selectbox(label, options, index=index, format_func=fmt, key=f"pick_{name}")
+    st.query_params[name] = str(choice)
+    return choice
+
+
+def link(page: str, **extra: str) -> str:
+    """A relative link to `page` with the current workspace and date, plus `extra` parameters."""
+    keep = {k: st.query_params[k] for k in ("ws", "as_of") if k in st.query_params}
+    return "?" + urlencode({"page": page, **keep, **extra})
+
+
+def end_of(day: date) -> datetime:
     return datetime.combine(day, time.max).replace(tzinfo=UTC)
 
 
+def md(text) -> str:
+    """Text from Bitbucket (a display name, a slug) made inert in a Markdown cell."""
+    text = "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$])", r"\\\1", text.replace("\n", " "))
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps as `YYYY-MM-DD HH:MM UTC`, not ISO strings with microseconds."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M UTC").fillna("")
+    return out
+
+
+def download(frame: pd.DataFrame, view: str, **parameters) -> None:
+    """The whole table as CSV (cells made inert for spreadsheets), named after the view and its parameters."""
+    parts = [view, *(str(v) for v in parameters.values() if v)]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") + ".csv"
+    safe = readable(frame).map(lambda v: spreadsheet_cell(v) if isinstance(v, str) else v)
+    st.download_button(f"Download {len(frame)} rows (CSV)", safe.to_csv(index=False), file_name=name,
+                       mime="text/csv", key=f"download_{view}")  # fmt: skip
+
+
+def linked_table(frame: pd.DataFrame) -> None:
+    """A static table whose Markdown cells hold links (the first TABLE_ROWS rows; the download has them all)."""
+    st.table(frame.head(TABLE_ROWS))
+    if len(frame) > TABLE_ROWS:
+        st.caption(f"First {TABLE_ROWS} of {len(frame)} rows: download the CSV for all of them.")
+
+
+requested = param("page", "Overview")
+page = st.sidebar.radio("Page", PAGES, index=PAGES.index(requested) if requested in PAGES else 0, key="page")
+st.query_params["page"] = page
+
 try:
+    spaces = data.workspaces()
+    chosen_ws = choose("Workspace", [ALL, *spaces], "ws")
+    workspace = None if chosen_ws == ALL else chosen_ws
+    days = data.snapshot_dates()
+    if not days:
+        raise FileNotFoundError("the warehouse holds no complete sync yet: run `bitbucket-access sync` first")
+    as_of_day = choose("Snapshot date", days, "as_of", fmt=lambda d: f"{d:%Y-%m-%d}")
+    as_of = end_of(as_of_day)
+    st.sidebar.caption(f"As of the end of {as_of_day:%Y-%m-%d} (UTC): what the last sync that day saw.")
+    st.sidebar.caption(f"Warehouse (read copy): `{data.warehouse_path()}`")
+    scope = workspace or "every workspace"
+
     if page == "Overview":
         st.title("Overview")
-        series = data.snapshots_over_time()
-        latest = series.iloc[-1]
-        cols = st.columns(5)
-        for col, name in zip(
-            cols, ("users", "groups", "repositories", "owners_and_admins", "grant_paths"), strict=True
-        ):
-            col.metric(name.replace("_", " ").capitalize(), int(latest[name]))
-        long = series.melt("synced_at", var_name="measure", value_name="count")
-        chart = alt.Chart(long).mark_line(point=True).encode(x="synced_at:T", y="count:Q", color="measure:N")
-        st.altair_chart(chart, use_container_width=True)
-        first, last = series.synced_at.min(), series.synced_at.max()
-        st.caption(f"{len(series)} snapshots, from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC")
+        series = data.trends(workspace)
+        shown = series[series.synced_at <= pd.Timestamp(as_of)]
+        latest = shown.iloc[-1] if len(shown) else series.iloc[0]
+        cols = st.columns(len(data.MEASURES))
+        for col, (name, title) in zip(cols, data.MEASURES.items(), strict=True):
+            col.metric(title, f"{int(latest[name]):,}")
+        st.caption(
+            f"{scope}, at the last sync of {as_of_day:%Y-%m-%d}; {len(series)} snapshots from "
+            f"{series.synced_at.min():%Y-%m-%d} to {series.synced_at.max():%Y-%m-%d}"
+        )
+        marker = (
+            alt.Chart(pd.DataFrame({"as_of": [pd.Timestamp(as_of)]})).mark_rule(strokeDash=[4, 4]).encode(x="as_of:T")
+        )
+        grid = st.columns(3)
+        for i, (name, title) in enumerate(data.MEASURES.items()):
+            line = (
+                alt.Chart(series)
+                .mark_line(point=True)
+                .encode(
+                    x=alt.X("synced_at:T", title=None, axis=alt.Axis(format="%b %d")),
+                    y=alt.Y(f"{name}:Q", title=None, scale=alt.Scale(zero=False)),
+                    tooltip=[alt.Tooltip("synced_at:T", title="snapshot", format="%Y-%m-%d %H:%M"), name],
+                )
+            )
+            grid[i % 3].altair_chart((line + marker).properties(title=title, height=180), width="stretch")
+        per_day = data.changes_per_day(workspace)
+        bars = (
+            alt.Chart(per_day)
+            .mark_bar()
+            .encode(
+                x=alt.X("day:T", title=None, axis=alt.Axis(format="%b %d")),
+                y=alt.Y("changes:Q", title=None),
+                color=alt.Color("change:N", title="kind"),
+                tooltip=["day:T", "change:N", "changes:Q"],
+            )
+        )
+        grid[len(data.MEASURES) % 3].altair_chart(bars.properties(title="Changes per day", height=180),
+                                                  width="stretch")  # fmt: skip
 
     elif page == "Who has access":
         st.title("Who has access")
-        options = data.resources()
-        labels = [f"{r.workspace_slug} / {r.resource_type} / {r.resource_key}" for r in options.itertuples()]
-        choice = st.selectbox("Repository or project", labels, key="resource")
-        day = st.date_input("As of", datetime.now(UTC).date(), key="as_of")
-        ws, kind, key = choice.split(" / ")
-        table = data.who_has_access(ws, kind, key, end_of(day))
+        options = data.resources(workspace)
+        keys = [f"{r.workspace_slug}|{r.resource_type}|{r.resource_key}" for r in options.itertuples()]
+        if not keys:
+            st.info(f"No repository or project in {scope}.")
+            st.stop()
+        resource = choose("Repository or project", keys, "resource", fmt=lambda k: " / ".join(k.split("|")))
+        ws, kind, key = resource.split("|")
+        st.subheader(f"{kind} {ws}/{key}")
+        table = data.who_has_access(ws, kind, key, as_of)
         st.metric("Users with access", len(table))
-        st.dataframe(table, use_container_width=True, hide_index=True)
+        shown = readable(table)
+        shown.insert(0, "person", [f"[{md(n)}]({link('Person', user=u)})" for n, u in zip(
+            table.user_display_name, table.user_uuid, strict=True)])  # fmt: skip
+        linked_table(shown.drop(columns=["user_uuid", "user_display_name"]))
+        download(table, "who-has-access", ws=ws, kind=kind, key=key, as_of=f"{as_of_day:%Y-%m-%d}")
+        st.subheader("History")
+        history = data.resource_history(ws, kind, key)
+        st.dataframe(readable(history), width="stretch", hide_index=True)
 
     elif page == "Person":
         st.title("Person")
-        users = data.people()
-        labels = [f"{r.display_name} ({r.account_id})" for r in users.itertuples()]
-        choice = st.selectbox("User", labels, key="person")
-        user_uuid = users.iloc[labels.index(choice)].user_uuid
-        access = data.person_access(user_uuid)
-        st.metric("Resources reachable now", len(access))
-        st.dataframe(access, use_container_width=True, hide_index=True)
+        users = data.people(workspace)
+        if users.empty:
+            st.info(f"Nobody in {scope}.")
+            st.stop()
+        labels = dict(zip(users.user_uuid, [f"{n} ({a or 'no account id'})" for n, a in zip(
+            users.display_name, users.account_id, strict=True)], strict=True))  # fmt: skip
+        user_uuid = choose("User", list(labels), "user", fmt=lambda u: labels.get(u, u))
+        st.subheader(labels[user_uuid])
+        access = data.person_access(user_uuid, workspace, as_of)
+        st.metric("Resources reachable", len(access))
+        shown = readable(access)
+        shown.insert(0, "resource", [
+            f"[{md(w)}/{md(k)}]({link('Who has access', resource=f'{w}|{t}|{k}')})"
+            for w, t, k in zip(access.workspace_slug, access.resource_type, access.resource_key, strict=True)
+        ])  # fmt: skip
+        linked_table(shown.drop(columns=["workspace_slug", "resource_key"]))
+        download(access, "person", user=user_uuid.strip("{}"), ws=workspace, as_of=f"{as_of_day:%Y-%m-%d}")
         st.subheader("History")
-        st.dataframe(data.person_history(user_uuid), use_container_width=True, hide_index=True)
+        st.dataframe(readable(data.person_history(user_uuid, workspace)), width="stretch", hide_index=True)
 
     elif page == "Changes":
         st.title("Changes")
-        today = datetime.now(UTC).date()
-        start = st.date_input("From", today - timedelta(days=7), key="from")
-        end = st.date_input("To", today, key="to")
-        table = data.changes(datetime.combine(start, time.min).replace(tzinfo=UTC), end_of(end))
+        start = st.date_input("From", as_of_day - timedelta(days=6), key="from")
+        end = st.date_input("To", as_of_day, key="to")
+        table = data.changes(datetime.combine(start, time.min).replace(tzinfo=UTC), end_of(end), workspace)
         counts = table.groupby("change").size().to_dict() if len(table) else {}
         cols = st.columns(3)
         for col, kind in zip(cols, ("added", "removed", "changed"), strict=True):
             col.metric(kind.capitalize(), int(counts.get(kind, 0)))
-        st.dataframe(table, use_container_width=True, hide_index=True)
+        st.caption(f"{scope}, from {start:%Y-%m-%d} to the end of {end:%Y-%m-%d} (UTC)")
+        st.dataframe(readable(table), width="stretch", hide_index=True)
+        download(table, "changes", ws=workspace, start=f"{start:%Y-%m-%d}", end=f"{end:%Y-%m-%d}")
 
     elif page == "Risks":
         st.title("Risks")
-        table = data.risks(datetime.now(UTC))
-        summary = table.groupby("risk").size().reset_index(name="count") if len(table) else table
+        table = data.risks(as_of, workspace)
         st.metric("Open risks", len(table))
-        st.dataframe(summary, use_container_width=True, hide_index=True)
-        st.dataframe(table, use_container_width=True, hide_index=True)
+        st.caption(f"{scope}, as of the end of {as_of_day:%Y-%m-%d}")
+        download(table, "risks", ws=workspace, as_of=f"{as_of_day:%Y-%m-%d}")
+        for risk, rows in table.groupby("risk", sort=False):
+            why, what = data.RISK_GUIDE.get(risk, ("", ""))
+            st.subheader(f"{risk} ({len(rows)})")
+            if why:
+                st.markdown(f"**Why it matters:** {why}  \n**What to do:** {what}")
+            st.dataframe(rows.drop(columns=["risk"]), width="stretch", hide_index=True)
 
     elif page == "Provisioning":
         st.title("Provisioning")
         configured, policy = data.approver_policy()
         (st.caption if configured else st.warning)(policy)
-        requests, log = data.provisioning()
+        requests, log = data.provisioning(workspace)
         cols = st.columns(3)
         cols[0].metric("Requests", len(requests))
         cols[1].metric("Applied", int((requests.status == "applied").sum()) if len(requests) else 0)
         cols[2].metric("Just-in-time expiries", int((log.outcome == "expired").sum()) if len(log) else 0)
         st.subheader("Requests and approvals")
-        st.dataframe(requests, use_container_width=True, hide_index=True)
+        st.dataframe(readable(requests), width="stretch", hide_index=True)
+        download(requests, "requests", ws=workspace)
         st.subheader("Every attempt")
-        st.dataframe(log, use_container_width=True, hide_index=True)
+        st.dataframe(readable(log), width="stretch", hide_index=True)
 except FileNotFoundError as exc:
     st.error(str(exc))

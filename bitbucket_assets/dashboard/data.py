@@ -1,9 +1,13 @@
 """Queries behind the dashboard. Each opens the analysts' read copy read-only and closes it at once,
-so the dashboard can never block the pipeline (it never opens the file the pipeline writes)."""
+so the dashboard can never block the pipeline (it never opens the file the pipeline writes).
+
+Every query selects from the marts, their table macros (`marts.*_as_of`) or the documented provisioning view;
+`workspace` None means every workspace. The access rules and path labels are dbt's (`dbt_project/macros/`).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -13,6 +17,56 @@ from ..provisioning.approvals import ApproverPolicy
 from ..reporting.evidence import QUERIES
 from ..settings import load_settings
 from ..warehouse.files import reader_database
+
+# The trends the overview draws, one chart each: column of `marts.fct_workspace_trends` -> title.
+MEASURES = {
+    "users_with_access": "Users with access",
+    "groups_with_members": "Groups with members",
+    "repositories": "Repositories",
+    "owners_and_admins": "Owners and admins",
+    "grant_paths": "Grant paths",
+}
+
+# Why each risk of `marts.access_risks_as_of` matters, and what to do about it.
+RISK_GUIDE: dict[str, tuple[str, str]] = {
+    "workspace owner": (
+        "Owners are administrators of every repository and can change anyone's access.",
+        "Keep owners few and named; remove the role from anyone who does not administer the workspace.",
+    ),
+    "direct admin grant": (
+        "Admin on a repository or project given to one person bypasses the groups reviews are organised by.",
+        "Grant admin through a group, or confirm this one in the next access review.",
+    ),
+    "access only through direct grants": (
+        "Someone reaching code only through per-person grants is easily forgotten when they change teams.",
+        "Move the access to a team group, or remove it.",
+    ),
+    "access held outside the workspace membership": (
+        "Outside collaborators, app users and deleted accounts keep access that no member review lists.",
+        "Confirm each with its owner; remove grants that nobody claims.",
+    ),
+    "dormant account": (
+        "An account unused for 90 days still holds all its access, and is a target if its credentials leak.",
+        "Ask whether it is still needed; remove the person from groups and grants if not.",
+    ),
+    "dormant accounts unknown": (
+        "Bitbucket does not say when members of this workspace last used it (its users are managed in "
+        "admin.atlassian.com), so dormancy cannot be checked here.",
+        "Check last activity in admin.atlassian.com (user last active dates), or review this workspace by hand.",
+    ),
+    "repository without an admin": (
+        "Only workspace owners can manage this repository's access, so nobody close to it reviews it.",
+        "Name a repository admin (preferably through a group).",
+    ),
+    "public repository": (
+        "Anyone on the internet can read and clone it.",
+        "Make sure it is meant to be public; make it private otherwise.",
+    ),
+    "access still held by a leaver": (
+        "Someone HR reported as gone can still reach code.",
+        "Remove their grants and group memberships now (a revoke request does it with an approval).",
+    ),
+}
 
 
 def sign_in_required() -> bool:
@@ -43,64 +97,112 @@ def query(sql: str, params: dict | list | None = None) -> pd.DataFrame:
         return con.execute(sql, params or []).df()
 
 
-def snapshots_over_time() -> pd.DataFrame:
-    """Users, groups, repositories, owners/admins and grant paths at every sync kept in history."""
+# ---- the shared filters ----
+
+
+def workspaces() -> list[str]:
+    return list(query("select workspace_slug from marts.dim_workspaces order by 1").workspace_slug)
+
+
+def snapshot_dates() -> list[date]:
+    """Every day a sync in the history completed, latest first."""
+    frame = query("select distinct cast(synced_at as date) as day from marts.fct_sync_summary order by 1 desc")
+    return [pd.Timestamp(day).date() for day in frame.day]
+
+
+# ---- pages ----
+
+
+def trends(workspace: str | None) -> pd.DataFrame:
+    """The measures at every sync, for one workspace or (None) for every workspace together."""
     return query(
-        "select synced_at, users, groups, repositories, grant_paths, owners_and_admins "
-        "from marts.fct_sync_summary order by synced_at"
+        f"select synced_at, {', '.join(MEASURES)} from marts.fct_workspace_trends "
+        "where workspace_slug is not distinct from $ws order by synced_at",
+        {"ws": workspace},
     )
 
 
-def resources() -> pd.DataFrame:
+def changes_per_day(workspace: str | None) -> pd.DataFrame:
+    return query(
+        "select cast(changed_at as date) as day, change, count(*) as changes from marts.fct_access_changes "
+        "where $ws is null or workspace_slug = $ws group by all order by all",
+        {"ws": workspace},
+    )
+
+
+def resources(workspace: str | None) -> pd.DataFrame:
     return query(
         "select distinct workspace_slug, resource_type, resource_key from marts.fct_grant_history "
-        "where resource_type in ('repository', 'project') order by all"
+        "where resource_type in ('repository', 'project') and ($ws is null or workspace_slug = $ws) order by all",
+        {"ws": workspace},
     )
 
 
 def who_has_access(workspace: str, resource_type: str, key: str, as_of: datetime) -> pd.DataFrame:
     return query(
-        "select user_display_name, user_account_id, permission, array_to_string(grant_paths, '; ') as grant_paths "
+        "select user_uuid, user_display_name, user_account_id, permission, "
+        "array_to_string(access_paths, '; ') as paths, first_granted_at "
         "from marts.effective_access_as_of($as_of) "
         "where workspace_slug = $ws and resource_type = $type and resource_key = $key order by user_display_name",
         {"as_of": as_of, "ws": workspace, "type": resource_type, "key": key},
     )
 
 
-def people() -> pd.DataFrame:
-    return query("select user_uuid, display_name, account_id from marts.dim_users order by display_name")
-
-
-def person_access(user_uuid: str) -> pd.DataFrame:
+def resource_history(workspace: str, resource_type: str, key: str) -> pd.DataFrame:
     return query(
-        "select workspace_slug, resource_type, resource_key, permission, array_to_string(grant_paths, '; ') "
-        "as grant_paths from marts.fct_effective_access where user_uuid = ? order by all",
-        [user_uuid],
+        "select valid_from, valid_to, principal_type, principal_name, permission, grant_source, via_group_slug, "
+        "via_project_key from marts.fct_grant_history "
+        "where workspace_slug = $ws and resource_type = $type and resource_key = $key "
+        "order by valid_from desc, principal_name",
+        {"ws": workspace, "type": resource_type, "key": key},
     )
 
 
-def person_history(user_uuid: str) -> pd.DataFrame:
+def people(workspace: str | None) -> pd.DataFrame:
+    return query(
+        "select user_uuid, display_name, account_id from marts.dim_users "
+        "where $ws is null or list_contains(workspaces, $ws) order by display_name, user_uuid",
+        {"ws": workspace},
+    )
+
+
+def person_access(user_uuid: str, workspace: str | None, as_of: datetime) -> pd.DataFrame:
+    return query(
+        "select workspace_slug, resource_type, resource_key, permission, "
+        "array_to_string(access_paths, '; ') as paths, first_granted_at "
+        "from marts.effective_access_as_of($as_of) where user_uuid = $user and ($ws is null or workspace_slug = $ws) "
+        "order by workspace_slug, resource_type, resource_key",
+        {"as_of": as_of, "user": user_uuid, "ws": workspace},
+    )
+
+
+def person_history(user_uuid: str, workspace: str | None) -> pd.DataFrame:
     return query(
         "select valid_from, valid_to, workspace_slug, resource_type, resource_key, permission, grant_source, "
-        "via_group_slug, via_project_key from marts.fct_grant_history where principal_id = ? "
-        "order by valid_from desc, resource_key",
-        [user_uuid],
+        "via_group_slug, via_project_key from marts.fct_grant_history "
+        "where principal_id = $user and ($ws is null or workspace_slug = $ws) order by valid_from desc, resource_key",
+        {"user": user_uuid, "ws": workspace},
     )
 
 
-def changes(start: datetime, end: datetime) -> pd.DataFrame:
-    return query(QUERIES["changes"], {"from": start, "to": end})
+def changes(start: datetime, end: datetime, workspace: str | None) -> pd.DataFrame:
+    table = query(QUERIES["changes"], {"from": start, "to": end})
+    return table if workspace is None else table[table.workspace_slug == workspace].reset_index(drop=True)
 
 
-def risks(as_of: datetime) -> pd.DataFrame:
-    return query(QUERIES["risks"], {"to": as_of})
+def risks(as_of: datetime, workspace: str | None) -> pd.DataFrame:
+    table = query(QUERIES["risks"], {"to": as_of})
+    return table if workspace is None else table[table.workspace_slug == workspace].reset_index(drop=True)
 
 
-def provisioning() -> tuple[pd.DataFrame, pd.DataFrame]:
+def provisioning(workspace: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Requests and every attempt, with whatever columns the warehouse has (older ones lack the newer)."""
     try:
         requests = query("select * from provisioning.access_requests order by updated_at desc")
         log = query("select * from provisioning.actions order by attempted_at desc")
     except duckdb.CatalogException:
         return pd.DataFrame(), pd.DataFrame()
+    if workspace is not None:
+        requests = requests[requests.workspace_slug == workspace].reset_index(drop=True)
+        log = log[log.workspace_slug == workspace].reset_index(drop=True)
     return requests, log

@@ -26,6 +26,7 @@ select
     list(grant_path order by grant_path) filter (where permission_rank = top_rank) as top_grant_paths,
     count(*) as all_grant_path_count,
     list(grant_path order by permission_rank desc, grant_path) as all_grant_paths,
+    list(grant_path_text order by permission_rank desc, grant_path) as access_paths,
     list(distinct grant_source order by grant_source) as grant_sources,
     {{ distinct_list('via_group_slug') }} as via_group_slugs,
     {{ distinct_list('via_project_key') }} as via_project_keys,
@@ -37,6 +38,7 @@ from (
         *,
         {{ permission_rank('permission') }} as permission_rank,
         {{ grant_path_label() }} as grant_path,
+        {{ grant_path_text() }} as grant_path_text,
         max({{ permission_rank('permission') }})
             over (partition by workspace_slug, resource_type, resource_id, principal_id) as top_rank,
         bool_or(resource_type = 'workspace') over (partition by workspace_slug, principal_id) as is_member

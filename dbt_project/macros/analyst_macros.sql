@@ -20,7 +20,8 @@ create or replace macro marts.effective_access_as_of(as_of) as table
         workspace_slug, resource_type, resource_id, resource_key, resource_name, user_uuid, user_account_id,
         user_display_name, permission,
         all_grant_paths as grant_paths,  -- every path, highest first (as this macro always gave them)
-        grant_sources, via_group_slugs, via_project_keys, is_workspace_member, first_granted_at
+        grant_sources, via_group_slugs, via_project_keys, is_workspace_member, first_granted_at,
+        access_paths  -- the same paths in words, highest first
     from ({{ effective_access('marts.access_as_of(as_of)', first_granted='min(valid_from)') }});
 
 create or replace macro marts.review_population(as_of, in_workspace) as table

@@ -25,6 +25,21 @@
     || ': ' || {{ permission }}
 {%- endmacro %}
 
+{#
+  The same path in words, for people (the dashboard, reports): `workspace owner`, `direct (read)`,
+  `via group leads (write)`, `via project PAY through group leads (admin)`, `via project PAY (admin)`.
+#}
+{% macro grant_path_text(source='grant_source', group='via_group_slug', project='via_project_key', permission='permission') -%}
+    case
+        when {{ source }} = 'workspace' then 'workspace owner'
+        when {{ project }} is not null and {{ group }} is not null
+            then 'via project ' || {{ project }} || ' through group ' || {{ group }} || ' (' || {{ permission }} || ')'
+        when {{ project }} is not null then 'via project ' || {{ project }} || ' (' || {{ permission }} || ')'
+        when {{ group }} is not null then 'via group ' || {{ group }} || ' (' || {{ permission }} || ')'
+        else 'direct (' || {{ permission }} || ')'
+    end
+{%- endmacro %}
+
 {# The distinct non-null values of a column over a group of grant paths, as a sorted list (never null). #}
 {% macro distinct_list(column) -%}
     coalesce(list(distinct {{ column }} order by {{ column }}) filter (where {{ column }} is not null), []::varchar[])

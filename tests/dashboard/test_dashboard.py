@@ -1,21 +1,26 @@
-"""Every dashboard page with Streamlit's AppTest over the demo warehouse's read copy; key numbers
-checked against SQL."""
+"""Every dashboard page with Streamlit's AppTest over the demo warehouse's read copy (three days of history);
+key numbers checked against SQL, for every workspace and for one, today and on the first day."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, time
 from pathlib import Path
 
 import duckdb
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from bitbucket_assets.dashboard.data import MEASURES, RISK_GUIDE
 
 APP = str(Path(__file__).resolve().parents[2] / "bitbucket_assets" / "dashboard" / "app.py")
 
 
-def run(page: str, db: str, monkeypatch) -> AppTest:
+def run(page: str, db: str, monkeypatch, **params: str) -> AppTest:
     monkeypatch.setenv("BITBUCKET_DASHBOARD_DB", db)
-    app = AppTest.from_file(APP, default_timeout=60)
+    app = AppTest.from_file(APP, default_timeout=90)
     app.query_params["page"] = page
+    for name, value in params.items():
+        app.query_params[name] = value
     app.run()
     assert not app.exception, app.exception
     return app
@@ -30,49 +35,98 @@ def sql(db: str, statement: str, params=None):
         return con.execute(statement, params or []).fetchone()[0]
 
 
-def test_overview(dashboard_db, monkeypatch) -> None:
-    app = run("Overview", dashboard_db, monkeypatch)
+def days(db: str) -> list[date]:
+    with duckdb.connect(db, read_only=True) as con:
+        rows = con.execute("select distinct cast(synced_at as date) from marts.fct_sync_summary order by 1").fetchall()
+    return [r[0] for r in rows]
+
+
+def end_of(day: date) -> datetime:
+    return datetime.combine(day, time.max)
+
+
+@pytest.mark.parametrize("workspace", [None, "northwind-labs"])
+@pytest.mark.parametrize("which_day", [0, -1])
+def test_overview_follows_the_workspace_and_the_date(dashboard_db, monkeypatch, workspace, which_day) -> None:
+    day = days(dashboard_db)[which_day]
+    params = {"as_of": day.isoformat(), **({"ws": workspace} if workspace else {})}
+    app = run("Overview", dashboard_db, monkeypatch, **params)
     assert app.title[0].value == "Overview"
-    assert metric(app, "Users") == str(sql(dashboard_db, "select count(*) from marts.dim_users"))
-    assert metric(app, "Grant paths") == str(sql(dashboard_db, "select count(*) from marts.fct_grants"))
+    for column, title in MEASURES.items():
+        expected = sql(
+            dashboard_db,
+            f"select arg_max({column}, synced_at) from marts.fct_workspace_trends "
+            "where workspace_slug is not distinct from ? and cast(synced_at as date) <= ?",
+            [workspace, day],
+        )
+        assert metric(app, title) == f"{expected:,}"
     assert "3 snapshots" in app.caption[0].value
+    # One chart per measure, and the changes per day.
+    assert len(app.get("vega_lite_chart")) == len(MEASURES) + 1
+    assert dict(app.query_params)["as_of"] == day.isoformat()
 
 
-def test_who_has_access(dashboard_db, monkeypatch) -> None:
-    app = run("Who has access", dashboard_db, monkeypatch)
-    app.selectbox(key="resource").select("northwind / repository / platfo1-sync-cli").run()
+def test_the_two_workspaces_differ_and_add_up(dashboard_db, monkeypatch) -> None:
+    counts = {ws: int(metric(run("Overview", dashboard_db, monkeypatch, ws=ws), "Repositories").replace(",", ""))
+              for ws in ("northwind", "northwind-labs")}  # fmt: skip
+    every = int(metric(run("Overview", dashboard_db, monkeypatch), "Repositories").replace(",", ""))
+    assert counts["northwind"] != counts["northwind-labs"] and sum(counts.values()) == every
+
+
+def test_who_has_access_links_every_person(dashboard_db, monkeypatch) -> None:
+    resource = "northwind|repository|platfo1-sync-cli"
+    app = run("Who has access", dashboard_db, monkeypatch, resource=resource)
     expected = sql(
         dashboard_db, "select count(*) from marts.fct_effective_access where resource_key = 'platfo1-sync-cli'"
     )
     assert metric(app, "Users with access") == str(expected) and expected > 0
-    app.date_input(key="as_of").set_value((datetime.now(UTC) - timedelta(days=400)).date()).run()
-    assert metric(app, "Users with access") == "0"  # before the first sync nobody is known to have access
+    table = app.table[0].value
+    assert len(table) == expected
+    assert all("](?page=Person&" in cell and "user=%7B" in cell for cell in table["person"])
+    assert "via group" in " ".join(table["paths"]) and "group via group" not in " ".join(table["paths"])
+    assert app.get("download_button")[0].proto.label == f"Download {expected} rows (CSV)"
+    # On the first day, the people who had access then.
+    first = days(dashboard_db)[0]
+    earlier = run("Who has access", dashboard_db, monkeypatch, resource=resource, as_of=first.isoformat())
+    then = sql(dashboard_db, "select count(*) from marts.effective_access_as_of(?) where resource_key = "
+               "'platfo1-sync-cli'", [end_of(first)])  # fmt: skip
+    assert metric(earlier, "Users with access") == str(then)
 
 
-def test_person(dashboard_db, monkeypatch) -> None:
-    app = run("Person", dashboard_db, monkeypatch)
-    label = next(o for o in app.selectbox(key="person").options if o.startswith("Kalani Nakamura"))
-    app.selectbox(key="person").select(label).run()
+def test_person_page_of_one_user_in_one_workspace(dashboard_db, monkeypatch) -> None:
+    uuid = sql(dashboard_db, "select user_uuid from marts.dim_users where display_name = 'Kalani Nakamura'")
+    app = run("Person", dashboard_db, monkeypatch, user=uuid, ws="northwind")
     expected = sql(
         dashboard_db,
-        "select count(*) from marts.fct_effective_access e join marts.dim_users u using (user_uuid) "
-        "where u.display_name = 'Kalani Nakamura'",
+        "select count(*) from marts.fct_effective_access where user_uuid = ? and workspace_slug = 'northwind'",
+        [uuid],
     )
-    assert metric(app, "Resources reachable now") == str(expected)
-    assert len(app.dataframe) == 2
+    assert metric(app, "Resources reachable") == str(expected) and expected > 0
+    assert all("](?page=Who+has+access&" in cell for cell in app.table[0].value["resource"])
+    assert app.subheader[0].value.startswith("Kalani Nakamura")
 
 
 def test_changes(dashboard_db, monkeypatch) -> None:
-    app = run("Changes", dashboard_db, monkeypatch)
-    added = sql(dashboard_db, "select count(*) from marts.fct_access_changes where change = 'added'")
+    app = run("Changes", dashboard_db, monkeypatch, ws="northwind")
+    added = sql(
+        dashboard_db,
+        "select count(*) from marts.fct_access_changes where change = 'added' and workspace_slug = 'northwind'",
+    )
     assert metric(app, "Added") == str(added) and added > 0
 
 
-def test_risks(dashboard_db, monkeypatch) -> None:
-    app = run("Risks", dashboard_db, monkeypatch)
-    assert int(metric(app, "Open risks")) > 0
-    summary = app.dataframe[0].value
-    assert "workspace owner" in set(summary["risk"])
+def test_risks_explain_themselves(dashboard_db, monkeypatch) -> None:
+    app = run("Risks", dashboard_db, monkeypatch, ws="northwind-labs")
+    expected = sql(
+        dashboard_db,
+        "select count(*) from marts.access_risks_as_of(current_timestamp) where workspace_slug = 'northwind-labs'",
+    )
+    assert metric(app, "Open risks") == str(expected) and expected > 0
+    headings = [h.value for h in app.subheader]
+    assert any(h.startswith("dormant accounts unknown") for h in headings)
+    text = " ".join(m.value for m in app.markdown)
+    why, what = RISK_GUIDE["dormant accounts unknown"]
+    assert why in text and what in text
 
 
 def test_provisioning(dashboard_db, monkeypatch) -> None:
@@ -81,6 +135,8 @@ def test_provisioning(dashboard_db, monkeypatch) -> None:
     applied = sql(dashboard_db, "select count(*) from provisioning.access_requests where status = 'applied'")
     assert metric(app, "Requests") == str(requests) and metric(app, "Applied") == str(applied)
     assert requests == 4  # the demo's three requests and this test's one
+    labs = run("Provisioning", dashboard_db, monkeypatch, ws="northwind-labs")
+    assert metric(labs, "Requests") == "1"  # the demo's request through the Atlassian Admin API
 
 
 def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:

@@ -16,6 +16,7 @@ select
     top_grant_paths as grant_paths,
     all_grant_path_count,
     all_grant_paths,
+    access_paths,
     grant_sources,
     via_group_slugs,
     via_project_keys,
