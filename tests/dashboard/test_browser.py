@@ -150,10 +150,12 @@ def test_a_person_link_opens_their_page(served, dashboard_db) -> None:
     links = [a for a in anchors if "page=Person" in (a.get_attribute("href") or "")]
     assert links
     name, target = links[0].text, links[0].get_attribute("href")
-    shown = metrics(driver, target.split("/?", 1)[0], "Person", **dict(parse_qsl(target.split("?", 1)[1])))
+    params = dict(parse_qsl(target.split("?", 1)[1]))
+    assert params.pop("page") == "Person"
+    shown = metrics(driver, target.split("/?", 1)[0], "Person", **params)
     heading = driver.find_element(By.CSS_SELECTOR, "main h3").text
     assert heading.startswith(name)
-    uuid = dict(parse_qsl(target.split("?", 1)[1]))["user"]
+    uuid = params["user"]
     assert int(shown["Resources reachable"]) == sql(
         dashboard_db, "select count(*) from marts.fct_effective_access where user_uuid = ?", [uuid]
     )
