@@ -36,3 +36,13 @@ def test_who_can_write_matches_the_grant_paths(demo_warehouse) -> None:
     assert sorted(w[0] for w in writers) == sorted(name for name, _ in expected)
     assert {w[0]: w[1] for w in writers} == {name: "admin" if rank == 3 else "write" for name, rank in expected}
     assert all(w[2] for w in writers)  # every answer says why
+
+
+def test_readme_screenshots_exist_and_are_made_by_the_script() -> None:
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text())
+    assert images == ["docs/images/overview.png", "docs/images/evidence.png"]
+    for image in images:
+        data = (README.parent / image).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 10_000
+    script = (README.parent / "docs" / "screenshots.py").read_text()
+    assert all(Path(image).name in script for image in images)

@@ -133,7 +133,7 @@ try:
                 .mark_line(point=True)
                 .encode(
                     x=alt.X("synced_at:T", title=None, axis=alt.Axis(format="%b %d")),
-                    y=alt.Y(f"{name}:Q", title=None, scale=alt.Scale(zero=False)),
+                    y=alt.Y(f"{name}:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.0f")),
                     tooltip=[alt.Tooltip("synced_at:T", title="snapshot", format="%Y-%m-%d %H:%M"), name],
                 )
             )
