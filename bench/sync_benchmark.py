@@ -92,8 +92,19 @@ def run_sync(
     return json.loads(out.strip().splitlines()[-1])
 
 
+def per_bucket(stats: dict) -> str:
+    """Calls per Bitbucket rate-limit bucket, and the hours the busiest takes at 1,000 requests an hour."""
+    repositories = sum(v for k, v in stats["calls_by_family"].items() if k.startswith("2.0/repositories"))
+    other = stats["calls"] - repositories
+    return (
+        f"calls per bucket: /2.0/repositories/* {repositories:,}, other {other:,}; "
+        f"at 1,000/h per bucket: {max(repositories, other) / 1000:.1f} h"
+    )
+
+
 def minimum_calls(url: str, email: str) -> dict[str, int]:
-    """What the API allows at best: every list at pagelen 100, one call per permission list."""
+    """What the API allows at best: every list at pagelen 100, one call per project permission list and per
+    repository users list, and each workspace's repository group grants in one `/1.0/group-privileges` call."""
     s = requests.Session()
     s.auth = (email, SIM_API_TOKEN)
     out = {"pages": 0, "permission_lists": 0, "groups": 0, "workspace_gets": 0}
@@ -111,8 +122,8 @@ def minimum_calls(url: str, email: str) -> dict[str, int]:
             sizes[name] = s.get(f"{url}{path}?pagelen=1").json()["size"]
             out["pages"] += max(1, math.ceil(sizes[name] / 100))
         out["workspace_gets"] += 1
-        out["groups"] += 1
-        out["permission_lists"] += 2 * sizes["projects"] + 2 * sizes["repositories"]
+        out["groups"] += 2  # /1.0/groups and /1.0/group-privileges
+        out["permission_lists"] += 2 * sizes["projects"] + sizes["repositories"]
         # The peer pattern: members at pagelen 50, 3-4 calls per project, 2 per repository.
         peer += (
             math.ceil(sizes["members"] / 50) + math.ceil(sizes["projects"] / 50) + math.ceil(sizes["repositories"] / 50)
@@ -149,7 +160,9 @@ def main() -> None:
                     f"(ratio {calls / minimum['total_without_effective']:.3f}); "
                     f"peer pattern: {minimum['peer_pattern']:,}"
                 )
+                print("  " + per_bucket(run["stats"]))
                 full = run_sync(url, email, args.workers, effective=True)
+                print("  with effective permissions: " + per_bucket(full["stats"]))
                 effective_pages = full["stats"]["calls"] - calls
                 print(
                     f"  with Bitbucket's effective permissions too: {full['stats']['calls']:,} calls "

@@ -97,6 +97,13 @@ def test_secrets_reach_dagster_as_env_vars(clean_env) -> None:
     assert isinstance(resource.api_token, dg.EnvVar) and resource.api_token.env_var_name == "BITBUCKET_API_TOKEN"
     assert resource.email == "svc@example.com"
     assert resource.process_config_and_initialize().credentials().secret == SECRET
+    # The organization API key of the Atlassian Admin API travels the same way.
+    clean_env.setenv("BITBUCKET_ADMIN_ORG_ID", "org-1")
+    clean_env.setenv("BITBUCKET_ADMIN_API_KEY", SECRET)
+    admin = bitbucket_resource(Settings())
+    assert isinstance(admin.admin_api_key, dg.EnvVar) and admin.admin_api_key.env_var_name == "BITBUCKET_ADMIN_API_KEY"
+    assert admin.process_config_and_initialize().get_admin_api().client.credentials.secret == SECRET
+    assert SECRET not in repr(Settings())
     # A token given in code (the demo's simulator token) is not in the environment: passed as a value.
     explicit = bitbucket_resource(load_settings(bitbucket_email="a@b.example", bitbucket_api_token="in-code"))
     assert explicit.api_token == "in-code"

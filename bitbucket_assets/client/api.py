@@ -306,6 +306,20 @@ class BitbucketApi:
     def _membership(slug: str, group: str, user_uuid: str) -> str:
         return f"{_group(slug, group)}/members/{_seg(user_uuid)}"
 
+    def group_privileges(self, slug: str) -> dict[str, list[GroupGrant]]:
+        """Every group's explicit privilege on every repository of a workspace, in one call
+        (`/1.0/group-privileges/{workspace}`, a bare array of `{repo, privilege, group, repository}`), by
+        repository slug. Raises like any call when Bitbucket refuses it; the caller falls back to the
+        per-repository lists."""
+        path = f"/1.0/group-privileges/{_seg(slug)}"
+        body = self.client.get(path, workspace=slug)
+        if not isinstance(body, list):
+            raise MalformedResponseError("expected a JSON array of group privileges", endpoint=path, workspace=slug)
+        out: dict[str, list[GroupGrant]] = {}
+        for repository, grant in self._parse(body, _group_privilege, path, 1, slug):
+            out.setdefault(repository, []).append(grant)
+        return out
+
     # projects, repositories and their permission lists
 
     def project_pages(self, slug: str, resume_from: str | None = None) -> Iterator[Page[Project]]:
@@ -471,6 +485,22 @@ def _group_grant(item: Any, endpoint: str) -> GroupGrant:
     permission = _required(item, "permission", endpoint)
     group = _required(item, "group", endpoint)
     return GroupGrant(_required(group, "slug", endpoint), group.get("name"), permission, item)
+
+
+def _group_privilege(entry: Any, endpoint: str) -> tuple[str, GroupGrant]:
+    """`(repository slug, grant)` from a 1.0 group-privileges entry (`repo` is `workspace/slug`). The raw JSON kept
+    is the entry with its group reduced to slug and name: the embedded member list is the group's, not the grant's."""
+    repository = (entry.get("repository") or {}).get("slug") if isinstance(entry, dict) else None
+    repository = repository or str(_required(entry, "repo", endpoint)).split("/", 1)[-1]
+    group = _required(entry, "group", endpoint)
+    grant = GroupGrant(
+        _required(group, "slug", endpoint),
+        group.get("name"),
+        _required(entry, "privilege", endpoint),
+        {k: v for k, v in entry.items() if k != "group"}
+        | {"group": {"slug": group["slug"], "name": group.get("name")}},
+    )
+    return repository, grant
 
 
 def _effective(e: Any, endpoint: str) -> EffectivePermission:

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # Path segments that name an endpoint (everything else is an identifier) for per-family call counts.
 _LITERAL_SEGMENTS = {
     "1.0", "2.0", "user", "users", "workspaces", "repositories", "members", "permissions", "permission",
-    "projects", "permissions-config", "groups", "default-reviewers",
+    "projects", "permissions-config", "groups", "default-reviewers", "group-privileges",
     "admin", "v2", "orgs", "directories", "memberships", "search",  # the Atlassian Admin API
 }  # fmt: skip
 

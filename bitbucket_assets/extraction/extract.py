@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import BitbucketApi, PermissionDeniedError
+from ..client import BitbucketApi, BitbucketError, EndpointRemovedError, NotFoundError, PermissionDeniedError
 from ..client.admin_api import AtlassianAdminApi
 from ..client.api import (
     USER_WORKSPACES,
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CLASSIC_GROUPS = "bitbucket-1.0"  # raw.workspaces.group_source: where a workspace's group members were read
 ADMIN_GROUPS = "atlassian-admin-api"
+BULK_GROUP_LISTS = "bulk: the 1.0 group-privileges list"  # raw.workspaces.repository_group_lists
 
 
 @dataclass
@@ -55,6 +56,8 @@ class ExtractionOptions:
     # `added_on`, which Bitbucket omits for such workspaces).
     admin_api: AtlassianAdminApi | None = None
     admin_managed: list[str] | None = None
+    # Repositories' group grants from one `/1.0/group-privileges` call per workspace, where Bitbucket answers it.
+    bulk_group_privileges: bool = True
 
 
 NOT_ADMINISTERED = (
@@ -124,6 +127,8 @@ class _WorkspaceExtractor:
                  progress: SyncProgress):  # fmt: skip
         self.api, self.writer, self.pool, self.options = api, writer, pool, options
         self.progress = progress
+        # Every repository's group grants from one bulk call, or None: one groups list per repository.
+        self.repository_groups: dict[str, list[GroupGrant]] | None = None
         self.admin = access.administrator
         self.slug = access.slug
         self.base: dict[str, Any] = {}
@@ -136,6 +141,8 @@ class _WorkspaceExtractor:
             self.writer.checkpoint(self.slug, "members", None)
             self.progress.stage_done(self.slug, "members")
         self._paged("projects", self.api.project_pages, self._projects_page)
+        if self.writer.resume_point(self.slug, "repositories") != "":
+            self.repository_groups = self._bulk_group_privileges()
         self._paged("repositories", self.api.repository_pages, self._repositories_page)
         if self.options.effective_permissions and self.admin:
             self._paged("effective", self.api.effective_permission_pages, self._effective_page)
@@ -228,7 +235,30 @@ class _WorkspaceExtractor:
                  "updated_on": r.updated_on, "raw": r.raw},
             )  # fmt: skip
             targets.append((r.slug, r.uuid, keys))
-        self._permission_lists("repository", targets, self.api.repository_user_grants, self.api.repository_group_grants)
+        bulk = self.repository_groups
+        groups = self.api.repository_group_grants if bulk is None else (lambda _ws, repo: bulk.get(repo, []))
+        self._permission_lists("repository", targets, self.api.repository_user_grants, groups)
+
+    def _bulk_group_privileges(self) -> dict[str, list[GroupGrant]] | None:
+        """`/1.0/group-privileges/{workspace}`: the group grants of every repository in one call instead of one per
+        repository. Where Bitbucket refuses it (404, 405, 410, 403), the per-repository lists are read instead, and
+        the workspace's row in the snapshot says which (`raw.workspaces.repository_group_lists`)."""
+        if not self.options.bulk_group_privileges:
+            source, grants = "per repository: bulk reading turned off", None
+        else:
+            try:
+                grants = self.api.group_privileges(self.slug)
+                source = BULK_GROUP_LISTS
+            except (NotFoundError, PermissionDeniedError, EndpointRemovedError) as exc:
+                log.warning("workspace %s: the 1.0 group-privileges list was refused (%s); reading each "
+                            "repository's list", self.slug, exc)  # fmt: skip
+                source, grants = f"per repository: the 1.0 group-privileges list answered HTTP {exc.status}", None
+            except BitbucketError as exc:
+                if exc.status != 405:
+                    raise
+                source, grants = "per repository: the 1.0 group-privileges list answered HTTP 405", None
+        self.writer.set_workspace_field(self.slug, "repository_group_lists", source)
+        return grants
 
     def _effective_page(self, entries: list[EffectivePermission]) -> None:
         for e in entries:

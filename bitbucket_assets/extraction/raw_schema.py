@@ -12,7 +12,7 @@ WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug 
 
 TABLES: dict[str, str] = {
     "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, raw JSON, "
-    "group_source VARCHAR",
+    "group_source VARCHAR, repository_group_lists VARCHAR",
     # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's members,
     # a permission list, the effective-permission list. `account_id` and `nickname` are null for a "Former user";
     # `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
@@ -55,6 +55,8 @@ ADDED_COLUMNS = (
     ("users", "user_type VARCHAR"),
     # Where the workspace's group members were read: `bitbucket-1.0` or `atlassian-admin-api` (organization groups).
     ("workspaces", "group_source VARCHAR"),
+    # How its repositories' group grants were read: `bulk: the 1.0 group-privileges list`, or `per repository: <why>`.
+    ("workspaces", "repository_group_lists VARCHAR"),
 )
 
 SYNCS = """
@@ -75,7 +77,8 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     error VARCHAR,
     skipped_workspaces JSON,            -- workspaces seen but not covered: {slug: reason}
     anomalies JSON,                     -- list entries skipped, per endpoint family: {family: count}
-    group_sources JSON                  -- where each workspace's group members were read: {slug: source}
+    group_sources JSON,                 -- where each workspace's group members were read: {slug: source}
+    repository_group_lists JSON         -- how each workspace's repository group grants were read: {slug: how}
 )
 """
 
@@ -96,7 +99,8 @@ CREATE TABLE IF NOT EXISTS raw.sync_checkpoints (
 def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
-    for column in ("skipped_workspaces", "anomalies", "group_sources"):  # warehouses created before these columns
+    # Warehouses created before these columns gain them.
+    for column in ("skipped_workspaces", "anomalies", "group_sources", "repository_group_lists"):
         con.execute(f"ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS {column} JSON")
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():

@@ -109,9 +109,7 @@ class SnapshotWriter:
             rows = self.buffers.pop(name, [])
             if not rows:
                 continue
-            if not self.in_transaction:
-                self.con.execute("BEGIN TRANSACTION")
-                self.in_transaction = True
+            self._begin()
             frame = pd.DataFrame(rows, columns=list(column_names(name)), dtype=object)  # noqa: F841 - read by SQL
             self.con.execute(f"INSERT INTO raw.{name} BY NAME SELECT * FROM frame")
 
@@ -120,15 +118,26 @@ class SnapshotWriter:
     def checkpoint(self, workspace: str, stage: str, next_url: str | None) -> None:
         """Commit everything buffered with where `stage` of `workspace` continues (None: it is done)."""
         self._flush()
-        if not self.in_transaction:
-            self.con.execute("BEGIN TRANSACTION")
-            self.in_transaction = True
+        self._begin()
         self.con.execute(
             "INSERT OR REPLACE INTO raw.sync_checkpoints VALUES (?, ?, ?, ?, ?, ?)",
             [self.sync_id, workspace, stage, next_url, next_url is None, self.clock.now()],
         )
         self.con.execute("COMMIT")
         self.in_transaction = False
+
+    def _begin(self) -> None:
+        if not self.in_transaction:
+            self.con.execute("BEGIN TRANSACTION")
+            self.in_transaction = True
+
+    def set_workspace_field(self, slug: str, column: str, value: Any) -> None:
+        """Set a column of this sync's committed row for the workspace; committed with the next checkpoint."""
+        self._begin()
+        self.con.execute(
+            f"UPDATE raw.workspaces SET {column} = ? WHERE sync_id = ? AND workspace_slug = ?",
+            [value, self.sync_id, slug],
+        )
 
     def workspace_uuid(self, slug: str) -> str:
         row = self.con.execute(
@@ -161,13 +170,16 @@ class SnapshotWriter:
         group_sources = dict(self.con.execute(
             "SELECT workspace_slug, coalesce(group_source, 'bitbucket-1.0') FROM raw.workspaces WHERE sync_id = ? "
             "ORDER BY 1", [self.sync_id]).fetchall())  # fmt: skip
+        group_lists = dict(self.con.execute(
+            "SELECT workspace_slug, repository_group_lists FROM raw.workspaces WHERE sync_id = ? "
+            "AND repository_group_lists IS NOT NULL ORDER BY 1", [self.sync_id]).fetchall())  # fmt: skip
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
             "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, group_sources = ?, "
-            "error = NULL WHERE sync_id = ?",
+            "repository_group_lists = ?, error = NULL WHERE sync_id = ?",
             [self.clock.now(), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
              stats["retries"], stats["rate_limited"], json.dumps(skipped or {}), json.dumps(anomalies),
-             json.dumps(group_sources), self.sync_id],
+             json.dumps(group_sources), json.dumps(group_lists), self.sync_id],
         )  # fmt: skip
         if self.in_transaction:
             self.con.execute("COMMIT")

@@ -123,13 +123,17 @@ class Simulator:
         removed_status: int = 410,
         admin_keys: OrgKeys | None = None,
         admin_page_limit: int = 100,
+        group_privileges_status: int | None = None,
     ):
+        """`group_privileges_status`: answer `/1.0/group-privileges` with this error status (404, 403, 410) instead,
+        as Bitbucket may for a workspace where the 1.0 API is no longer served."""
         self.org = org
         self.admin = AdminApi(self, admin_keys, admin_page_limit)
         self.credentials = credentials or default_credentials(org)
         self.rate_limit = rate_limit
         self.faults = faults or Faults()
         self.removed_status = removed_status
+        self.group_privileges_status = group_privileges_status
         self.request_log: list[RequestRecord] = []
         self.odd_entries = 0  # entries given `user: null` by the odd_entry_rate fault, for tests to compare
         self.lock = threading.RLock()
@@ -213,6 +217,13 @@ class Simulator:
         groups_write = OperationScopes(GROUPS_WRITE["api_token"], GROUPS_WRITE["classic"])
         routes += [
             r("GET", "/1.0/groups/{workspace}", self.list_groups_v1, permission=True, scopes=groups_read),
+            r(
+                "GET",
+                "/1.0/group-privileges/{workspace}",
+                self.list_group_privileges_v1,
+                permission=True,
+                scopes=groups_read,
+            ),
             r(
                 "GET",
                 "/1.0/groups/{workspace}/{group_slug}/members",
@@ -679,6 +690,19 @@ class Simulator:
         ws = self._workspace_v1(cred, request.path_params["workspace"])
         p = self.payloads(request)
         return JSONResponse([p.group_v1(ws, g) for g in ws.groups.values()])
+
+    async def list_group_privileges_v1(self, request: Request, cred: Credential) -> Response:
+        """Every explicit group grant on every repository of the workspace (a bare array, not paginated)."""
+        ws = self._workspace_v1(cred, request.path_params["workspace"])
+        if self.group_privileges_status is not None:
+            raise ApiError(self.group_privileges_status, "Resource not available")
+        p = self.payloads(request)
+        body = [
+            p.group_privilege_v1(ws, r, ws.groups[slug], privilege)
+            for r in ws.repositories.values()
+            for slug, privilege in r.group_grants.items()
+        ]
+        return JSONResponse(body)
 
     async def list_group_members_v1(self, request: Request, cred: Credential) -> Response:
         ws = self._workspace_v1(cred, request.path_params["workspace"])

@@ -232,6 +232,18 @@ class Payloads:
             "members": [self.user_v1(self.org.users[u]) for u in g.members],
         }
 
+    def group_privilege_v1(self, ws: Workspace, r, g: Group, privilege: str) -> dict:
+        """One entry of `/1.0/group-privileges/{workspace}`, in the shape of Atlassian's "group-privileges
+        endpoint" page: `repo` (`workspace/slug`), `privilege`, the group (with owner and members) and the
+        repository (owner, name, slug)."""
+        group = {k: v for k, v in self.group_v1(ws, g).items() if k in ("owner", "name", "members", "slug")}
+        return {
+            "repo": f"{ws.slug}/{r.slug}",
+            "privilege": privilege,
+            "group": group,
+            "repository": {"owner": self.team_v1(ws), "name": r.name, "slug": r.slug},
+        }
+
     def team_v1(self, ws: Workspace) -> dict:
         """A 1.0 group's owner: the workspace as a 1.0 team object, whose `account_id` is null."""
         return {

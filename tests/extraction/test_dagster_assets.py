@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 from bitbucket_assets.definitions import defs
 from bitbucket_assets.defs.extraction.assets import bitbucket_raw_snapshot
 from bitbucket_assets.defs.extraction.resources import BitbucketResource
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_assets.simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID
 
 
 def test_definitions_load() -> None:
@@ -23,7 +23,13 @@ def test_materialize_against_the_simulator(make_sim, tmp_path, capsys) -> None:
     instance = dg.DagsterInstance.ephemeral()
     resources = {
         "bitbucket": BitbucketResource(
-            api_url=sim.url, email=sim.email, api_token=SIM_API_TOKEN, requests_per_hour=1e7
+            api_url=sim.url,
+            email=sim.email,
+            api_token=SIM_API_TOKEN,
+            requests_per_hour=1e7,
+            admin_api_url=sim.url,
+            admin_org_id=SIM_ORG_ID,
+            admin_api_key=SIM_ORG_API_KEY,
         ),
         "duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
     }
@@ -47,7 +53,12 @@ def test_materialize_against_the_simulator(make_sim, tmp_path, capsys) -> None:
         assert con.execute("SELECT status FROM raw.syncs WHERE sync_id = ?", [result.run_id]).fetchone() == (
             "complete",
         )
-    # The secret appears nowhere Dagster records or prints.
+    assert meta["raw/syncs"]["group_sources"] == {"tiny-co": "bitbucket-1.0", "tiny-labs": "atlassian-admin-api"}
+    # Neither secret appears anywhere Dagster records or prints; the run's log shows the sync's progress.
     records = instance.all_logs(result.run_id)
-    assert records and not any(SIM_API_TOKEN in str(r) for r in records)
-    assert SIM_API_TOKEN not in capsys.readouterr().err
+    printed = capsys.readouterr().err
+    assert records and not any(secret in str(r) for r in records for secret in (SIM_API_TOKEN, SIM_ORG_API_KEY))
+    assert SIM_API_TOKEN not in printed and SIM_ORG_API_KEY not in printed
+    messages = [r.user_message for r in records]
+    assert any(m.startswith("tiny-co: repositories done; ") for m in messages)
+    assert any(m.startswith("tiny-labs: members done; ") for m in messages)

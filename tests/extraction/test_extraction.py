@@ -84,10 +84,41 @@ def test_calls_are_minimal_and_never_hit_removed_endpoints(make_sim, tmp_path) -
     paths = [r.path for r in sim.simulator.request_log]
     assert not set(paths) & set(REMOVED_PATHS)
     assert not [p for p in paths if p.startswith("/2.0/users/")]  # no call per user
-    # 6 repositories and 4 projects: one call per permission list, nothing repeated.
-    assert sum("/permissions-config/" in p for p in paths) == 2 * 6 + 2 * 4
+    # 6 repositories and 4 projects: one call per permission list, nothing repeated, except that every
+    # repository's group grants come from one /1.0/group-privileges call per workspace (2 workspaces).
+    assert sum("/permissions-config/" in p for p in paths) == 6 + 2 * 4
+    assert not [p for p in paths if p.startswith("/2.0/repositories/") and p.endswith("/permissions-config/groups")]
+    assert sorted(p for p in paths if p.startswith("/1.0/group-privileges/")) == [
+        "/1.0/group-privileges/tiny-co", "/1.0/group-privileges/tiny-labs"]  # fmt: skip
     calls = [(r.path, r.query) for r in sim.simulator.request_log]
     assert len(calls) == len(set(calls))
+
+
+@pytest.mark.parametrize("refusal", [404, 410, 403])
+def test_group_privileges_refused_falls_back_to_each_repositorys_list_with_the_same_snapshot(
+    make_sim, tmp_path, refusal: int
+) -> None:
+    bulk_sim, listed_sim = make_sim(), make_sim(group_privileges_status=refusal)
+    bulk = sync(bulk_sim, tmp_path / "bulk.duckdb")
+    listed = sync(listed_sim, tmp_path / "listed.duckdb")
+    # The same rows, whichever way the group grants were read (the manifest columns aside).
+    manifests = {"workspaces"}
+    same = {t: rows for t, rows in snapshot(tmp_path / "bulk.duckdb", bulk.sync_id).items() if t not in manifests}
+    assert same == {t: rows for t, rows in snapshot(tmp_path / "listed.duckdb", listed.sync_id).items()
+                    if t not in manifests}  # fmt: skip
+    assert len(same["repository_group_permissions"]) > 0
+    per_repo = [r for r in listed_sim.simulator.request_log if r.path.endswith("/permissions-config/groups")
+                and r.path.startswith("/2.0/repositories/")]  # fmt: skip
+    assert len(per_repo) == 6
+    # The manifest and the workspace rows say how each workspace's lists were read.
+    for db, result, expected in (
+        (tmp_path / "bulk.duckdb", bulk, "bulk: the 1.0 group-privileges list"),
+        (tmp_path / "listed.duckdb", listed, f"per repository: the 1.0 group-privileges list answered HTTP {refusal}"),
+    ):
+        with duckdb.connect(str(db), read_only=True) as con:
+            manifest = json.loads(con.execute("SELECT repository_group_lists FROM raw.syncs WHERE sync_id = ?",
+                                              [result.sync_id]).fetchone()[0])  # fmt: skip
+        assert manifest == {"tiny-co": expected, "tiny-labs": expected}
 
 
 @pytest.mark.parametrize("by", ["slug", "uuid", "bare-uuid"])
@@ -139,11 +170,9 @@ def test_server_errors_midway_interrupt_and_the_next_sync_resumes(make_sim, tmp_
     good = sync(sim, db)
     sim.org.workspaces["tiny-labs"].repositories["experiments"].group_grants["ghost"] = "read"  # group absent
     sim.org.touch()
-    # The simulator cannot render a grant to a group that does not exist: that list answers 500 every time.
-    # Two retries: the server closes a connection after a 500, and a concurrent call may reuse it.
-    with pytest.raises(
-        ServerError, match=r"HTTP 500 \[/2.0/repositories/tiny-labs/experiments/permissions-config/groups"
-    ):
+    # The simulator cannot render a grant to a group that does not exist: the workspace's group privileges answer
+    # 500 every time. Two retries: the server closes a connection after a 500, and a concurrent call may reuse it.
+    with pytest.raises(ServerError, match=r"HTTP 500 \[/1.0/group-privileges/tiny-labs"):
         sync(sim, db, max_retries=2)
     with duckdb.connect(str(db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs ORDER BY started_at").fetchall()

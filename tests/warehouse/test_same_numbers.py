@@ -38,7 +38,7 @@ def test_review_evidence_and_dashboard_agree(tiny_history: History, tmp_path, mo
     with (pack.directory / "population.csv").open() as handle:
         from_evidence = held(csv.DictReader(handle))
     from_dashboard = Counter()
-    for r in data.resources().itertuples():
+    for r in data.resources(None).itertuples():
         for row in data.who_has_access(r.workspace_slug, r.resource_type, r.resource_key, as_of).itertuples():
             from_dashboard[(r.workspace_slug, r.resource_type, r.resource_key, row.user_display_name,
                             row.permission)] += 1  # fmt: skip
@@ -57,7 +57,7 @@ def test_review_evidence_and_dashboard_agree(tiny_history: History, tmp_path, mo
     # Risks: the evidence pack, the dashboard and the mart list the same ones.
     html = pack.report.read_text()
     metrics = json.loads(re.search(r'<script type="application/json" id="metrics">(.*?)</script>', html).group(1))
-    dashboard_risks = data.risks(as_of)
+    dashboard_risks = data.risks(as_of, None)
     assert metrics["open_risks"] == len(dashboard_risks) == len(latest_risks) > 10
     assert sorted(dashboard_risks[["risk", "workspace_slug", "resource_key", "user_uuid"]].itertuples(
         index=False, name=None)) == latest_risks  # fmt: skip

@@ -9,6 +9,7 @@ select
     api_calls,
     skipped_workspaces,
     anomalies,
-    group_sources
+    group_sources,
+    repository_group_lists
 from {{ source('bitbucket_raw', 'syncs') }}
 where status in ('complete', 'pruned')
