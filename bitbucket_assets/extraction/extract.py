@@ -56,8 +56,6 @@ class ExtractionOptions:
     # `added_on`, which Bitbucket omits for such workspaces).
     admin_api: AtlassianAdminApi | None = None
     admin_managed: list[str] | None = None
-    # Repositories' group grants from one `/1.0/group-privileges` call per workspace, where Bitbucket answers it.
-    bulk_group_privileges: bool = True
 
 
 NOT_ADMINISTERED = (
@@ -243,20 +241,17 @@ class _WorkspaceExtractor:
         """`/1.0/group-privileges/{workspace}`: the group grants of every repository in one call instead of one per
         repository. Where Bitbucket refuses it (404, 405, 410, 403), the per-repository lists are read instead, and
         the workspace's row in the snapshot says which (`raw.workspaces.repository_group_lists`)."""
-        if not self.options.bulk_group_privileges:
-            source, grants = "per repository: bulk reading turned off", None
-        else:
-            try:
-                grants = self.api.group_privileges(self.slug)
-                source = BULK_GROUP_LISTS
-            except (NotFoundError, PermissionDeniedError, EndpointRemovedError) as exc:
-                log.warning("workspace %s: the 1.0 group-privileges list was refused (%s); reading each "
-                            "repository's list", self.slug, exc)  # fmt: skip
-                source, grants = f"per repository: the 1.0 group-privileges list answered HTTP {exc.status}", None
-            except BitbucketError as exc:
-                if exc.status != 405:
-                    raise
-                source, grants = "per repository: the 1.0 group-privileges list answered HTTP 405", None
+        try:
+            grants, source = self.api.group_privileges(self.slug), BULK_GROUP_LISTS
+        except BitbucketError as exc:
+            refused = isinstance(exc, NotFoundError | PermissionDeniedError | EndpointRemovedError) or (
+                type(exc) is BitbucketError and exc.status == 405
+            )
+            if not refused:  # 5xx, 429, missing scopes, a malformed answer: a failure, not a refusal
+                raise
+            log.warning("workspace %s: the 1.0 group-privileges list was refused (%s); reading each repository's "
+                        "list", self.slug, exc)  # fmt: skip
+            grants, source = None, f"per repository: the 1.0 group-privileges list answered HTTP {exc.status}"
         self.writer.set_workspace_field(self.slug, "repository_group_lists", source)
         return grants
 

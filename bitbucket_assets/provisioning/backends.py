@@ -19,7 +19,7 @@ from typing import Protocol
 
 import duckdb
 
-from ..client import BitbucketApi, UnknownGroupError
+from ..client import BitbucketApi, BitbucketError, UnknownGroupError
 from ..client.admin_api import AtlassianAdminApi, OrgGroup
 from ..client.api import MembershipChange, User
 
@@ -190,8 +190,12 @@ class Backends:
             return row[0] == "atlassian_admin"
         if self.api is None:  # a plan makes no call: without a snapshot, the workspace counts as classic
             return False
-        # Not in a built snapshot yet: the same sign, read live from the first page of members.
-        sample = self.api.workspace_members_sample(workspace)
+        # Not in a built snapshot yet: the same sign, read live from the first page of members. If Bitbucket refuses
+        # that read, the request's own calls will meet (and explain) the same refusal: count it as classic.
+        try:
+            sample = self.api.workspace_members_sample(workspace)
+        except BitbucketError:
+            return False
         return bool(sample) and all(member.added_on is None for member in sample)
 
     def _group_names(self) -> dict[tuple[str, str], str]:

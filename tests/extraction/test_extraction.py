@@ -94,7 +94,7 @@ def test_calls_are_minimal_and_never_hit_removed_endpoints(make_sim, tmp_path) -
     assert len(calls) == len(set(calls))
 
 
-@pytest.mark.parametrize("refusal", [404, 410, 403])
+@pytest.mark.parametrize("refusal", [404, 405, 410, 403])
 def test_group_privileges_refused_falls_back_to_each_repositorys_list_with_the_same_snapshot(
     make_sim, tmp_path, refusal: int
 ) -> None:
