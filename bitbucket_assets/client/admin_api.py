@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
-from .api import MembershipChange
+from .api import MembershipChange, _required, _seg
 from .client import BitbucketClient
 from .credentials import Credentials
 from .errors import MalformedResponseError, NotFoundError
@@ -36,10 +35,6 @@ LICENSE_LIMIT_EXCEEDED = "ADMIN-409-3"
 TOO_MANY_LICENSE_BREACHES = "ADMIN-400-32"
 CONFLICT = "ADMIN-409-28"
 RATE_LIMITED = "ADMIN-429-1"
-
-
-def _seg(value: str) -> str:
-    return quote(value, safe="")
 
 
 @dataclass(frozen=True)
@@ -75,6 +70,7 @@ class AtlassianAdminApi:
     def __init__(self, client: BitbucketClient, org_id: str, directory_id: str | None = None):
         self.client, self.org_id = client, org_id
         self.directory_id = directory_id  # None: found from the organization's directories
+        self._directories: list[Directory] | None = None
 
     @classmethod
     def connect(cls, org_id: str, api_key: str, api_url: str = DEFAULT_ADMIN_API_URL, directory_id: str | None = None,
@@ -93,8 +89,12 @@ class AtlassianAdminApi:
         return f"{self._org}/directories"
 
     def directories(self) -> list[Directory]:
-        path = f"{self._org}/directories"
-        return [Directory(_required(d, "directoryId", path), d.get("name")) for d in self._pages("GET", path, {})]
+        """The organization's directories (read once per instance: they do not change during a run)."""
+        if self._directories is None:
+            path = self.directories_endpoint
+            self._directories = [Directory(_required(d, "directoryId", path), d.get("name"))
+                                 for d in self._pages("GET", path, {})]  # fmt: skip
+        return self._directories
 
     def find_group(self, name: str) -> OrgGroup | None:
         """The group with this name (case-insensitive, as Atlassian group names are), in the configured directory
@@ -126,9 +126,10 @@ class AtlassianAdminApi:
         """POST the membership. An answer that the user already is a member (409 Conflict) is `changed=False`."""
         path = f"{self._org}/directories/{_seg(group.directory_id)}/groups/{_seg(group.group_id)}/memberships"
         response = self.client.request("POST", path, json_body={"accountId": account_id}, ok=(200, 201, 204, 409))
-        if response.status_code == 409 and _code(response) != CONFLICT:
-            # Another conflict (a user limit reached) is a refusal, not "already a member".
-            raise self.client.error(response, path)
+        if response.status_code == 409:
+            error = self.client.error(response, path)
+            if error.code != CONFLICT:  # another conflict (a user limit reached) is a refusal, not "already so"
+                raise error
         return MembershipChange(response.status_code, response.status_code != 409, response.attempts > 1)
 
     def remove_member(self, group: OrgGroup, account_id: str) -> MembershipChange:
@@ -138,7 +139,7 @@ class AtlassianAdminApi:
             f"/memberships/{_seg(account_id)}"
         )
         response = self.client.request("DELETE", path, ok=(200, 204, 404))
-        if response.status_code == 404 and _code(response) == GROUP_NOT_FOUND:
+        if response.status_code == 404 and self.client.error(response, path).code == GROUP_NOT_FOUND:
             raise NotFoundError(f"group {group.name!r} not found in directory {group.directory_id}", endpoint=path,
                                 status=404, code=GROUP_NOT_FOUND)  # fmt: skip
         return MembershipChange(response.status_code, response.status_code != 404, response.attempts > 1)
@@ -180,12 +181,6 @@ class AtlassianAdminApi:
                 return
 
 
-def _required(obj: Any, name: str, endpoint: str) -> Any:
-    if not isinstance(obj, dict) or obj.get(name) in (None, ""):
-        raise MalformedResponseError(f"missing field `{name}` in a response object", endpoint=endpoint)
-    return obj[name]
-
-
 def _group(g: dict, directory: str, endpoint: str) -> OrgGroup:
     return OrgGroup(
         group_id=_required(g, "id", endpoint),
@@ -195,11 +190,3 @@ def _group(g: dict, directory: str, endpoint: str) -> OrgGroup:
         managed_by=g.get("managedBy"),
         raw=g,
     )
-
-
-def _code(response) -> str | None:
-    try:
-        errors = response.json().get("errors") or []
-        return errors[0].get("code") if errors else None
-    except (ValueError, AttributeError, IndexError):
-        return None

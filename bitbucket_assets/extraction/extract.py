@@ -150,10 +150,13 @@ class _WorkspaceExtractor:
         start = self.writer.resume_point(self.slug, stage)
         if start == "":
             return  # this stage finished before the previous run stopped
+        # Per entry: a project's two permission lists; a repository's users list, and its groups list unless the
+        # workspace's group grants came in bulk.
+        lists = {"projects": 2, "repositories": 1 if self.repository_groups is not None else 2}.get(stage, 0)
         for page in pages(self.slug, start):
             handle(page.items)
             self.writer.checkpoint(self.slug, stage, page.next_url)
-            self.progress.page(self.slug, stage, page)
+            self.progress.page(self.slug, stage, page, lists)
 
     def _members_and_groups(self) -> None:
         add, slug = self.writer.add, self.slug

@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 EVENTS = logging.getLogger("bitbucket_assets.progress")
 
 PAGE_LENGTH = 100  # what a sync asks for (`pagelen`)
-# Each entry of these lists costs its permission lists (users and groups), in this rate-limit bucket.
-LISTS_PER_ENTRY = {"projects": 2, "repositories": 2, "effective": 0}
+# The rate-limit bucket a stage's calls are paced in.
 BUCKET = {"projects": "api", "repositories": "repositories", "effective": "api", "members": "api"}
 
 
@@ -62,8 +61,9 @@ class SyncProgress:
         self._pages: dict[tuple[str, str], int] = {}
         self._expected: dict[tuple[str, str], int | None] = {}
 
-    def page(self, workspace: str, stage: str, page: Page) -> None:
-        """A page of `stage` and everything fetched for it was committed."""
+    def page(self, workspace: str, stage: str, page: Page, lists_per_entry: int = 0) -> None:
+        """A page of `stage` and everything fetched for it was committed; each entry of the list costs
+        `lists_per_entry` more calls (its permission lists)."""
         key = (workspace, stage)
         done = self._pages[key] = self._pages.get(key, 0) + 1
         if key not in self._expected:  # the first page of this run says how long the list is
@@ -74,7 +74,7 @@ class SyncProgress:
         eta = None
         if expected is not None and page.size is not None:
             entries_left = max(0, page.size - done * PAGE_LENGTH)
-            calls_left = (expected - done) + entries_left * LISTS_PER_ENTRY.get(stage, 0)
+            calls_left = (expected - done) + entries_left * lists_per_entry
             eta = calls_left * self.client.buckets[BUCKET.get(stage, "api")].interval
         self._emit(workspace, stage, done, expected, eta, finished=page.next_url is None)
 

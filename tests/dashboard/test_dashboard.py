@@ -3,10 +3,13 @@ key numbers checked against SQL, for every workspace and for one, today and on t
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -61,8 +64,17 @@ def test_overview_follows_the_workspace_and_the_date(dashboard_db, monkeypatch, 
         )
         assert metric(app, title) == f"{expected:,}"
     assert "3 snapshots" in app.caption[0].value
-    # One chart per measure, and the changes per day.
-    assert len(app.get("vega_lite_chart")) == len(MEASURES) + 1
+    # One chart per measure, each over every snapshot date, and the changes per day.
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == len(MEASURES) + 1
+    dates = sql(dashboard_db, "select list(synced_at order by synced_at) from marts.fct_sync_summary")
+    by_title = {json.loads(chart.proto.spec)["title"]: chart for chart in charts}
+    assert set(by_title) == {*MEASURES.values(), "Changes per day"}
+    for title in MEASURES.values():
+        chart = by_title[title]
+        drawn = max((pa.ipc.open_stream(d.data.data).read_all() for d in chart.proto.datasets), key=len)
+        drawn_dates = [pd.Timestamp(t).date() for t in drawn.column("synced_at").to_pylist()]
+        assert drawn_dates == [pd.Timestamp(d).date() for d in dates]  # a point per snapshot, in order
     assert dict(app.query_params)["as_of"] == day.isoformat()
 
 
