@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .client import BitbucketApi, BitbucketClient, BitbucketError, MissingScopesError, NotFoundError
 from .client.admin_api import AtlassianAdminApi
-from .client.api import User
+from .client.api import User, administered_from_admin_atlassian
 from .client.errors import PermissionDeniedError
 
 PROBE_GROUP = "bitbucket-access-scope-probe"  # never exists: a PUT to it reveals scopes without changing anything
@@ -117,7 +117,7 @@ def _admin_managed(api: BitbucketApi, slug: str, named: list[str] | None) -> str
         sample = api.workspace_members_sample(slug)
     except BitbucketError:
         return None  # the read probes report it
-    if sample and all(m.added_on is None for m in sample):
+    if administered_from_admin_atlassian(sample):
         return "detected: Bitbucket sends no added_on for its members"
     return None
 

@@ -183,6 +183,12 @@ class UnknownGroupError(NotFoundError):
     """The group does not exist in the workspace."""
 
 
+def administered_from_admin_atlassian(members: list[WorkspaceMember]) -> bool:
+    """Whether a workspace's members look like those of a workspace administered from admin.atlassian.com: the
+    2.0 spec's `workspace_membership` says `added_on` (and `last_accessed`) are absent for them."""
+    return bool(members) and all(member.added_on is None for member in members)
+
+
 # ---- the API ----
 
 
@@ -242,10 +248,7 @@ class BitbucketApi:
     def workspace_members_sample(self, slug: str) -> list[WorkspaceMember]:
         """The first page (10) of `/permissions`: enough to see which fields Bitbucket sends for members."""
         path = f"{_workspace(slug)}/permissions"
-        body = self.client.get(path, {"pagelen": 10}, workspace=slug)
-        values = body.get("values") if isinstance(body, dict) else None
-        if not isinstance(values, list):
-            raise MalformedResponseError("page 1 has no `values` list", endpoint=path, workspace=slug)
+        values, _, _ = next(self.client.pages(path, {"pagelen": 10}, workspace=slug))
         return self._parse(values, _member, path, 1, slug)
 
     def workspace_member(self, slug: str, user_id: str) -> WorkspaceMember:

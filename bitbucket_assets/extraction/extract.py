@@ -35,6 +35,7 @@ from ..client.api import (
     UserGrant,
     WorkspaceAccess,
     WorkspaceMember,
+    administered_from_admin_atlassian,
 )
 from .progress import Listener, SyncProgress
 from .snapshot import SnapshotWriter
@@ -198,7 +199,7 @@ class _WorkspaceExtractor:
         """The Admin API's view of the groups of a workspace administered from admin.atlassian.com, or None: read
         them from `/1.0/groups` (Atlassian does not document what that returns for such workspaces)."""
         admin, named = self.options.admin_api, self.options.admin_managed
-        managed = self.slug in named if named is not None else all(m.added_on is None for m in members)
+        managed = self.slug in named if named is not None else administered_from_admin_atlassian(members)
         if admin is None or not managed:
             return None
         return _OrgGroupMembers(admin, self.api, self.writer, self.slug, members)

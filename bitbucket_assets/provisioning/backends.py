@@ -21,7 +21,7 @@ import duckdb
 
 from ..client import BitbucketApi, BitbucketError, UnknownGroupError
 from ..client.admin_api import AtlassianAdminApi, OrgGroup
-from ..client.api import MembershipChange, User
+from ..client.api import MembershipChange, User, administered_from_admin_atlassian
 
 CLASSIC = "bitbucket-1.0"
 ADMIN_API = "atlassian-admin-api"
@@ -196,7 +196,7 @@ class Backends:
             sample = self.api.workspace_members_sample(workspace)
         except BitbucketError:
             return False
-        return bool(sample) and all(member.added_on is None for member in sample)
+        return administered_from_admin_atlassian(sample)
 
     def _group_names(self) -> dict[tuple[str, str], str]:
         try:

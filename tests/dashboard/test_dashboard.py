@@ -4,6 +4,7 @@ key numbers checked against SQL, for every workspace and for one, today and on t
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -154,3 +155,12 @@ def test_provisioning(dashboard_db, monkeypatch) -> None:
 def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:
     app = run("Overview", str(tmp_path / "none.duckdb"), monkeypatch)
     assert "run `bitbucket-access sync`" in app.error[0].value
+
+
+def test_every_risk_the_rules_raise_is_explained() -> None:
+    """The risks are dbt's (macros/access_rules.sql); the dashboard explains each: a new one without its
+    explanation fails here instead of showing an empty heading."""
+    rules = (Path(APP).parents[2] / "dbt_project" / "macros" / "access_rules.sql").read_text()
+    raised = set(re.findall(r"^select '([^']+)'", rules, flags=re.M))
+    assert len(raised) >= 9 and "workspace owner" in raised
+    assert raised == set(RISK_GUIDE)
