@@ -10,6 +10,11 @@ Nothing here calls an endpoint removed by CHANGE-2770 (the paths live in `client
 Work is committed in checkpoints (a workspace's members and groups; then each page of projects,
 repositories and effective permissions with everything fetched for it), so a sync that was killed or
 ran out of retries resumes where it stopped and re-fetches at most the page that was in flight.
+
+Repositories' permission lists are read in two passes (extraction/refresh.py): the first reads those that are
+new or due while Bitbucket's effective list is fetched beside it (the other rate-limit bucket); then the
+refresh plan names the repositories whose effective access changed, they are read, and every other
+repository's lists are carried forward from the sync that last read them. `--full` reads every list.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from ..client.api import (
     WorkspaceMember,
     administered_from_admin_atlassian,
 )
+from .prefetch import Prefetch
 from .progress import Listener, SyncProgress
+from .refresh import RefreshPolicy, WorkspaceRefresh, changed_repositories, plan_workspace, refresh_summary
 from .snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,7 @@ class ExtractionOptions:
     # `added_on`, which Bitbucket omits for such workspaces).
     admin_api: AtlassianAdminApi | None = None
     admin_managed: list[str] | None = None
+    refresh: RefreshPolicy = field(default_factory=RefreshPolicy)  # which repositories' lists are read again
 
 
 NOT_ADMINISTERED = (
@@ -71,6 +79,7 @@ class WorkspaceSelection:
 
     covered: list[WorkspaceAccess]
     skipped: dict[str, str]  # slug -> reason
+    refresh: dict[str, dict] = field(default_factory=dict)  # slug -> lists read per reason and carried (refresh.py)
 
 
 def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceSelection:
@@ -113,8 +122,13 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
     progress = SyncProgress(api.client, options.progress)
     with ThreadPoolExecutor(max_workers=api.client.max_workers, thread_name_prefix="bitbucket") as pool:
         try:
-            for access in selection.covered:
-                _WorkspaceExtractor(api, writer, pool, access, options, progress).run()
+            extractors = [_WorkspaceExtractor(api, writer, pool, access, options, progress)
+                          for access in selection.covered]  # fmt: skip
+            for extractor in extractors:
+                extractor.run()
+            for extractor in extractors:  # every effective list is in: the plan can compare
+                extractor.refresh_changed()
+            selection.refresh = refresh_summary(writer.con, writer.sync_id, [e.refresh for e in extractors])
         except BaseException:
             api.client.interrupt()  # workers waiting on pacing or backoff stop now instead of finishing their waits
             raise
@@ -131,33 +145,81 @@ class _WorkspaceExtractor:
         self.admin = access.administrator
         self.slug = access.slug
         self.base: dict[str, Any] = {}
+        self.reads_effective = bool(options.effective_permissions and self.admin)
+        self.refresh = WorkspaceRefresh(self.slug, "full")
 
     def run(self) -> None:
+        """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on a
+        thread of its own, Bitbucket's effective list."""
         if self.writer.checkpoint_done(self.slug, "members"):  # resumed: the workspace row is committed
             self.base = {"workspace_uuid": self.writer.workspace_uuid(self.slug), "workspace_slug": self.slug}
         else:
             self._members_and_groups()
             self.writer.checkpoint(self.slug, "members", None)
             self.progress.stage_done(self.slug, "members")
-        self._paged("projects", self.api.project_pages, self._projects_page)
-        if self.writer.resume_point(self.slug, "repositories") != "":
-            self.repository_groups = self._bulk_group_privileges()
-        self._paged("repositories", self.api.repository_pages, self._repositories_page)
-        if self.options.effective_permissions and self.admin:
-            self._paged("effective", self.api.effective_permission_pages, self._effective_page)
+        effective = self._effective_prefetch()
+        try:
+            self._paged("projects", self.api.project_pages, self._projects_page, effective)
+            if self.writer.resume_point(self.slug, "repositories") != "":
+                self.repository_groups = self._bulk_group_privileges()
+            self.refresh = plan_workspace(self.writer.con, self.writer.sync_id, self.slug, self.options.refresh,
+                                          self.reads_effective)  # fmt: skip
+            self._paged("repositories", self.api.repository_pages, self._repositories_page, effective)
+            if effective is not None:
+                self._effective_pages(effective.rest())
+        finally:
+            if effective is not None:
+                effective.close()
 
-    def _paged(self, stage: str, pages: Callable[[str, str | None], Iterator[Page]], handle) -> None:
-        """Each page and what it needs are committed together with the `next` link to continue from."""
+    def refresh_changed(self) -> None:
+        """The second pass: read the repositories whose effective access the plan says changed, then carry every
+        other repository's lists forward. Committed in batches; a resumed sync asks the plan again, and the plan
+        leaves out what this sync has read."""
+        if self.writer.checkpoint_done(self.slug, "refresh"):
+            return
+        if self.refresh.incremental:
+            changed = changed_repositories(self.writer.con, self.writer.sync_id, self.slug)
+            if changed:
+                log.info("workspace %s: %d repositories' effective access changed; reading their lists", self.slug,
+                         len(changed))  # fmt: skip
+            for start in range(0, len(changed), 100):
+                targets = [(slug, uuid, {"repository_uuid": uuid, "repository_slug": slug}, reason)
+                           for uuid, slug, reason in changed[start : start + 100]]  # fmt: skip
+                self._permission_lists("repository", targets, self._repository_lists())
+                self.writer.checkpoint(self.slug, "refresh", f"after {start + len(targets)}")
+        self.writer.carry_forward(self.refresh)
+        self.writer.checkpoint(self.slug, "refresh", None)
+
+    def _effective_prefetch(self) -> Prefetch | None:
+        if not self.reads_effective:
+            return None
+        start = self.writer.resume_point(self.slug, "effective")
+        if start == "":
+            return None
+        return Prefetch(self.api.effective_permission_pages(self.slug, start), name=f"effective-{self.slug}")
+
+    def _effective_pages(self, pages: Iterator[Page]) -> None:
+        for page in pages:
+            self._effective_page(page.items)
+            self.writer.checkpoint(self.slug, "effective", page.next_url)
+            self.progress.page(self.slug, "effective", page, 0)
+
+    def _paged(self, stage: str, pages: Callable[[str, str | None], Iterator[Page]], handle,
+               beside: Prefetch | None = None) -> None:  # fmt: skip
+        """Each page and what it needs are committed together with the `next` link to continue from; between
+        pages, the effective-list pages fetched `beside` are written, each with its own checkpoint."""
         start = self.writer.resume_point(self.slug, stage)
         if start == "":
             return  # this stage finished before the previous run stopped
         # Per entry: a project's two permission lists; a repository's users list, and its groups list unless the
-        # workspace's group grants came in bulk.
+        # workspace's group grants came in bulk (an estimate: an incremental sync reads fewer).
         lists = {"projects": 2, "repositories": 1 if self.repository_groups is not None else 2}.get(stage, 0)
         for page in pages(self.slug, start):
             handle(page.items)
             self.writer.checkpoint(self.slug, stage, page.next_url)
             self.progress.page(self.slug, stage, page, lists)
+            if beside is not None:
+                self._effective_pages(beside.ready())
 
     def _members_and_groups(self) -> None:
         add, slug = self.writer.add, self.slug
@@ -223,11 +285,12 @@ class _WorkspaceExtractor:
                 {**self.base, **keys, "name": p.name, "is_private": p.is_private, "created_on": p.created_on,
                  "updated_on": p.updated_on, "raw": p.raw},
             )  # fmt: skip
-            targets.append((p.key, p.uuid, keys))
-        self._permission_lists("project", targets, self.api.project_user_grants, self.api.project_group_grants)
+            targets.append((p.key, p.uuid, keys, None))
+        lists = {"users": self.api.project_user_grants, "groups": self.api.project_group_grants}
+        self._permission_lists("project", targets, lists)
 
     def _repositories_page(self, repositories: list[Repository]) -> None:
-        targets = []
+        targets, bulk = [], self.repository_groups
         for r in repositories:
             keys = {"repository_uuid": r.uuid, "repository_slug": r.slug}
             self.writer.add(
@@ -236,10 +299,19 @@ class _WorkspaceExtractor:
                  "project_key": r.project_key, "is_private": r.is_private, "created_on": r.created_on,
                  "updated_on": r.updated_on, "raw": r.raw},
             )  # fmt: skip
-            targets.append((r.slug, r.uuid, keys))
-        bulk = self.repository_groups
-        groups = self.api.repository_group_grants if bulk is None else (lambda _ws, repo: bulk.get(repo, []))
-        self._permission_lists("repository", targets, self.api.repository_user_grants, groups)
+            if bulk is not None:  # every repository's group grants are today's, from the one bulk call
+                self._write_list("repository", r.uuid, keys, "groups", bulk.get(r.slug, []), "bulk")
+            reason = self.refresh.reason(r.uuid)
+            if reason is not None:  # else: the plan decides after the effective list (refresh_changed)
+                targets.append((r.slug, r.uuid, keys, reason))
+        self._permission_lists("repository", targets, self._repository_lists())
+
+    def _repository_lists(self) -> dict[str, Callable]:
+        """The per-repository lists to read: users, and groups unless they came in bulk."""
+        lists = {"users": self.api.repository_user_grants}
+        if self.repository_groups is None:
+            lists["groups"] = self.api.repository_group_grants
+        return lists
 
     def _bulk_group_privileges(self) -> dict[str, list[GroupGrant]] | None:
         """`/1.0/group-privileges/{workspace}`: the group grants of every repository in one call instead of one per
@@ -268,25 +340,27 @@ class _WorkspaceExtractor:
                  "user_uuid": e.user.uuid, "permission": e.permission, "raw": e.raw},
             )  # fmt: skip
 
-    def _permission_lists(self, scope: str, targets: list[tuple[str, str, dict]], users, groups) -> None:
-        """The users and groups permissions-config lists of one page of projects or repositories, fetched
-        concurrently (bounded by the pool) and written in order, each with a fetch-log row."""
-        jobs = [
-            (key, rid, keys, kind, fetch)
-            for key, rid, keys in targets
-            for kind, fetch in (("users", users), ("groups", groups))
-        ]
-        fetched = self.pool.map(lambda job: job[4](self.slug, job[0]), jobs)
-        for (_, rid, keys, kind, _), grants in zip(jobs, fetched, strict=True):
-            for grant in grants:
-                if isinstance(grant, UserGrant):
-                    self._saw(grant.user)
-            _write_grants(self.writer, scope, {**self.base, **keys}, grants)
-            self.writer.add(
-                "fetch_log",
-                {**self.base, "resource_type": scope, "resource_id": rid, "list": kind, "rows": len(grants),
-                 "fetched_at": self.writer.clock.now()},
-            )  # fmt: skip
+    def _permission_lists(self, scope: str, targets: list[tuple[str, str, dict, str | None]],
+                          lists: dict[str, Callable]) -> None:  # fmt: skip
+        """Permissions-config lists (`lists`: kind -> fetch) of projects or repositories (`targets`: key, id, row
+        keys, why read), fetched concurrently (bounded by the pool) and written in order, each with a fetch-log row."""
+        jobs = [(key, rid, keys, reason, kind, fetch) for key, rid, keys, reason in targets
+                for kind, fetch in lists.items()]  # fmt: skip
+        fetched = self.pool.map(lambda job: job[5](self.slug, job[0]), jobs)
+        for (_, rid, keys, reason, kind, _), grants in zip(jobs, fetched, strict=True):
+            self._write_list(scope, rid, keys, kind, grants, reason)
+
+    def _write_list(self, scope: str, rid: str, keys: dict, kind: str, grants: list, reason: str | None) -> None:
+        for grant in grants:
+            if isinstance(grant, UserGrant):
+                self._saw(grant.user)
+        observed = {"observed_sync_id": self.writer.sync_id} if scope == "repository" else {}
+        _write_grants(self.writer, scope, {**self.base, **keys, **observed}, grants)
+        self.writer.add(
+            "fetch_log",
+            {**self.base, "resource_type": scope, "resource_id": rid, "list": kind, "rows": len(grants),
+             "fetched_at": self.writer.clock.now(), "observed_sync_id": self.writer.sync_id, "read_reason": reason},
+        )  # fmt: skip
 
 
 def _write_grants(writer: SnapshotWriter, scope: str, base: dict, grants: list[UserGrant] | list[GroupGrant]) -> None:

@@ -33,10 +33,12 @@ TABLES: dict[str, str] = {
     "repositories": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, full_name VARCHAR, "
     "name VARCHAR, project_uuid VARCHAR, project_key VARCHAR, is_private BOOLEAN, created_on TIMESTAMPTZ, "
     "updated_on TIMESTAMPTZ, raw JSON",
+    # A repository's lists are read again when the refresh plan says so (extraction/refresh.py); otherwise the
+    # rows of the sync that last read them are carried into this one, `observed_sync_id` naming that sync.
     "repository_user_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
-    "user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR NOT NULL, raw JSON",
+    "user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR NOT NULL, raw JSON, observed_sync_id VARCHAR",
     "repository_group_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
-    "group_slug VARCHAR NOT NULL, group_name VARCHAR, permission VARCHAR NOT NULL, raw JSON",
+    "group_slug VARCHAR NOT NULL, group_name VARCHAR, permission VARCHAR NOT NULL, raw JSON, observed_sync_id VARCHAR",
     # Bitbucket's own effective permissions, for reconciliation with the dbt marts.
     "effective_repository_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_name VARCHAR, "
     "user_uuid VARCHAR NOT NULL, permission VARCHAR NOT NULL, raw JSON",
@@ -45,9 +47,11 @@ TABLES: dict[str, str] = {
     # without them, and the manifest, the sync summary and an asset check say so.
     "anomalies": "sync_id VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL, endpoint_family VARCHAR NOT NULL, "
     "endpoint VARCHAR NOT NULL, page INTEGER NOT NULL, reason VARCHAR NOT NULL, raw JSON",
-    # One row per permission list fetched: proves completeness (asset check) and is the resume checkpoint.
+    # One row per permission list in the snapshot: proves completeness (asset check). `fetched_at` is when it was
+    # read, by `observed_sync_id` (this sync, or the earlier one whose list was carried forward), and `read_reason`
+    # says why it was read then (`full`, `new`, `due: ...`, `changed: ...`, `bulk`).
     "fetch_log": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, list VARCHAR NOT NULL, "
-    "rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL",
+    "rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL, observed_sync_id VARCHAR, read_reason VARCHAR",
 }
 
 # Columns added after a table was first released, so that older warehouses gain them (always nullable).
@@ -57,6 +61,11 @@ ADDED_COLUMNS = (
     ("workspaces", "group_source VARCHAR"),
     # How its repositories' group grants were read: `bulk: the 1.0 group-privileges list`, or `per repository: <why>`.
     ("workspaces", "repository_group_lists VARCHAR"),
+    # Lists carried forward from the sync that read them (null: read by the row's own sync).
+    ("repository_user_permissions", "observed_sync_id VARCHAR"),
+    ("repository_group_permissions", "observed_sync_id VARCHAR"),
+    ("fetch_log", "observed_sync_id VARCHAR"),
+    ("fetch_log", "read_reason VARCHAR"),
 )
 
 SYNCS = """
@@ -78,7 +87,8 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     skipped_workspaces JSON,            -- workspaces seen but not covered: {slug: reason}
     anomalies JSON,                     -- list entries skipped, per endpoint family: {family: count}
     group_sources JSON,                 -- where each workspace's group members were read: {slug: source}
-    repository_group_lists JSON         -- how each workspace's repository group grants were read: {slug: how}
+    repository_group_lists JSON,        -- how each workspace's repository group grants were read: {slug: how}
+    refresh JSON                        -- per workspace: full or incremental, lists read per reason, lists carried
 )
 """
 
@@ -87,7 +97,7 @@ CHECKPOINTS = """
 CREATE TABLE IF NOT EXISTS raw.sync_checkpoints (
     sync_id VARCHAR NOT NULL,
     workspace_slug VARCHAR NOT NULL,
-    stage VARCHAR NOT NULL,             -- members | projects | repositories | effective
+    stage VARCHAR NOT NULL,             -- members | projects | repositories | effective | refresh
     next_url VARCHAR,                   -- the page to continue from
     done BOOLEAN NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL,
@@ -100,7 +110,7 @@ def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
     # Warehouses created before these columns gain them.
-    for column in ("skipped_workspaces", "anomalies", "group_sources", "repository_group_lists"):
+    for column in ("skipped_workspaces", "anomalies", "group_sources", "repository_group_lists", "refresh"):
         con.execute(f"ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS {column} JSON")
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():

@@ -19,6 +19,7 @@ from ..client.api import SkippedEntry
 from ..client.client import endpoint_family
 from ..clock import Clock, SystemClock
 from .raw_schema import TABLES, column_names, create_raw_schema
+from .refresh import WorkspaceRefresh, carry_forward
 
 FLUSH_ROWS = 5000
 RESUMABLE = ("running", "interrupted")
@@ -139,6 +140,19 @@ class SnapshotWriter:
             [value, self.sync_id, slug],
         )
 
+    def carry_forward(self, refresh: WorkspaceRefresh) -> int:
+        """Copy the lists of the workspace's repositories not read today from the sync that last read them
+        (extraction/refresh.py); committed with the next checkpoint."""
+        self._flush()
+        self._begin()
+        carried = carry_forward(self.con, self.sync_id, refresh)
+        for table in ("repository_user_permissions", "repository_group_permissions", "fetch_log", "users"):
+            self.counts[table] = self.con.execute(f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?",
+                                                  [self.sync_id]).fetchone()[0]  # fmt: skip
+        self._seen_users.update(r[0] for r in self.con.execute(
+            "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [self.sync_id]).fetchall())  # fmt: skip
+        return carried
+
     def workspace_uuid(self, slug: str) -> str:
         row = self.con.execute(
             "SELECT workspace_uuid FROM raw.workspaces WHERE sync_id = ? AND workspace_slug = ?", [self.sync_id, slug]
@@ -160,7 +174,8 @@ class SnapshotWriter:
 
     # ---- endings ----
 
-    def complete(self, workspaces: list[str], stats: dict[str, Any], skipped: dict[str, str] | None = None) -> None:
+    def complete(self, workspaces: list[str], stats: dict[str, Any], skipped: dict[str, str] | None = None,
+                 refresh: dict[str, Any] | None = None) -> None:  # fmt: skip
         """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
         self._flush()
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
@@ -176,10 +191,10 @@ class SnapshotWriter:
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
             "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, group_sources = ?, "
-            "repository_group_lists = ?, error = NULL WHERE sync_id = ?",
+            "repository_group_lists = ?, refresh = ?, error = NULL WHERE sync_id = ?",
             [self.clock.now(), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
              stats["retries"], stats["rate_limited"], json.dumps(skipped or {}), json.dumps(anomalies),
-             json.dumps(group_sources), json.dumps(group_lists), self.sync_id],
+             json.dumps(group_sources), json.dumps(group_lists), json.dumps(refresh or {}), self.sync_id],
         )  # fmt: skip
         if self.in_transaction:
             self.con.execute("COMMIT")

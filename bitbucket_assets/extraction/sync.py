@@ -40,6 +40,7 @@ class SyncResult:
     resumed: bool = False
     skipped: dict[str, str] = field(default_factory=dict)  # workspaces seen but not covered, with the reason
     group_sources: dict[str, str] = field(default_factory=dict)  # workspace -> where its group members were read
+    refresh: dict[str, dict] = field(default_factory=dict)  # workspace -> lists read per reason, carried (refresh.py)
 
 
 def new_sync_id() -> str:
@@ -61,7 +62,10 @@ def run_sync(
     if options.admin_api is not None:
         options.admin_api.client.stats = client.stats  # one count of calls in the manifest, both APIs in it
     writer = SnapshotWriter(con, sync_id or new_sync_id(), clock=client.clock)
-    abandoned = writer.begin(client.api_url, client.credentials.kind, {"workspaces": options.workspaces})
+    # What a resumed sync must match; the refresh plan reads `max_age_days` from here too.
+    settings = {"workspaces": options.workspaces, "full": options.refresh.full,
+                "max_age_days": options.refresh.max_age_days}  # fmt: skip
+    abandoned = writer.begin(client.api_url, client.credentials.kind, settings)
     if abandoned:
         log.warning("removed rows of %d earlier sync(s) that never completed: %s", len(abandoned), ", ".join(abandoned))
     if writer.resumed:
@@ -76,7 +80,7 @@ def run_sync(
             seen = f" (it sees {', '.join(selection.skipped)}, none as an administrator)" if selection.skipped else ""
             raise BitbucketError(f"this credential administers no workspace{seen}: nothing to snapshot",
                                  endpoint=USER_WORKSPACES)  # fmt: skip
-        writer.complete(workspaces, client.stats.as_dict(), skipped=selection.skipped)
+        writer.complete(workspaces, client.stats.as_dict(), skipped=selection.skipped, refresh=selection.refresh)
     except (RateLimitExhaustedError, ServerError, Interrupted) as exc:
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
@@ -92,4 +96,4 @@ def run_sync(
     sources = dict(con.execute("SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1",
                                [writer.sync_id]).fetchall())  # fmt: skip
     return SyncResult(writer.sync_id, workspaces, counts, client.stats.as_dict(), abandoned, writer.resumed,
-                      selection.skipped, sources)  # fmt: skip
+                      selection.skipped, sources, selection.refresh)  # fmt: skip

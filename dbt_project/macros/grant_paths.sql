@@ -9,18 +9,27 @@
   A grant whose permission is `none` (the spec lists it in every permission enum; no page says it grants
   anything) is kept in raw and staging but is never a grant path, so never access.
 #}
-{% macro grant_paths(sync_filter, observation_filter=none) %}
+{#
+  `inputs` replaces the staging relations (keys wm, gm, pup, pgp, prj, rup, rgp, rep) with relations or CTEs of
+  the same columns: the refresh plan predicts access this way from a sync still in progress.
+#}
+{% macro grant_paths(sync_filter, observation_filter=none, inputs=none) %}
 {% set ws_filter = observation_filter or sync_filter %}
+{% set i = inputs or {
+    'wm': ref('stg_bitbucket__workspace_members'), 'gm': ref('int_group_memberships'),
+    'pup': ref('stg_bitbucket__project_user_permissions'), 'pgp': ref('stg_bitbucket__project_group_permissions'),
+    'prj': ref('stg_bitbucket__projects'), 'rup': ref('stg_bitbucket__repository_user_permissions'),
+    'rgp': ref('stg_bitbucket__repository_group_permissions'), 'rep': ref('stg_bitbucket__repositories')} %}
 with
 
-wm as (select * from {{ ref('stg_bitbucket__workspace_members') }} where {{ ws_filter }}),
-gm as (select * from {{ ref('int_group_memberships') }} where {{ ws_filter }}),
-pup as (select * from {{ ref('stg_bitbucket__project_user_permissions') }} where {{ ws_filter }} and permission <> 'none'),
-pgp as (select * from {{ ref('stg_bitbucket__project_group_permissions') }} where {{ ws_filter }} and permission <> 'none'),
-prj as (select * from {{ ref('stg_bitbucket__projects') }} where {{ ws_filter }}),
-rup as (select * from {{ ref('stg_bitbucket__repository_user_permissions') }} where {{ ws_filter }} and permission <> 'none'),
-rgp as (select * from {{ ref('stg_bitbucket__repository_group_permissions') }} where {{ ws_filter }} and permission <> 'none'),
-rep as (select * from {{ ref('stg_bitbucket__repositories') }} where {{ ws_filter }}),
+wm as (select * from {{ i.wm }} where {{ ws_filter }}),
+gm as (select * from {{ i.gm }} where {{ ws_filter }}),
+pup as (select * from {{ i.pup }} where {{ ws_filter }} and permission <> 'none'),
+pgp as (select * from {{ i.pgp }} where {{ ws_filter }} and permission <> 'none'),
+prj as (select * from {{ i.prj }} where {{ ws_filter }}),
+rup as (select * from {{ i.rup }} where {{ ws_filter }} and permission <> 'none'),
+rgp as (select * from {{ i.rgp }} where {{ ws_filter }} and permission <> 'none'),
+rep as (select * from {{ i.rep }} where {{ ws_filter }}),
 
 owners as (select sync_id, workspace_slug, user_uuid from wm where workspace_role = 'owner'),
 

@@ -12,7 +12,7 @@ from ...warehouse.files import WRITER_POOL
 from .resources import BitbucketResource
 
 GROUP = "bitbucket_raw"
-RAW_TABLES = [t for t in TABLES if t != "fetch_log"]
+RAW_TABLES = list(TABLES)
 CHECKED = dg.AssetKey(["raw", "repositories"])
 
 SPECS = [

@@ -20,5 +20,13 @@ select
     grant_sources,
     via_group_slugs,
     via_project_keys,
-    is_workspace_member
-from ({{ effective_access(ref('fct_grants'), extra_columns=['sync_id', 'synced_at']) }})
+    is_workspace_member,
+    l.permissions_read_at
+from ({{ effective_access(ref('fct_grants'), extra_columns=['sync_id', 'synced_at']) }}) as e
+-- When the project's or repository's permission lists were read (carried forward lists keep their date).
+left join (
+    select sync_id, resource_type, resource_id, min(read_at) as permissions_read_at
+    from {{ ref('stg_bitbucket__permission_lists') }}
+    where {{ latest_observation() }}
+    group by all
+) as l using (sync_id, resource_type, resource_id)

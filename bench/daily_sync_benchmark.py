@@ -1,0 +1,133 @@
+"""Benchmark: a daily sync of `large` (20,000 repositories) for 30 simulated days inside Bitbucket's rate limit.
+
+Each day: the organisation moves on by 1 % churn (joiners, leavers, group moves, project and repository grant
+changes, new repositories, direct grants added and removed), then one sync runs — the first in full, the rest
+incremental (extraction/refresh.py) — paced at the client's default budget (900 requests per hour per bucket,
+under Bitbucket's 1,000) on a simulated clock, so hours of pacing take no time; then dbt builds the marts the
+figures come from. Printed per day: calls per rate-limit bucket, simulated hours the sync took, mismatches
+between `fct_effective_access` and Bitbucket's effective list, and the oldest permission list in the snapshot.
+
+Run: `.venv/bin/python bench/daily_sync_benchmark.py` (`--days`, `--org`, `--max-age-days`). The simulator runs
+in its own process pinned to CPU 0. Figures and the machine are printed; docs/benchmarks.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import machine, start_simulator  # noqa: E402
+
+from bitbucket_assets.client import BitbucketClient, Credentials  # noqa: E402
+from bitbucket_assets.clock import SimulatedClock  # noqa: E402
+from bitbucket_assets.extraction.extract import ExtractionOptions  # noqa: E402
+from bitbucket_assets.extraction.raw_schema import TABLES  # noqa: E402
+from bitbucket_assets.extraction.refresh import RefreshPolicy  # noqa: E402
+from bitbucket_assets.extraction.sync import run_sync  # noqa: E402
+from bitbucket_assets.simulator import SIM_API_TOKEN  # noqa: E402
+
+DBT = str(Path(sys.executable).parent / "dbt")
+# The plan views, the marts the figures read, and the history (the analysts' table macros need it).
+SELECT = ["path:models/plan", "+fct_reconciliation_mismatches", "+dim_repositories", "+fct_grant_history"]
+FIGURES = """
+select
+    (select count(*) from marts.fct_reconciliation_mismatches) as mismatches,
+    (select count(*) from marts.fct_effective_access where resource_type = 'repository') as compared,
+    (select max(epoch(synced_at - permissions_read_at)) / 86400 from marts.dim_repositories) as oldest_days,
+    (select count(*) filter (where permissions_carried_forward) from marts.dim_repositories) as carried
+"""
+
+
+def dbt_run(db: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([DBT, "run", "--profiles-dir", ".", "--quiet", "--select", *SELECT], cwd=ROOT / "dbt_project",
+                   env={**os.environ, "DUCKDB_PATH": db}, check=True)  # fmt: skip
+    return time.perf_counter() - started
+
+
+def keep_last_raw_snapshots(con: duckdb.DuckDBPyConnection, keep: int = 2) -> None:
+    """The benchmark measures syncs, not retention: drop raw snapshots but the newest `keep` to bound the file
+    (each snapshot carries its own copy of every list, so the newest needs no older one)."""
+    old = con.execute("select sync_id from raw.syncs where status = 'complete' "
+                      "qualify row_number() over (order by finished_at desc) > ?", [keep]).fetchall()  # fmt: skip
+    old = [r[0] for r in old]
+    for sync_id in old:
+        for table in TABLES:
+            con.execute(f"delete from raw.{table} where sync_id = ?", [sync_id])
+        con.execute("update raw.syncs set status = 'pruned' where sync_id = ?", [sync_id])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--org", default="large")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--churn", type=float, default=0.01)
+    parser.add_argument("--max-age-days", type=int, default=7)
+    parser.add_argument("--budget", type=float, default=900.0, help="the client's requests per hour per bucket")
+    args = parser.parse_args()
+    print(f"machine: {machine()}", flush=True)
+    print(f"org {args.org}, {args.days} days, churn {args.churn:.0%}/day, N = {args.max_age_days} days, "
+          f"budget {args.budget:.0f}/h per bucket", flush=True)  # fmt: skip
+    proc, url, email = start_simulator(args.org)
+    db = f"{tempfile.mkdtemp(prefix='daily-sync-bench-')}/{args.org}.duckdb"
+    clock = SimulatedClock(datetime(2026, 1, 5, 2, 0, tzinfo=UTC))
+    rows = []
+    try:
+        for day in range(1, args.days + 1):
+            changes = {}
+            if day > 1:
+                changes = requests.post(f"{url}/_sim/advance", json={"days": 1, "churn": args.churn}, timeout=600)
+                changes = changes.json()
+            client = BitbucketClient(Credentials.api_token(email, SIM_API_TOKEN), url, clock=clock,
+                                     requests_per_hour=args.budget)  # fmt: skip
+            started, wall = clock.monotonic(), time.perf_counter()
+            with duckdb.connect(db) as con:
+                result = run_sync(client, con, ExtractionOptions(refresh=RefreshPolicy(max_age_days=args.max_age_days)))
+            client.close()
+            hours = (clock.monotonic() - started) / 3600
+            sync_wall = time.perf_counter() - wall
+            build = dbt_run(db)
+            with duckdb.connect(db) as con:
+                mismatches, compared, oldest, carried = con.execute(FIGURES).fetchone()
+                keep_last_raw_snapshots(con)
+            buckets = {"repositories": 0, "other": 0}
+            for family, n in result.stats["calls_by_family"].items():
+                buckets["repositories" if family.startswith("2.0/repositories") else "other"] += n
+            reasons = ("full", "new", "due", "changed")
+            read = {k: sum(w["read"].get(k, 0) for w in result.refresh.values()) for k in reasons}
+            row = {"day": day, "calls": result.stats["calls"], **buckets, "hours": round(hours, 2),
+                   "mismatches": mismatches, "compared": compared, "oldest_days": round(oldest or 0, 2),
+                   "read": read, "carried": carried, "changes": changes, "sync_wall_s": round(sync_wall, 1),
+                   "dbt_s": round(build, 1), "429": result.stats["rate_limited"]}  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            # The next day's sync starts 24 hours after this one did (or at once, if this one took longer).
+            clock.advance(max(0.0, started + 86400 - clock.monotonic()))
+    finally:
+        proc.terminate()
+    incremental = rows[1:] or rows
+    print(f"summary: first sync {rows[0]['calls']:,} calls in {rows[0]['hours']} h; incremental days: calls "
+          f"{min(r['calls'] for r in incremental):,}–{max(r['calls'] for r in incremental):,}, repositories bucket "
+          f"{min(r['repositories'] for r in incremental):,}–{max(r['repositories'] for r in incremental):,}, other "
+          f"{min(r['other'] for r in incremental):,}–{max(r['other'] for r in incremental):,}; hours "
+          f"{min(r['hours'] for r in incremental)}–{max(r['hours'] for r in incremental)}; mismatches "
+          f"{sum(r['mismatches'] for r in rows)} in all; oldest list {max(r['oldest_days'] for r in rows)} days; "
+          f"429s {sum(r['429'] for r in rows)}", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

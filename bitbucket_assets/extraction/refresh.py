@@ -1,0 +1,186 @@
+"""Which repositories' permission lists a sync reads again, and carrying the others forward.
+
+A daily snapshot of a large organisation cannot read every repository's lists every day inside Bitbucket's
+rate limit (docs/production.md, "Cost model"). An incremental sync reads a repository's lists when:
+- it is new (no list of it is known);
+- it is due: read at least every `max_age_days` days, spread evenly over the days (a rolling slot per
+  repository), so a change that does not alter anyone's access (a redundant direct grant) is seen within N days;
+- its effective access differs: Bitbucket's effective list (read the same day) disagrees with what today's
+  members, groups, project grants, owners and the repository's last known lists give.
+
+The rules are SQL in dbt (`plan.repository_list_freshness`, `plan.repository_refresh_plan`, views over the raw
+tables of the sync in progress); this module only asks them. A repository not read is carried forward: its
+rows of the sync that last read them are copied into this sync with `observed_sync_id`, so every snapshot is
+self-contained (history and retention see whole snapshots) and says how old each list is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_AGE_DAYS = 7
+FRESHNESS_VIEW = "plan.repository_list_freshness"
+PLAN_VIEW = "plan.repository_refresh_plan"
+CARRIED_TABLES = ("repository_user_permissions", "repository_group_permissions")
+
+
+@dataclass(frozen=True)
+class RefreshPolicy:
+    full: bool = False  # read every list (the first sync of a workspace always does)
+    max_age_days: int = DEFAULT_MAX_AGE_DAYS  # N: no list in a snapshot is older than this
+
+    def __post_init__(self) -> None:
+        if self.max_age_days < 1:
+            raise ValueError(f"the refresh age must be at least 1 day, not {self.max_age_days}")
+
+
+@dataclass
+class WorkspaceRefresh:
+    """What one workspace's sync reads and carries. `due` maps a known repository to why it is read today."""
+
+    slug: str
+    mode: str  # full | incremental
+    why: str = ""  # why a workspace is read in full
+    previous_sync_id: str | None = None
+    known: set[str] = field(default_factory=set)  # repositories with lists in the previous observation
+    due: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def incremental(self) -> bool:
+        return self.mode == "incremental"
+
+    def reason(self, repository_uuid: str) -> str | None:
+        """Why a repository's lists are read in the first pass, or None: wait for the plan."""
+        if not self.incremental:
+            return "full"
+        if repository_uuid not in self.known:
+            return "new"
+        return self.due.get(repository_uuid)
+
+
+def refresh_summary(con: duckdb.DuckDBPyConnection, sync_id: str, refreshes: list[WorkspaceRefresh]) -> dict:
+    """Per workspace: full or incremental (and why full), repositories whose lists were read per reason (`new`,
+    `due`, `changed`, `full`) and repositories carried forward: the manifest's `refresh`."""
+    rows = con.execute(
+        """
+        SELECT workspace_slug,
+               CASE WHEN observed_sync_id = sync_id THEN split_part(read_reason, ':', 1) ELSE 'carried' END AS how,
+               count(DISTINCT resource_id)
+        FROM raw.fetch_log
+        WHERE sync_id = ? AND resource_type = 'repository' AND coalesce(read_reason, '') <> 'bulk'
+        GROUP BY ALL ORDER BY ALL
+        """,
+        [sync_id],
+    ).fetchall()
+    counts: dict[str, Counter] = {}
+    for ws, how, n in rows:
+        counts.setdefault(ws, Counter())[how] = n
+    summary = {}
+    for r in refreshes:
+        seen = counts.get(r.slug, Counter())
+        carried = seen.pop("carried", 0)
+        summary[r.slug] = {"mode": r.mode, **({"why": r.why} if r.why else {}), "read": dict(seen),
+                           "carried": carried}  # fmt: skip
+    return summary
+
+
+def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                            [schema, name]).fetchone()[0])  # fmt: skip
+
+
+def previous_sync(con: duckdb.DuckDBPyConnection, workspace: str) -> str | None:
+    """The latest complete sync that covered the workspace (its latest observation)."""
+    row = con.execute(
+        "SELECT sync_id FROM raw.syncs WHERE status = 'complete' AND list_contains(workspaces, ?) "
+        "ORDER BY finished_at DESC LIMIT 1",
+        [workspace],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def plan_workspace(con: duckdb.DuckDBPyConnection, sync_id: str, workspace: str, policy: RefreshPolicy,
+                   effective: bool) -> WorkspaceRefresh:  # fmt: skip
+    """Decide full or incremental for a workspace, and which known repositories are due today."""
+    previous = previous_sync(con, workspace)
+    if policy.full:
+        return WorkspaceRefresh(workspace, "full", "asked for (--full)", previous)
+    if previous is None:
+        return WorkspaceRefresh(workspace, "full", "first sync of this workspace", previous)
+    if not effective:
+        return WorkspaceRefresh(workspace, "full", "Bitbucket's effective list is not read, so no change can be "
+                                "detected (BITBUCKET_EFFECTIVE_PERMISSIONS)", previous)  # fmt: skip
+    if not (_exists(con, FRESHNESS_VIEW) and _exists(con, PLAN_VIEW)):
+        return WorkspaceRefresh(workspace, "full", "the warehouse has no refresh plan yet (dbt builds it)", previous)
+    rows = con.execute(
+        f"SELECT repository_uuid, due_reason FROM {FRESHNESS_VIEW} WHERE sync_id = ? AND workspace_slug = ?",
+        [sync_id, workspace],
+    ).fetchall()
+    return WorkspaceRefresh(workspace, "incremental", previous_sync_id=previous, known={r[0] for r in rows},
+                            due={r[0]: r[1] for r in rows if r[1]})  # fmt: skip
+
+
+def changed_repositories(con: duckdb.DuckDBPyConnection, sync_id: str, workspace: str) -> list[tuple[str, str, str]]:
+    """(uuid, slug, reason) of the repositories the plan says to read that have no list read in this sync yet."""
+    con.execute("SET memory_limit = '2GB'")  # the prediction joins the whole workspace's grants once
+    try:
+        return con.execute(
+            f"SELECT repository_uuid, repository_slug, reason FROM {PLAN_VIEW} "
+            "WHERE sync_id = ? AND workspace_slug = ? ORDER BY repository_slug",
+            [sync_id, workspace],
+        ).fetchall()
+    finally:
+        con.execute("SET memory_limit = '384MB'")
+
+
+def carry_forward(con: duckdb.DuckDBPyConnection, sync_id: str, refresh: WorkspaceRefresh) -> int:
+    """Copy the previous observation's lists of every repository of this sync not read today (per list), with
+    the sync that read them, and their users into this sync's directory. Returns the repositories carried."""
+    previous, ws = refresh.previous_sync_id, refresh.slug
+    if previous is None:
+        return 0
+    args = [sync_id, previous, ws]
+    # Lists this sync has not read, for repositories it lists (today's slug: a renamed repository keeps its lists).
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE carried AS
+        SELECT f.resource_id AS repository_uuid, f.list, r.repository_slug
+        FROM raw.fetch_log f
+        JOIN raw.repositories r ON r.sync_id = $1 AND r.workspace_slug = f.workspace_slug
+             AND r.repository_uuid = f.resource_id
+        WHERE f.sync_id = $2 AND f.workspace_slug = $3 AND f.resource_type = 'repository'
+          AND NOT EXISTS (SELECT 1 FROM raw.fetch_log t WHERE t.sync_id = $1 AND t.resource_type = 'repository'
+                          AND t.resource_id = f.resource_id AND t.list = f.list)
+    """, args)  # fmt: skip
+    for table, kind in zip(CARRIED_TABLES, ("users", "groups"), strict=True):
+        con.execute(f"""
+            INSERT INTO raw.{table} BY NAME
+            SELECT p.* REPLACE ($1 AS sync_id, c.repository_slug AS repository_slug,
+                              coalesce(p.observed_sync_id, p.sync_id) AS observed_sync_id)
+            FROM raw.{table} p JOIN carried c ON c.repository_uuid = p.repository_uuid AND c.list = '{kind}'
+            WHERE p.sync_id = $2 AND p.workspace_slug = $3
+        """, args)  # fmt: skip
+    con.execute("""
+        INSERT INTO raw.fetch_log BY NAME
+        SELECT p.* REPLACE ($1 AS sync_id, coalesce(p.observed_sync_id, p.sync_id) AS observed_sync_id)
+        FROM raw.fetch_log p JOIN carried c ON c.repository_uuid = p.resource_id AND c.list = p.list
+        WHERE p.sync_id = $2 AND p.workspace_slug = $3 AND p.resource_type = 'repository'
+    """, args)  # fmt: skip
+    # People who hold a carried grant but appear in no list read today still belong in the directory.
+    con.execute("""
+        INSERT INTO raw.users BY NAME
+        SELECT * REPLACE ($1 AS sync_id) FROM raw.users u
+        WHERE u.sync_id = $2
+          AND u.user_uuid IN (SELECT user_uuid FROM raw.repository_user_permissions
+                              WHERE sync_id = $1 AND workspace_slug = $3 AND observed_sync_id <> $1)
+          AND NOT EXISTS (SELECT 1 FROM raw.users t WHERE t.sync_id = $1 AND t.user_uuid = u.user_uuid)
+    """, args)  # fmt: skip
+    carried = con.execute("SELECT count(DISTINCT repository_uuid) FROM carried").fetchone()[0]
+    con.execute("DROP TABLE carried")
+    return carried
