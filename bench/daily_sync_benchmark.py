@@ -109,7 +109,10 @@ def main() -> None:
                 buckets["repositories" if family.startswith("2.0/repositories") else "other"] += n
             reasons = ("full", "new", "due", "changed")
             read = {k: sum(w["read"].get(k, 0) for w in result.refresh.values()) for k in reasons}
+            # The floor: the busier bucket's calls at the budget, as if the other bucket's work were all beside it.
+            floor = max(buckets.values()) / args.budget
             row = {"day": day, "calls": result.stats["calls"], **buckets, "hours": round(hours, 2),
+                   "floor_hours": round(floor, 2),
                    "mismatches": mismatches, "compared": compared, "oldest_days": round(oldest or 0, 2),
                    "read": read, "carried": carried, "changes": changes, "sync_wall_s": round(sync_wall, 1),
                    "dbt_s": round(build, 1), "429": result.stats["rate_limited"]}  # fmt: skip

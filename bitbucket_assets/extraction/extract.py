@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,7 @@ class _WorkspaceExtractor:
         self.base: dict[str, Any] = {}
         self.reads_effective = bool(options.effective_permissions and self.admin)
         self.refresh = WorkspaceRefresh(self.slug, "full")
+        self.beside: Prefetch | None = None  # the effective list, while it is fetched beside the other stages
 
     def run(self) -> None:
         """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on a
@@ -157,17 +158,18 @@ class _WorkspaceExtractor:
             self._members_and_groups()
             self.writer.checkpoint(self.slug, "members", None)
             self.progress.stage_done(self.slug, "members")
-        effective = self._effective_prefetch()
+        self.beside = effective = self._effective_prefetch()
         try:
-            self._paged("projects", self.api.project_pages, self._projects_page, effective)
+            self._paged("projects", self.api.project_pages, self._projects_page)
             if self.writer.resume_point(self.slug, "repositories") != "":
                 self.repository_groups = self._bulk_group_privileges()
             self.refresh = plan_workspace(self.writer.con, self.writer.sync_id, self.slug, self.options.refresh,
                                           self.reads_effective)  # fmt: skip
-            self._paged("repositories", self.api.repository_pages, self._repositories_page, effective)
+            self._paged("repositories", self.api.repository_pages, self._repositories_page)
             if effective is not None:
                 self._effective_pages(effective.rest())
         finally:
+            self.beside = None
             if effective is not None:
                 effective.close()
 
@@ -204,10 +206,9 @@ class _WorkspaceExtractor:
             self.writer.checkpoint(self.slug, "effective", page.next_url)
             self.progress.page(self.slug, "effective", page, 0)
 
-    def _paged(self, stage: str, pages: Callable[[str, str | None], Iterator[Page]], handle,
-               beside: Prefetch | None = None) -> None:  # fmt: skip
-        """Each page and what it needs are committed together with the `next` link to continue from; between
-        pages, the effective-list pages fetched `beside` are written, each with its own checkpoint."""
+    def _paged(self, stage: str, pages: Callable[[str, str | None], Iterator[Page]], handle) -> None:
+        """Each page and what it needs are committed together with the `next` link to continue from. The
+        effective-list pages fetched beside are written as they arrive, each with its own checkpoint."""
         start = self.writer.resume_point(self.slug, stage)
         if start == "":
             return  # this stage finished before the previous run stopped
@@ -218,8 +219,20 @@ class _WorkspaceExtractor:
             handle(page.items)
             self.writer.checkpoint(self.slug, stage, page.next_url)
             self.progress.page(self.slug, stage, page, lists)
-            if beside is not None:
-                self._effective_pages(beside.ready())
+            self._effective_ready()
+
+    def _effective_ready(self, waiting_for: list[Future] | None = None) -> None:
+        """Write the effective-list pages fetched so far; with `waiting_for`, keep doing so until those are done."""
+        if self.beside is None:
+            if waiting_for:
+                wait(waiting_for)
+            return
+        pending = set(waiting_for or ())
+        while True:
+            self._effective_pages(self.beside.ready())
+            if not pending:
+                return
+            _, pending = wait(pending, timeout=0.05)
 
     def _members_and_groups(self) -> None:
         add, slug = self.writer.add, self.slug
@@ -346,9 +359,10 @@ class _WorkspaceExtractor:
         keys, why read), fetched concurrently (bounded by the pool) and written in order, each with a fetch-log row."""
         jobs = [(key, rid, keys, reason, kind, fetch) for key, rid, keys, reason in targets
                 for kind, fetch in lists.items()]  # fmt: skip
-        fetched = self.pool.map(lambda job: job[5](self.slug, job[0]), jobs)
-        for (_, rid, keys, reason, kind, _), grants in zip(jobs, fetched, strict=True):
-            self._write_list(scope, rid, keys, kind, grants, reason)
+        futures = [self.pool.submit(job[5], self.slug, job[0]) for job in jobs]
+        self._effective_ready(waiting_for=futures)  # the effective list goes on meanwhile
+        for (_, rid, keys, reason, kind, _), future in zip(jobs, futures, strict=True):
+            self._write_list(scope, rid, keys, kind, future.result(), reason)
 
     def _write_list(self, scope: str, rid: str, keys: dict, kind: str, grants: list, reason: str | None) -> None:
         for grant in grants:

@@ -3,6 +3,9 @@
 Rows are buffered and written inside a DuckDB transaction that commits together with a checkpoint
 row (`raw.sync_checkpoints`: where each workspace's stage stopped). A kill therefore loses at most the
 work since the last checkpoint, and never leaves rows without the checkpoint that accounts for them.
+The effective list is written between the other stages' pages (it is fetched beside them), so its rows are
+buffered apart and committed only with its own checkpoints; rows any stage may add (users, anomalies) go with
+whichever checkpoint comes first, which is harmless: a user is written once per sync, however often seen.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from ..clock import Clock, SystemClock
 from .raw_schema import TABLES, column_names, create_raw_schema
 from .refresh import WorkspaceRefresh, carry_forward
 
-FLUSH_ROWS = 5000
 RESUMABLE = ("running", "interrupted")
+# Tables a checkpoint of the `effective` stage commits, and those any checkpoint commits.
+EFFECTIVE_TABLES = frozenset({"effective_repository_permissions"})
+SHARED_TABLES = frozenset({"users", "anomalies"})
 
 
 class SnapshotWriter:
@@ -81,10 +86,8 @@ class SnapshotWriter:
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         values = tuple(self.sync_id if c == "sync_id" else _cell(row.get(c)) for c in column_names(table))
-        self.buffers[table].append(values)
+        self.buffers[table].append(values)  # at most one checkpoint's rows: a page and its lists
         self.counts[table] += 1
-        if len(self.buffers[table]) >= FLUSH_ROWS:
-            self._flush(table)
 
     def note_skipped(self, entry: SkippedEntry) -> None:
         """A list entry the API layer skipped (thread-safe): recorded in `raw.anomalies` with the next checkpoint."""
@@ -100,13 +103,15 @@ class SnapshotWriter:
         self._seen_users.add(user_uuid)
         return True
 
-    def _flush(self, table: str | None = None) -> None:
-        if table is None:
-            with self._skipped_lock:
-                skipped, self._skipped = self._skipped, []
-            for row in skipped:
-                self.add("anomalies", row)
-        for name in [table] if table else list(self.buffers):
+    def _flush(self, stage: str | None = None) -> None:
+        """Write the buffered rows a checkpoint of `stage` accounts for (None: every buffered row)."""
+        with self._skipped_lock:
+            skipped, self._skipped = self._skipped, []
+        for row in skipped:
+            self.add("anomalies", row)
+        for name in list(self.buffers):
+            if stage is not None and name not in SHARED_TABLES and (name in EFFECTIVE_TABLES) != (stage == "effective"):
+                continue
             rows = self.buffers.pop(name, [])
             if not rows:
                 continue
@@ -117,8 +122,8 @@ class SnapshotWriter:
     # ---- checkpoints ----
 
     def checkpoint(self, workspace: str, stage: str, next_url: str | None) -> None:
-        """Commit everything buffered with where `stage` of `workspace` continues (None: it is done)."""
-        self._flush()
+        """Commit what `stage` buffered with where `stage` of `workspace` continues (None: it is done)."""
+        self._flush(stage)
         self._begin()
         self.con.execute(
             "INSERT OR REPLACE INTO raw.sync_checkpoints VALUES (?, ?, ?, ?, ?, ?)",

@@ -37,7 +37,11 @@ def snapshot(db, sync_id: str) -> dict[str, list[tuple]]:
     with duckdb.connect(str(db), read_only=True) as con:
         out = {}
         for table in RAW:
-            cols = [c[0] for c in con.execute(f"DESCRIBE raw.{table}").fetchall() if c[0] not in ("sync_id", "raw")]
+            cols = [
+                c[0]
+                for c in con.execute(f"DESCRIBE raw.{table}").fetchall()
+                if c[0] not in ("sync_id", "raw", "observed_sync_id")
+            ]
             out[table] = sorted(
                 con.execute(f"SELECT {', '.join(cols)} FROM raw.{table} WHERE sync_id = ?", [sync_id]).fetchall(),
                 key=repr,

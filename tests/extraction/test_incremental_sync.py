@@ -1,0 +1,266 @@
+"""Incremental syncs (extraction/refresh.py): lists read when new, due or changed, the rest carried forward.
+
+Each day is a real sync over HTTP on a simulated clock, then a real dbt run (the plan views and the marts). Two
+warehouses follow the same organisation: one incremental (N = 3 days), one `--full` every day.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bitbucket_assets.client import BitbucketClient, Credentials, ServerError
+from bitbucket_assets.clock import SimulatedClock
+from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.refresh import RefreshPolicy
+from bitbucket_assets.extraction.sync import SyncResult, run_sync
+from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
+from bitbucket_assets.simulator.model import Repository, new_uuid
+from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
+
+DBT = str(Path(sys.executable).parent / "dbt")
+SELECT = ["path:models/plan", "+fct_reconciliation_mismatches", "+dim_repositories", "+fct_grant_history"]
+N = 3
+
+
+@dataclass
+class Warehouse:
+    db: str
+    clock: SimulatedClock
+    policy: RefreshPolicy
+    results: list[SyncResult] = field(default_factory=list)
+
+    def sync(self, url: str, email: str, **client_kw) -> SyncResult:
+        client = BitbucketClient(Credentials.api_token(email, SIM_API_TOKEN), url, clock=self.clock, **client_kw)
+        try:
+            with duckdb.connect(self.db) as con:
+                result = run_sync(client, con, ExtractionOptions(refresh=self.policy))
+        finally:
+            client.close()
+        self.results.append(result)
+        subprocess.run([DBT, "run", "--quiet", "--profiles-dir", ".", "--select", *SELECT], cwd=DBT_PROJECT_DIR,
+                       env={**os.environ, "DUCKDB_PATH": self.db}, check=True, capture_output=True)  # fmt: skip
+        return result
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        with duckdb.connect(self.db, read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def access(self, repository: str, user_uuid: str) -> str | None:
+        rows = self.query("select permission from marts.fct_effective_access where resource_type = 'repository' "
+                          "and resource_key = ? and user_uuid = ?", [repository, user_uuid])  # fmt: skip
+        return rows[0][0] if rows else None
+
+    def paths(self, repository: str, user_uuid: str) -> list[str]:
+        rows = self.query("select all_grant_paths from marts.fct_effective_access where resource_type = 'repository' "
+                          "and resource_key = ? and user_uuid = ?", [repository, user_uuid])  # fmt: skip
+        return rows[0][0] if rows else []
+
+    def read_reason(self, repository: str) -> str | None:
+        """Why the last sync read the repository's users list, or None: it was carried forward."""
+        rows = self.query(
+            "select f.read_reason, f.observed_sync_id = f.sync_id from raw.fetch_log f join raw.repositories r "
+            "on r.sync_id = f.sync_id and r.repository_uuid = f.resource_id "
+            "where f.sync_id = ? and r.repository_slug = ? and f.list = 'users'",
+            [self.results[-1].sync_id, repository],
+        )
+        if not rows:
+            return None  # not in this snapshot
+        ((reason, read_today),) = rows  # every repository of the snapshot has its users list, read or carried
+        return reason if read_today else None
+
+    def mismatches(self) -> int:
+        return self.query("select count(*) from marts.fct_reconciliation_mismatches")[0][0]
+
+
+ACCESS = """
+select workspace_slug, resource_type, resource_key, user_uuid, permission from marts.fct_effective_access order by all
+"""
+PATHS = """
+select workspace_slug, resource_type, resource_key, user_uuid, permission, all_grant_paths
+from marts.fct_effective_access order by all
+"""
+
+
+@dataclass
+class Scenario:
+    incremental: Warehouse
+    full: Warehouse
+    org: object
+    days: list[dict] = field(default_factory=list)  # per day: figures read right after both syncs
+
+    def user(self, nickname: str):
+        return next(u for u in self.org.users.values() if u.nickname == nickname)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> Scenario:
+    tmp = tmp_path_factory.mktemp("incremental")
+    org = load_organisation("tiny")
+    start = org.now
+    s = Scenario(Warehouse(str(tmp / "incr.duckdb"), SimulatedClock(start), RefreshPolicy(max_age_days=N)),
+                 Warehouse(str(tmp / "full.duckdb"), SimulatedClock(start), RefreshPolicy(full=True)), org)  # fmt: skip
+    ws = org.workspaces["tiny-co"]
+    finn, ben = s.user("finn"), s.user("ben")
+    runbooks, payments = ws.repositories["runbooks"], ws.repositories["payments-api"]
+    changes = {
+        # A direct grant that changes effective access: added, raised, removed.
+        2: lambda: runbooks.user_grants.__setitem__(finn.uuid, "read"),
+        3: lambda: runbooks.user_grants.__setitem__(finn.uuid, "admin"),
+        4: lambda: runbooks.user_grants.pop(finn.uuid),
+    }
+    with SimulatorServer(Simulator(org)) as server:
+        email = org.users[org.operator_uuid].email
+        for day in range(1, 7):
+            if day in changes:
+                changes[day]()
+            if day == 2:
+                # A redundant direct grant (ben already writes through `developers`): effective access is unchanged.
+                payments.user_grants[ben.uuid] = "read"
+                # A new repository, with a direct grant.
+                ws.repositories["fresh"] = Repository(new_uuid(random.Random(2)), "fresh", "fresh", "OPS", org.now, org.now,
+                                                      user_grants={finn.uuid: "write"})  # fmt: skip
+            org.touch()
+            figures = {}
+            for name, warehouse in (("incremental", s.incremental), ("full", s.full)):
+                result = warehouse.sync(server.url, email)
+                figures[name] = result
+            inc = s.incremental
+            s.days.append({
+                "refresh": figures["incremental"].refresh,
+                "mismatches": inc.mismatches(),
+                "runbooks": (inc.access("runbooks", finn.uuid), inc.read_reason("runbooks")),
+                "fresh": (inc.access("fresh", finn.uuid), inc.read_reason("fresh")),
+                "ben_paths": inc.paths("payments-api", ben.uuid),
+                "payments_reason": inc.read_reason("payments-api"),
+                "access_equal": inc.query(ACCESS) == s.full.query(ACCESS),
+                "paths_equal": inc.query(PATHS) == s.full.query(PATHS),
+            })  # fmt: skip
+            org.now += timedelta(days=1)
+            for warehouse in (s.incremental, s.full):
+                warehouse.clock.advance(max(0.0, (org.now - warehouse.clock.now()).total_seconds()))
+    return s
+
+
+def test_the_first_sync_reads_everything_and_later_ones_carry_most_lists_forward(scenario) -> None:
+    first = scenario.days[0]["refresh"]
+    assert {ws: r["mode"] for ws, r in first.items()} == {"tiny-co": "full", "tiny-labs": "full"}
+    assert first["tiny-co"]["read"] == {"full": 5} and first["tiny-co"]["why"] == "first sync of this workspace"
+    for day in scenario.days[1:]:
+        refresh = day["refresh"]["tiny-co"]
+        assert refresh["mode"] == "incremental"
+        read = sum(refresh["read"].values())
+        assert read + refresh["carried"] == 5 + 1  # tiny-co's five repositories and the new one from day 2 on
+        assert refresh["carried"] >= 1  # something was not read again
+        assert set(refresh["read"]) <= {"new", "due", "changed"}
+
+
+def test_effective_access_equals_bitbucket_every_day(scenario) -> None:
+    assert [day["mismatches"] for day in scenario.days] == [0] * 6
+    # And equals a full sync of the same day, user by user and permission by permission.
+    assert all(day["access_equal"] for day in scenario.days)
+
+
+def test_a_direct_grant_added_changed_or_removed_is_in_the_marts_the_same_day(scenario) -> None:
+    runbooks = [day["runbooks"] for day in scenario.days]
+    assert [access for access, _ in runbooks] == [None, "read", "admin", None, None, None]
+    reasons = [reason for _, reason in runbooks[1:4]]
+    # Read because Bitbucket's effective list disagreed with the prediction (or, on its rolling day, as due).
+    assert all(r is not None and r.split(":")[0] in ("changed", "due") for r in reasons), reasons
+    assert any(r.startswith("changed: effective access differs for 1 user") for r in reasons), reasons
+
+
+def test_a_change_that_does_not_alter_access_is_seen_within_n_days(scenario) -> None:
+    # Ben's redundant direct read on payments-api (he writes through `developers`) appears by day 2 + N at the latest,
+    # when the repository is due; until then its lists are carried forward, and only the paths differ from a full sync.
+    seen = [i for i, day in enumerate(scenario.days) if "direct: read" in day["ben_paths"]]
+    assert seen and seen[0] <= 1 + N, [day["ben_paths"] for day in scenario.days]
+    assert scenario.days[seen[0]]["payments_reason"].startswith("due: ")
+    for day in scenario.days[1 : seen[0]]:
+        assert day["payments_reason"] is None and not day["paths_equal"]
+    assert all(day["paths_equal"] for day in scenario.days[seen[0] :])
+
+
+def test_a_new_repository_is_complete_on_its_first_day(scenario) -> None:
+    assert scenario.days[1]["fresh"] == ("write", "new")
+
+
+def test_every_repository_says_when_its_lists_were_read_and_none_is_older_than_n_days(scenario) -> None:
+    rows = scenario.incremental.query(
+        "select repository_slug, permissions_carried_forward, epoch(synced_at - permissions_read_at) / 86400 "
+        "from marts.dim_repositories order by all"
+    )
+    assert len(rows) == 7 and all(age is not None and age <= N for _, _, age in rows), rows
+    assert any(carried for _, carried, _ in rows)
+    checks = scenario.incremental.query(
+        "select count(*) from raw.fetch_log f join raw.syncs s using (sync_id) where s.status = 'complete' "
+        "and f.fetched_at < s.started_at - to_days(?)", [N])  # fmt: skip
+    assert checks == [(0,)]
+
+
+def test_history_does_not_invent_changes_on_days_a_list_was_carried(scenario) -> None:
+    # Same versions as the full warehouse except ben's redundant path, which opens when it is first read.
+    history = "select count(*), count(*) filter (where valid_to is not null) from marts.fct_grant_history"
+    ((incremental_versions, incremental_closed),) = scenario.incremental.query(history)
+    ((full_versions, full_closed),) = scenario.full.query(history)
+    assert (incremental_versions, incremental_closed) == (full_versions, full_closed)
+    reopened = scenario.incremental.query(
+        "select grant_key from marts.fct_grant_history group by grant_key having count(*) > 1 "
+        "except select grant_key from marts.fct_grant_history where resource_key = 'runbooks'"
+    )
+    assert reopened == []
+
+
+def test_group_privileges_refused_reads_group_lists_per_repository_and_carries_them(tmp_path) -> None:
+    org = load_organisation("tiny")
+    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    with SimulatorServer(Simulator(org, group_privileges_status=404)) as server:
+        email = org.users[org.operator_uuid].email
+        warehouse.sync(server.url, email)
+        org.now += timedelta(days=1)
+        warehouse.clock.advance(timedelta(days=1))
+        org.workspaces["tiny-co"].repositories["orphan-repo"].group_grants["leads"] = "write"
+        org.touch()
+        result = warehouse.sync(server.url, email)
+    cleo = next(u for u in org.users.values() if u.nickname == "cleo")
+    assert warehouse.access("orphan-repo", cleo.uuid) == "write" and warehouse.mismatches() == 0
+    assert warehouse.read_reason("orphan-repo").startswith(("changed: ", "due: "))
+    assert result.refresh["tiny-co"]["carried"] >= 3
+    carried_groups = warehouse.query(
+        "select count(*) from raw.repository_group_permissions where sync_id = ? and observed_sync_id <> sync_id",
+        [result.sync_id],
+    )[0][0]
+    assert carried_groups >= 1  # group lists read per repository are carried too
+
+
+def test_an_interrupted_incremental_sync_resumes_and_completes(tmp_path) -> None:
+    org = load_organisation("tiny")
+    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    finn = next(u for u in org.users.values() if u.nickname == "finn")
+    runbooks = org.workspaces["tiny-co"].repositories["runbooks"]
+    with SimulatorServer(Simulator(org)) as server:
+        email = org.users[org.operator_uuid].email
+        warehouse.sync(server.url, email)
+        org.now += timedelta(days=1)
+        warehouse.clock.advance(timedelta(days=1))
+        runbooks.user_grants[finn.uuid] = "write"
+        # A grant to an account the simulator cannot render: the effective list (fetched on its own thread) answers
+        # fails every time, and the sync stops, resumable.
+        runbooks.user_grants["{00000000-0000-0000-0000-00000000dead}"] = "read"
+        org.touch()
+        with pytest.raises(ServerError, match=r"\[/2.0/workspaces/tiny-co/permissions/repositories"):
+            warehouse.sync(server.url, email, max_retries=1, backoff_base=0.01, backoff_max=0.02)
+        assert warehouse.query("select status from raw.syncs order by started_at") == [("complete",), ("interrupted",)]
+        del runbooks.user_grants["{00000000-0000-0000-0000-00000000dead}"]
+        org.touch()
+        resumed = warehouse.sync(server.url, email)
+    assert resumed.resumed and resumed.refresh["tiny-co"]["mode"] == "incremental"
+    assert warehouse.access("runbooks", finn.uuid) == "write" and warehouse.mismatches() == 0
