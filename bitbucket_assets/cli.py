@@ -73,14 +73,17 @@ def main() -> None:
 
 
 @main.command()
-def sync() -> None:
+@click.option("--full", is_flag=True, help="Read every repository's permission lists, not only those that are new, "
+              "changed or due (BITBUCKET_REFRESH_MAX_AGE_DAYS).")  # fmt: skip
+def sync(full: bool) -> None:
     """Extract a snapshot from BITBUCKET_API_URL into DUCKDB_PATH (runs the Dagster job in-process), showing its
-    progress at every checkpoint."""
+    progress at every checkpoint. After the first, a sync is incremental: a repository's permission lists are read
+    when it is new, its effective access changed or they are due; the others are carried forward."""
     from . import services
     from .progress_display import sync_progress
 
     with sync_progress():
-        summary = _run(services.sync, _settings())
+        summary = _run(services.sync, _settings(), full=full)
     for line in summary.lines():
         _echo(line)
 

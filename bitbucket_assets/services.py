@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from .clock import SystemClock
+from .extraction.refresh import describe_refresh
 from .settings import Settings
 from .warehouse.files import open_reader, open_writer, report_database
 
@@ -51,6 +52,7 @@ class SyncSummary:
     checks_failed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # workspaces seen but not covered, with the reason
     anomalies: dict[str, int] = field(default_factory=dict)  # list entries skipped, per endpoint family
+    refresh: dict[str, dict] = field(default_factory=dict)  # per workspace: lists read per reason, carried forward
 
     def lines(self) -> list[str]:
         total = self.checks_passed + len(self.checks_failed)
@@ -62,6 +64,7 @@ class SyncSummary:
                 f"  skipped entries in {family}: {n} (lacking their identity; listed in raw.anomalies)"
                 for family, n in self.anomalies.items()
             ],
+            *[f"  {slug}: {describe_refresh(refresh)}" for slug, refresh in self.refresh.items()],
             f"  API calls: {self.api_calls}, retries: {self.retries}, 429s: {self.rate_limited}",
             *[f"  raw/{table}: {rows} rows" for table, rows in self.raw_rows.items()],
             *[f"  marts/{mart}: {rows} rows" for mart, rows in self.mart_rows.items()],
@@ -69,8 +72,9 @@ class SyncSummary:
         ]
 
 
-def sync(settings: Settings) -> SyncSummary:
-    """One snapshot and the dbt build over it: the `bitbucket_sync` job, run in-process."""
+def sync(settings: Settings, full: bool = False) -> SyncSummary:
+    """One snapshot and the dbt build over it: the `bitbucket_sync` job, run in-process. `full`: read every
+    repository's permission lists (extraction/refresh.py)."""
     import dagster as dg
 
     from .definitions import build_definitions
@@ -78,14 +82,15 @@ def sync(settings: Settings) -> SyncSummary:
 
     job = build_definitions(settings).resolve_job_def(SYNC_JOB)
     with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        run_config = {"ops": {"bitbucket_raw_snapshot": {"config": {"full": full}}}}
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
     if not result.success:
         raise CommandError(_failure_message(result))
     checks = result.get_asset_check_evaluations()
     with _connect(settings.duckdb_path, read_only=True) as con:
-        workspaces, counts, calls, retries, limited, skipped, anomalies = con.execute(
-            "select workspaces, entity_counts, api_calls, retries, rate_limited, skipped_workspaces, anomalies "
-            "from raw.syncs where sync_id = ?",
+        workspaces, counts, calls, retries, limited, skipped, anomalies, refresh = con.execute(
+            "select workspaces, entity_counts, api_calls, retries, rate_limited, skipped_workspaces, anomalies, "
+            "refresh from raw.syncs where sync_id = ?",
             [result.run_id],
         ).fetchone()
         marts = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in MART_COUNTS}
@@ -101,6 +106,7 @@ def sync(settings: Settings) -> SyncSummary:
         checks_failed=[c.check_name for c in checks if not c.passed],
         skipped=json.loads(skipped or "{}"),
         anomalies=json.loads(anomalies or "{}"),
+        refresh=json.loads(refresh or "{}"),
     )
 
 

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     bitbucket_app_password: SecretStr | None = None
     bitbucket_workspaces: str | None = None  # comma-separated slugs or {uuid}s; None: every visible workspace
     bitbucket_requests_per_hour: float = Field(900.0, gt=0)
+    # An incremental sync reads a repository's permission lists when it is new, its effective access changed, or
+    # its lists are this many days old (a rolling share each day); the rest are carried forward. `sync --full`
+    # reads every list.
+    bitbucket_refresh_max_age_days: int = Field(7, ge=1)
 
     # Schedules.
     bitbucket_sync_cron: str = "0 5 * * *"

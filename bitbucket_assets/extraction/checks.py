@@ -15,7 +15,8 @@ class CheckOutcome:
 
 
 def permissions_fetched(con, sync_id: str) -> CheckOutcome:
-    """Every repository and project has both its users and groups permission lists fetched."""
+    """Every repository and project has both its users and groups permission lists in the snapshot: read by this
+    sync or carried forward from the one that last read them."""
     missing = con.execute(
         """
         WITH expected AS (
@@ -37,8 +38,33 @@ def permissions_fetched(con, sync_id: str) -> CheckOutcome:
     return CheckOutcome(
         "permissions_fetched",
         not missing,
-        "Every project's and repository's users and groups permission lists were fetched in this sync.",
+        "Every project's and repository's users and groups permission lists are in the snapshot (read or carried).",
         {"missing": [f"{t} {n} {lst}" for t, n, lst in missing]},
+    )
+
+
+def permission_lists_fresh(con, sync_id: str) -> CheckOutcome:
+    """No permission list in the snapshot is older than the sync's refresh age (BITBUCKET_REFRESH_MAX_AGE_DAYS):
+    lists carried forward from earlier syncs are re-read before they get that old (extraction/refresh.py)."""
+    n, stale = con.execute(
+        """
+        WITH s AS (
+            SELECT started_at, coalesce(try_cast(options ->> 'max_age_days' AS INTEGER), 7) AS n
+            FROM raw.syncs WHERE sync_id = $1
+        )
+        SELECT any_value(s.n), list(f.workspace_slug || ' ' || f.resource_type || ' ' || f.resource_id || ' '
+                                    || f.list || ' read ' || strftime(timezone('UTC', f.fetched_at), '%Y-%m-%d %H:%M UTC'))
+        FROM s LEFT JOIN raw.fetch_log f
+            ON f.sync_id = $1 AND f.fetched_at <= s.started_at - to_days(s.n)
+        """,
+        [sync_id],
+    ).fetchone()
+    stale = sorted(entry for entry in stale or [] if entry is not None)
+    return CheckOutcome(
+        "permission_lists_fresh",
+        not stale,
+        f"Every permission list in the snapshot was read within {n} days of the sync (older ones are re-read).",
+        {"max_age_days": n, "stale": stale[:50], "stale_count": len(stale)},
     )
 
 
@@ -108,4 +134,10 @@ def no_entries_skipped(con, sync_id: str) -> CheckOutcome:
     )
 
 
-ALL_CHECKS = (permissions_fetched, memberships_point_at_known_users, no_unexpected_empty_entity, no_entries_skipped)
+ALL_CHECKS = (
+    permissions_fetched,
+    permission_lists_fresh,
+    memberships_point_at_known_users,
+    no_unexpected_empty_entity,
+    no_entries_skipped,
+)

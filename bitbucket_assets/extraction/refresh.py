@@ -90,6 +90,13 @@ def refresh_summary(con: duckdb.DuckDBPyConnection, sync_id: str, refreshes: lis
     return summary
 
 
+def describe_refresh(refresh: dict) -> str:
+    """One workspace's entry of the manifest's `refresh` in words."""
+    read = ", ".join(f"{n} {why}" for why, n in sorted(refresh.get("read", {}).items())) or "none"
+    how = refresh["mode"] + (f" ({refresh['why']})" if refresh.get("why") else "")
+    return f"{how}; repositories' permission lists read: {read}; carried forward: {refresh.get('carried', 0)}"
+
+
 def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
     return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
@@ -115,8 +122,8 @@ def plan_workspace(con: duckdb.DuckDBPyConnection, sync_id: str, workspace: str,
     if previous is None:
         return WorkspaceRefresh(workspace, "full", "first sync of this workspace", previous)
     if not effective:
-        return WorkspaceRefresh(workspace, "full", "Bitbucket's effective list is not read, so no change can be "
-                                "detected (BITBUCKET_EFFECTIVE_PERMISSIONS)", previous)  # fmt: skip
+        return WorkspaceRefresh(workspace, "full", "Bitbucket's effective list is not read, so no change could be "
+                                "detected", previous)  # fmt: skip
     if not (_exists(con, FRESHNESS_VIEW) and _exists(con, PLAN_VIEW)):
         return WorkspaceRefresh(workspace, "full", "the warehouse has no refresh plan yet (dbt builds it)", previous)
     rows = con.execute(

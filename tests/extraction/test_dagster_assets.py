@@ -38,6 +38,7 @@ def test_materialize_against_the_simulator(make_sim, tmp_path, capsys) -> None:
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {
         "permissions_fetched": True,
+        "permission_lists_fresh": True,
         "memberships_point_at_known_users": True,
         "no_unexpected_empty_entity": True,
         "no_entries_skipped": True,

@@ -19,7 +19,9 @@ import pytest
 
 from bitbucket_assets.client import BitbucketClient, Credentials, ServerError
 from bitbucket_assets.clock import SimulatedClock
+from bitbucket_assets.extraction.checks import permission_lists_fresh
 from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.raw_schema import create_raw_schema
 from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import SyncResult, run_sync
 from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
@@ -126,7 +128,8 @@ def scenario(tmp_path_factory) -> Scenario:
                 # A redundant direct grant (ben already writes through `developers`): effective access is unchanged.
                 payments.user_grants[ben.uuid] = "read"
                 # A new repository, with a direct grant.
-                ws.repositories["fresh"] = Repository(new_uuid(random.Random(2)), "fresh", "fresh", "OPS", org.now, org.now,
+                uuid = new_uuid(random.Random(2))
+                ws.repositories["fresh"] = Repository(uuid, "fresh", "fresh", "OPS", org.now, org.now,
                                                       user_grants={finn.uuid: "write"})  # fmt: skip
             org.touch()
             figures = {}
@@ -264,3 +267,17 @@ def test_an_interrupted_incremental_sync_resumes_and_completes(tmp_path) -> None
         resumed = warehouse.sync(server.url, email)
     assert resumed.resumed and resumed.refresh["tiny-co"]["mode"] == "incremental"
     assert warehouse.access("runbooks", finn.uuid) == "write" and warehouse.mismatches() == 0
+
+
+def test_the_freshness_check_names_a_list_older_than_n_days() -> None:
+    with duckdb.connect() as con:
+        create_raw_schema(con)
+        con.execute("insert into raw.syncs (sync_id, started_at, status, options) values "
+                    "('s2', '2026-03-10 00:00:00+00', 'running', '{\"max_age_days\": 3}')")  # fmt: skip
+        for rid, read in (("{fresh}", "2026-03-08 00:00:00+00"), ("{stale}", "2026-03-06 23:00:00+00")):
+            con.execute("insert into raw.fetch_log values ('s2', '{w}', 'acme', 'repository', ?, 'users', 1, ?, "
+                        "'s1', 'due')", [rid, read])  # fmt: skip
+        outcome = permission_lists_fresh(con, "s2")
+    assert not outcome.passed and outcome.metadata["stale_count"] == 1
+    assert outcome.metadata["stale"] == ["acme repository {stale} users read 2026-03-06 23:00 UTC"]
+    assert "within 3 days" in outcome.description

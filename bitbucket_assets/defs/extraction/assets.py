@@ -2,11 +2,13 @@
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from ...extraction.checks import ALL_CHECKS
 from ...extraction.extract import ExtractionOptions
 from ...extraction.progress import to_python_log
 from ...extraction.raw_schema import TABLES
+from ...extraction.refresh import describe_refresh
 from ...extraction.sync import run_sync
 from ...warehouse.files import WRITER_POOL
 from .resources import BitbucketResource
@@ -35,6 +37,14 @@ SPECS = [
 CHECK_SPECS = [dg.AssetCheckSpec(check.__name__, asset=CHECKED) for check in ALL_CHECKS]
 
 
+class SnapshotConfig(dg.Config):
+    full: bool = Field(
+        default=False,
+        description="Read every repository's permission lists, instead of those that are new, changed or due "
+        "(BITBUCKET_REFRESH_MAX_AGE_DAYS); the rest are carried forward from the sync that read them.",
+    )
+
+
 @dg.multi_asset(
     specs=SPECS,
     check_specs=CHECK_SPECS,
@@ -42,10 +52,12 @@ CHECK_SPECS = [dg.AssetCheckSpec(check.__name__, asset=CHECKED) for check in ALL
     pool=WRITER_POOL,
     description="Extract a complete snapshot of Bitbucket Cloud access into the raw tables of DuckDB.",
 )
-def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: BitbucketResource, duckdb: DuckDBResource):
+def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, config: SnapshotConfig, bitbucket: BitbucketResource,
+                           duckdb: DuckDBResource):  # fmt: skip
     client, admin_api = bitbucket.get_client(), bitbucket.get_admin_api()
     options = ExtractionOptions(
         workspaces=bitbucket.workspace_filter(), admin_api=admin_api, admin_managed=bitbucket.admin_managed(),
+        refresh=bitbucket.refresh_policy(full=config.full),
         # At every checkpoint: a line in the run's log, and the event for a terminal running the job in-process.
         progress=[lambda event: context.log.info(event.line()), to_python_log],
     )  # fmt: skip
@@ -63,6 +75,8 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
     )
     for slug, reason in result.skipped.items():
         context.log.warning(f"workspace {slug} skipped: {reason}")
+    for slug, refresh in result.refresh.items():
+        context.log.info(f"workspace {slug}: {describe_refresh(refresh)}")
     yield dg.MaterializeResult(
         asset_key=["raw", "syncs"],
         metadata={
@@ -74,6 +88,7 @@ def bitbucket_raw_snapshot(context: dg.AssetExecutionContext, bitbucket: Bitbuck
             "calls_by_family": result.stats["calls_by_family"],
             "skipped_workspaces": result.skipped,
             "group_sources": result.group_sources,
+            "refresh": result.refresh,
         },
     )
     for table in RAW_TABLES:

@@ -7,6 +7,7 @@ import dagster as dg
 from ...client import BitbucketClient, Credentials, credentials_from_values
 from ...client.admin_api import DEFAULT_ADMIN_API_URL, AtlassianAdminApi
 from ...client.credentials import DEFAULT_API_URL, DEFAULT_OAUTH_TOKEN_URL
+from ...extraction.refresh import RefreshPolicy
 from ...settings import SECRET_VARIABLES, Settings, comma_list, environment_variable_holds
 
 
@@ -24,6 +25,7 @@ class BitbucketResource(dg.ConfigurableResource):
     app_password: str | None = None
     workspaces: str | None = None  # comma-separated slugs or {uuid}s
     requests_per_hour: float = 900.0
+    refresh_max_age_days: int = 7  # N: an incremental sync re-reads every repository's lists at least every N days
     max_workers: int = 8
     timeout_seconds: float = 30.0
     # The Atlassian Admin API, for workspaces administered from admin.atlassian.com (docs/provisioning.md).
@@ -69,6 +71,9 @@ class BitbucketResource(dg.ConfigurableResource):
     def admin_managed(self) -> list[str] | None:
         return comma_list(self.admin_managed_workspaces)
 
+    def refresh_policy(self, full: bool = False) -> RefreshPolicy:
+        return RefreshPolicy(full=full, max_age_days=self.refresh_max_age_days)
+
 
 def bitbucket_resource(settings: Settings) -> BitbucketResource:
     """The resource for these settings. A secret the process environment holds is passed as an `EnvVar`, so
@@ -88,6 +93,7 @@ def bitbucket_resource(settings: Settings) -> BitbucketResource:
         username=settings.bitbucket_username,
         workspaces=settings.bitbucket_workspaces,
         requests_per_hour=settings.bitbucket_requests_per_hour,
+        refresh_max_age_days=settings.bitbucket_refresh_max_age_days,
         admin_api_url=settings.bitbucket_admin_api_url,
         admin_org_id=settings.bitbucket_admin_org_id,
         admin_directory_id=settings.bitbucket_admin_directory_id,

@@ -27,6 +27,7 @@ select
     s.entity_counts,
     s.api_calls,
     s.anomalies,
-    s.skipped_workspaces
+    s.skipped_workspaces,
+    s.refresh
 from {{ ref('stg_bitbucket__sync_manifests') }} as s
 inner join held as h using (sync_id)

@@ -10,6 +10,7 @@ select
     skipped_workspaces,
     anomalies,
     group_sources,
-    repository_group_lists
+    repository_group_lists,
+    refresh
 from {{ source('bitbucket_raw', 'syncs') }}
 where status in ('complete', 'pruned')
