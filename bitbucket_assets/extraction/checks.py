@@ -52,8 +52,9 @@ def permission_lists_fresh(con, sync_id: str) -> CheckOutcome:
             SELECT started_at, coalesce(try_cast(options ->> 'max_age_days' AS INTEGER), 7) AS n
             FROM raw.syncs WHERE sync_id = $1
         )
-        SELECT any_value(s.n), list(f.workspace_slug || ' ' || f.resource_type || ' ' || f.resource_id || ' '
-                                    || f.list || ' read ' || strftime(timezone('UTC', f.fetched_at), '%Y-%m-%d %H:%M UTC'))
+        SELECT any_value(s.n),
+               list(f.workspace_slug || ' ' || f.resource_type || ' ' || f.resource_id || ' ' || f.list
+                    || ' read ' || strftime(timezone('UTC', f.fetched_at), '%Y-%m-%d %H:%M UTC'))
         FROM s LEFT JOIN raw.fetch_log f
             ON f.sync_id = $1 AND f.fetched_at <= s.started_at - to_days(s.n)
         """,
