@@ -37,6 +37,12 @@ class Clock(Protocol):
     def interrupt(self) -> None:
         """End every current and future wait with `Interrupted`."""
 
+    def fork(self) -> float | None:
+        """The calling thread's time, to hand to work another thread does on its behalf (`join`)."""
+
+    def join(self, time: float | None) -> None:
+        """The calling thread goes on from `time` (handed over by `fork`) if that is later than its own."""
+
 
 class SystemClock:
     """The wall clock, with waits that `interrupt()` ends at once (from any thread)."""
@@ -67,46 +73,79 @@ class SystemClock:
     def interrupt(self) -> None:
         self._stop.set()
 
+    def fork(self) -> float | None:
+        return None  # one time for every thread
+
+    def join(self, time: float | None) -> None:
+        return None
+
 
 class SimulatedClock:
     """A clock that jumps forward instead of waiting. Thread-safe: concurrent waits for the same deadline move
-    it once, so pacing with several workers takes as much simulated time as it would take real time."""
+    it once, so pacing with several workers takes as much simulated time as it would take real time.
+
+    A thread that waited has a time of its own, so two threads paced by different rate-limit buckets move
+    forward side by side, as they would on the wall clock, however fast each runs on this machine. Work handed
+    to another thread starts at its sender's time (`fork`, `join`); a thread that never waited reads the latest
+    time any thread reached.
+    """
 
     is_simulated = True
 
     def __init__(self, start: datetime | None = None):
         self._start = (start or datetime.now(UTC)).astimezone(UTC)
-        self._elapsed = 0.0
+        self._elapsed = 0.0  # the latest time any thread reached
+        self._floor = 0.0  # no thread is earlier than this (`advance`)
+        self._threads = threading.local()
         self._lock = threading.Lock()
         self._stopped = False
-        self.waited = 0.0  # total simulated seconds spent in sleep calls
+        self.waited = 0.0  # simulated seconds the latest time moved because something waited
+
+    def _mine(self) -> float:
+        own = getattr(self._threads, "time", None)
+        return self._elapsed if own is None else max(own, self._floor)
+
+    def _set(self, time: float) -> None:
+        self._threads.time = time
+        self._elapsed = max(self._elapsed, time)
 
     def now(self) -> datetime:
         with self._lock:
-            return self._start + timedelta(seconds=self._elapsed)
+            return self._start + timedelta(seconds=self._mine())
 
     def monotonic(self) -> float:
         with self._lock:
-            return self._elapsed
+            return self._mine()
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
-            deadline = self._elapsed + max(0.0, seconds)
+            deadline = self._mine() + max(0.0, seconds)
         self.sleep_until(deadline)
 
     def sleep_until(self, deadline: float) -> None:
         with self._lock:
             if self._stopped:
                 raise Interrupted("stopped while waiting")
-            if deadline > self._elapsed:
-                self.waited += deadline - self._elapsed
-                self._elapsed = deadline
+            self.waited += max(0.0, deadline - self._elapsed)  # how far waiting moved the latest time
+            self._set(max(self._mine(), deadline))
+
+    def fork(self) -> float | None:
+        with self._lock:
+            return self._mine()
+
+    def join(self, time: float | None) -> None:
+        if time is None:
+            return
+        with self._lock:
+            self._set(max(self._mine(), time))
 
     def advance(self, delta: timedelta | float) -> None:
-        """Move time forward without anyone waiting (a day passes between two syncs)."""
+        """Move time forward without anyone waiting (a day passes between two syncs): every thread goes on from
+        the latest time any thread reached, plus `delta`."""
         seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
         with self._lock:
             self._elapsed += max(0.0, seconds)
+            self._floor = self._elapsed
 
     def interrupt(self) -> None:
         with self._lock:

@@ -27,7 +27,8 @@ class TokenBucket:
 
     def acquire(self) -> None:
         with self.lock:
-            now = self.clock.monotonic()
+            # A thread of a simulated clock may be behind the bucket's last reservation: it queues behind it.
+            now = max(self.clock.monotonic(), self.updated)
             self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
             self.updated = now
             self.tokens -= 1  # reserve: below zero means in debt until the refill reaches this call's slot

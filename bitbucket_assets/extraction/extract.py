@@ -20,9 +20,11 @@ repository's lists are carried forward from the sync that last read them. `--ful
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from types import NoneType
 from typing import Any
 
 from ..client import BitbucketApi, BitbucketError, EndpointRemovedError, NotFoundError, PermissionDeniedError
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 CLASSIC_GROUPS = "bitbucket-1.0"  # raw.workspaces.group_source: where a workspace's group members were read
 ADMIN_GROUPS = "atlassian-admin-api"
 BULK_GROUP_LISTS = "bulk: the 1.0 group-privileges list"  # raw.workspaces.repository_group_lists
+# Each commit costs more than writing a page of 100 rows; a resumed sync reads at most this many pages again.
+EFFECTIVE_PAGES_PER_CHECKPOINT = 10
 
 
 @dataclass
@@ -135,6 +139,10 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
     return selection
 
 
+class _NotFetched(Exception):
+    """A list left out because another list of the same page failed."""
+
+
 class _WorkspaceExtractor:
     def __init__(self, api: BitbucketApi, writer: SnapshotWriter, pool, access: WorkspaceAccess, options,
                  progress: SyncProgress):  # fmt: skip
@@ -148,6 +156,7 @@ class _WorkspaceExtractor:
         self.reads_effective = bool(options.effective_permissions and self.admin)
         self.refresh = WorkspaceRefresh(self.slug, "full")
         self.beside: Prefetch | None = None  # the effective list, while it is fetched beside the other stages
+        self.effective_unsaved = 0  # effective pages written since its last checkpoint
 
     def run(self) -> None:
         """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on a
@@ -198,12 +207,18 @@ class _WorkspaceExtractor:
         start = self.writer.resume_point(self.slug, "effective")
         if start == "":
             return None
-        return Prefetch(self.api.effective_permission_pages(self.slug, start), name=f"effective-{self.slug}")
+        pages = self.api.effective_permission_pages(self.slug, start)
+        return Prefetch(pages, self.api.client.clock, name=f"effective-{self.slug}")
 
     def _effective_pages(self, pages: Iterator[Page]) -> None:
+        """Effective-list pages, committed every `EFFECTIVE_PAGES_PER_CHECKPOINT` pages and at the last: a
+        resumed sync reads at most that many again."""
         for page in pages:
             self._effective_page(page.items)
-            self.writer.checkpoint(self.slug, "effective", page.next_url)
+            self.effective_unsaved += 1
+            if page.next_url is None or self.effective_unsaved >= EFFECTIVE_PAGES_PER_CHECKPOINT:
+                self.writer.checkpoint(self.slug, "effective", page.next_url)
+                self.effective_unsaved = 0
             self.progress.page(self.slug, "effective", page, 0)
 
     def _paged(self, stage: str, pages: Callable[[str, str | None], Iterator[Page]], handle) -> None:
@@ -223,16 +238,15 @@ class _WorkspaceExtractor:
 
     def _effective_ready(self, waiting_for: list[Future] | None = None) -> None:
         """Write the effective-list pages fetched so far; with `waiting_for`, keep doing so until those are done."""
-        if self.beside is None:
-            if waiting_for:
-                wait(waiting_for)
-            return
         pending = set(waiting_for or ())
         while True:
-            self._effective_pages(self.beside.ready())
+            if self.beside is not None:
+                self._effective_pages(self.beside.ready())
             if not pending:
                 return
-            _, pending = wait(pending, timeout=0.05)
+            done, pending = wait(pending, timeout=0.05 if self.beside else None, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                return  # the caller raises it; the rest are interrupted with the client
 
     def _members_and_groups(self) -> None:
         add, slug = self.writer.add, self.slug
@@ -359,10 +373,28 @@ class _WorkspaceExtractor:
         keys, why read), fetched concurrently (bounded by the pool) and written in order, each with a fetch-log row."""
         jobs = [(key, rid, keys, reason, kind, fetch) for key, rid, keys, reason in targets
                 for kind, fetch in lists.items()]  # fmt: skip
-        futures = [self.pool.submit(job[5], self.slug, job[0]) for job in jobs]
+        clock = self.api.client.clock
+        handed_over, failed = clock.fork(), threading.Event()
+
+        def fetch(job: tuple) -> tuple[list, float | None]:
+            if failed.is_set():
+                raise _NotFetched  # another list failed: the sync stops without spending calls on the rest
+            clock.join(handed_over)  # on a simulated clock, the job starts when it was handed over
+            try:
+                return job[5](self.slug, job[0]), clock.fork()
+            except BaseException:
+                failed.set()
+                raise
+
+        futures = [self.pool.submit(fetch, job) for job in jobs]
         self._effective_ready(waiting_for=futures)  # the effective list goes on meanwhile
-        for (_, rid, keys, reason, kind, _), future in zip(jobs, futures, strict=True):
-            self._write_list(scope, rid, keys, kind, future.result(), reason)
+        if failed.is_set():
+            wait(futures)
+            raise next(f.exception() for f in futures if not isinstance(f.exception(), _NotFetched | NoneType))
+        results = [future.result() for future in futures]
+        clock.join(max((t for _, t in results if t is not None), default=None))
+        for (_, rid, keys, reason, kind, _), (grants, _) in zip(jobs, results, strict=True):
+            self._write_list(scope, rid, keys, kind, grants, reason)
 
     def _write_list(self, scope: str, rid: str, keys: dict, kind: str, grants: list, reason: str | None) -> None:
         for grant in grants:

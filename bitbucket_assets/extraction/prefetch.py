@@ -8,26 +8,32 @@ the sync's own thread, each with its checkpoint, so a page's rows are never comm
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 
 from ..client.api import Page
+from ..clock import Clock
 
 _END = object()
 
 
 class Prefetch:
-    """Fetches `pages` ahead (at most `depth` pages waiting) on a daemon thread; errors reach the reader."""
+    """Fetches `pages` ahead (at most `depth` pages waiting) on a daemon thread; errors reach the reader.
 
-    def __init__(self, pages: Iterator[Page], name: str, depth: int = 8):
-        self._pages = pages
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+    On a simulated clock each thread keeps its own time: the fetching thread starts at the reader's time, and a
+    page is ready for the reader once the reader's time has reached the time it was fetched at."""
+
+    def __init__(self, pages: Iterator[Page], clock: Clock, name: str, depth: int = 8):
+        self._pages, self._clock, self._depth = pages, clock, depth
+        self._items: deque[tuple[object, float | None]] = deque()
+        self._changed = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, args=(clock.fork(),), name=name, daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, started: float | None) -> None:
+        self._clock.join(started)
         try:
             for page in self._pages:
                 if not self._put(page):
@@ -37,39 +43,52 @@ class Prefetch:
             self._put(exc)
 
     def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        with self._changed:
+            while len(self._items) >= self._depth and not self._stop:
+                self._changed.wait()
+            if self._stop:
+                return False
+            self._items.append((item, self._clock.fork()))
+            self._changed.notify_all()
+            return True
 
     def ready(self) -> Iterator[Page]:
-        """The pages fetched so far, without waiting."""
+        """The pages fetched so far (by the reader's time), without waiting."""
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if (page := self._take(item)) is None:
-                return
-            yield page
+            with self._changed:
+                if not self._items:
+                    return
+                item, fetched_at = self._items[0]
+                now = self._clock.fork()
+                early = fetched_at is not None and now is not None and fetched_at > now
+                if item is _END or (early and not isinstance(item, BaseException)):
+                    return
+                self._items.popleft()
+                self._changed.notify_all()
+            yield self._take(item, fetched_at)
 
     def rest(self) -> Iterator[Page]:
         """Every remaining page, waiting for each."""
-        while (page := self._take(self._queue.get())) is not None:
-            yield page
+        while True:
+            with self._changed:
+                while not self._items:
+                    self._changed.wait()
+                item, fetched_at = self._items[0]
+                if item is _END:
+                    return
+                self._items.popleft()
+                self._changed.notify_all()
+            yield self._take(item, fetched_at)
 
-    def _take(self, item: object) -> Page | None:
-        if item is _END:
-            self._queue.put(_END)  # later calls see the end too
-            return None
+    def _take(self, item: object, fetched_at: float | None) -> Page:
+        self._clock.join(fetched_at)  # the reader cannot write a page before it was fetched
         if isinstance(item, BaseException):
             raise item
         return item  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop fetching (a page in flight finishes or is interrupted with the client)."""
-        self._stop.set()
+        with self._changed:
+            self._stop = True
+            self._changed.notify_all()
         self._thread.join(timeout=5)  # a wait in flight ends when the sync interrupts its client
