@@ -46,7 +46,14 @@ from ..client.api import (
 )
 from .prefetch import Prefetch
 from .progress import Listener, SyncProgress
-from .refresh import RefreshPolicy, WorkspaceRefresh, changed_repositories, plan_workspace, refresh_summary
+from .refresh import (
+    RefreshPolicy,
+    WorkspaceRefresh,
+    changed_repositories,
+    effective_costs_more,
+    plan_workspace,
+    refresh_summary,
+)
 from .snapshot import SnapshotWriter
 
 log = logging.getLogger(__name__)
@@ -153,7 +160,7 @@ class _WorkspaceExtractor:
         self.admin = access.administrator
         self.slug = access.slug
         self.base: dict[str, Any] = {}
-        self.reads_effective = bool(options.effective_permissions and self.admin)
+        self.effective_list = "read"  # or `not read: <why>` (_decide_effective)
         self.refresh = WorkspaceRefresh(self.slug, "full")
         self.beside: Prefetch | None = None  # the effective list, while it is fetched beside the other stages
         self.effective_unsaved = 0  # effective pages written since its last checkpoint
@@ -167,13 +174,14 @@ class _WorkspaceExtractor:
             self._members_and_groups()
             self.writer.checkpoint(self.slug, "members", None)
             self.progress.stage_done(self.slug, "members")
+        self._decide_effective()
         self.beside = effective = self._effective_prefetch()
         try:
             self._paged("projects", self.api.project_pages, self._projects_page)
             if self.writer.resume_point(self.slug, "repositories") != "":
                 self.repository_groups = self._bulk_group_privileges()
             self.refresh = plan_workspace(self.writer.con, self.writer.sync_id, self.slug, self.options.refresh,
-                                          self.reads_effective)  # fmt: skip
+                                          self.effective_list)  # fmt: skip
             self._paged("repositories", self.api.repository_pages, self._repositories_page)
             if effective is not None:
                 self._effective_pages(effective.rest())
@@ -201,8 +209,22 @@ class _WorkspaceExtractor:
         self.writer.carry_forward(self.refresh)
         self.writer.checkpoint(self.slug, "refresh", None)
 
+    def _decide_effective(self) -> None:
+        """Read Bitbucket's effective list (where the credential administers the workspace), unless reading every
+        repository's lists would cost less; the workspace's row says which (`raw.workspaces.effective_list`)."""
+        if not self.options.effective_permissions:
+            why = "not read: switched off"
+        elif not self.admin:
+            why = "not read: the credential does not administer this workspace"
+        elif costs_more := effective_costs_more(self.writer.con, self.slug, self.options.refresh):
+            why = f"not read: {costs_more}"
+        else:
+            why = "read"
+        self.effective_list = why
+        self.writer.set_workspace_field(self.slug, "effective_list", why)
+
     def _effective_prefetch(self) -> Prefetch | None:
-        if not self.reads_effective:
+        if self.effective_list != "read":
             return None
         start = self.writer.resume_point(self.slug, "effective")
         if start == "":

@@ -113,17 +113,41 @@ def previous_sync(con: duckdb.DuckDBPyConnection, workspace: str) -> str | None:
     return row[0] if row else None
 
 
+def effective_costs_more(con: duckdb.DuckDBPyConnection, workspace: str, policy: RefreshPolicy) -> str | None:
+    """Why an incremental sync should read every repository's lists instead of Bitbucket's effective list, or
+    None. Its cost is estimated from the workspace's last observation (pages of 100 (user, repository) pairs)
+    against one list per repository (two when the group grants do not come in bulk)."""
+    previous = previous_sync(con, workspace)
+    if policy.full or previous is None:
+        return None
+    pairs, repositories, bulk = con.execute(
+        """
+        SELECT (SELECT count(*) FROM raw.effective_repository_permissions WHERE sync_id = $1 AND workspace_slug = $2),
+               (SELECT count(*) FROM raw.repositories WHERE sync_id = $1 AND workspace_slug = $2),
+               (SELECT coalesce(any_value(repository_group_lists), '') LIKE 'bulk%' FROM raw.workspaces
+                WHERE sync_id = $1 AND workspace_slug = $2)
+        """,
+        [previous, workspace],
+    ).fetchone()
+    pages, lists = -(-pairs // 100), repositories * (1 if bulk else 2)
+    if pairs == 0 or pages <= lists:
+        return None
+    return (f"Bitbucket's effective list (about {pages:,} pages last time) costs more than every repository's "
+            f"lists ({lists:,} calls): reading the lists, and not the effective list, so nothing is reconciled "
+            "today")  # fmt: skip
+
+
 def plan_workspace(con: duckdb.DuckDBPyConnection, sync_id: str, workspace: str, policy: RefreshPolicy,
-                   effective: bool) -> WorkspaceRefresh:  # fmt: skip
-    """Decide full or incremental for a workspace, and which known repositories are due today."""
+                   effective_list: str) -> WorkspaceRefresh:  # fmt: skip
+    """Decide full or incremental for a workspace, and which known repositories are due today. `effective_list`:
+    `read`, or why Bitbucket's effective list is not read today (then every list is read)."""
     previous = previous_sync(con, workspace)
     if policy.full:
         return WorkspaceRefresh(workspace, "full", "asked for (--full)", previous)
     if previous is None:
         return WorkspaceRefresh(workspace, "full", "first sync of this workspace", previous)
-    if not effective:
-        return WorkspaceRefresh(workspace, "full", "Bitbucket's effective list is not read, so no change could be "
-                                "detected", previous)  # fmt: skip
+    if effective_list != "read":
+        return WorkspaceRefresh(workspace, "full", f"Bitbucket's effective list was {effective_list}", previous)
     if not (_exists(con, FRESHNESS_VIEW) and _exists(con, PLAN_VIEW)):
         return WorkspaceRefresh(workspace, "full", "the warehouse has no refresh plan yet (dbt builds it)", previous)
     rows = con.execute(

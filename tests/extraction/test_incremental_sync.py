@@ -29,7 +29,7 @@ from bitbucket_assets.simulator.model import Repository, new_uuid
 from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
 
 DBT = str(Path(sys.executable).parent / "dbt")
-SELECT = ["path:models/plan", "+fct_reconciliation_mismatches", "+dim_repositories", "+fct_grant_history"]
+SELECT = ["path:models/plan", "+fct_reconciliation_mismatches", "+dim_repositories", "+fct_grant_history", "fct_reconciliations"]
 N = 3
 
 
@@ -281,3 +281,33 @@ def test_the_freshness_check_names_a_list_older_than_n_days() -> None:
     assert not outcome.passed and outcome.metadata["stale_count"] == 1
     assert outcome.metadata["stale"] == ["acme repository {stale} users read 2026-03-06 23:00 UTC"]
     assert "within 3 days" in outcome.description
+
+
+def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_and_nothing_is_reconciled(
+    tmp_path,
+) -> None:
+    org = load_organisation("tiny")
+    for repository in org.workspaces["tiny-co"].repositories.values():
+        repository.group_grants["everyone"] = "read"  # 100 members on each of 5 repositories: 6 pages > 5 lists
+    org.touch()
+    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    with SimulatorServer(Simulator(org)) as server:
+        email = org.users[org.operator_uuid].email
+        warehouse.sync(server.url, email)
+        org.now += timedelta(days=1)
+        warehouse.clock.advance(timedelta(days=1))
+        before = len(server.simulator.request_log)
+        result = warehouse.sync(server.url, email)
+        calls = [r.path for r in server.simulator.request_log[before:]]
+    refresh = result.refresh["tiny-co"]
+    assert refresh["mode"] == "full" and refresh["read"] == {"full": 5}
+    assert "costs more than every repository's lists (5 calls)" in refresh["why"]
+    assert "/2.0/workspaces/tiny-co/permissions/repositories" not in calls  # read on day 1 only
+    assert "/2.0/workspaces/tiny-labs/permissions/repositories" in calls
+    assert result.refresh["tiny-labs"]["mode"] == "incremental"
+    lists = dict(warehouse.query("select workspace_slug, effective_list from marts.dim_workspaces"))
+    assert lists["tiny-labs"] == "read" and lists["tiny-co"].startswith("not read: Bitbucket's effective list (about")
+    assert warehouse.mismatches() == 0
+    assert warehouse.query(
+        "select compared_workspaces from marts.fct_reconciliations order by synced_at desc limit 1"
+    ) == [(["tiny-labs"],)]

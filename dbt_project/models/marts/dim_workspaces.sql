@@ -16,6 +16,7 @@ select
                where m.sync_id = w.sync_id and m.workspace_slug = w.workspace_slug) = 0
          then 'atlassian_admin' else 'bitbucket' end as user_management,
     w.group_source,
+    w.effective_list,
     w.sync_id,
     w.synced_at,
     w.sync_id = (select sync_id from {{ ref('stg_bitbucket__syncs') }} where is_latest) as covered_by_latest_sync

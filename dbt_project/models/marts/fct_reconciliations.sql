@@ -10,9 +10,11 @@
 select
     (select sync_id from {{ ref('stg_bitbucket__syncs') }} where is_latest) as sync_id,
     (select synced_at from {{ ref('stg_bitbucket__syncs') }} where is_latest) as synced_at,
-    (select count(*) from {{ ref('fct_effective_access') }} where resource_type = 'repository') as compared_rows,
+    (select count(*) from {{ ref('fct_effective_access') }} where resource_type = 'repository'
+     and workspace_slug in (select workspace_slug from {{ ref('dim_workspaces') }} where effective_list = 'read'))
+        as compared_rows,
     (select count(*) from {{ ref('fct_reconciliation_mismatches') }}) as mismatches,
     (select count(*) from {{ ref('fct_reconciliation_mismatches') }}) = 0 as passed,
     (select list(distinct workspace_slug order by workspace_slug) from {{ ref('dim_workspaces') }}
-     where synced_as_administrator) as compared_workspaces
+     where effective_list = 'read') as compared_workspaces
 where exists (select 1 from {{ ref('stg_bitbucket__syncs') }} where is_latest)

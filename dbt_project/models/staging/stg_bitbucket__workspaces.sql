@@ -7,6 +7,8 @@ select
     r.is_private,
     r.administrator as synced_as_administrator,
     r.created_on,
-    coalesce(r.group_source, 'bitbucket-1.0') as group_source
+    coalesce(r.group_source, 'bitbucket-1.0') as group_source,
+    -- Older syncs read it wherever the credential was an administrator.
+    coalesce(r.effective_list, case when r.administrator then 'read' else 'not read' end) as effective_list
 from {{ source('bitbucket_raw', 'workspaces') }} as r
 inner join {{ ref('stg_bitbucket__syncs') }} as s using (sync_id)
