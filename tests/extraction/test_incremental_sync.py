@@ -29,7 +29,13 @@ from bitbucket_assets.simulator.model import Repository, new_uuid
 from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
 
 DBT = str(Path(sys.executable).parent / "dbt")
-SELECT = ["path:models/plan", "+fct_reconciliation_mismatches", "+dim_repositories", "+fct_grant_history", "fct_reconciliations"]
+SELECT = [
+    "path:models/plan",
+    "+fct_reconciliation_mismatches",
+    "+dim_repositories",
+    "+fct_grant_history",
+    "fct_reconciliations",
+]
 N = 3
 
 
