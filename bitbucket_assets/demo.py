@@ -77,6 +77,8 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
                 _advance(server.simulator, org, echo)
             for line in _simulated_day(settings, org, day == provisioning_day):
                 echo(line)
+            if day == 0:
+                create_refresh_plan(settings.duckdb_path)  # later days are incremental, as after a real build
         _advance(server.simulator, org, echo)
         echo(f"-- {today:%Y-%m-%d} (today): the Dagster sync job, whose dbt build takes in every day above")
         for line in services.sync(settings).lines():
@@ -107,9 +109,13 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> li
     try:
         with duckdb.connect(settings.duckdb_path) as con:
             result = run_sync(client, con, ExtractionOptions(admin_api=admin))
+            read = sum(sum(r["read"].values()) for r in result.refresh.values())
+            carried = sum(r["carried"] for r in result.refresh.values())
+            modes = "/".join(sorted({r["mode"] for r in result.refresh.values()}))
             lines.append(
                 f"sync {result.sync_id} complete: workspaces {', '.join(result.workspaces)} "
-                f"(dated {clock.now():%Y-%m-%d %H:%M} UTC on a simulated clock; {result.stats['calls']} API calls)"
+                f"(dated {clock.now():%Y-%m-%d %H:%M} UTC on a simulated clock; {result.stats['calls']} API calls; "
+                f"{modes}: permission lists of {read} repositories read, {carried} carried forward)"
             )
             policy = ApproverPolicy()
             expiry = Provisioner(client, con, approvals=policy, admin_api=admin)
@@ -126,6 +132,19 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> li
         client.close()
         admin.client.close()
     return lines
+
+
+def create_refresh_plan(duckdb_path: str) -> None:
+    """The refresh plan's views (dbt_project/models/plan), which every dbt build of the sync job creates. The
+    demo's simulated days run no build, so it creates them after the first day and the next days are incremental."""
+    from .defs.warehouse.project import dbt_executable
+    from .warehouse.files import DBT_PROJECT_DIR
+
+    subprocess.run(
+        [dbt_executable(), "run", "--quiet", "--select", "+path:models/plan", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR)],
+        env={**process_environment(), "DUCKDB_PATH": duckdb_path}, check=True, capture_output=True, text=True,
+    )  # fmt: skip
 
 
 def fresh_demo_database(duckdb_path: str | None) -> Path:

@@ -8,7 +8,8 @@
   "As of" means: seen by the last complete sync at or before that time.
 #}
 {% macro create_analyst_macros() %}
-{% if execute %}
+{# A run that built only some models on a new warehouse (e.g. the refresh plan's views) has no history yet. #}
+{% if execute and adapter.get_relation(database=target.database, schema='marts', identifier='fct_grant_history') %}
 {# Hooks cannot `ref`: these are the relations the marts and staging schemas always hold. #}
 {% set history = 'marts.fct_grant_history' %}
 {% set sql %}
