@@ -24,7 +24,6 @@ from ..clock import Clock, SystemClock
 from .raw_schema import TABLES, column_names, create_raw_schema
 from .refresh import WorkspaceRefresh, carry_forward
 
-RESUMABLE = ("running", "interrupted")
 # Tables a checkpoint of the `effective` stage commits, and those any checkpoint commits.
 EFFECTIVE_TABLES = frozenset({"effective_repository_permissions"})
 SHARED_TABLES = frozenset({"users", "anomalies"})
@@ -53,10 +52,11 @@ class SnapshotWriter:
         Returns the ids of unfinished syncs that were abandoned (their rows deleted)."""
         key = json.dumps({"api_url": api_url, **options}, sort_keys=True)
         unfinished = self.con.execute(
-            "SELECT sync_id, status, options FROM raw.syncs WHERE status NOT IN ('complete', 'abandoned') "
+            # Failed syncs hold no rows, and pruned ones are history: only unfinished ones are resumed or abandoned.
+            "SELECT sync_id, status, options FROM raw.syncs WHERE status IN ('running', 'interrupted') "
             "ORDER BY started_at DESC"
         ).fetchall()
-        resume = next((r[0] for r in unfinished if r[1] in RESUMABLE and r[2] == key), None)
+        resume = next((r[0] for r in unfinished if r[2] == key), None)
         abandoned = [r[0] for r in unfinished if r[0] != resume]
         for sync_id in abandoned:
             self._delete_rows(sync_id)

@@ -289,3 +289,17 @@ def test_org_groups_are_read_from_the_admin_api_and_the_manifest_says_so(make_si
     searched = [r for r in sim.simulator.request_log if r.path.endswith("/users/search")]
     assert len(searched) == 1 and searched[0].credential == "org_api_key"
     assert json.loads(calls)["admin/v2/orgs/*/directories/*/users/search"] == 1
+
+
+def test_a_new_sync_leaves_failed_and_pruned_syncs_as_they_are(make_sim, tmp_path) -> None:
+    """Only running or interrupted syncs are resumed or abandoned; a pruned sync's manifest stays in the history."""
+    sim, db = make_sim(), tmp_path / "w.duckdb"
+    first = sync(sim, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE raw.syncs SET status = 'pruned' WHERE sync_id = ?", [first.sync_id])
+        con.execute("INSERT INTO raw.syncs (sync_id, started_at, status, error) VALUES ('f', now(), 'failed', 'x')")
+    second = sync(sim, db)
+    assert not second.abandoned
+    with duckdb.connect(str(db), read_only=True) as con:
+        statuses = dict(con.execute("SELECT sync_id, status FROM raw.syncs").fetchall())
+    assert statuses == {first.sync_id: "pruned", "f": "failed", second.sync_id: "complete"}
