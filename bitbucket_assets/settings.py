@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # its lists are this many days old (a rolling share each day); the rest are carried forward. `sync --full`
     # reads every list.
     bitbucket_refresh_max_age_days: int = Field(7, ge=1)
+    # The hours a daily sync should fit in: past them (estimated from the last sync), workspaces read every
+    # repository's lists (one rate-limit bucket) instead of Bitbucket's effective list (the other).
+    bitbucket_sync_target_hours: float = Field(12.0, gt=0)
 
     # Schedules.
     bitbucket_sync_cron: str = "0 5 * * *"

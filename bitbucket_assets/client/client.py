@@ -136,6 +136,7 @@ class BitbucketClient:
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
         self.session.auth = credentials.auth(self.session, timeout, self.clock)
+        self.requests_per_hour = requests_per_hour
         self.buckets = {
             group: TokenBucket(requests_per_hour, per=window_seconds, clock=self.clock)
             for group in ("repositories", "api")

@@ -50,7 +50,7 @@ from .refresh import (
     RefreshPolicy,
     WorkspaceRefresh,
     changed_repositories,
-    effective_costs_more,
+    lists_instead_of_effective,
     plan_workspace,
     refresh_summary,
 )
@@ -133,7 +133,9 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
     progress = SyncProgress(api.client, options.progress)
     with ThreadPoolExecutor(max_workers=api.client.max_workers, thread_name_prefix="bitbucket") as pool:
         try:
-            extractors = [_WorkspaceExtractor(api, writer, pool, access, options, progress)
+            lists_instead = lists_instead_of_effective(writer.con, [a.slug for a in selection.covered],
+                                                       options.refresh, api.client.requests_per_hour)  # fmt: skip
+            extractors = [_WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead)
                           for access in selection.covered]  # fmt: skip
             for extractor in extractors:
                 extractor.run()
@@ -152,7 +154,7 @@ class _NotFetched(Exception):
 
 class _WorkspaceExtractor:
     def __init__(self, api: BitbucketApi, writer: SnapshotWriter, pool, access: WorkspaceAccess, options,
-                 progress: SyncProgress):  # fmt: skip
+                 progress: SyncProgress, lists_instead: dict[str, str]):  # fmt: skip
         self.api, self.writer, self.pool, self.options = api, writer, pool, options
         self.progress = progress
         # Every repository's group grants from one bulk call, or None: one groups list per repository.
@@ -161,6 +163,7 @@ class _WorkspaceExtractor:
         self.slug = access.slug
         self.base: dict[str, Any] = {}
         self.effective_list = "read"  # or `not read: <why>` (_decide_effective)
+        self.lists_instead = lists_instead.get(self.slug)  # why this workspace reads its lists instead, or None
         self.refresh = WorkspaceRefresh(self.slug, "full")
         self.beside: Prefetch | None = None  # the effective list, while it is fetched beside the other stages
         self.effective_unsaved = 0  # effective pages written since its last checkpoint
@@ -211,13 +214,14 @@ class _WorkspaceExtractor:
 
     def _decide_effective(self) -> None:
         """Read Bitbucket's effective list (where the credential administers the workspace), unless reading every
-        repository's lists would cost less; the workspace's row says which (`raw.workspaces.effective_list`)."""
+        repository's lists is cheaper or shortens the day (refresh.lists_instead_of_effective); the workspace's row
+        says which (`raw.workspaces.effective_list`)."""
         if not self.options.effective_permissions:
-            why = "not read: switched off"
+            why = "not read: switched off (ExtractionOptions.effective_permissions)"
         elif not self.admin:
             why = "not read: the credential does not administer this workspace"
-        elif costs_more := effective_costs_more(self.writer.con, self.slug, self.options.refresh):
-            why = f"not read: {costs_more}"
+        elif self.lists_instead:
+            why = f"not read: {self.lists_instead}; every repository's lists are read instead (nothing reconciled)"
         else:
             why = "read"
         self.effective_list = why

@@ -25,6 +25,7 @@ import duckdb
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE_DAYS = 7
+DEFAULT_TARGET_HOURS = 12.0
 FRESHNESS_VIEW = "plan.repository_list_freshness"
 PLAN_VIEW = "plan.repository_refresh_plan"
 CARRIED_TABLES = ("repository_user_permissions", "repository_group_permissions")
@@ -34,10 +35,14 @@ CARRIED_TABLES = ("repository_user_permissions", "repository_group_permissions")
 class RefreshPolicy:
     full: bool = False  # read every list (the first sync of a workspace always does)
     max_age_days: int = DEFAULT_MAX_AGE_DAYS  # N: no list in a snapshot is older than this
+    # Past this, workspaces read their lists instead of the effective list (lists_instead_of_effective).
+    target_hours: float = DEFAULT_TARGET_HOURS
 
     def __post_init__(self) -> None:
         if self.max_age_days < 1:
             raise ValueError(f"the refresh age must be at least 1 day, not {self.max_age_days}")
+        if self.target_hours <= 0:
+            raise ValueError(f"the sync's target hours must be positive, not {self.target_hours}")
 
 
 @dataclass
@@ -113,28 +118,92 @@ def previous_sync(con: duckdb.DuckDBPyConnection, workspace: str) -> str | None:
     return row[0] if row else None
 
 
-def effective_costs_more(con: duckdb.DuckDBPyConnection, workspace: str, policy: RefreshPolicy) -> str | None:
-    """Why an incremental sync should read every repository's lists instead of Bitbucket's effective list, or
-    None. Its cost is estimated from the workspace's last observation (pages of 100 (user, repository) pairs)
-    against one list per repository (two when the group grants do not come in bulk)."""
-    previous = previous_sync(con, workspace)
-    if policy.full or previous is None:
-        return None
-    pairs, repositories, bulk = con.execute(
-        """
-        SELECT (SELECT count(*) FROM raw.effective_repository_permissions WHERE sync_id = $1 AND workspace_slug = $2),
-               (SELECT count(*) FROM raw.repositories WHERE sync_id = $1 AND workspace_slug = $2),
-               (SELECT coalesce(any_value(repository_group_lists), '') LIKE 'bulk%' FROM raw.workspaces
-                WHERE sync_id = $1 AND workspace_slug = $2)
-        """,
-        [previous, workspace],
-    ).fetchone()
-    pages, lists = -(-pairs // 100), repositories * (1 if bulk else 2)
-    if pairs == 0 or pages <= lists:
-        return None
-    return (f"Bitbucket's effective list (about {pages:,} pages last time) costs more than every repository's "
-            f"lists ({lists:,} calls): reading the lists, and not the effective list, so nothing is reconciled "
-            "today")  # fmt: skip
+@dataclass(frozen=True)
+class _Load:
+    """One workspace's calls per day in each rate-limit bucket, estimated from its last observation."""
+
+    slug: str
+    effective_pages: int  # pages of 100 (user, repository) pairs
+    lists: int  # every repository's lists: one each, two when the group grants do not come in bulk
+    other: int  # members, projects and their lists, groups: read every day
+    pages: int  # repository pages
+    due: int  # the lists of the repositories due on an incremental day
+
+    @property
+    def repositories(self) -> int:
+        return self.pages + self.due
+
+    @property
+    def lists_extra(self) -> int:
+        """Calls the repositories bucket takes on when the workspace reads every list instead of the due ones."""
+        return max(1, self.lists - self.due)
+
+
+def _loads(con: duckdb.DuckDBPyConnection, workspaces: list[str], policy: RefreshPolicy) -> list[_Load]:
+    loads = []
+    for slug in workspaces:
+        previous = previous_sync(con, slug)
+        if previous is None:
+            continue  # its first sync reads everything, the effective list included
+        pairs, repositories, projects, members, bulk = con.execute(
+            """
+            SELECT (SELECT count(*) FROM raw.effective_repository_permissions
+                    WHERE sync_id = $1 AND workspace_slug = $2),
+                   (SELECT count(*) FROM raw.repositories WHERE sync_id = $1 AND workspace_slug = $2),
+                   (SELECT count(*) FROM raw.projects WHERE sync_id = $1 AND workspace_slug = $2),
+                   (SELECT count(*) FROM raw.workspace_members WHERE sync_id = $1 AND workspace_slug = $2),
+                   (SELECT coalesce(any_value(repository_group_lists), '') LIKE 'bulk%' FROM raw.workspaces
+                    WHERE sync_id = $1 AND workspace_slug = $2)
+            """,
+            [previous, slug],
+        ).fetchone()
+        per_repository = 1 if bulk else 2
+        loads.append(_Load(
+            slug, -(-pairs // 100), repositories * per_repository,
+            other=2 * projects + -(-projects // 100) + -(-members // 100) + 4, pages=-(-repositories // 100),
+            due=-(-repositories * per_repository // policy.max_age_days),
+        ))  # fmt: skip
+    return loads
+
+
+def lists_instead_of_effective(con: duckdb.DuckDBPyConnection, workspaces: list[str], policy: RefreshPolicy,
+                               requests_per_hour: float) -> dict[str, str]:  # fmt: skip
+    """The workspaces whose incremental sync reads every repository's lists instead of Bitbucket's effective list
+    today, with why; estimated from each workspace's last observation.
+
+    - where that list costs more calls than the lists;
+    - and, while the day would take longer than `policy.target_hours` (the effective lists and the lists are paced
+      in different buckets, so a day lasts about the busier bucket's calls divided by the budget), the workspaces
+      whose effective list saves the most calls per list added, as long as that shortens the day.
+    Their reconciliation is lost for the day; every one of their lists is read instead, so their snapshot is exact.
+    """
+    if policy.full:
+        return {}
+    loads = _loads(con, workspaces, policy)
+    chosen: dict[str, str] = {}
+    for w in loads:
+        if w.effective_pages > w.lists:
+            chosen[w.slug] = (f"Bitbucket's effective list (about {w.effective_pages:,} pages last time) costs more "
+                              f"than every repository's lists ({w.lists:,} calls)")  # fmt: skip
+
+    def hours() -> float:
+        other = sum(w.other + (0 if w.slug in chosen else w.effective_pages) for w in loads)
+        repositories = sum(w.repositories + (w.lists_extra if w.slug in chosen else 0) for w in loads)
+        return max(other, repositories) / requests_per_hour
+
+    while (before := hours()) > policy.target_hours:
+        candidates = [w for w in loads if w.slug not in chosen and w.effective_pages]
+        if not candidates:
+            break
+        best = max(candidates, key=lambda w: w.effective_pages / w.lists_extra)
+        chosen[best.slug] = ""
+        if (after := hours()) >= before:
+            del chosen[best.slug]
+            break
+        chosen[best.slug] = (f"with every effective list the sync would take about {before:.1f} h at "
+                             f"{requests_per_hour:,.0f} calls/h per bucket, over the {policy.target_hours:g} h "
+                             f"target; this workspace's lists (the other bucket) make it {after:.1f} h")  # fmt: skip
+    return chosen
 
 
 def plan_workspace(con: duckdb.DuckDBPyConnection, sync_id: str, workspace: str, policy: RefreshPolicy,
@@ -147,7 +216,7 @@ def plan_workspace(con: duckdb.DuckDBPyConnection, sync_id: str, workspace: str,
     if previous is None:
         return WorkspaceRefresh(workspace, "full", "first sync of this workspace", previous)
     if effective_list != "read":
-        return WorkspaceRefresh(workspace, "full", f"Bitbucket's effective list was {effective_list}", previous)
+        return WorkspaceRefresh(workspace, "full", f"Bitbucket's effective list {effective_list}", previous)
     if not (_exists(con, FRESHNESS_VIEW) and _exists(con, PLAN_VIEW)):
         return WorkspaceRefresh(workspace, "full", "the warehouse has no refresh plan yet (dbt builds it)", previous)
     rows = con.execute(

@@ -22,7 +22,7 @@ from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.extraction.checks import permission_lists_fresh
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.raw_schema import create_raw_schema
-from bitbucket_assets.extraction.refresh import RefreshPolicy
+from bitbucket_assets.extraction.refresh import RefreshPolicy, lists_instead_of_effective
 from bitbucket_assets.extraction.sync import SyncResult, run_sync
 from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_assets.simulator.model import Repository, new_uuid
@@ -317,3 +317,35 @@ def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_an
     assert warehouse.query(
         "select compared_workspaces from marts.fct_reconciliations order by synced_at desc limit 1"
     ) == [(["tiny-labs"],)]
+
+
+def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their_lists(tmp_path) -> None:
+    org = load_organisation("tiny")
+    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(target_hours=12))
+    with SimulatorServer(Simulator(org)) as server:
+        email = org.users[org.operator_uuid].email
+        warehouse.sync(server.url, email)
+        with duckdb.connect(warehouse.db) as con:
+            workspaces = ["tiny-co", "tiny-labs"]
+            assert lists_instead_of_effective(con, workspaces, RefreshPolicy(target_hours=12), 900) == {}
+            # tiny's day is some 30 calls in the busier bucket: 0.03 h at 900/h, over a 0.01 h target.
+            moved = lists_instead_of_effective(con, workspaces, RefreshPolicy(target_hours=0.01), 900)
+        # The workspace whose effective list saves the most calls per list read instead goes first: tiny-labs (one
+        # page for one repository); tiny-co (two pages for five) too, as that still shortens the day.
+        assert list(moved) == ["tiny-labs", "tiny-co"], moved
+        assert all("over the 0.01 h target" in why for why in moved.values())
+        org.now += timedelta(days=1)
+        warehouse.clock.advance(timedelta(days=1))
+        warehouse.policy = RefreshPolicy(target_hours=0.01)
+        before = len(server.simulator.request_log)
+        result = warehouse.sync(server.url, email)
+        calls = [r.path for r in server.simulator.request_log[before:]]
+    assert not [c for c in calls if c.endswith("/permissions/repositories")]
+    assert {ws: r["mode"] for ws, r in result.refresh.items()} == {"tiny-co": "full", "tiny-labs": "full"}
+    lists = dict(warehouse.query("select workspace_slug, effective_list from marts.dim_workspaces"))
+    assert all(
+        why.startswith("not read: with every effective list the sync would take about") for why in lists.values()
+    )
+    # Nothing compared is not a pass.
+    assert warehouse.query("select compared_rows, mismatches, passed from marts.fct_reconciliations "
+                           "order by synced_at desc limit 1") == [(0, 0, False)]  # fmt: skip

@@ -26,6 +26,7 @@ class BitbucketResource(dg.ConfigurableResource):
     workspaces: str | None = None  # comma-separated slugs or {uuid}s
     requests_per_hour: float = 900.0
     refresh_max_age_days: int = 7  # N: an incremental sync re-reads every repository's lists at least every N days
+    sync_target_hours: float = 12.0  # past this, workspaces read their lists instead of the effective list
     max_workers: int = 8
     timeout_seconds: float = 30.0
     # The Atlassian Admin API, for workspaces administered from admin.atlassian.com (docs/provisioning.md).
@@ -72,7 +73,7 @@ class BitbucketResource(dg.ConfigurableResource):
         return comma_list(self.admin_managed_workspaces)
 
     def refresh_policy(self, full: bool = False) -> RefreshPolicy:
-        return RefreshPolicy(full=full, max_age_days=self.refresh_max_age_days)
+        return RefreshPolicy(full=full, max_age_days=self.refresh_max_age_days, target_hours=self.sync_target_hours)
 
 
 def bitbucket_resource(settings: Settings) -> BitbucketResource:
@@ -94,6 +95,7 @@ def bitbucket_resource(settings: Settings) -> BitbucketResource:
         workspaces=settings.bitbucket_workspaces,
         requests_per_hour=settings.bitbucket_requests_per_hour,
         refresh_max_age_days=settings.bitbucket_refresh_max_age_days,
+        sync_target_hours=settings.bitbucket_sync_target_hours,
         admin_api_url=settings.bitbucket_admin_api_url,
         admin_org_id=settings.bitbucket_admin_org_id,
         admin_directory_id=settings.bitbucket_admin_directory_id,

@@ -14,7 +14,9 @@ select
      and workspace_slug in (select workspace_slug from {{ ref('dim_workspaces') }} where effective_list = 'read'))
         as compared_rows,
     (select count(*) from {{ ref('fct_reconciliation_mismatches') }}) as mismatches,
-    (select count(*) from {{ ref('fct_reconciliation_mismatches') }}) = 0 as passed,
+    -- Nothing compared (no workspace's effective list read) is not a pass.
+    (select count(*) from {{ ref('fct_reconciliation_mismatches') }}) = 0
+        and exists (select 1 from {{ ref('dim_workspaces') }} where effective_list = 'read') as passed,
     (select list(distinct workspace_slug order by workspace_slug) from {{ ref('dim_workspaces') }}
      where effective_list = 'read') as compared_workspaces
 where exists (select 1 from {{ ref('stg_bitbucket__syncs') }} where is_latest)
