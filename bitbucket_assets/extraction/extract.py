@@ -50,6 +50,7 @@ from .refresh import (
     RefreshPolicy,
     WorkspaceRefresh,
     changed_repositories,
+    last_effective_pairs,
     lists_instead_of_effective,
     plan_workspace,
     refresh_summary,
@@ -188,6 +189,9 @@ class _WorkspaceExtractor:
             self._paged("repositories", self.api.repository_pages, self._repositories_page)
             if effective is not None:
                 self._effective_pages(effective.rest())
+            if self.effective_list == "read":
+                self.writer.set_workspace_field(self.slug, "effective_pairs", self.writer.counted(
+                    "effective_repository_permissions", self.slug))  # fmt: skip
         finally:
             self.beside = None
             if effective is not None:
@@ -226,6 +230,10 @@ class _WorkspaceExtractor:
             why = "read"
         self.effective_list = why
         self.writer.set_workspace_field(self.slug, "effective_list", why)
+        if why != "read":  # the last known size, for the next sync's estimate (refresh.lists_instead_of_effective)
+            self.writer.set_workspace_field(
+                self.slug, "effective_pairs", last_effective_pairs(self.writer.con, self.slug)
+            )
 
     def _effective_prefetch(self) -> Prefetch | None:
         if self.effective_list != "read":

@@ -12,7 +12,7 @@ WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug 
 
 TABLES: dict[str, str] = {
     "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, raw JSON, "
-    "group_source VARCHAR, repository_group_lists VARCHAR, effective_list VARCHAR",
+    "group_source VARCHAR, repository_group_lists VARCHAR, effective_list VARCHAR, effective_pairs INTEGER",
     # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's members,
     # a permission list, the effective-permission list. `account_id` and `nickname` are null for a "Former user";
     # `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
@@ -63,6 +63,8 @@ ADDED_COLUMNS = (
     ("workspaces", "repository_group_lists VARCHAR"),
     # Whether Bitbucket's effective list was read for reconciliation: `read`, or `not read: <why>`.
     ("workspaces", "effective_list VARCHAR"),
+    # Pairs in its effective list when last read (carried while not read): what the next sync estimates from.
+    ("workspaces", "effective_pairs INTEGER"),
     # Lists carried forward from the sync that read them (null: read by the row's own sync).
     ("repository_user_permissions", "observed_sync_id VARCHAR"),
     ("repository_group_permissions", "observed_sync_id VARCHAR"),

@@ -147,8 +147,10 @@ def _loads(con: duckdb.DuckDBPyConnection, workspaces: list[str], policy: Refres
             continue  # its first sync reads everything, the effective list included
         pairs, repositories, projects, members, bulk = con.execute(
             """
-            SELECT (SELECT count(*) FROM raw.effective_repository_permissions
-                    WHERE sync_id = $1 AND workspace_slug = $2),
+            SELECT coalesce((SELECT any_value(effective_pairs) FROM raw.workspaces
+                             WHERE sync_id = $1 AND workspace_slug = $2),
+                            (SELECT count(*) FROM raw.effective_repository_permissions
+                             WHERE sync_id = $1 AND workspace_slug = $2)),
                    (SELECT count(*) FROM raw.repositories WHERE sync_id = $1 AND workspace_slug = $2),
                    (SELECT count(*) FROM raw.projects WHERE sync_id = $1 AND workspace_slug = $2),
                    (SELECT count(*) FROM raw.workspace_members WHERE sync_id = $1 AND workspace_slug = $2),
@@ -164,6 +166,19 @@ def _loads(con: duckdb.DuckDBPyConnection, workspaces: list[str], policy: Refres
             due=-(-repositories * per_repository // policy.max_age_days),
         ))  # fmt: skip
     return loads
+
+
+def last_effective_pairs(con: duckdb.DuckDBPyConnection, workspace: str) -> int | None:
+    """The size of the workspace's effective list when it was last read, as its latest observation records it."""
+    previous = previous_sync(con, workspace)
+    if previous is None:
+        return None
+    return con.execute(
+        "SELECT coalesce((SELECT any_value(effective_pairs) FROM raw.workspaces WHERE sync_id = $1 AND "
+        "workspace_slug = $2), (SELECT count(*) FROM raw.effective_repository_permissions WHERE sync_id = $1 "
+        "AND workspace_slug = $2))",
+        [previous, workspace],
+    ).fetchone()[0]
 
 
 def lists_instead_of_effective(con: duckdb.DuckDBPyConnection, workspaces: list[str], policy: RefreshPolicy,

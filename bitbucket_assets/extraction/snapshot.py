@@ -158,6 +158,11 @@ class SnapshotWriter:
             "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [self.sync_id]).fetchall())  # fmt: skip
         return carried
 
+    def counted(self, table: str, workspace: str) -> int:
+        """Rows of the workspace in this sync's table, as committed (call it after the stage's last checkpoint)."""
+        return self.con.execute(f"SELECT count(*) FROM raw.{table} WHERE sync_id = ? AND workspace_slug = ?",
+                                [self.sync_id, workspace]).fetchone()[0]  # fmt: skip
+
     def workspace_uuid(self, slug: str) -> str:
         row = self.con.execute(
             "SELECT workspace_uuid FROM raw.workspaces WHERE sync_id = ? AND workspace_slug = ?", [self.sync_id, slug]

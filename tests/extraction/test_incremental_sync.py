@@ -349,3 +349,28 @@ def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their
     # Nothing compared is not a pass.
     assert warehouse.query("select compared_rows, mismatches, passed from marts.fct_reconciliations "
                            "order by synced_at desc limit 1") == [(0, 0, False)]  # fmt: skip
+
+
+def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_for_the_next_estimate(tmp_path) -> None:
+    org = load_organisation("tiny")
+    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(target_hours=0.01))
+    with SimulatorServer(Simulator(org)) as server:
+        email = org.users[org.operator_uuid].email
+        for day in range(3):
+            if day:
+                org.now += timedelta(days=1)
+                warehouse.clock.advance(timedelta(days=1))
+            warehouse.sync(server.url, email)
+    rows = warehouse.query(
+        "select w.sync_id, w.workspace_slug, w.effective_list = 'read', w.effective_pairs, "
+        "(select count(*) from raw.effective_repository_permissions e where e.sync_id = w.sync_id "
+        " and e.workspace_slug = w.workspace_slug) from raw.workspaces w join raw.syncs s using (sync_id) "
+        "order by s.started_at, w.workspace_slug"
+    )
+    first = {ws: pairs for _, ws, read, pairs, rows_read in rows[:2]}
+    assert all(read and pairs == rows_read > 0 for _, _, read, pairs, rows_read in rows[:2])
+    # Days 2 and 3 read no effective list (over the target), and still estimate from day 1's sizes: the decision
+    # does not flip back on the day after.
+    assert [(ws, read, pairs, rows_read) for _, ws, read, pairs, rows_read in rows[2:]] == [
+        (ws, False, first[ws], 0) for ws in ("tiny-co", "tiny-labs")
+    ] * 2
