@@ -107,6 +107,10 @@ def main() -> None:
             buckets = {"repositories": 0, "other": 0}
             for family, n in result.stats["calls_by_family"].items():
                 buckets["repositories" if family.startswith("2.0/repositories") else "other"] += n
+            # Workspaces that read their lists instead of the effective list today (over the target hours).
+            unreconciled = sorted(
+                ws for ws, r in result.refresh.items() if "effective list not read" in r.get("why", "")
+            )
             reasons = ("full", "new", "due", "changed")
             read = {k: sum(w["read"].get(k, 0) for w in result.refresh.values()) for k in reasons}
             # The floor: the busier bucket's calls at the budget, as if the other bucket's work were all beside it.
@@ -114,7 +118,8 @@ def main() -> None:
             row = {"day": day, "calls": result.stats["calls"], **buckets, "hours": round(hours, 2),
                    "floor_hours": round(floor, 2),
                    "mismatches": mismatches, "compared": compared, "oldest_days": round(oldest or 0, 2),
-                   "read": read, "carried": carried, "changes": changes, "sync_wall_s": round(sync_wall, 1),
+                   "read": read, "carried": carried, "not_reconciled": unreconciled, "changes": changes,
+                   "sync_wall_s": round(sync_wall, 1),
                    "dbt_s": round(build, 1), "429": result.stats["rate_limited"]}  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
