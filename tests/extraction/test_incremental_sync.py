@@ -22,7 +22,12 @@ from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.extraction.checks import permission_lists_fresh
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.raw_schema import create_raw_schema
-from bitbucket_assets.extraction.refresh import RefreshPolicy, lists_instead_of_effective
+from bitbucket_assets.extraction.refresh import (
+    RefreshPolicy,
+    WorkspaceLoad,
+    choose_lists_instead,
+    lists_instead_of_effective,
+)
 from bitbucket_assets.extraction.sync import SyncResult, run_sync
 from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_assets.simulator.model import Repository, new_uuid
@@ -374,3 +379,16 @@ def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_fo
     assert [(ws, read, pairs, rows_read) for _, ws, read, pairs, rows_read in rows[2:]] == [
         (ws, False, first[ws], 0) for ws in ("tiny-co", "tiny-labs")
     ] * 2
+
+
+def test_the_target_passes_over_a_workspace_whose_lists_would_make_the_day_longer() -> None:
+    """Shaped like `large`: moving the main workspace (the best ratio) would swamp the repositories bucket, so the
+    small ones move instead, until the day fits."""
+    main = WorkspaceLoad("main", effective_pages=8_500, lists=16_000, other=900, pages=160, due=2_286)
+    small = [WorkspaceLoad(f"small-{i}", effective_pages=600, lists=1_333, other=70, pages=14, due=191)
+             for i in range(3)]  # fmt: skip
+    chosen = choose_lists_instead([main, *small], target_hours=12, requests_per_hour=900)
+    assert list(chosen) == ["small-0", "small-1"]
+    assert chosen["small-0"].startswith("with every effective list the sync would take about 12.7 h")
+    assert chosen["small-1"].endswith("make it 11.3 h")
+    assert choose_lists_instead([main, *small], target_hours=13, requests_per_hour=900) == {}
