@@ -40,7 +40,7 @@ def snapshot(db, sync_id: str) -> dict[str, list[tuple]]:
             cols = [
                 c[0]
                 for c in con.execute(f"DESCRIBE raw.{table}").fetchall()
-                if c[0] not in ("sync_id", "raw", "observed_sync_id")
+                if c[0] not in ("sync_id", "raw", "observed_sync_id", "effective_pairs")
             ]
             out[table] = sorted(
                 con.execute(f"SELECT {', '.join(cols)} FROM raw.{table} WHERE sync_id = ?", [sync_id]).fetchall(),
