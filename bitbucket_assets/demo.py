@@ -28,7 +28,7 @@ from .provisioning.requests_import import insert_requests
 from .settings import Settings, load_settings, process_environment
 from .simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Simulator, SimulatorServer, load_organisation
 from .simulator.model import Organisation
-from .warehouse.files import read_copy_path
+from .warehouse.files import DBT_PROJECT_DIR, dbt_executable, read_copy_path
 
 DEMO_DATABASE = "data/demo.duckdb"
 
@@ -137,9 +137,6 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> li
 def create_refresh_plan(duckdb_path: str) -> None:
     """The refresh plan's views (dbt_project/models/plan), which every dbt build of the sync job creates. The
     demo's simulated days run no build, so it creates them after the first day and the next days are incremental."""
-    from .defs.warehouse.project import dbt_executable
-    from .warehouse.files import DBT_PROJECT_DIR
-
     subprocess.run(
         [dbt_executable(), "run", "--quiet", "--select", "+path:models/plan", "--project-dir", str(DBT_PROJECT_DIR),
          "--profiles-dir", str(DBT_PROJECT_DIR)],

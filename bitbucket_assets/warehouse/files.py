@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import duckdb
@@ -20,6 +21,12 @@ from ..settings import Settings
 WRITER_POOL = "duckdb_writer"
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+def dbt_executable() -> str:
+    """The `dbt` installed beside this Python, so an unactivated `.venv` works too."""
+    candidate = Path(sys.executable).parent / "dbt"
+    return str(candidate) if candidate.exists() else "dbt"
 
 
 def open_writer(database: str, wait_seconds: float = 600.0, clock: Clock | None = None) -> duckdb.DuckDBPyConnection:

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from dagster_dbt import DbtCliResource, DbtProject
 
-from ...warehouse.files import DBT_PROJECT_DIR
+from ...warehouse.files import DBT_PROJECT_DIR, dbt_executable
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-def dbt_executable() -> str:
-    """The `dbt` installed beside this Python, so an unactivated `.venv` works too."""
-    candidate = Path(sys.executable).parent / "dbt"
-    return str(candidate) if candidate.exists() else "dbt"
 
 
 def dbt_resource() -> DbtCliResource:
