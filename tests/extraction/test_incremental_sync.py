@@ -51,7 +51,7 @@ class Warehouse:
     policy: RefreshPolicy
     results: list[SyncResult] = field(default_factory=list)
 
-    def sync(self, url: str, email: str, **client_kw) -> SyncResult:
+    def sync(self, url: str, email: str, build: bool = True, **client_kw) -> SyncResult:
         client = BitbucketClient(Credentials.api_token(email, SIM_API_TOKEN), url, clock=self.clock, **client_kw)
         try:
             with duckdb.connect(self.db) as con:
@@ -59,6 +59,8 @@ class Warehouse:
         finally:
             client.close()
         self.results.append(result)
+        if not build:
+            return result
         subprocess.run([DBT, "run", "--quiet", "--profiles-dir", ".", "--select", *SELECT], cwd=DBT_PROJECT_DIR,
                        env={**os.environ, "DUCKDB_PATH": self.db}, check=True, capture_output=True)  # fmt: skip
         return result
@@ -132,7 +134,7 @@ def scenario(tmp_path_factory) -> Scenario:
     }
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
-        for day in range(1, 7):
+        for day in range(1, 6):
             if day in changes:
                 changes[day]()
             if day == 2:
@@ -178,14 +180,14 @@ def test_the_first_sync_reads_everything_and_later_ones_carry_most_lists_forward
 
 
 def test_effective_access_equals_bitbucket_every_day(scenario) -> None:
-    assert [day["mismatches"] for day in scenario.days] == [0] * 6
+    assert [day["mismatches"] for day in scenario.days] == [0] * 5
     # And equals a full sync of the same day, user by user and permission by permission.
     assert all(day["access_equal"] for day in scenario.days)
 
 
 def test_a_direct_grant_added_changed_or_removed_is_in_the_marts_the_same_day(scenario) -> None:
     runbooks = [day["runbooks"] for day in scenario.days]
-    assert [access for access, _ in runbooks] == [None, "read", "admin", None, None, None]
+    assert [access for access, _ in runbooks] == [None, "read", "admin", None, None]
     reasons = [reason for _, reason in runbooks[1:4]]
     # Read because Bitbucket's effective list disagreed with the prediction (or, on its rolling day, as due).
     assert all(r is not None and r.split(":")[0] in ("changed", "due") for r in reasons), reasons
@@ -365,7 +367,7 @@ def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_fo
             if day:
                 org.now += timedelta(days=1)
                 warehouse.clock.advance(timedelta(days=1))
-            warehouse.sync(server.url, email)
+            warehouse.sync(server.url, email, build=False)  # no plan needed: every workspace reads its lists
     rows = warehouse.query(
         "select w.sync_id, w.workspace_slug, w.effective_list = 'read', w.effective_pairs, "
         "(select count(*) from raw.effective_repository_permissions e where e.sync_id = w.sync_id "
