@@ -187,9 +187,10 @@ def lists_instead_of_effective(con: duckdb.DuckDBPyConnection, workspaces: list[
     today, with why; estimated from each workspace's last observation.
 
     - where that list costs more calls than the lists;
-    - and, while the day would take longer than `policy.target_hours` (the effective lists and the lists are paced
-      in different buckets, so a day lasts about the busier bucket's calls divided by the budget), the workspaces
-      whose effective list saves the most calls per list added, each only if that shortens the day.
+    - and, while the day would take longer than `policy.target_hours`, the workspaces whose effective list saves
+      the most calls per list added, each only if that shortens the day. The effective list and the lists are
+      paced in different buckets and a workspace's effective list is read beside its repositories, so that is
+      when the workspace's other calls and effective list outlast its repositories' pages and lists.
     Their reconciliation is lost for the day; every one of their lists is read instead, so their snapshot is exact.
     """
     if policy.full:
@@ -206,9 +207,13 @@ def choose_lists_instead(loads: list[WorkspaceLoad], target_hours: float, reques
                               f"than every repository's lists ({w.lists:,} calls)")  # fmt: skip
 
     def hours() -> float:
-        other = sum(w.other + (0 if w.slug in chosen else w.effective_pages) for w in loads)
-        repositories = sum(w.repositories + (w.lists_extra if w.slug in chosen else 0) for w in loads)
-        return max(other, repositories) / requests_per_hour
+        # Workspaces are read one after another, each with its effective list beside its repositories: a day lasts
+        # about the sum, over the workspaces, of the busier bucket's calls.
+        return sum(
+            max(w.other + (0 if w.slug in chosen else w.effective_pages),
+                w.repositories + (w.lists_extra if w.slug in chosen else 0))
+            for w in loads
+        ) / requests_per_hour  # fmt: skip
 
     # Best first: the effective list that saves the most calls per list read instead; one that would not shorten the
     # day (its lists would make the repositories bucket the longer one) is passed over.

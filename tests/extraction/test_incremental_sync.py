@@ -383,14 +383,16 @@ def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_fo
     ] * 2
 
 
-def test_the_target_passes_over_a_workspace_whose_lists_would_make_the_day_longer() -> None:
-    """Shaped like `large`: moving the main workspace (the best ratio) would swamp the repositories bucket, so the
-    small ones move instead, until the day fits."""
+def test_the_target_moves_only_workspaces_whose_own_reading_gets_shorter() -> None:
+    """Workspaces are read one after another, each with its effective list beside its repositories. Shaped like
+    `large`, no workspace's lists would be read faster than its effective list: nothing moves, however long the
+    day. A workspace with many projects moves when its lists are read faster than its effective list and projects."""
     main = WorkspaceLoad("main", effective_pages=8_500, lists=16_000, other=900, pages=160, due=2_286)
     small = [WorkspaceLoad(f"small-{i}", effective_pages=600, lists=1_333, other=70, pages=14, due=191)
              for i in range(3)]  # fmt: skip
-    chosen = choose_lists_instead([main, *small], target_hours=12, requests_per_hour=900)
-    assert list(chosen) == ["small-0", "small-1"]
-    assert chosen["small-0"].startswith("with every effective list the sync would take about 12.7 h")
-    assert chosen["small-1"].endswith("make it 11.3 h")
-    assert choose_lists_instead([main, *small], target_hours=13, requests_per_hour=900) == {}
+    assert choose_lists_instead([main, *small], target_hours=1, requests_per_hour=900) == {}
+    busy = WorkspaceLoad("busy", effective_pages=1_000, lists=1_000, other=1_000, pages=10, due=143)
+    chosen = choose_lists_instead([main, *small, busy], target_hours=12, requests_per_hour=900)
+    assert list(chosen) == ["busy"]
+    assert chosen["busy"].startswith("with every effective list the sync would take about 14.9 h")
+    assert chosen["busy"].endswith("make it 13.8 h")  # still over, and nothing else would shorten it
