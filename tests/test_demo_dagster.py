@@ -73,6 +73,11 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
     # The warehouse the UI's run wrote, from the simulated organisation (tiny: 6 repositories).
     with open_reader(str(tmp_path / "data" / "demo.duckdb")) as con:
         assert con.execute("select count(*) from marts.dim_repositories").fetchone()[0] == 6
-    with socket.socket() as s:  # dagster dev stopped with the command
-        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+    def port_closed() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) != 0
+
+    # dagster dev stops with the command; its webserver may take a moment on a busy machine.
+    assert wait_for("dagster dev's webserver to stop", port_closed, 120)
     assert "Simulated Bitbucket Cloud (tiny" in (tmp_path / "demo.log").read_text()

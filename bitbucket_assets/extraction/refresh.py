@@ -16,13 +16,10 @@ self-contained (history and retention see whole snapshots) and says how old each
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
 import duckdb
-
-log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE_DAYS = 7
 DEFAULT_TARGET_HOURS = 12.0
