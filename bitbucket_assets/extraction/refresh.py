@@ -9,7 +9,8 @@ rate limit (docs/production.md, "Cost model"). An incremental sync reads a repos
   members, groups, project grants, owners and the repository's last known lists give.
 
 The rules are SQL in dbt (`plan.repository_list_freshness`, `plan.repository_refresh_plan`, views over the raw
-tables of the sync in progress); this module only asks them. A repository not read is carried forward: its
+tables of the sync in progress); this module only asks them. What it decides itself is scheduling: whether a
+workspace reads its effective list today (`lists_instead_of_effective`). A repository not read is carried forward: its
 rows of the sync that last read them are copied into this sync with `observed_sync_id`, so every snapshot is
 self-contained (history and retention see whole snapshots) and says how old each list is.
 """
@@ -26,6 +27,12 @@ DEFAULT_TARGET_HOURS = 12.0
 FRESHNESS_VIEW = "plan.repository_list_freshness"
 PLAN_VIEW = "plan.repository_refresh_plan"
 CARRIED_TABLES = ("repository_user_permissions", "repository_group_permissions")
+# A workspace's effective-list size in a sync ($1): as recorded when it was not read, else its rows.
+_LAST_EFFECTIVE_PAIRS = (
+    "SELECT coalesce((SELECT any_value(effective_pairs) FROM raw.workspaces WHERE sync_id = $1 AND "
+    "workspace_slug = $2), (SELECT count(*) FROM raw.effective_repository_permissions WHERE sync_id = $1 AND "
+    "workspace_slug = $2))"
+)
 
 
 @dataclass(frozen=True)
@@ -143,11 +150,8 @@ def _loads(con: duckdb.DuckDBPyConnection, workspaces: list[str], policy: Refres
         if previous is None:
             continue  # its first sync reads everything, the effective list included
         pairs, repositories, projects, members, bulk = con.execute(
-            """
-            SELECT coalesce((SELECT any_value(effective_pairs) FROM raw.workspaces
-                             WHERE sync_id = $1 AND workspace_slug = $2),
-                            (SELECT count(*) FROM raw.effective_repository_permissions
-                             WHERE sync_id = $1 AND workspace_slug = $2)),
+            f"""
+            SELECT ({_LAST_EFFECTIVE_PAIRS}),
                    (SELECT count(*) FROM raw.repositories WHERE sync_id = $1 AND workspace_slug = $2),
                    (SELECT count(*) FROM raw.projects WHERE sync_id = $1 AND workspace_slug = $2),
                    (SELECT count(*) FROM raw.workspace_members WHERE sync_id = $1 AND workspace_slug = $2),
@@ -170,12 +174,7 @@ def last_effective_pairs(con: duckdb.DuckDBPyConnection, workspace: str) -> int 
     previous = previous_sync(con, workspace)
     if previous is None:
         return None
-    return con.execute(
-        "SELECT coalesce((SELECT any_value(effective_pairs) FROM raw.workspaces WHERE sync_id = $1 AND "
-        "workspace_slug = $2), (SELECT count(*) FROM raw.effective_repository_permissions WHERE sync_id = $1 "
-        "AND workspace_slug = $2))",
-        [previous, workspace],
-    ).fetchone()[0]
+    return con.execute(_LAST_EFFECTIVE_PAIRS, [previous, workspace]).fetchone()[0]
 
 
 def lists_instead_of_effective(con: duckdb.DuckDBPyConnection, workspaces: list[str], policy: RefreshPolicy,
