@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -132,21 +133,68 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
     for slug, reason in selection.skipped.items():
         log.warning("workspace %s skipped: %s", slug, reason)
     progress = SyncProgress(api.client, options.progress)
+    effective = _EffectiveLists()
     with ThreadPoolExecutor(max_workers=api.client.max_workers, thread_name_prefix="bitbucket") as pool:
         try:
             lists_instead = lists_instead_of_effective(writer.con, [a.slug for a in selection.covered],
                                                        options.refresh, api.client.requests_per_hour)  # fmt: skip
-            extractors = [_WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead)
+            extractors = [_WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead, effective)
                           for access in selection.covered]  # fmt: skip
             for extractor in extractors:
                 extractor.run()
+            effective.drain()
             for extractor in extractors:  # every effective list is in: the plan can compare
+                extractor.effective_read()
                 extractor.refresh_changed()
             selection.refresh = refresh_summary(writer.con, writer.sync_id, [e.refresh for e in extractors])
         except BaseException:
             api.client.interrupt()  # workers waiting on pacing or backoff stop now instead of finishing their waits
             raise
+        finally:
+            effective.close()
     return selection
+
+
+class _EffectiveLists:
+    """The effective lists being fetched beside the sync's other work, written one workspace after another.
+
+    A workspace's effective list is started once its members are read and goes on while the next workspaces are
+    extracted: the other bucket (effective lists) and the repositories bucket (lists) are busy at once across
+    workspaces, so a day lasts about as long as the busier bucket's calls rather than the sum, per workspace, of
+    the longer one. Only the oldest list is written (its later ones wait, a few pages fetched ahead), so an
+    `effective` checkpoint commits one workspace's rows and no other's."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[_WorkspaceExtractor, Prefetch]] = deque()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.waiting)
+
+    def add(self, extractor: _WorkspaceExtractor, pages: Prefetch) -> None:
+        self.waiting.append((extractor, pages))
+
+    def ready(self) -> None:
+        """Write the pages fetched so far, without waiting."""
+        while self.waiting:
+            extractor, pages = self.waiting[0]
+            extractor._effective_pages(pages.ready())
+            if not pages.finished:
+                return
+            self.waiting.popleft()
+            pages.close()
+
+    def drain(self) -> None:
+        """Write every remaining page, waiting for each."""
+        while self.waiting:
+            extractor, pages = self.waiting[0]
+            extractor._effective_pages(pages.rest())
+            self.waiting.popleft()
+            pages.close()
+
+    def close(self) -> None:
+        while self.waiting:
+            self.waiting.popleft()[1].close()
 
 
 class _NotFetched(Exception):
@@ -155,8 +203,9 @@ class _NotFetched(Exception):
 
 class _WorkspaceExtractor:
     def __init__(self, api: BitbucketApi, writer: SnapshotWriter, pool, access: WorkspaceAccess, options,
-                 progress: SyncProgress, lists_instead: dict[str, str]):  # fmt: skip
+                 progress: SyncProgress, lists_instead: dict[str, str], effective: _EffectiveLists):  # fmt: skip
         self.api, self.writer, self.pool, self.options = api, writer, pool, options
+        self.effective = effective  # every workspace's effective list fetched beside, written in turn
         self.progress = progress
         # Every repository's group grants from one bulk call, or None: one groups list per repository.
         self.repository_groups: dict[str, list[GroupGrant]] | None = None
@@ -166,12 +215,11 @@ class _WorkspaceExtractor:
         self.effective_list = "read"  # or `not read: <why>` (_decide_effective)
         self.lists_instead = lists_instead.get(self.slug)  # why this workspace reads its lists instead, or None
         self.refresh = WorkspaceRefresh(self.slug, "full")
-        self.beside: Prefetch | None = None  # the effective list, while it is fetched beside the other stages
         self.effective_unsaved = 0  # effective pages written since its last checkpoint
 
     def run(self) -> None:
         """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on a
-        thread of its own, Bitbucket's effective list."""
+        thread of its own, Bitbucket's effective list, which goes on beside the next workspaces (`_EffectiveLists`)."""
         if self.writer.checkpoint_done(self.slug, "members"):  # resumed: the workspace row is committed
             self.base = {"workspace_uuid": self.writer.workspace_uuid(self.slug), "workspace_slug": self.slug}
         else:
@@ -179,23 +227,20 @@ class _WorkspaceExtractor:
             self.writer.checkpoint(self.slug, "members", None)
             self.progress.stage_done(self.slug, "members")
         self._decide_effective()
-        self.beside = effective = self._effective_prefetch()
-        try:
-            self._paged("projects", self.api.project_pages, self._projects_page)
-            if self.writer.resume_point(self.slug, "repositories") != "":
-                self.repository_groups = self._bulk_group_privileges()
-            self.refresh = plan_workspace(self.writer.con, self.writer.sync_id, self.slug, self.options.refresh,
-                                          self.effective_list)  # fmt: skip
-            self._paged("repositories", self.api.repository_pages, self._repositories_page)
-            if effective is not None:
-                self._effective_pages(effective.rest())
-            if self.effective_list == "read":
-                self.writer.set_workspace_field(self.slug, "effective_pairs", self.writer.counted(
-                    "effective_repository_permissions", self.slug))  # fmt: skip
-        finally:
-            self.beside = None
-            if effective is not None:
-                effective.close()
+        if (pages := self._effective_prefetch()) is not None:
+            self.effective.add(self, pages)
+        self._paged("projects", self.api.project_pages, self._projects_page)
+        if self.writer.resume_point(self.slug, "repositories") != "":
+            self.repository_groups = self._bulk_group_privileges()
+        self.refresh = plan_workspace(self.writer.con, self.writer.sync_id, self.slug, self.options.refresh,
+                                      self.effective_list)  # fmt: skip
+        self._paged("repositories", self.api.repository_pages, self._repositories_page)
+
+    def effective_read(self) -> None:
+        """Once the effective list is in: record its size, the next sync's estimate of its cost."""
+        if self.effective_list == "read":
+            self.writer.set_workspace_field(self.slug, "effective_pairs", self.writer.counted(
+                "effective_repository_permissions", self.slug))  # fmt: skip
 
     def refresh_changed(self) -> None:
         """The second pass: read the repositories whose effective access the plan says changed, then carry every
@@ -274,11 +319,11 @@ class _WorkspaceExtractor:
         """Write the effective-list pages fetched so far; with `waiting_for`, keep doing so until those are done."""
         pending = set(waiting_for or ())
         while True:
-            if self.beside is not None:
-                self._effective_pages(self.beside.ready())
+            self.effective.ready()
             if not pending:
                 return
-            done, pending = wait(pending, timeout=0.05 if self.beside else None, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, timeout=0.05 if self.effective.active else None,
+                                 return_when=FIRST_EXCEPTION)  # fmt: skip
             if any(f.exception() is not None for f in done):
                 return  # the caller raises it; the rest are interrupted with the client
 

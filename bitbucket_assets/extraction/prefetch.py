@@ -67,6 +67,12 @@ class Prefetch:
                 self._changed.notify_all()
             yield self._take(item, fetched_at)
 
+    @property
+    def finished(self) -> bool:
+        """Every page has been handed to the reader."""
+        with self._changed:
+            return bool(self._items) and self._items[0][0] is _END
+
     def rest(self) -> Iterator[Page]:
         """Every remaining page, waiting for each."""
         while True:

@@ -184,9 +184,10 @@ def lists_instead_of_effective(con: duckdb.DuckDBPyConnection, workspaces: list[
 
     - where that list costs more calls than the lists;
     - and, while the day would take longer than `policy.target_hours`, the workspaces whose effective list saves
-      the most calls per list added, each only if that shortens the day. The effective list and the lists are
-      paced in different buckets and a workspace's effective list is read beside its repositories, so that is
-      when the workspace's other calls and effective list outlast its repositories' pages and lists.
+      the most calls per list added, each only if that shortens the day. The effective lists and the lists are
+      paced in different buckets, and the effective lists are read beside every workspace's repositories
+      (extract.py, `_EffectiveLists`): moving a workspace's reading from the other bucket into the repositories
+      bucket shortens the day while the other bucket is the busier one.
     Their reconciliation is lost for the day; every one of their lists is read instead, so their snapshot is exact.
     """
     if policy.full:
@@ -203,13 +204,12 @@ def choose_lists_instead(loads: list[WorkspaceLoad], target_hours: float, reques
                               f"than every repository's lists ({w.lists:,} calls)")  # fmt: skip
 
     def hours() -> float:
-        # Workspaces are read one after another, each with its effective list beside its repositories: a day lasts
-        # about the sum, over the workspaces, of the busier bucket's calls.
-        return sum(
-            max(w.other + (0 if w.slug in chosen else w.effective_pages),
-                w.repositories + (w.lists_extra if w.slug in chosen else 0))
-            for w in loads
-        ) / requests_per_hour  # fmt: skip
+        # The effective lists run one after another on a thread of their own, beside the workspaces' own work, which
+        # also runs one after another (its members and projects in the other bucket, then its repositories): a
+        # day lasts about as long as the longer of the two.
+        beside = sum(w.other + (0 if w.slug in chosen else w.effective_pages) for w in loads)
+        own = sum(w.other + w.repositories + (w.lists_extra if w.slug in chosen else 0) for w in loads)
+        return max(beside, own) / requests_per_hour
 
     # Best first: the effective list that saves the most calls per list read instead; one that would not shorten the
     # day (its lists would make the repositories bucket the longer one) is passed over.

@@ -328,6 +328,9 @@ def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_an
 
 def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their_lists(tmp_path) -> None:
     org = load_organisation("tiny")
+    for repository in list(org.workspaces["tiny-co"].repositories.values())[:3]:
+        repository.group_grants["everyone"] = "read"  # 100 members: tiny-co's effective list is 5 pages
+    org.touch()
     warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(target_hours=12))
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
@@ -335,31 +338,35 @@ def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their
         with duckdb.connect(warehouse.db) as con:
             workspaces = ["tiny-co", "tiny-labs"]
             assert lists_instead_of_effective(con, workspaces, RefreshPolicy(target_hours=12), 900) == {}
-            # tiny's day is some 30 calls in the busier bucket: 0.03 h at 900/h, over a 0.01 h target.
+            # The effective lists (6 pages) and the other calls (20) beside, 26 calls, outlast the workspaces' own
+            # work (the 20 other calls and 4 in the repositories bucket): 0.029 h at 900/h, over a 0.01 h target.
+            # tiny-labs's one list instead of its one page makes it 25 and 25; tiny-co's five lists would make the
+            # workspaces' own work the longer one (28), so it keeps its effective list.
             moved = lists_instead_of_effective(con, workspaces, RefreshPolicy(target_hours=0.01), 900)
-        # The workspace whose effective list saves the most calls per list read instead goes first: tiny-labs (one
-        # page for one repository); tiny-co (two pages for five) too, as that still shortens the day.
-        assert list(moved) == ["tiny-labs", "tiny-co"], moved
-        assert all("over the 0.01 h target" in why for why in moved.values())
+        assert list(moved) == ["tiny-labs"], moved
+        assert "over the 0.01 h target" in moved["tiny-labs"]
         org.now += timedelta(days=1)
         warehouse.clock.advance(timedelta(days=1))
         warehouse.policy = RefreshPolicy(target_hours=0.01)
         before = len(server.simulator.request_log)
         result = warehouse.sync(server.url, email)
         calls = [r.path for r in server.simulator.request_log[before:]]
-    assert not [c for c in calls if c.endswith("/permissions/repositories")]
-    assert {ws: r["mode"] for ws, r in result.refresh.items()} == {"tiny-co": "full", "tiny-labs": "full"}
+    assert [c for c in calls if c.endswith("/permissions/repositories")] == [
+        "/2.0/workspaces/tiny-co/permissions/repositories"] * 5  # fmt: skip
+    assert {ws: r["mode"] for ws, r in result.refresh.items()} == {"tiny-co": "incremental", "tiny-labs": "full"}
     lists = dict(warehouse.query("select workspace_slug, effective_list from marts.dim_workspaces"))
-    assert all(
-        why.startswith("not read: with every effective list the sync would take about") for why in lists.values()
-    )
-    # Nothing compared is not a pass.
-    assert warehouse.query("select compared_rows, mismatches, passed from marts.fct_reconciliations "
-                           "order by synced_at desc limit 1") == [(0, 0, False)]  # fmt: skip
+    assert lists["tiny-co"] == "read"
+    assert lists["tiny-labs"].startswith("not read: with every effective list the sync would take about")
+    # Reconciled where the effective list was read, and exact there.
+    assert warehouse.query("select compared_workspaces, mismatches, passed from marts.fct_reconciliations "
+                           "order by synced_at desc limit 1") == [(["tiny-co"], 0, True)]  # fmt: skip
 
 
 def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_for_the_next_estimate(tmp_path) -> None:
     org = load_organisation("tiny")
+    for repository in list(org.workspaces["tiny-co"].repositories.values())[:3]:
+        repository.group_grants["everyone"] = "read"  # as above: tiny-labs reads its lists on a day over the target
+    org.touch()
     warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(target_hours=0.01))
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
@@ -376,23 +383,28 @@ def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_fo
     )
     first = {ws: pairs for _, ws, read, pairs, rows_read in rows[:2]}
     assert all(read and pairs == rows_read > 0 for _, _, read, pairs, rows_read in rows[:2])
-    # Days 2 and 3 read no effective list (over the target), and still estimate from day 1's sizes: the decision
-    # does not flip back on the day after.
+    # On days 2 and 3 tiny-labs reads no effective list (over the target), and still estimates from day 1's size:
+    # the decision does not flip back on the day after.
     assert [(ws, read, pairs, rows_read) for _, ws, read, pairs, rows_read in rows[2:]] == [
-        (ws, False, first[ws], 0) for ws in ("tiny-co", "tiny-labs")
+        ("tiny-co", True, first["tiny-co"], first["tiny-co"]),
+        ("tiny-labs", False, first["tiny-labs"], 0),
     ] * 2
 
 
-def test_the_target_moves_only_workspaces_whose_own_reading_gets_shorter() -> None:
-    """Workspaces are read one after another, each with its effective list beside its repositories. Shaped like
-    `large`, no workspace's lists would be read faster than its effective list: nothing moves, however long the
-    day. A workspace with many projects moves when its lists are read faster than its effective list and projects."""
+def test_the_target_moves_workspaces_while_their_lists_shorten_the_day() -> None:
+    """The effective lists run one after another beside every workspace's own work. Shaped like `large`: with every
+    effective list the other bucket is the busier one (12.7 h); reading a small workspace's lists instead moves its
+    calls into the idle repositories bucket, until the day fits. The main workspace never moves: its lists would
+    make the repositories bucket the longer one."""
     main = WorkspaceLoad("main", effective_pages=8_500, lists=16_000, other=900, pages=160, due=2_286)
     small = [WorkspaceLoad(f"small-{i}", effective_pages=600, lists=1_333, other=70, pages=14, due=191)
              for i in range(3)]  # fmt: skip
-    assert choose_lists_instead([main, *small], target_hours=1, requests_per_hour=900) == {}
-    busy = WorkspaceLoad("busy", effective_pages=1_000, lists=1_000, other=1_000, pages=10, due=143)
-    chosen = choose_lists_instead([main, *small, busy], target_hours=12, requests_per_hour=900)
-    assert list(chosen) == ["busy"]
-    assert chosen["busy"].startswith("with every effective list the sync would take about 14.9 h")
-    assert chosen["busy"].endswith("make it 13.8 h")  # still over, and nothing else would shorten it
+    chosen = choose_lists_instead([main, *small], target_hours=12, requests_per_hour=900)
+    assert list(chosen) == ["small-0", "small-1"]
+    assert chosen["small-0"].startswith("with every effective list the sync would take about 12.7 h")
+    assert chosen["small-0"].endswith("make it 12.0 h")
+    assert chosen["small-1"].endswith("make it 11.3 h")
+    # Over any target: every small workspace moves (10.7 h), and the main one still does not.
+    assert list(choose_lists_instead([main, *small], target_hours=1, requests_per_hour=900)) == [
+        "small-0", "small-1", "small-2"]  # fmt: skip
+    assert choose_lists_instead([main, *small], target_hours=13, requests_per_hour=900) == {}
