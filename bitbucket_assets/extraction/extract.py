@@ -175,12 +175,16 @@ class _EffectiveLists:
         self.waiting.append((extractor, pages))
 
     def ready(self) -> None:
-        """Write the pages fetched so far, without waiting."""
+        """Write the pages fetched so far. On a simulated clock, first let the list being written catch up with the
+        sync's time (`Prefetch.catch_up`): its pages take their turn in the bucket before the sync's later calls."""
         while self.waiting:
             extractor, pages = self.waiting[0]
+            pages.catch_up()
             extractor._effective_pages(pages.ready())
             if not pages.finished:
-                return
+                if not pages.behind():
+                    return
+                continue  # it had filled its queue: written now, it goes on
             self.waiting.popleft()
             pages.close()
 

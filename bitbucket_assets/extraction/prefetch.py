@@ -29,7 +29,8 @@ class Prefetch:
         self._items: deque[tuple[object, float | None]] = deque()
         self._changed = threading.Condition()
         self._stop = False
-        self._thread = threading.Thread(target=self._run, args=(clock.fork(),), name=name, daemon=True)
+        self._latest = started = clock.fork()  # the fetching thread's time at its last page (simulated clocks)
+        self._thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
         self._thread.start()
 
     def _run(self, started: float | None) -> None:
@@ -48,7 +49,8 @@ class Prefetch:
                 self._changed.wait()
             if self._stop:
                 return False
-            self._items.append((item, self._clock.fork()))
+            self._latest = self._clock.fork()
+            self._items.append((item, self._latest))
             self._changed.notify_all()
             return True
 
@@ -66,6 +68,29 @@ class Prefetch:
                 self._items.popleft()
                 self._changed.notify_all()
             yield self._take(item, fetched_at)
+
+    def catch_up(self) -> None:
+        """On a simulated clock, wait (on the wall clock) until the fetching thread's time has reached the reader's,
+        or its queue is full, or it is done.
+
+        A rate-limit bucket hands out its slots in the order threads ask for them. A fetching thread that this
+        machine runs more slowly than the reader would otherwise ask after the reader's later calls to the same
+        bucket, and be pushed to their time: its list would end later than it would on Bitbucket. On the wall
+        clock the two threads are in step already, and nothing waits."""
+        now = self._clock.fork()
+        if now is None:
+            return
+        with self._changed:
+            while (not self._stop and self._latest is not None and self._latest < now
+                   and len(self._items) < self._depth and not (self._items and self._items[-1][0] is _END)
+                   and not (self._items and isinstance(self._items[-1][0], BaseException))):  # fmt: skip
+                self._changed.wait(timeout=1.0)
+
+    def behind(self) -> bool:
+        """The fetching thread's time is before the reader's (simulated clocks; never on the wall clock)."""
+        now = self._clock.fork()
+        with self._changed:
+            return now is not None and self._latest is not None and self._latest < now and not self._stop
 
     @property
     def finished(self) -> bool:
