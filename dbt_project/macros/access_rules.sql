@@ -11,6 +11,7 @@
   `first_granted` is an expression over the paths (e.g. `min(valid_from)` over the history), or null.
 #}
 {% macro effective_access(paths, extra_columns=[], first_granted='null::timestamptz') %}
+{%- set member_keys = (extra_columns + ['workspace_slug', 'principal_id']) | join(', ') %}
 select
     {% for column in extra_columns %}{{ column }}, {% endfor %}
     workspace_slug,
@@ -30,8 +31,7 @@ select
     list(distinct grant_source order by grant_source) as grant_sources,
     {{ distinct_list('via_group_slug') }} as via_group_slugs,
     {{ distinct_list('via_project_key') }} as via_project_keys,
-    -- A workspace role is a member's path on the workspace; people without one hold access from outside.
-    bool_or(is_member) as is_workspace_member,
+    coalesce(bool_or(is_member), false) as is_workspace_member,
     {{ first_granted }} as first_granted_at
 from (
     select
@@ -40,11 +40,17 @@ from (
         {{ grant_path_label() }} as grant_path,
         {{ grant_path_text() }} as grant_path_text,
         max({{ permission_rank('permission') }})
-            over (partition by workspace_slug, resource_type, resource_id, principal_id) as top_rank,
-        bool_or(resource_type = 'workspace') over (partition by workspace_slug, principal_id) as is_member
+            over (partition by workspace_slug, resource_type, resource_id, principal_id) as top_rank
     from {{ paths }}
     where principal_type = 'user' and resource_type in ('workspace', 'project', 'repository')
-)
+) as paths
+-- A workspace role is a member's path on the workspace; people without one hold access from outside. A join, not
+-- a window over each user's paths, so that a filter on one resource (`where resource_id = ...` over
+-- `marts.effective_access_as_of`) still reaches the history's scan.
+left join (
+    select distinct {{ member_keys }}, true as is_member from {{ paths }}
+    where principal_type = 'user' and resource_type = 'workspace'
+) as members using ({{ member_keys }})
 group by {% for column in extra_columns %}{{ column }}, {% endfor %}workspace_slug, resource_type, resource_id, principal_id
 {% endmacro %}
 
