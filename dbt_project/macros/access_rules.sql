@@ -28,7 +28,7 @@ select
     count(*) as all_grant_path_count,
     list(grant_path order by permission_rank desc, grant_path) as all_grant_paths,
     list(grant_path_text order by permission_rank desc, grant_path) as access_paths,
-    list(distinct grant_source order by grant_source) as grant_sources,
+    {{ distinct_list('grant_source') }} as grant_sources,
     {{ distinct_list('via_group_slug') }} as via_group_slugs,
     {{ distinct_list('via_project_key') }} as via_project_keys,
     coalesce(bool_or(is_member), false) as is_workspace_member,

@@ -40,7 +40,10 @@
     end
 {%- endmacro %}
 
-{# The distinct non-null values of a column over a group of grant paths, as a sorted list (never null). #}
+{#
+  The distinct non-null values of a column over a group of grant paths, as a sorted list (never null). Sorted
+  and deduplicated after the aggregate: a DISTINCT aggregate costs its own hash table per column.
+#}
 {% macro distinct_list(column) -%}
-    coalesce(list(distinct {{ column }} order by {{ column }}) filter (where {{ column }} is not null), []::varchar[])
+    list_sort(list_distinct(list({{ column }})))
 {%- endmacro %}
