@@ -268,7 +268,8 @@ def main() -> None:
           f"{per_day / (size_day1 / 1e6) * 100:.1f} % of one full snapshot")  # fmt: skip
     print(f"as-of queries on day 45, answered in DuckDB: repository {results['repo_as_of_ms']:.0f} ms ({n1} rows), "
           f"user {results['user_as_of_ms']:.0f} ms ({n2} rows) (medians of 7; target < 100 ms); fetched into "
-          f"Python: {results['repo_as_of_fetchall_ms']:.0f} and {results['user_as_of_fetchall_ms']:.0f} ms")  # fmt: skip
+          f"Python: {results['repo_as_of_fetchall_ms']:.0f} and "
+          f"{results['user_as_of_fetchall_ms']:.0f} ms")  # fmt: skip
     print(json.dumps(results, default=str))
     _ = size_before_day2
 
