@@ -180,7 +180,7 @@ class _EffectiveLists:
         while self.waiting:
             extractor, pages = self.waiting[0]
             pages.catch_up()
-            extractor._effective_pages(pages.ready())
+            extractor.write_effective_pages(pages.ready())
             if not pages.finished:
                 if not pages.behind():
                     return
@@ -192,7 +192,7 @@ class _EffectiveLists:
         """Write every remaining page, waiting for each."""
         while self.waiting:
             extractor, pages = self.waiting[0]
-            extractor._effective_pages(pages.rest())
+            extractor.write_effective_pages(pages.rest())
             self.waiting.popleft()
             pages.close()
 
@@ -293,7 +293,7 @@ class _WorkspaceExtractor:
         pages = self.api.effective_permission_pages(self.slug, start)
         return Prefetch(pages, self.api.client.clock, name=f"effective-{self.slug}")
 
-    def _effective_pages(self, pages: Iterator[Page]) -> None:
+    def write_effective_pages(self, pages: Iterator[Page]) -> None:
         """Effective-list pages, committed every `EFFECTIVE_PAGES_PER_CHECKPOINT` pages and at the last: a
         resumed sync reads at most that many again."""
         for page in pages:
