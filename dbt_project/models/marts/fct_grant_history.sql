@@ -45,18 +45,40 @@ last_observation as (
     select workspace_slug, max(seq) as last_seq from new_observations group by workspace_slug
 ),
 
-timeline as (
-    select p.grant_key, n.seq, null::timestamptz as carried_from, null::varchar as carried_sync_id,
-        {% for a in attrs %}p.{{ a }}{{ ',' if not loop.last }}{% endfor %}
+new_paths as (
+    select p.grant_key, n.seq, {% for a in attrs %}p.{{ a }}{{ ',' if not loop.last }}{% endfor %}
     from ({{ named_grant_paths("sync_id in (select sync_id from new_syncs)") }}) as p
     inner join new_observations as n on p.sync_id = n.sync_id and p.workspace_slug = n.workspace_slug
+),
+
+{% if is_incremental() %}
+open_versions as (
+    select * from {{ this }} where valid_to is null
+),
+
+-- An open version that every new observation of its workspace saw again simply continues: its row stays as it
+-- is, so it is left out of the islands below. Most grant paths, most days: the islands then cost what changed.
+unchanged as (
+    select o.grant_key
+    from open_versions as o
+    inner join (select grant_key, count(*) as times from new_paths group by grant_key) as seen using (grant_key)
+    inner join last_observation as l on l.workspace_slug = o.workspace_slug
+    where seen.times = l.last_seq
+),
+{% endif %}
+
+timeline as (
+    select grant_key, seq, null::timestamptz as carried_from, null::varchar as carried_sync_id,
+        {% for a in attrs %}{{ a }}{{ ',' if not loop.last }}{% endfor %}
+    from new_paths
     {% if is_incremental() %}
+    where grant_key not in (select grant_key from unchanged)
     union all
     -- Versions still open from earlier runs take part as "sync 0", so they continue or close.
     select grant_key, 0, valid_from, first_seen_sync_id,
         {% for a in attrs %}{{ a }}{{ ',' if not loop.last }}{% endfor %}
-    from {{ this }}
-    where valid_to is null
+    from open_versions
+    where grant_key not in (select grant_key from unchanged)
     {% endif %}
 ),
 

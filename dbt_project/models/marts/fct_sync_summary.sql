@@ -1,18 +1,6 @@
 -- One row per sync in the history: what it saw (users, groups, repositories from its manifest) and what was
--- held at that moment (grant paths; users holding admin or owner), for the dashboard's trends.
-with held as (
-    select
-        s.sync_id,
-        count(h.grant_key) as grant_paths,
-        count(distinct h.principal_id) filter (
-            where h.principal_type = 'user' and h.permission in ('admin', 'owner')
-        ) as owners_and_admins
-    from {{ ref('stg_bitbucket__sync_manifests') }} as s
-    left join {{ ref('fct_grant_history') }} as h
-        on h.valid_from <= s.synced_at and (h.valid_to is null or h.valid_to > s.synced_at)
-    group by s.sync_id
-)
-
+-- held at that moment (grant paths; users holding admin or owner: fct_workspace_trends' row over every
+-- workspace, counted once per sync), for the dashboard's trends.
 select
     s.sync_id,
     s.synced_at,
@@ -21,8 +9,8 @@ select
     cast(s.entity_counts ->> 'users' as integer) as users,
     cast(s.entity_counts ->> 'groups' as integer) as groups,
     cast(s.entity_counts ->> 'repositories' as integer) as repositories,
-    h.grant_paths,
-    h.owners_and_admins,
+    coalesce(t.grant_paths, 0) as grant_paths,
+    coalesce(t.owners_and_admins, 0) as owners_and_admins,
     -- The manifest, for evidence of completeness: every table's rows, the calls made, what was skipped.
     s.entity_counts,
     s.api_calls,
@@ -30,4 +18,4 @@ select
     s.skipped_workspaces,
     s.refresh
 from {{ ref('stg_bitbucket__sync_manifests') }} as s
-inner join held as h using (sync_id)
+left join {{ ref('fct_workspace_trends') }} as t on t.sync_id = s.sync_id and t.workspace_slug is null
