@@ -14,44 +14,59 @@
 {%- set member_keys = (extra_columns + ['workspace_slug', 'principal_id']) | join(', ') %}
 select
     {% for column in extra_columns %}{{ column }}, {% endfor %}
-    workspace_slug,
-    resource_type,
-    resource_id,
-    any_value(resource_key) as resource_key,
-    any_value(resource_name) as resource_name,
-    principal_id as user_uuid,
-    any_value(user_account_id) as user_account_id,
-    any_value(principal_name) as user_display_name,
-    arg_max(permission, permission_rank) as permission,
-    count(*) filter (where permission_rank = top_rank) as grant_path_count,
-    list(grant_path order by grant_path) filter (where permission_rank = top_rank) as top_grant_paths,
-    count(*) as all_grant_path_count,
-    list(grant_path order by permission_rank desc, grant_path) as all_grant_paths,
-    list(grant_path_text order by permission_rank desc, grant_path) as access_paths,
-    {{ distinct_list('grant_source') }} as grant_sources,
-    {{ distinct_list('via_group_slug') }} as via_group_slugs,
-    {{ distinct_list('via_project_key') }} as via_project_keys,
-    coalesce(bool_or(is_member), false) as is_workspace_member,
-    {{ first_granted }} as first_granted_at
+    workspace_slug, resource_type, resource_id, resource_key, resource_name, user_uuid, user_account_id,
+    user_display_name, permission,
+    len(top_grant_paths) as grant_path_count,
+    top_grant_paths,
+    len(ranked) as all_grant_path_count,
+    [p.path for p in ranked] as all_grant_paths,
+    [p.words for p in ranked] as access_paths,
+    grant_sources, via_group_slugs, via_project_keys, is_workspace_member, first_granted_at
 from (
     select
         *,
-        {{ permission_rank('permission') }} as permission_rank,
-        {{ grant_path_label() }} as grant_path,
-        {{ grant_path_text() }} as grant_path_text,
-        max({{ permission_rank('permission') }})
-            over (partition by workspace_slug, resource_type, resource_id, principal_id) as top_rank
-    from {{ paths }}
-    where principal_type = 'user' and resource_type in ('workspace', 'project', 'repository')
-) as paths
--- A workspace role is a member's path on the workspace; people without one hold access from outside. A join, not
--- a window over each user's paths, so that a filter on one resource (`where resource_id = ...` over
--- `marts.effective_access_as_of`) still reaches the history's scan.
-left join (
-    select distinct {{ member_keys }}, true as is_member from {{ paths }}
-    where principal_type = 'user' and resource_type = 'workspace'
-) as members using ({{ member_keys }})
-group by {% for column in extra_columns %}{{ column }}, {% endfor %}workspace_slug, resource_type, resource_id, principal_id
+        -- The paths that give the permission held: the first ones (in label order among them).
+        [p.path for p in ranked if p.rank = ranked[1].rank] as top_grant_paths
+    from (
+        select
+            {% for column in extra_columns %}{{ column }}, {% endfor %}
+            workspace_slug,
+            resource_type,
+            resource_id,
+            any_value(resource_key) as resource_key,
+            any_value(resource_name) as resource_name,
+            principal_id as user_uuid,
+            any_value(user_account_id) as user_account_id,
+            any_value(principal_name) as user_display_name,
+            arg_max(permission, permission_rank) as permission,
+            -- One list, highest permission first, then by label, that every path column is read from: sorted
+            -- after the aggregate (`rank` is negated), as an ordered aggregate costs more than the sort.
+            list_sort(list({'rank': -permission_rank, 'path': grant_path, 'words': grant_path_text})) as ranked,
+            {{ distinct_list('grant_source') }} as grant_sources,
+            {{ distinct_list('via_group_slug') }} as via_group_slugs,
+            {{ distinct_list('via_project_key') }} as via_project_keys,
+            coalesce(bool_or(is_member), false) as is_workspace_member,
+            {{ first_granted }} as first_granted_at
+        from (
+            select
+                *,
+                {{ permission_rank('permission') }} as permission_rank,
+                {{ grant_path_label() }} as grant_path,
+                {{ grant_path_text() }} as grant_path_text
+            from {{ paths }}
+            where principal_type = 'user' and resource_type in ('workspace', 'project', 'repository')
+        ) as paths
+        -- A workspace role is a member's path on the workspace; people without one hold access from outside. A
+        -- join, not a window over each user's paths, so that a filter on one resource (`where resource_id = ...`
+        -- over `marts.effective_access_as_of`) still reaches the history's scan.
+        left join (
+            select distinct {{ member_keys }}, true as is_member from {{ paths }}
+            where principal_type = 'user' and resource_type = 'workspace'
+        ) as members using ({{ member_keys }})
+        group by {% for column in extra_columns %}{{ column }}, {% endfor %}workspace_slug, resource_type, resource_id,
+            principal_id
+    ) as grouped
+) as effective
 {% endmacro %}
 
 

@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from ...extraction.retention import prune_raw_snapshots
 from ...provisioning.tables import create_provisioning_tables
+from ...warehouse.clustering import cluster_history
 from ...warehouse.files import WRITER_POOL
 from .project import dbt_project
 
@@ -55,13 +56,20 @@ class RetentionConfig(dg.Config):
     pool=WRITER_POOL,
     kinds={"duckdb"},
     description="Deletes raw snapshots beyond the newest BITBUCKET_RAW_SYNC_RETENTION complete syncs (default 30), "
-    "only once fct_grant_history has folded them in: the history survives pruning.",
+    "only once fct_grant_history has folded them in: the history survives pruning. Then, when a tenth of the "
+    "history was written since, rewrites it in Z-order of resource and user for the as-of questions.",
 )
 def raw_snapshot_retention(config: RetentionConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     keep = config.keep_syncs
     with duckdb.get_connection() as con:
         pruned = prune_raw_snapshots(con, keep)
-    return dg.MaterializeResult(metadata={"kept_syncs": keep, "pruned_syncs": len(pruned), "pruned": pruned})
+        # Housekeeping after dbt in the same writer step: the history's order (warehouse/clustering.py).
+        clustering = cluster_history(con)
+    return dg.MaterializeResult(metadata={
+        "kept_syncs": keep, "pruned_syncs": len(pruned), "pruned": pruned,
+        "history_clustered": clustering["clustered"], "history_rows": clustering["history_rows"],
+        "history_rows_since_clustering": clustering["rows_since_last"],
+    })  # fmt: skip
 
 
 @dg.asset_check(asset=dg.AssetKey(["marts", "fct_reconciliations"]), description=(
