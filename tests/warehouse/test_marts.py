@@ -187,14 +187,14 @@ def test_incremental_history_equals_a_full_rebuild(tiny_history: History, tmp_pa
     full, folded = str(tmp_path / "full.duckdb"), str(tmp_path / "folded.duckdb")
     shutil.copy(tiny_history.db, full)
     shutil.copy(tiny_history.db, folded)
-    _dbt_run(full, "--full-refresh", "--select", "fct_grant_history+")
+    _dbt_run(full, "--full-refresh", "--select", *HISTORY_MARTS)
     later = tiny_history.sync_ids[1:]
     with duckdb.connect(folded) as con:  # the history as it stood after day 1
         con.execute("update raw.syncs set status = 'held back' where sync_id in (select unnest(?))", [later])
-    _dbt_run(folded, "--full-refresh", "--select", "fct_grant_history+")
+    _dbt_run(folded, "--full-refresh", "--select", *HISTORY_MARTS)
     with duckdb.connect(folded) as con:
         con.execute("update raw.syncs set status = 'complete' where sync_id in (select unnest(?))", [later])
-    _dbt_run(folded, "--select", "fct_grant_history+")  # days 2 and 3 in one incremental run
+    _dbt_run(folded, "--select", *HISTORY_MARTS)  # days 2 and 3 in one incremental run
 
     daily = _history_marts(tiny_history.db)
     assert len(daily["fct_sync_summary"]) == 3 and len(daily["fct_access_changes"]) > 0
