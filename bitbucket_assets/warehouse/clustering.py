@@ -17,7 +17,8 @@ import time
 import duckdb
 
 HISTORY = "marts.fct_grant_history"
-LOG = "raw.history_clustering"
+# Its own schema: `raw` holds snapshots only (every row carries its sync), `marts` what dbt builds.
+LOG = "maintenance.history_clustering"
 
 
 def _key16(column: str) -> str:
@@ -44,6 +45,7 @@ def cluster_history(con: duckdb.DuckDBPyConnection, max_unclustered: float = 0.1
     ).fetchone()[0]
     if not exists:
         return {"clustered": False, "history_rows": 0, "rows_since_last": 0}
+    con.execute("create schema if not exists maintenance")
     con.execute(
         f"create table if not exists {LOG} (clustered_at timestamptz, through_sync_at timestamptz, "
         "history_rows bigint, rows_since_last bigint, seconds double)"
