@@ -143,12 +143,17 @@ def test_overview_draws_one_chart_per_measure_and_follows_the_url(served, dashbo
     assert f"{snapshots} snapshots" in driver.find_element(By.CSS_SELECTOR, "main").text
 
 
+def person_links(driver) -> list:
+    anchors = driver.find_elements(By.CSS_SELECTOR, "main a")
+    return [a for a in anchors if "page=Person" in (a.get_attribute("href") or "")]
+
+
 def test_a_person_link_opens_their_page(served, dashboard_db) -> None:
     driver, url = served
     metrics(driver, url, "Who has access", resource="northwind|repository|platfo1-sync-cli")
-    anchors = driver.find_elements(By.CSS_SELECTOR, "main a")
-    links = [a for a in anchors if "page=Person" in (a.get_attribute("href") or "")]
-    assert links
+    # The table renders after the metrics: wait for its links rather than count on a fast machine.
+    WebDriverWait(driver, 60).until(lambda d: person_links(d))
+    links = person_links(driver)
     name, target = links[0].text, links[0].get_attribute("href")
     params = dict(parse_qsl(target.split("?", 1)[1]))
     assert params.pop("page") == "Person"
@@ -165,7 +170,9 @@ def test_a_download_returns_the_tables_rows(served, dashboard_db, tmp_path) -> N
     driver, url = served
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
     metrics(driver, url, "Who has access", resource="northwind|repository|platfo1-sync-cli")
-    driver.find_element(By.CSS_SELECTOR, '[data-testid="stDownloadButton"] button').click()
+    button = '[data-testid="stDownloadButton"] button'
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, button))  # renders after the metrics
+    driver.find_element(By.CSS_SELECTOR, button).click()
     WebDriverWait(driver, 60).until(lambda d: [p for p in tmp_path.iterdir() if p.suffix == ".csv"])
     [csv] = [p for p in tmp_path.iterdir() if p.suffix == ".csv"]
     assert csv.name.startswith("who-has-access_northwind_repository_platfo1-sync-cli_")
