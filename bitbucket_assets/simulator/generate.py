@@ -257,12 +257,16 @@ def _new_repository(
 
 
 def advance(org: Organisation, days: int = 1, churn: float = 0.01) -> dict[str, int]:
-    """Move the organisation forward `days` days: joiners, movers, leavers, new repositories, grant changes.
+    """Move the organisation forward `days` days: joiners, movers, leavers, repositories created and deleted, grant
+    changes.
 
-    `churn` is the share of users (and of repositories) touched per day. Deterministic for a given
-    organisation, seed and date, so a demo or test replays the same history.
+    `churn` is the share of users (and of repositories) touched per day. Repositories are created and deleted at
+    the same rate (half the churn each), so the organisation turns over without growing without bound: 0.5 % new
+    repositories a day and no deletions would be +180 % a year. Deterministic for a given organisation, seed and
+    date, so a demo or test replays the same history.
     """
-    totals = {"joiners": 0, "movers": 0, "leavers": 0, "new_repositories": 0, "permission_changes": 0}
+    totals = {"joiners": 0, "movers": 0, "leavers": 0, "new_repositories": 0, "deleted_repositories": 0,
+              "permission_changes": 0}  # fmt: skip
     for _ in range(days):
         org.now += timedelta(days=1)
         rng = random.Random(f"{org.name}-{org.seed}-{org.now.date().isoformat()}")
@@ -279,6 +283,7 @@ def advance(org: Organisation, days: int = 1, churn: float = 0.01) -> dict[str, 
                 _new_repository(org, ws, rng, org.now, rng.choice(list(ws.projects.values())))
                 totals["new_repositories"] += 1
             totals["permission_changes"] += _permission_change(org, rng)
+            totals["deleted_repositories"] += _delete_repository(org, rng)
         for ws in org.workspaces.values():  # some people used Bitbucket today
             for membership in rng.sample(list(ws.members.values()), k=max(1, len(ws.members) // 3)):
                 if org.users[membership.user_uuid].account_status == "active":
@@ -339,6 +344,15 @@ def remove_member(ws: Workspace, user_uuid: str) -> None:
         project.user_grants.pop(user_uuid, None)
     for repo in ws.repositories.values():
         repo.user_grants.pop(user_uuid, None)
+
+
+def _delete_repository(org: Organisation, rng: random.Random) -> int:
+    """Delete a repository, as its admin would: it leaves every listing, and its grants go with it."""
+    ws = rng.choice(list(org.workspaces.values()))
+    if len(ws.repositories) < 2:  # keep a workspace's last repository: an empty workspace tells a demo nothing
+        return 0
+    del ws.repositories[rng.choice(list(ws.repositories))]
+    return 1
 
 
 def _permission_change(org: Organisation, rng: random.Random) -> int:

@@ -76,7 +76,8 @@ def test_advance_produces_realistic_deterministic_history() -> None:
     assert (a.now - start).days == 5
     assert totals["joiners"] >= 5 and totals["leavers"] >= 5 and totals["movers"] >= 1
     assert totals["new_repositories"] >= 5 and totals["permission_changes"] >= 5
-    assert a.counts()["repositories"] == before_repos + totals["new_repositories"]
+    assert totals["deleted_repositories"] >= 5
+    assert a.counts()["repositories"] == before_repos + totals["new_repositories"] - totals["deleted_repositories"]
     assert list(a.users) == list(b.users)  # same seed, same days: same history
 
 
