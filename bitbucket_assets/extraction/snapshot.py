@@ -25,8 +25,14 @@ from .raw_schema import TABLES, column_names, create_raw_schema
 from .refresh import WorkspaceRefresh, carry_forward
 
 # Tables a checkpoint of the `effective` stage commits, and those any checkpoint commits.
-EFFECTIVE_TABLES = frozenset({"effective_repository_permissions"})
+EFFECTIVE = "effective_repository_permissions"
+EFFECTIVE_TABLES = frozenset({EFFECTIVE})
 SHARED_TABLES = frozenset({"users", "anomalies"})
+_EFFECTIVE_REPOSITORY = column_names(EFFECTIVE).index("repository_uuid")
+# A repository's rows in a snapshot, and the column naming it (`drop_repository`).
+REPOSITORY_ROWS = {"repositories": "repository_uuid", "repository_user_permissions": "repository_uuid",
+                   "repository_group_permissions": "repository_uuid", "fetch_log": "resource_id", EFFECTIVE:
+                   "repository_uuid"}  # fmt: skip
 
 
 class SnapshotWriter:
@@ -157,6 +163,21 @@ class SnapshotWriter:
         self._seen_users.update(r[0] for r in self.con.execute(
             "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [self.sync_id]).fetchall())  # fmt: skip
         return carried
+
+    def drop_repository(self, workspace: str, repository_uuid: str) -> None:
+        """Leave a repository listed earlier in this sync out of it: its row, its lists and its effective-list rows,
+        buffered or written; the deletion commits with the next checkpoint (a resumed sync does it again)."""
+        self._flush("repositories")  # every buffered row but the effective list's, which is filtered instead
+        buffered = self.buffers[EFFECTIVE]
+        kept = [row for row in buffered if row[_EFFECTIVE_REPOSITORY] != repository_uuid]
+        self.buffers[EFFECTIVE], self.counts[EFFECTIVE] = kept, self.counts[EFFECTIVE] - (len(buffered) - len(kept))
+        self._begin()
+        for table, column in REPOSITORY_ROWS.items():
+            (deleted,) = self.con.execute(
+                f"DELETE FROM raw.{table} WHERE sync_id = ? AND workspace_slug = ? AND {column} = ?",
+                [self.sync_id, workspace, repository_uuid],
+            ).fetchone()
+            self.counts[table] -= deleted
 
     def counted(self, table: str, workspace: str) -> int:
         """Rows of the workspace in this sync's table, as committed (call it after the stage's last checkpoint)."""

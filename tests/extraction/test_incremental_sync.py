@@ -51,11 +51,11 @@ class Warehouse:
     policy: RefreshPolicy
     results: list[SyncResult] = field(default_factory=list)
 
-    def sync(self, url: str, email: str, build: bool = True, **client_kw) -> SyncResult:
+    def sync(self, url: str, email: str, build: bool = True, progress: tuple = (), **client_kw) -> SyncResult:
         client = BitbucketClient(Credentials.api_token(email, SIM_API_TOKEN), url, clock=self.clock, **client_kw)
         try:
             with duckdb.connect(self.db) as con:
-                result = run_sync(client, con, ExtractionOptions(refresh=self.policy))
+                result = run_sync(client, con, ExtractionOptions(refresh=self.policy, progress=list(progress)))
         finally:
             client.close()
         self.results.append(result)
@@ -255,6 +255,60 @@ def test_group_privileges_refused_reads_group_lists_per_repository_and_carries_t
         [result.sync_id],
     )[0][0]
     assert carried_groups >= 1  # group lists read per repository are carried too
+
+
+def test_a_repository_deleted_while_the_sync_runs_or_between_syncs_leaves_the_snapshot(tmp_path) -> None:
+    org = load_organisation("tiny")
+    ws = org.workspaces["tiny-co"]
+    finn = next(u for u in org.users.values() if u.nickname == "finn")
+    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    simulator = Simulator(org)
+
+    def delete_ledger_once_listed(event) -> None:
+        # The listing has committed `ledger`; its lists are read only in the second pass, after the plan.
+        if (event.workspace, event.stage, event.finished) == ("tiny-co", "repositories", True):
+            with simulator.lock:
+                ws.repositories.pop("ledger", None)
+                org.touch()
+
+    with SimulatorServer(simulator) as server:
+        email = org.users[org.operator_uuid].email
+        warehouse.sync(server.url, email)
+        ledger = ws.repositories["ledger"].uuid
+        assert warehouse.query("select count(*) from marts.fct_effective_access where resource_id = ?", [ledger])[0][0]
+        for day in (2, 3):
+            org.now += timedelta(days=1)
+            warehouse.clock.advance(timedelta(days=1))
+            if day == 2:
+                ws.repositories["ledger"].user_grants[finn.uuid] = "admin"  # the plan will want its lists today
+            else:
+                runbooks = ws.repositories.pop("runbooks").uuid  # deleted between two syncs
+            org.touch()
+            result = warehouse.sync(server.url, email, progress=[delete_ledger_once_listed] if day == 2 else ())
+            assert warehouse.mismatches() == 0  # run_sync returned: the snapshot is complete
+            refresh = result.refresh["tiny-co"]
+            assert sum(refresh["read"].values()) + refresh["carried"] == 6 - day  # ledger gone, then runbooks too
+        reads = [r for r in simulator.calls("GET", "/2.0/repositories/tiny-co/ledger/permissions-config/users")]
+    # Day 2: listed, then its list answered 404; it is not in that snapshot and the anomaly says why.
+    assert [r.status for r in reads][-1] == 404
+    day2 = warehouse.results[1].sync_id
+    for table, column in (("repositories", "repository_uuid"), ("fetch_log", "resource_id"),
+                          ("effective_repository_permissions", "repository_uuid")):  # fmt: skip
+        assert warehouse.query(f"select count(*) from raw.{table} where sync_id = ? and {column} = ?",
+                               [day2, ledger]) == [(0,)], table  # fmt: skip
+    assert warehouse.query("select workspace_slug, reason from raw.anomalies where sync_id = ?", [day2]) == [
+        ("tiny-co", "repository deleted while the sync ran: its permission list answered 404")
+    ]
+    # Neither repository is in the marts any more, and every version of their grants is closed.
+    for uuid in (ledger, runbooks):
+        (counts,) = warehouse.query(
+            "select (select count(*) from marts.fct_effective_access where resource_id = $1), "
+            "(select count(*) from marts.dim_repositories where repository_uuid = $1), "
+            "(select count(*) from marts.fct_grant_history where resource_id = $1 and valid_to is null), "
+            "(select count(*) from marts.fct_grant_history where resource_id = $1 and valid_to is not null)",
+            [uuid],
+        )
+        assert counts[:3] == (0, 0, 0) and counts[3] > 0, counts
 
 
 def test_an_interrupted_incremental_sync_resumes_and_completes(tmp_path) -> None:
