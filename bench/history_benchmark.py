@@ -276,8 +276,9 @@ def main() -> None:
     results["user_as_of_unordered_ms"] = timed_query(work, q2, [when, user])[0]
     results["clusterings"], results["clustering_median_s"], results["clustering_max_s"] = clusterings
     results["history_rows_since_clustering"] = since
-    # The organisation grows (new repositories every day): a warehouse holding two days of today's organisation
-    # separates what the history costs from what the larger snapshot costs.
+    # The organisation changes size with the churn (repositories created and deleted, leavers who keep access): a
+    # warehouse holding two days of today's organisation separates what the history costs from what today's snapshot
+    # costs.
     grown, before_grown_day2 = f"{tmp}/grown.duckdb", f"{tmp}/before-grown-day2.duckdb"
     grown_reads = ListReads()
     with duckdb.connect(grown) as con:
@@ -303,7 +304,7 @@ def main() -> None:
     print(f"day {args.days} build {last_median:.1f} s vs day 2 {day2_median:.1f} s "
           f"(medians of {len(last_builds)} alternate rebuilds: {', '.join(f'{t:.1f}' for t in day2_builds)} | "
           f"{', '.join(f'{t:.1f}' for t in last_builds)}): ratio {ratio:.2f} (target <= 1.2)")  # fmt: skip
-    print(f"the organisation grew from {paths_day2:,} to {paths_grown:,} grant paths; two days of today's "
+    print(f"the organisation went from {paths_day2:,} to {paths_grown:,} grant paths; two days of today's "
           f"organisation build in {statistics.median(grown_builds):.1f} s "
           f"({', '.join(f'{t:.1f}' for t in grown_builds)}): day {args.days} against the same organisation "
           f"without its history: ratio {results['build_ratio_same_size']:.2f}")  # fmt: skip
