@@ -137,7 +137,8 @@ def dbt_build(db: str, select: str = "path:models") -> float:
 
 
 def housekeeping(db: str, keep: int) -> None:
-    """What the pipeline's retention step does after each build: prune raw snapshots, renew the history's order."""
+    """What the sync job does after each build: prune raw snapshots (`raw_snapshot_retention`), renew the history's
+    order (`history_order`)."""
     with duckdb.connect(db) as con:
         prune_raw_snapshots(con, keep)
         cluster_history(con)

@@ -24,6 +24,7 @@ def test_every_duckdb_writer_is_in_one_pool() -> None:
         "bitbucket_raw_snapshot": "duckdb_writer",
         "warehouse_models": "duckdb_writer",
         "raw_snapshot_retention": "duckdb_writer",
+        "history_order": "duckdb_writer",
         "analyst_read_copy": "duckdb_writer",
     }
 

@@ -1,4 +1,5 @@
-"""The sync job (raw snapshot, dbt build, retention, the analysts' copy) and its daily schedule."""
+"""The sync job (raw snapshot, dbt build, retention, the history's order, the analysts' copy) and its daily
+schedule."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ SYNC_JOB = "bitbucket_sync"
 
 
 def build_sync_job(settings: Settings) -> dg.UnresolvedAssetJobDefinition:
-    """Every asset: the raw snapshot, then dbt over it, then retention and the read copy."""
+    """Every asset: the raw snapshot, then dbt over it, then retention and the history's order, then the read copy."""
     return dg.define_asset_job(
         SYNC_JOB,
         selection=dg.AssetSelection.all(),

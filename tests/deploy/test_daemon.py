@@ -26,8 +26,8 @@ from bitbucket_assets.warehouse.files import open_reader, open_writer
 from ..support import wait_for
 from .conftest import dagster_cli, pipeline_env, running_daemon
 
-WRITER_STEPS = {"bitbucket_raw_snapshot", "warehouse_models", "raw_snapshot_retention", "analyst_read_copy",
-                "apply_approved_requests", "expire_just_in_time_access"}  # fmt: skip
+WRITER_STEPS = {"bitbucket_raw_snapshot", "warehouse_models", "raw_snapshot_retention", "history_order",
+                "analyst_read_copy", "apply_approved_requests", "expire_just_in_time_access"}  # fmt: skip
 
 
 def pg_rows(postgres, sql: str, params=()) -> list[tuple]:

@@ -16,6 +16,7 @@ from bitbucket_assets.defs.extraction.assets import bitbucket_raw_snapshot
 from bitbucket_assets.defs.extraction.resources import BitbucketResource
 from bitbucket_assets.defs.warehouse.assets import (
     effective_access_matches_bitbucket,
+    history_order,
     raw_snapshot_retention,
     warehouse_models,
 )
@@ -27,6 +28,7 @@ ASSETS = [
     bitbucket_raw_snapshot,
     warehouse_models,
     raw_snapshot_retention,
+    history_order,
     analyst_read_copy,
     effective_access_matches_bitbucket,
 ]

@@ -18,11 +18,11 @@ def _history(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 
 def test_the_pipeline_reports_the_history_it_would_cluster(tiny_history: History) -> None:
-    retention = next(
+    ordered = next(
         e for e in tiny_history.results[-1].get_asset_materialization_events()
-        if e.asset_key.path == ["raw_snapshot_retention"]
+        if e.asset_key.path == ["history_order"]
     )  # fmt: skip
-    metadata = retention.materialization.metadata
+    metadata = ordered.materialization.metadata
     rows = tiny_history.query("select count(*) from marts.fct_grant_history")[0][0]
     # tiny's history is far below the size worth a rewrite: counted, left alone.
     assert metadata["history_rows"].value == rows > 0

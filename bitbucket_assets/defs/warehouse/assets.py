@@ -56,17 +56,28 @@ class RetentionConfig(dg.Config):
     pool=WRITER_POOL,
     kinds={"duckdb"},
     description="Deletes raw snapshots beyond the newest BITBUCKET_RAW_SYNC_RETENTION complete syncs (default 30), "
-    "only once fct_grant_history has folded them in: the history survives pruning. Then, when a tenth of the "
-    "history was written since, rewrites it in Z-order of resource and user for the as-of questions.",
+    "only once fct_grant_history has folded them in: the history survives pruning.",
 )
 def raw_snapshot_retention(config: RetentionConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     keep = config.keep_syncs
     with duckdb.get_connection() as con:
         pruned = prune_raw_snapshots(con, keep)
-        # Housekeeping after dbt in the same writer step: the history's order (warehouse/clustering.py).
+    return dg.MaterializeResult(metadata={"kept_syncs": keep, "pruned_syncs": len(pruned), "pruned": pruned})
+
+
+@dg.asset(
+    deps=[dg.AssetKey(["marts", "fct_grant_history"])],
+    group_name="warehouse_marts",
+    pool=WRITER_POOL,
+    kinds={"duckdb"},
+    description="When a tenth of marts.fct_grant_history was written since the last time, rewrites it in Z-order of "
+    "resource and user, so that the as-of questions read a few row groups (warehouse/clustering.py; each rewrite "
+    "is logged in maintenance.history_clustering). The rows never change, only their order.",
+)
+def history_order(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
         clustering = cluster_history(con)
     return dg.MaterializeResult(metadata={
-        "kept_syncs": keep, "pruned_syncs": len(pruned), "pruned": pruned,
         "history_clustered": clustering["clustered"], "history_rows": clustering["history_rows"],
         "history_rows_since_clustering": clustering["rows_since_last"],
     })  # fmt: skip

@@ -9,7 +9,11 @@ from ...warehouse.files import WRITER_POOL, publish_read_copy
 
 
 @dg.asset(
-    deps=[dg.AssetKey(["marts", "fct_access_changes"]), dg.AssetKey(["raw_snapshot_retention"])],
+    deps=[
+        dg.AssetKey(["marts", "fct_access_changes"]),
+        dg.AssetKey(["raw_snapshot_retention"]),
+        dg.AssetKey(["history_order"]),
+    ],
     group_name="warehouse_marts",
     pool=WRITER_POOL,
     kinds={"duckdb"},
