@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import NoneType
 from typing import Any
 
@@ -65,6 +66,9 @@ ADMIN_GROUPS = "atlassian-admin-api"
 BULK_GROUP_LISTS = "bulk: the 1.0 group-privileges list"  # raw.workspaces.repository_group_lists
 # Each commit costs more than writing a page of 100 rows; a resumed sync reads at most this many pages again.
 EFFECTIVE_PAGES_PER_CHECKPOINT = 10
+# How far Bitbucket's clock (a repository's `created_on`) may be behind ours: a repository created up to this long
+# before the bulk group list was read is treated as created after it, and its groups list is read on its own.
+CLOCK_SKEW = timedelta(minutes=15)
 
 
 @dataclass
@@ -213,6 +217,7 @@ class _WorkspaceExtractor:
         self.progress = progress
         # Every repository's group grants from one bulk call, or None: one groups list per repository.
         self.repository_groups: dict[str, list[GroupGrant]] | None = None
+        self.bulk_read_at: datetime | None = None  # when that call was made (`_created_after_bulk`)
         self.admin = access.administrator
         self.slug = access.slug
         self.base: dict[str, Any] = {}
@@ -401,7 +406,7 @@ class _WorkspaceExtractor:
         self._permission_lists("project", targets, lists)
 
     def _repositories_page(self, repositories: list[Repository]) -> None:
-        targets, bulk = [], self.repository_groups
+        targets, late, bulk = [], [], self.repository_groups
         for r in repositories:
             keys = {"repository_uuid": r.uuid, "repository_slug": r.slug}
             self.writer.add(
@@ -410,12 +415,30 @@ class _WorkspaceExtractor:
                  "project_key": r.project_key, "is_private": r.is_private, "created_on": r.created_on,
                  "updated_on": r.updated_on, "raw": r.raw},
             )  # fmt: skip
+            reason = self.refresh.reason(r.uuid)
+            if bulk is not None and self._created_after_bulk(r):
+                # The bulk answer predates it, yet groups with `auto_add` reach it from birth: both its lists.
+                late.append((r.slug, r.uuid, keys, reason or "new: created after the bulk group list was read"))
+                continue
             if bulk is not None:  # every repository's group grants are today's, from the one bulk call
                 self._write_list("repository", r.uuid, keys, "groups", bulk.get(r.slug, []), "bulk")
-            reason = self.refresh.reason(r.uuid)
             if reason is not None:  # else: the plan decides after the effective list (refresh_changed)
                 targets.append((r.slug, r.uuid, keys, reason))
         self._permission_lists("repository", targets, self._repository_lists())
+        if late:
+            self._permission_lists("repository", late, {"users": self.api.repository_user_grants,
+                                                        "groups": self.api.repository_group_grants})  # fmt: skip
+
+    def _created_after_bulk(self, repository: Repository) -> bool:
+        """Created (by Bitbucket's `created_on`, less `CLOCK_SKEW`) after the bulk group list was read, which on a
+        sync that takes hours happens to a few repositories a day."""
+        if self.bulk_read_at is None or not repository.created_on:
+            return False
+        try:
+            created = datetime.fromisoformat(repository.created_on)
+        except ValueError:
+            return False  # not a timestamp: nothing says it is late, and the bulk answer stands
+        return created.tzinfo is not None and created >= self.bulk_read_at - CLOCK_SKEW
 
     def _repository_lists(self) -> dict[str, Callable]:
         """The per-repository lists to read: users, and groups unless they came in bulk."""
@@ -428,6 +451,7 @@ class _WorkspaceExtractor:
         """`/1.0/group-privileges/{workspace}`: the group grants of every repository in one call instead of one per
         repository. Where Bitbucket refuses it (404, 405, 410, 403), the per-repository lists are read instead, and
         the workspace's row in the snapshot says which (`raw.workspaces.repository_group_lists`)."""
+        self.bulk_read_at = self.api.client.clock.now()
         try:
             grants, source = self.api.group_privileges(self.slug), BULK_GROUP_LISTS
         except BitbucketError as exc:

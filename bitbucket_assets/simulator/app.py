@@ -136,6 +136,8 @@ class Simulator:
         self.group_privileges_status = group_privileges_status
         self.request_log: list[RequestRecord] = []
         self.odd_entries = 0  # entries given `user: null` by the odd_entry_rate fault, for tests to compare
+        # Called after each API request is answered: how a test makes something happen in Bitbucket mid-sync.
+        self.after_request: list[Callable[[RequestRecord], None]] = []
         self.lock = threading.RLock()
         self._effective_cache: tuple[int, dict[str, dict[str, str]]] = (-1, {})
         self._render_cache: dict[tuple, Any] = {}
@@ -882,6 +884,9 @@ class _FaultsAndLog:
             record.credential = scope.get("state", {}).get("credential_kind", "")
             if is_api or path == "/site/oauth2/access_token":
                 self.sim.request_log.append(record)
+            if is_api:
+                for hook in self.sim.after_request:
+                    hook(record)
 
 
 class DroppedConnection(Exception):

@@ -311,6 +311,39 @@ def test_a_repository_deleted_while_the_sync_runs_or_between_syncs_leaves_the_sn
         assert counts[:3] == (0, 0, 0) and counts[3] > 0, counts
 
 
+def test_a_repository_created_after_the_bulk_group_list_reads_its_own_groups_list(tmp_path) -> None:
+    # A group with `auto_add` reaches a new repository from its creation; the bulk list, read earlier, cannot know.
+    org = load_organisation("tiny")
+    ws = org.workspaces["tiny-co"]
+    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    simulator = Simulator(org)
+
+    def create_once_the_bulk_list_is_answered(record) -> None:
+        if record.path.rstrip("/") == "/1.0/group-privileges/tiny-co" and "late" not in ws.repositories:
+            with simulator.lock:
+                now = warehouse.clock.now()
+                ws.repositories["late"] = Repository(new_uuid(random.Random(5)), "late", "late", "OPS", now, now,
+                                                     group_grants={"developers": "write"})  # fmt: skip
+                org.touch()
+
+    simulator.after_request.append(create_once_the_bulk_list_is_answered)
+    with SimulatorServer(simulator) as server:
+        result = warehouse.sync(server.url, email=org.users[org.operator_uuid].email)
+    late = ws.repositories["late"]
+    # Developers reach OPS only through this grant; the marts give Bitbucket's own answer for every user.
+    truth = ws.effective_repository_permissions(late)
+    assert {u: p for u, p in truth.items() if p != "none"} and "write" in truth.values()
+    ours = dict(warehouse.query("select user_uuid, permission from marts.fct_effective_access "
+                                "where resource_id = ?", [late.uuid]))  # fmt: skip
+    assert ours == {u: p for u, p in truth.items() if p != "none"}
+    lists = warehouse.query("select list, read_reason from raw.fetch_log where sync_id = ? and resource_id = ? "
+                            "order by list", [result.sync_id, late.uuid])  # fmt: skip
+    assert lists == [("groups", "full"), ("users", "full")]  # read on its own, not "bulk"
+    bulk = warehouse.query("select count(*) from raw.fetch_log where sync_id = ? and workspace_slug = 'tiny-co' "
+                           "and read_reason = 'bulk'", [result.sync_id])[0][0]  # fmt: skip
+    assert bulk == 5  # tiny-co's other repositories still came from the bulk list
+
+
 def test_an_interrupted_incremental_sync_resumes_and_completes(tmp_path) -> None:
     org = load_organisation("tiny")
     warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
