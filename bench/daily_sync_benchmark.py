@@ -1,4 +1,5 @@
-"""Benchmark: a daily sync of `large` (20,000 repositories) for 30 simulated days inside Bitbucket's rate limit.
+"""Benchmark: a daily sync of `large` (20,000 repositories) for 30 simulated days inside Bitbucket's rate
+limit.
 
 Each day: the organisation moves on by 1 % churn (joiners, leavers, group moves, project and repository grant
 changes, new repositories, direct grants added and removed), then one sync runs — the first in full, the rest
@@ -7,8 +8,8 @@ under Bitbucket's 1,000) on a simulated clock, so hours of pacing take no time; 
 figures come from. Printed per day: calls per rate-limit bucket, simulated hours the sync took, mismatches
 between `fct_effective_access` and Bitbucket's effective list, and the oldest permission list in the snapshot.
 
-Run: `.venv/bin/python bench/daily_sync_benchmark.py` (`--days`, `--org`, `--max-age-days`). The simulator runs
-in its own process pinned to CPU 0. Figures and the machine are printed; docs/benchmarks.md records them.
+Run: `.venv/bin/python bench/daily_sync_benchmark.py` (`--days`, `--org`, `--max-age-days`). The simulator
+runs in its own process pinned to CPU 0. Figures and the machine are printed; docs/benchmarks.md records them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from bitbucket_assets.extraction.extract import ExtractionOptions  # noqa: E402
 from bitbucket_assets.extraction.raw_schema import TABLES  # noqa: E402
 from bitbucket_assets.extraction.refresh import RefreshPolicy  # noqa: E402
 from bitbucket_assets.extraction.sync import run_sync  # noqa: E402
-from bitbucket_assets.simulator import SIM_API_TOKEN  # noqa: E402
+from bitbucket_simulator import SIM_API_TOKEN  # noqa: E402
 
 DBT = str(Path(sys.executable).parent / "dbt")
 # The plan views, the marts the figures read, and the history (the analysts' table macros need it).
@@ -54,16 +55,23 @@ select
 
 def dbt_run(db: str) -> float:
     started = time.perf_counter()
-    subprocess.run([DBT, "run", "--profiles-dir", ".", "--quiet", "--select", *SELECT], cwd=ROOT / "dbt_project",
-                   env={**os.environ, "DUCKDB_PATH": db}, check=True)  # fmt: skip
+    subprocess.run(
+        [DBT, "run", "--profiles-dir", ".", "--quiet", "--select", *SELECT],
+        cwd=ROOT / "dbt_project",
+        env={**os.environ, "DUCKDB_PATH": db},
+        check=True,
+    )
     return time.perf_counter() - started
 
 
 def keep_last_raw_snapshots(con: duckdb.DuckDBPyConnection, keep: int = 2) -> None:
     """The benchmark measures syncs, not retention: drop raw snapshots but the newest `keep` to bound the file
     (each snapshot carries its own copy of every list, so the newest needs no older one)."""
-    old = con.execute("select sync_id from raw.syncs where status = 'complete' "
-                      "qualify row_number() over (order by finished_at desc) > ?", [keep]).fetchall()  # fmt: skip
+    old = con.execute(
+        "select sync_id from raw.syncs where status = 'complete' "
+        "qualify row_number() over (order by finished_at desc) > ?",
+        [keep],
+    ).fetchall()
     old = [r[0] for r in old]
     for sync_id in old:
         for table in TABLES:
@@ -77,11 +85,16 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--churn", type=float, default=0.01)
     parser.add_argument("--max-age-days", type=int, default=7)
-    parser.add_argument("--budget", type=float, default=900.0, help="the client's requests per hour per bucket")
+    parser.add_argument(
+        "--budget", type=float, default=900.0, help="the client's requests per hour per bucket"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
-    print(f"org {args.org}, {args.days} days, churn {args.churn:.0%}/day, N = {args.max_age_days} days, "
-          f"budget {args.budget:.0f}/h per bucket", flush=True)  # fmt: skip
+    print(
+        f"org {args.org}, {args.days} days, churn {args.churn:.0%}/day, N = {args.max_age_days} days, "
+        f"budget {args.budget:.0f}/h per bucket",
+        flush=True,
+    )
     proc, url, email = start_simulator(args.org)
     db = f"{tempfile.mkdtemp(prefix='daily-sync-bench-')}/{args.org}.duckdb"
     clock = SimulatedClock(datetime(2026, 1, 5, 2, 0, tzinfo=UTC))
@@ -90,13 +103,18 @@ def main() -> None:
         for day in range(1, args.days + 1):
             changes = {}
             if day > 1:
-                changes = requests.post(f"{url}/_sim/advance", json={"days": 1, "churn": args.churn}, timeout=600)
+                changes = requests.post(
+                    f"{url}/_sim/advance", json={"days": 1, "churn": args.churn}, timeout=600
+                )
                 changes = changes.json()
-            client = BitbucketClient(Credentials.api_token(email, SIM_API_TOKEN), url, clock=clock,
-                                     requests_per_hour=args.budget)  # fmt: skip
+            client = BitbucketClient(
+                Credentials.api_token(email, SIM_API_TOKEN), url, clock=clock, requests_per_hour=args.budget
+            )
             started, wall = clock.monotonic(), time.perf_counter()
             with duckdb.connect(db) as con:
-                result = run_sync(client, con, ExtractionOptions(refresh=RefreshPolicy(max_age_days=args.max_age_days)))
+                result = run_sync(
+                    client, con, ExtractionOptions(refresh=RefreshPolicy(max_age_days=args.max_age_days))
+                )
             client.close()
             hours = (clock.monotonic() - started) / 3600
             sync_wall = time.perf_counter() - wall
@@ -113,14 +131,26 @@ def main() -> None:
             )
             reasons = ("full", "new", "due", "changed")
             read = {k: sum(w["read"].get(k, 0) for w in result.refresh.values()) for k in reasons}
-            # The floor: the busier bucket's calls at the budget, as if the other bucket's work were all beside it.
+            # The floor: the busier bucket's calls at the budget, as if the other bucket's work were all
+            # beside it.
             floor = max(buckets.values()) / args.budget
-            row = {"day": day, "calls": result.stats["calls"], **buckets, "hours": round(hours, 2),
-                   "floor_hours": round(floor, 2),
-                   "mismatches": mismatches, "compared": compared, "oldest_days": round(oldest or 0, 2),
-                   "read": read, "carried": carried, "not_reconciled": unreconciled, "changes": changes,
-                   "sync_wall_s": round(sync_wall, 1),
-                   "dbt_s": round(build, 1), "429": result.stats["rate_limited"]}  # fmt: skip
+            row = {
+                "day": day,
+                "calls": result.stats["calls"],
+                **buckets,
+                "hours": round(hours, 2),
+                "floor_hours": round(floor, 2),
+                "mismatches": mismatches,
+                "compared": compared,
+                "oldest_days": round(oldest or 0, 2),
+                "read": read,
+                "carried": carried,
+                "not_reconciled": unreconciled,
+                "changes": changes,
+                "sync_wall_s": round(sync_wall, 1),
+                "dbt_s": round(build, 1),
+                "429": result.stats["rate_limited"],
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
             # The next day's sync starts 24 hours after this one did (or at once, if this one took longer).
@@ -128,13 +158,18 @@ def main() -> None:
     finally:
         proc.terminate()
     incremental = rows[1:] or rows
-    print(f"summary: first sync {rows[0]['calls']:,} calls in {rows[0]['hours']} h; incremental days: calls "
-          f"{min(r['calls'] for r in incremental):,}–{max(r['calls'] for r in incremental):,}, repositories bucket "
-          f"{min(r['repositories'] for r in incremental):,}–{max(r['repositories'] for r in incremental):,}, other "
-          f"{min(r['other'] for r in incremental):,}–{max(r['other'] for r in incremental):,}; hours "
-          f"{min(r['hours'] for r in incremental)}–{max(r['hours'] for r in incremental)}; mismatches "
-          f"{sum(r['mismatches'] for r in rows)} in all; oldest list {max(r['oldest_days'] for r in rows)} days; "
-          f"429s {sum(r['429'] for r in rows)}", flush=True)  # fmt: skip
+
+    def span(key: str) -> str:
+        values = [r[key] for r in incremental]
+        return f"{min(values):,}–{max(values):,}"
+
+    print(
+        f"summary: first sync {rows[0]['calls']:,} calls in {rows[0]['hours']} h; incremental days: "
+        f"calls {span('calls')}, repositories bucket {span('repositories')}, other {span('other')}; "
+        f"hours {span('hours')}; mismatches {sum(r['mismatches'] for r in rows)} in all; "
+        f"oldest list {max(r['oldest_days'] for r in rows)} days; 429s {sum(r['429'] for r in rows)}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

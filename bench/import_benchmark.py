@@ -28,7 +28,9 @@ def main(rows: int) -> None:
             handle.write(HEADER)
             for i in range(rows):
                 user = f"{{0b6d6d6e-1111-4222-8333-{i:012d}}}"
-                handle.write(f"bulk-{i:07d},acme,team-{i % 300},{user},add,lead@x,sec@x,2026-11-27T08:00:00Z,bulk\n")
+                handle.write(
+                    f"bulk-{i:07d},acme,team-{i % 300},{user},add,lead@x,sec@x,2026-11-27T08:00:00Z,bulk\n"
+                )
         with duckdb.connect(str(Path(tmp) / "w.duckdb")) as con:
             started = time.perf_counter()
             imported = import_requests(con, path)

@@ -26,17 +26,19 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine, start_simulator  # noqa: E402
 
-from bitbucket_assets.simulator import SIM_API_TOKEN, load_organisation  # noqa: E402
+from bitbucket_simulator import SIM_API_TOKEN, load_organisation  # noqa: E402
 
 
 def build_large() -> tuple[float, float]:
     """Seconds and peak-RSS MB to build `large`, measured in a fresh interpreter."""
     code = (
-        "import resource,time;from bitbucket_assets.simulator import load_organisation;"
+        "import resource,time;from bitbucket_simulator import load_organisation;"
         "t=time.perf_counter();org=load_organisation('large');d=time.perf_counter()-t;"
         "print(d, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
     seconds, mb = out.split()
     return float(seconds), float(mb)
 
@@ -94,7 +96,9 @@ def main() -> None:
     sync_mix += [f"/2.0/workspaces/megacorp/members?pagelen=100&page={i}" for i in range(1, 21)]
     scenarios = {
         "sync mix (permission lists + list pages)": sync_mix,
-        "repositories pages (pagelen 100)": [f"/2.0/repositories/megacorp?pagelen=100&page={i}" for i in range(1, 160)],
+        "repositories pages (pagelen 100)": [
+            f"/2.0/repositories/megacorp?pagelen=100&page={i}" for i in range(1, 160)
+        ],
         "workspace members pages (pagelen 100)": [
             f"/2.0/workspaces/megacorp/members?pagelen=100&page={i}" for i in range(1, 40)
         ],

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine, start_simulator  # noqa: E402
 
-from bitbucket_assets.simulator import SIM_API_TOKEN  # noqa: E402
+from bitbucket_simulator import SIM_API_TOKEN  # noqa: E402
 
 SYNC = """
 import json, resource, sys, time, duckdb
@@ -55,8 +55,9 @@ with duckdb.connect(db) as con:
     except KeyboardInterrupt:
         counts = {}
 elapsed = time.perf_counter() - started
-print(json.dumps({"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "stats": client.stats.as_dict(), "counts": counts}))
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+stats = client.stats.as_dict()
+print(json.dumps({"seconds": elapsed, "peak_rss_mb": peak_mb, "stats": stats, "counts": counts}))
 """
 
 
@@ -106,7 +107,8 @@ def per_bucket(stats: dict) -> str:
 
 def minimum_calls(url: str, email: str) -> dict[str, int]:
     """What the API allows at best: every list at pagelen 100, one call per project permission list and per
-    repository users list, and each workspace's repository group grants in one `/1.0/group-privileges` call."""
+    repository users list, and each workspace's repository group grants in one `/1.0/group-privileges`
+    call."""
     s = requests.Session()
     s.auth = (email, SIM_API_TOKEN)
     out = {"pages": 0, "permission_lists": 0, "groups": 0, "workspace_gets": 0}
@@ -128,10 +130,14 @@ def minimum_calls(url: str, email: str) -> dict[str, int]:
         out["permission_lists"] += 2 * sizes["projects"] + sizes["repositories"]
         # The peer pattern: members at pagelen 50, 3-4 calls per project, 2 per repository.
         peer += (
-            math.ceil(sizes["members"] / 50) + math.ceil(sizes["projects"] / 50) + math.ceil(sizes["repositories"] / 50)
+            math.ceil(sizes["members"] / 50)
+            + math.ceil(sizes["projects"] / 50)
+            + math.ceil(sizes["repositories"] / 50)
         )
         peer += 4 * sizes["projects"] + 2 * sizes["repositories"]
-    out["total_without_effective"] = out["pages"] + out["permission_lists"] + out["groups"] + out["workspace_gets"]
+    out["total_without_effective"] = (
+        out["pages"] + out["permission_lists"] + out["groups"] + out["workspace_gets"]
+    )
     out["peer_pattern"] = peer
     return out
 
@@ -168,8 +174,9 @@ def main() -> None:
                 effective_pages = full["stats"]["calls"] - calls
                 print(
                     f"  with Bitbucket's effective permissions too: {full['stats']['calls']:,} calls "
-                    f"({effective_pages:,} pages, {full['counts'].get('effective_repository_permissions'):,} rows) "
-                    f"in {full['seconds']:.0f} s, peak RSS {full['peak_rss_mb']:.0f} MB"
+                    f"({effective_pages:,} pages, "
+                    f"{full['counts'].get('effective_repository_permissions'):,} rows) in "
+                    f"{full['seconds']:.0f} s, peak RSS {full['peak_rss_mb']:.0f} MB"
                 )
                 results["calls"] = {
                     "calls": calls,
@@ -186,8 +193,8 @@ def main() -> None:
                 projected = per_call_seq * concurrent["stats"]["calls"]
                 print(
                     f"large, 50 ms latency: {args.workers} workers {concurrent['seconds']:.0f} s for "
-                    f"{concurrent['stats']['calls']:,} calls; sequential {per_call_seq * 1000:.1f} ms/call measured on "
-                    f"{sequential['stats']['calls']} calls -> {projected:.0f} s projected; "
+                    f"{concurrent['stats']['calls']:,} calls; sequential {per_call_seq * 1000:.1f} ms/call "
+                    f"measured on {sequential['stats']['calls']} calls -> {projected:.0f} s projected; "
                     f"speed-up {projected / concurrent['seconds']:.1f}x"
                 )
                 results["latency"] = {

@@ -45,8 +45,15 @@ def _run(call, *args, **kwargs):
     from .services import CommandError
     from .warehouse.files import WarehouseBusyError
 
-    actionable = (CommandError, BitbucketError, RequestImportError, ReviewImportError, ApproverPolicyError,
-                  WarehouseBusyError, EvidenceOutputError)  # fmt: skip
+    actionable = (
+        CommandError,
+        BitbucketError,
+        RequestImportError,
+        ReviewImportError,
+        ApproverPolicyError,
+        WarehouseBusyError,
+        EvidenceOutputError,
+    )
     try:
         return call(*args, **kwargs)
     except actionable as exc:
@@ -73,12 +80,16 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--full", is_flag=True, help="Read every repository's permission lists, not only those that are new, "
-              "changed or due (BITBUCKET_REFRESH_MAX_AGE_DAYS).")  # fmt: skip
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every repository's permission lists, not only those that are new, "
+    "changed or due (BITBUCKET_REFRESH_MAX_AGE_DAYS).",
+)
 def sync(full: bool) -> None:
-    """Extract a snapshot from BITBUCKET_API_URL into DUCKDB_PATH (runs the Dagster job in-process), showing its
-    progress at every checkpoint. After the first, a sync is incremental: a repository's permission lists are read
-    when it is new, its effective access changed or they are due; the others are carried forward."""
+    """Extract a snapshot from BITBUCKET_API_URL into DUCKDB_PATH (runs the Dagster job in-process), showing
+    its progress at every checkpoint. After the first, a sync is incremental: a repository's permission lists
+    are read when it is new, its effective access changed or they are due; the others are carried forward."""
     from . import services
     from .progress_display import sync_progress
 
@@ -117,10 +128,15 @@ def import_requests_command(path: str) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Show and log the plan; call nothing, change nothing.")
-@click.option("--max-changes", default=50, show_default=True, help="Abort before any call above this many changes.")
+@click.option(
+    "--max-changes",
+    type=int,
+    default=None,
+    help="Abort before any call above this many changes (default: BITBUCKET_MAX_CHANGES_PER_RUN, 50).",
+)
 @click.option("--expire", is_flag=True, help="Run the just-in-time expiry instead of new requests.")
 @click.option("--verify-log", is_flag=True, help="Check the provisioning log's hash chain; change nothing.")
-def provision(dry_run: bool, max_changes: int, expire: bool, verify_log: bool) -> None:
+def provision(dry_run: bool, max_changes: int | None, expire: bool, verify_log: bool) -> None:
     """Fulfil approved group-membership requests (runs the Dagster job in-process)."""
     from . import services
 
@@ -157,7 +173,10 @@ def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None) 
         raise click.BadParameter(f"the directory of {out} does not exist", param_hint="--out")
     when = _timestamp(as_of, "--as-of")
     target, count, campaign = _run(services.review_export, _settings(), when, workspace, fmt, out)
-    _echo(f"wrote {count} review rows to {target} (campaign {campaign}; only its rows, unchanged, can be imported)")
+    _echo(
+        f"wrote {count} review rows to {target} (campaign {campaign}; only its rows, unchanged, can be "
+        "imported)"
+    )
 
 
 @review.command("import")
@@ -206,7 +225,8 @@ def evidence(ctx: click.Context, start: str | None, end: str | None, out: str | 
 @evidence.command("verify")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
 def evidence_verify(directory: str) -> None:
-    """Recompute every file's rows and SHA-256 and compare them with manifest.json and the warehouse's record."""
+    """Recompute every file's rows and SHA-256 and compare them with manifest.json and the warehouse's
+    record."""
     from . import services
 
     result = _run(services.verify_evidence, _settings(), directory)
@@ -216,7 +236,10 @@ def evidence_verify(directory: str) -> None:
         for problem in result.problems:
             _echo(f"  ALTERED: {problem}")
         raise click.ClickException(f"the evidence pack in {directory} does not match what was written")
-    _echo(f"the evidence pack in {directory} is intact: every file matches its manifest and the warehouse's record")
+    _echo(
+        f"the evidence pack in {directory} is intact: every file matches its manifest and the warehouse's "
+        "record"
+    )
 
 
 @main.command()
@@ -237,29 +260,75 @@ def dashboard(port: int, host: str) -> None:
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.bitbucket_dashboard_sign_in:
         _echo(f"WARNING: serving on {host} without sign-in: anyone who can reach it sees access data")
     app = Path(__file__).parent / "dashboard" / "app.py"
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-               "--server.address", host, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-               "--client.toolbarMode", "minimal"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.headless",
+        "true",
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
     _echo(f"dashboard on http://{host}:{port}")
     sys.stdout.flush()
-    # Become Streamlit rather than wait for it: a signal to this process (a service manager stopping it, Ctrl-C)
-    # then reaches the server itself instead of leaving it running on its own.
+    # Become Streamlit rather than wait for it: a signal to this process (a service manager stopping it,
+    # Ctrl-C) then reaches the server itself instead of leaving it running on its own.
     os.execv(sys.executable, command)
 
 
+def _require_simulator() -> None:
+    """The simulator and the demo are a distribution of their own (simulator/), which a production install
+    leaves out."""
+    import importlib.util
+
+    if importlib.util.find_spec("bitbucket_simulator") is None:
+        raise click.ClickException(
+            "the simulator is not installed here (a production install leaves it out): "
+            "`pip install -e simulator` from the repository, or `make demo`, installs it"
+        )
+
+
 @main.command()
-@click.option("--port", default=7990, show_default=True, help="Loopback port to listen on (0: any free port).")
-@click.option("--org", "org_name", default="demo", show_default=True, help="tiny, demo, large or a YAML/JSON file.")
-@click.option("--seed", default=7, show_default=True, help="Seed of the generated organisation and of faults.")
+@click.option(
+    "--port", default=7990, show_default=True, help="Loopback port to listen on (0: any free port)."
+)
+@click.option(
+    "--org", "org_name", default="demo", show_default=True, help="tiny, demo, large or a YAML/JSON file."
+)
+@click.option(
+    "--seed", default=7, show_default=True, help="Seed of the generated organisation and of faults."
+)
 @click.option(
     "--rate-limit", default="1000/3600", show_default=True, help="N/SECONDS per credential; 'off' to disable."
 )
-@click.option("--retry-after/--no-retry-after", default=False, help="Send Retry-After on 429 (Bitbucket does not).")
-@click.option("--faults", "faults_json", default="", help="JSON fault settings, e.g. '{\"error_rate\": 0.05}'.")
-def simulator(port: int, org_name: str, seed: int, rate_limit: str, retry_after: bool, faults_json: str) -> None:
+@click.option(
+    "--retry-after/--no-retry-after", default=False, help="Send Retry-After on 429 (Bitbucket does not)."
+)
+@click.option(
+    "--faults", "faults_json", default="", help="JSON fault settings, e.g. '{\"error_rate\": 0.05}'."
+)
+def simulator(
+    port: int, org_name: str, seed: int, rate_limit: str, retry_after: bool, faults_json: str
+) -> None:
     """Serve a simulated Bitbucket Cloud on 127.0.0.1."""
-    from .demo import counts_line
-    from .simulator import SIM_API_TOKEN, Faults, RateLimit, Simulator, SimulatorServer, load_organisation
+    _require_simulator()
+    from bitbucket_simulator import (
+        SIM_API_TOKEN,
+        Faults,
+        RateLimit,
+        Simulator,
+        SimulatorServer,
+        load_organisation,
+    )
+    from bitbucket_simulator.demo import counts_line
 
     org = load_organisation(org_name, seed=seed)
     limit = None if rate_limit == "off" else RateLimit.parse(rate_limit)
@@ -294,8 +363,10 @@ def simulator(port: int, org_name: str, seed: int, rate_limit: str, retry_after:
 )
 @click.option("--port", default=3000, show_default=True, help="With --dagster: the Dagster UI's port.")
 def demo(org_name: str, days: int, with_dagster: bool, port: int) -> None:
-    """Run the pipeline end to end against the built-in simulator (warehouse: DUCKDB_PATH, else data/demo.duckdb)."""
-    from .demo import closing_lines, run_dagster_demo, run_demo
+    """Run the pipeline end to end against the built-in simulator (warehouse: DUCKDB_PATH, else
+    data/demo.duckdb)."""
+    _require_simulator()
+    from bitbucket_simulator.demo import closing_lines, run_dagster_demo, run_demo
 
     settings = _settings()
     chosen = settings.duckdb_path if "duckdb_path" in settings.model_fields_set else None

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 
 class Interrupted(BaseException):
-    """A wait ended because the run is stopping. A `BaseException`, like `KeyboardInterrupt`: retries never catch it."""
+    """A wait ended because the run is stopping. A `BaseException`, like `KeyboardInterrupt`: retries never
+    catch it."""
 
 
 class Clock(Protocol):
@@ -86,8 +87,8 @@ class SimulatedClock:
 
     A thread that waited has a time of its own, so two threads paced by different rate-limit buckets move
     forward side by side, as they would on the wall clock, however fast each runs on this machine. Work handed
-    to another thread starts at its sender's time (`fork`, `join`); a thread that never waited reads the latest
-    time any thread reached.
+    to another thread starts at its sender's time (`fork`, `join`); a thread that never waited reads the
+    latest time any thread reached.
     """
 
     is_simulated = True
@@ -140,8 +141,8 @@ class SimulatedClock:
             self._set(max(self._mine(), time))
 
     def advance(self, delta: timedelta | float) -> None:
-        """Move time forward without anyone waiting (a day passes between two syncs): every thread goes on from
-        the latest time any thread reached, plus `delta`."""
+        """Move time forward without anyone waiting (a day passes between two syncs): every thread goes on
+        from the latest time any thread reached, plus `delta`."""
         seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
         with self._lock:
             self._elapsed += max(0.0, seconds)

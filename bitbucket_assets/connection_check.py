@@ -10,7 +10,9 @@ from .client.admin_api import AtlassianAdminApi
 from .client.api import User, administered_from_admin_atlassian
 from .client.errors import PermissionDeniedError
 
-PROBE_GROUP = "bitbucket-access-scope-probe"  # never exists: a PUT to it reveals scopes without changing anything
+PROBE_GROUP = (
+    "bitbucket-access-scope-probe"  # never exists: a PUT to it reveals scopes without changing anything
+)
 
 
 @dataclass
@@ -22,8 +24,10 @@ class CheckReport:
     missing_for_provisioning: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)  # each makes the sync not ready
     provisioning_unknown: list[str] = field(default_factory=list)  # probe answers check does not understand
-    provisioning_elsewhere: dict[str, str] = field(default_factory=dict)  # workspace -> why it cannot be changed
-    provisioning_admin_api: dict[str, str] = field(default_factory=dict)  # workspace -> Admin API that changes it
+    # workspace -> why it cannot be changed
+    provisioning_elsewhere: dict[str, str] = field(default_factory=dict)
+    # workspace -> Admin API that changes it
+    provisioning_admin_api: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # facts that change no verdict (e.g. the approver policy)
 
     @property
@@ -72,7 +76,9 @@ class CheckReport:
 
 
 def check_connection(
-    client: BitbucketClient, admin_api: AtlassianAdminApi | None = None, admin_managed: list[str] | None = None
+    client: BitbucketClient,
+    admin_api: AtlassianAdminApi | None = None,
+    admin_managed: list[str] | None = None,
 ) -> CheckReport:
     """`admin_api` and `admin_managed` as in provisioning (`provisioning/backends.py`)."""
     api = BitbucketApi(client)
@@ -93,19 +99,24 @@ def check_connection(
         return report
     if client.credentials.kind == "access_token":
         report.problems.append(
-            "access tokens cannot read permissions: use an Atlassian API token (BITBUCKET_EMAIL + BITBUCKET_API_TOKEN)"
+            "access tokens cannot read permissions: use an Atlassian API token (BITBUCKET_EMAIL + "
+            "BITBUCKET_API_TOKEN)"
         )
     if not report.workspaces:
         report.problems.append("the credential sees no workspace")
     elif not report.administered:
-        report.problems.append("the credential administers none of the workspaces it sees: a sync needs an owner")
+        report.problems.append(
+            "the credential administers none of the workspaces it sees: a sync needs an owner"
+        )
     for slug in report.administered:  # every one: a verdict must not depend on the order of the list
         _probe_reads(api, slug, report)
         why = _admin_managed(api, slug, admin_managed)
         if why:
             _probe_admin_api(admin_api, slug, why, report)
         else:
-            _probe_provisioning(api, slug, me.uuid if me else "{00000000-0000-4000-8000-000000000000}", report)
+            _probe_provisioning(
+                api, slug, me.uuid if me else "{00000000-0000-4000-8000-000000000000}", report
+            )
     return report
 
 
@@ -127,8 +138,8 @@ def _probe_admin_api(admin_api: AtlassianAdminApi | None, slug: str, why: str, r
     managed = f"administered from admin.atlassian.com ({why})"
     if admin_api is None:
         report.provisioning_elsewhere[slug] = (
-            f"{managed}; set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY to change its groups through the "
-            "Atlassian Admin API (the 1.0 groups API may refuse)"
+            f"{managed}; set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY to change its groups "
+            "through the Atlassian Admin API (the 1.0 groups API may refuse)"
         )
         return
     try:
@@ -137,8 +148,8 @@ def _probe_admin_api(admin_api: AtlassianAdminApi | None, slug: str, why: str, r
         report.provisioning_elsewhere[slug] = f"{managed}; the Atlassian Admin API refuses: {exc}"
         return
     report.provisioning_admin_api[slug] = (
-        f"{managed}; through the Atlassian Admin API (organization {admin_api.org_id}, directory {directory}): "
-        "the key may change group memberships"
+        f"{managed}; through the Atlassian Admin API (organization {admin_api.org_id}, directory "
+        f"{directory}): the key may change group memberships"
     )
 
 

@@ -63,9 +63,12 @@ class _RichDisplay:
 
     def __init__(self, console: Console):
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
             console=console,
-        )  # fmt: skip
+        )
         self.tasks: dict[tuple[str, str], TaskID] = {}
 
     def __enter__(self) -> _RichDisplay:
@@ -79,7 +82,8 @@ class _RichDisplay:
         key = (event.workspace, event.stage)
         detail = terminal_line(event.line().split("; ", 1)[1])
         if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(f"{event.workspace} {event.stage}", total=event.pages_expected,
-                                                     detail=detail)  # fmt: skip
+            self.tasks[key] = self.progress.add_task(
+                f"{event.workspace} {event.stage}", total=event.pages_expected, detail=detail
+            )
         total = event.pages_done if event.finished else event.pages_expected
         self.progress.update(self.tasks[key], completed=event.pages_done, total=total, detail=detail)

@@ -52,13 +52,16 @@ class SyncSummary:
     checks_failed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # workspaces seen but not covered, with the reason
     anomalies: dict[str, int] = field(default_factory=dict)  # list entries skipped, per endpoint family
-    refresh: dict[str, dict] = field(default_factory=dict)  # per workspace: lists read per reason, carried forward
+    # per workspace: lists read per reason, carried forward
+    refresh: dict[str, dict] = field(default_factory=dict)
+    resumed_from: str | None = None  # the sync this run resumed (killed or interrupted before), if any
 
     def lines(self) -> list[str]:
         total = self.checks_passed + len(self.checks_failed)
         failed = f"; FAILED: {', '.join(self.checks_failed)}" if self.checks_failed else ""
+        resumed = " (resumed from its checkpoints)" if self.resumed_from else ""
         return [
-            f"sync {self.sync_id} complete: workspaces {', '.join(self.workspaces)}",
+            f"sync {self.sync_id} complete{resumed}: workspaces {', '.join(self.workspaces)}",
             *[f"  skipped workspace {slug}: {reason}" for slug, reason in self.skipped.items()],
             *[
                 f"  skipped entries in {family}: {n} (lacking their identity; listed in raw.anomalies)"
@@ -73,29 +76,34 @@ class SyncSummary:
 
 
 def sync(settings: Settings, full: bool = False) -> SyncSummary:
-    """One snapshot and the dbt build over it: the `bitbucket_sync` job, run in-process. `full`: read every
-    repository's permission lists (extraction/refresh.py)."""
-    import dagster as dg
+    """One snapshot and the dbt build over it: the `bitbucket_sync` job, run in-process on this deployment's
+    Dagster instance (DAGSTER_HOME) or a throwaway one. `full`: read every repository's permission lists
+    (extraction/refresh.py)."""
+    from .defs import sync_job
+    from .defs.resources import with_resources
 
-    from .definitions import build_definitions
-    from .defs.sync import SYNC_JOB
-
-    job = build_definitions(settings).resolve_job_def(SYNC_JOB)
-    with dg.DagsterInstance.ephemeral() as instance:
-        run_config = {"ops": {"bitbucket_raw_snapshot": {"config": {"full": full}}}}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config)
+    definitions = with_resources(settings, sync_job.definitions())
+    run_config = {"ops": {"bitbucket_raw_snapshot": {"config": {"full": full}}}}
+    result = _execute(settings, definitions, sync_job.SYNC_JOB, run_config)
     if not result.success:
         raise CommandError(_failure_message(result))
+    # The sync's own id: a resumed sync keeps the id of the run that started it.
+    [snapshot] = [
+        m
+        for m in result.asset_materializations_for_node("bitbucket_raw_snapshot")
+        if m.asset_key.path[-1] == "syncs"
+    ]
+    sync_id = snapshot.metadata["sync_id"].value
     checks = result.get_asset_check_evaluations()
     with _connect(settings.duckdb_path, read_only=True) as con:
         workspaces, counts, calls, retries, limited, skipped, anomalies, refresh = con.execute(
-            "select workspaces, entity_counts, api_calls, retries, rate_limited, skipped_workspaces, anomalies, "
-            "refresh from raw.syncs where sync_id = ?",
-            [result.run_id],
+            "select workspaces, entity_counts, api_calls, retries, rate_limited, skipped_workspaces, "
+            "anomalies, refresh from raw.syncs where sync_id = ?",
+            [sync_id],
         ).fetchone()
         marts = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in MART_COUNTS}
     return SyncSummary(
-        sync_id=result.run_id,
+        sync_id=sync_id,
         workspaces=list(workspaces),
         api_calls=sum(json.loads(calls).values()),
         retries=retries or 0,
@@ -107,7 +115,22 @@ def sync(settings: Settings, full: bool = False) -> SyncSummary:
         skipped=json.loads(skipped or "{}"),
         anomalies=json.loads(anomalies or "{}"),
         refresh=json.loads(refresh or "{}"),
+        resumed_from=None if sync_id == result.run_id else sync_id,
     )
+
+
+def _execute(settings: Settings, definitions, job_name: str, run_config: dict):
+    """Run one job of `definitions` in this process, on the deployment's instance when DAGSTER_HOME names one
+    (its run history, logs and metadata then show in the UI), else on a throwaway instance."""
+    import dagster as dg
+
+    job = definitions.resolve_job_def(job_name)
+    if settings.dagster_home:
+        instance = dg.DagsterInstance.from_config(settings.dagster_home)
+    else:
+        instance = dg.DagsterInstance.ephemeral()
+    with instance:
+        return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
 
 
 # ---- check ----
@@ -115,12 +138,15 @@ def sync(settings: Settings, full: bool = False) -> SyncSummary:
 
 def check(settings: Settings):
     """The connection test (`connection_check.CheckReport`)."""
-    from .client import BitbucketClient
+    from .client import BitbucketClient, credentials_from_settings
     from .connection_check import check_connection
     from .provisioning.approvals import ApproverPolicy
 
-    client = BitbucketClient(settings.credentials, settings.bitbucket_api_url,
-                             requests_per_hour=settings.bitbucket_requests_per_hour)  # fmt: skip
+    client = BitbucketClient(
+        credentials_from_settings(settings),
+        settings.bitbucket_api_url,
+        requests_per_hour=settings.bitbucket_requests_per_hour,
+    )
     admin_api = _admin_api(settings)
     try:
         report = check_connection(client, admin_api, settings.admin_managed_workspaces)
@@ -139,10 +165,12 @@ def _admin_api(settings: Settings):
     if not settings.admin_api_configured:
         return None
     return AtlassianAdminApi.connect(
-        settings.bitbucket_admin_org_id, settings.bitbucket_admin_api_key.get_secret_value(),
-        settings.bitbucket_admin_api_url, settings.bitbucket_admin_directory_id,
+        settings.bitbucket_admin_org_id,
+        settings.bitbucket_admin_api_key.get_secret_value(),
+        settings.bitbucket_admin_api_url,
+        settings.bitbucket_admin_directory_id,
         requests_per_hour=settings.bitbucket_requests_per_hour,
-    )  # fmt: skip
+    )
 
 
 # ---- provisioning ----
@@ -153,7 +181,8 @@ class ProvisioningSummary:
     run_id: str
     dry_run: bool
     outcomes: dict[str, int]
-    log: list[tuple[str, str, str, int | None, str, str | None]]  # request, action, outcome, HTTP status, error, API
+    # request, action, outcome, HTTP status, error, API
+    log: list[tuple[str, str, str, int | None, str, str | None]]
     head: str | None = None  # the provisioning log's hash-chain head after the run
     approvals: str = ""  # which approver policy applied, or that none is set
 
@@ -169,31 +198,31 @@ class ProvisioningSummary:
             for request_id, action, outcome, status, err, backend in self.log
         ]
         trail = (
-            f"  log head: {self.head}  (`provision --verify-log` checks the trail up to here)" if self.head else None
+            f"  log head: {self.head}  (`provision --verify-log` checks the trail up to here)"
+            if self.head
+            else None
         )
         return [title, *attempts, *([trail] if trail else []), f"  {self.approvals}"]
 
 
 def provision(
-    settings: Settings, *, dry_run: bool = False, max_changes: int = 50, expire: bool = False
+    settings: Settings, *, dry_run: bool = False, max_changes: int | None = None, expire: bool = False
 ) -> ProvisioningSummary:
-    """Fulfil approved requests (or expire just-in-time grants) through the Dagster job, in-process."""
-    import dagster as dg
-
-    from .definitions import build_definitions
-    from .defs.provisioning.jobs import apply_approved_requests, expire_jit_access, expire_just_in_time_access
+    """Fulfil approved requests (or expire just-in-time grants) through the Dagster job, in-process on the
+    deployment's instance (see `_execute`). `max_changes`: this run's cap (default
+    BITBUCKET_MAX_CHANGES_PER_RUN)."""
+    from .defs.access_requests import jobs
+    from .defs.resources import with_resources
     from .provisioning.approvals import ApproverPolicy
 
-    job_name, op = (
-        (expire_jit_access.name, expire_just_in_time_access.name) if expire else
-        ("provision_group_membership", apply_approved_requests.name)
-    )  # fmt: skip
-    job = build_definitions(settings).resolve_job_def(job_name)
-    options = {"dry_run": dry_run, "max_changes_per_run": max_changes,
-               "approver_policy": settings.bitbucket_approver_policy}  # fmt: skip
-    config = {"ops": {op: {"config": options}}}
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+    job, op = (
+        (jobs.expire_jit_access, jobs.expire_just_in_time_access)
+        if expire
+        else (jobs.provision_group_membership, jobs.apply_approved_requests)
+    )
+    definitions = with_resources(settings, jobs.definitions(settings))
+    config = {"ops": {op.name: {"config": {"dry_run": dry_run, "max_changes_per_run": max_changes}}}}
+    result = _execute(settings, definitions, job.name, config)
     if not result.success:
         raise CommandError(_failure_message(result))
     approvals = ApproverPolicy.load(settings.bitbucket_approver_policy).describe()
@@ -230,7 +259,7 @@ def import_requests(settings: Settings, path: str) -> int:
 
     approvals = ApproverPolicy.load(settings.bitbucket_approver_policy)
     with open_writer(settings.duckdb_path) as con:
-        return import_file(con, path, approvals)
+        return import_file(con, path, approvals, settings.protected_groups)
 
 
 # ---- reviews and evidence ----
@@ -256,12 +285,12 @@ def review_import(settings: Settings, path: str):
 
     approvals = ApproverPolicy.load(settings.bitbucket_approver_policy)
     with open_writer(settings.duckdb_path) as con:
-        return import_review(con, Path(path), approvals=approvals)
+        return import_review(con, Path(path), approvals=approvals, protected=settings.protected_groups)
 
 
 def evidence(settings: Settings, start: datetime, end: datetime, out: str, replace: bool = False):
-    """Write the pack from the analysts' copy, then record its digests in the warehouse itself (waiting for the
-    writer lock like any writer), so that `evidence verify` can tell an altered pack."""
+    """Write the pack from the analysts' copy, then record its digests in the warehouse itself (waiting for
+    the writer lock like any writer), so that `evidence verify` can tell an altered pack."""
     from .reporting.evidence import build_evidence_pack
     from .reporting.pack_integrity import record_pack
 

@@ -11,35 +11,42 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .client.admin_api import DEFAULT_ADMIN_API_URL
-from .client.credentials import (
-    DEFAULT_API_URL,
-    DEFAULT_OAUTH_TOKEN_URL,
-    Credentials,
-    credentials_from_values,
-    reject_credentials_in_url,
-)
-
+# Every default the project has, written once. `Settings` uses them, and so do the library's keyword defaults
+# (the client's pacing, the refresh policy, provisioning's policy) and the Dagster resources built from it.
+DEFAULT_API_URL = "https://api.bitbucket.org"
+DEFAULT_OAUTH_TOKEN_URL = "https://bitbucket.org/site/oauth2/access_token"
+DEFAULT_ADMIN_API_URL = "https://api.atlassian.com"
+# Bitbucket allows about 1,000 calls an hour per rate-limit bucket: pace safely under it.
+DEFAULT_REQUESTS_PER_HOUR = 900.0
+DEFAULT_REFRESH_MAX_AGE_DAYS = 7
+DEFAULT_SYNC_TARGET_HOURS = 12.0
+DEFAULT_RAW_SYNC_RETENTION = 30
+DEFAULT_SYNC_STALE_HOURS = 26.0
+DEFAULT_MAX_CHANGES_PER_RUN = 50
+DEFAULT_MAX_APPROVAL_AGE_DAYS = 30.0
+DEFAULT_PROTECTED_GROUPS = ("administrators",)
 # Relative to the directory the command runs in; resolved to an absolute path when read, so Dagster, dbt
 # (which runs in dbt_project/) and every reader open the same file.
 DEFAULT_DUCKDB_PATH = "data/bitbucket_access.duckdb"
 
 # Which variable holds each secret: Dagster resources reference them by name (`EnvVar`).
 SECRET_VARIABLES = {
-    "api_token": "BITBUCKET_API_TOKEN",
-    "access_token": "BITBUCKET_ACCESS_TOKEN",
-    "oauth_client_secret": "BITBUCKET_OAUTH_CLIENT_SECRET",
-    "app_password": "BITBUCKET_APP_PASSWORD",
-    "admin_api_key": "BITBUCKET_ADMIN_API_KEY",
+    "bitbucket_api_token": "BITBUCKET_API_TOKEN",
+    "bitbucket_access_token": "BITBUCKET_ACCESS_TOKEN",
+    "bitbucket_oauth_client_secret": "BITBUCKET_OAUTH_CLIENT_SECRET",
+    "bitbucket_app_password": "BITBUCKET_APP_PASSWORD",
+    "bitbucket_admin_api_key": "BITBUCKET_ADMIN_API_KEY",
 }
 
 
 class Settings(BaseSettings):
-    """The project's configuration. Field `x` is read from the variable `X` (`BITBUCKET_...`, `DUCKDB_PATH`)."""
+    """The project's configuration. Field `x` is read from the variable `X` (`BITBUCKET_...`,
+    `DUCKDB_PATH`)."""
 
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
 
@@ -54,25 +61,30 @@ class Settings(BaseSettings):
     bitbucket_username: str | None = None
     bitbucket_app_password: SecretStr | None = None
     bitbucket_workspaces: str | None = None  # comma-separated slugs or {uuid}s; None: every visible workspace
-    bitbucket_requests_per_hour: float = Field(900.0, gt=0)
-    # An incremental sync reads a repository's permission lists when it is new, its effective access changed, or
-    # its lists are this many days old (a rolling share each day); the rest are carried forward. `sync --full`
-    # reads every list.
-    bitbucket_refresh_max_age_days: int = Field(7, ge=1)
+    bitbucket_requests_per_hour: float = Field(DEFAULT_REQUESTS_PER_HOUR, gt=0)
+    # An incremental sync reads a repository's permission lists when it is new, its effective access changed,
+    # or its lists are this many days old (a rolling share each day); the rest are carried forward. `sync
+    # --full` reads every list.
+    bitbucket_refresh_max_age_days: int = Field(DEFAULT_REFRESH_MAX_AGE_DAYS, ge=1)
     # The hours a daily sync should fit in: past them (estimated from the last sync), workspaces read every
     # repository's lists (one rate-limit bucket) instead of Bitbucket's effective list (the other).
-    bitbucket_sync_target_hours: float = Field(12.0, gt=0)
+    bitbucket_sync_target_hours: float = Field(DEFAULT_SYNC_TARGET_HOURS, gt=0)
 
     # Schedules.
     bitbucket_sync_cron: str = "0 5 * * *"
     bitbucket_sync_timezone: str = "UTC"
     bitbucket_jit_expiry_cron: str = "*/15 * * * *"
 
-    # Provisioning: who may approve (a YAML file kept outside the warehouse; docs/provisioning.md).
+    # Provisioning: who may approve (a YAML file kept outside the warehouse; docs/provisioning.md), which
+    # groups are changed only with `allow_protected`, how old an approval may be, and how many changes one run
+    # may make (`provision --max-changes` and the job's run config override it for one run).
     bitbucket_approver_policy: str | None = None
+    bitbucket_protected_groups: str = ",".join(DEFAULT_PROTECTED_GROUPS)  # comma-separated slugs
+    bitbucket_max_approval_age_days: float = Field(DEFAULT_MAX_APPROVAL_AGE_DAYS, gt=0)
+    bitbucket_max_changes_per_run: int = Field(DEFAULT_MAX_CHANGES_PER_RUN, ge=0)
 
-    # Workspaces administered from admin.atlassian.com: their groups are organization groups, changed (and their
-    # members read) through the Atlassian Admin API with an organization API key (docs/provisioning.md).
+    # Workspaces administered from admin.atlassian.com: their groups are organization groups, changed (and
+    # their members read) through the Atlassian Admin API with an organization API key (docs/provisioning.md).
     bitbucket_admin_org_id: str | None = None
     bitbucket_admin_api_key: SecretStr | None = None
     bitbucket_admin_api_url: str = DEFAULT_ADMIN_API_URL
@@ -82,16 +94,19 @@ class Settings(BaseSettings):
 
     # The warehouse.
     duckdb_path: str = DEFAULT_DUCKDB_PATH
-    bitbucket_raw_sync_retention: int = Field(30, ge=1)
+    bitbucket_raw_sync_retention: int = Field(DEFAULT_RAW_SYNC_RETENTION, ge=1)
     bitbucket_dashboard_db: str | None = None  # the file the dashboard reads; default: the read copy
     bitbucket_dashboard_sign_in: bool = False  # require OIDC sign-in (Streamlit's st.login) before any data
+
+    # Dagster's instance (Dagster's own variable): CLI runs are recorded there, and show in its UI, when set.
+    dagster_home: str | None = None
 
     # Monitoring: where failed runs are posted (a Slack-compatible incoming webhook; its URL is a secret), and
     # after how long without a complete sync the raw snapshot counts as stale (a freshness check).
     bitbucket_alert_webhook: SecretStr | None = None
-    bitbucket_sync_stale_hours: float = Field(26.0, gt=0)
+    bitbucket_sync_stale_hours: float = Field(DEFAULT_SYNC_STALE_HOURS, gt=0)
 
-    @field_validator("duckdb_path", "bitbucket_dashboard_db", "bitbucket_approver_policy")
+    @field_validator("duckdb_path", "bitbucket_dashboard_db", "bitbucket_approver_policy", "dagster_home")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
         """MotherDuck databases (`md:`) are names, not files; every file path becomes absolute."""
@@ -125,18 +140,13 @@ class Settings(BaseSettings):
         return self.duckdb_path.startswith("md:")
 
     @property
-    def credentials(self) -> Credentials:
-        """The credential, in order of preference: API token, access token, OAuth consumer, app password."""
-        return credentials_from_values(
-            email=self.bitbucket_email,
-            api_token=_reveal(self.bitbucket_api_token),
-            access_token=_reveal(self.bitbucket_access_token),
-            oauth_client_id=self.bitbucket_oauth_client_id,
-            oauth_client_secret=_reveal(self.bitbucket_oauth_client_secret),
-            oauth_token_url=self.bitbucket_oauth_token_url,
-            username=self.bitbucket_username,
-            app_password=_reveal(self.bitbucket_app_password),
-        )
+    def protected_groups(self) -> tuple[str, ...]:
+        return tuple(comma_list(self.bitbucket_protected_groups) or ())
+
+    def secret(self, field: str) -> str | None:
+        """The value of a secret field (`bitbucket_api_token`, ...), for the one place that hands it on."""
+        value = getattr(self, field)
+        return value.get_secret_value() if value is not None else None
 
     def ensure_warehouse_directory(self) -> None:
         """Create the directory of a file warehouse (DuckDB creates the file, not its folder)."""
@@ -156,13 +166,16 @@ def process_environment() -> dict[str, str]:
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from the process environment; or, when `env` (names as in `.env.example`) or `overrides` (field
-    names) are given, from those alone: the demo and tests configure a simulator this way without a user's own
-    variables leaking in. A bad value raises `SettingsError` naming the variable, never the value."""
+    """Settings from the process environment; or, when `env` (names as in `.env.example`) or `overrides`
+    (field names) are given, from those alone: the demo and tests configure a simulator this way without a
+    user's own variables leaking in. A bad value raises `SettingsError` naming the variable, never the value.
+    """
     try:
         if env is None and not overrides:
             return Settings()
-        values = {k.lower(): v for k, v in (env or {}).items() if v != "" and k.lower() in Settings.model_fields}
+        values = {
+            k.lower(): v for k, v in (env or {}).items() if v != "" and k.lower() in Settings.model_fields
+        }
         return _ExplicitSettings(**{**values, **overrides})
     except ValidationError as exc:
         # Name the variable and what is wrong, never the value: it may be a secret (a token, a URL with one).
@@ -186,9 +199,18 @@ class _ExplicitSettings(Settings):
 
 
 def environment_variable_holds(variable: str, value: str) -> bool:
-    """Whether `variable` is set to exactly `value`, so Dagster can be given an `EnvVar` instead of the value."""
+    """Whether `variable` is set to exactly `value`, so Dagster can be given an `EnvVar` instead of the
+    value."""
     return os.environ.get(variable) == value
 
 
-def _reveal(secret: SecretStr | None) -> str | None:
-    return secret.get_secret_value() if secret is not None else None
+def reject_credentials_in_url(url: str, variable: str = "BITBUCKET_API_URL") -> str:
+    """An API URL must not carry `user:password@`: it would be stored (raw.syncs) and logged as a plain
+    URL."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ValueError(
+            f"{variable} must not contain credentials (user:password@...): set BITBUCKET_EMAIL and "
+            "BITBUCKET_API_TOKEN (or another credential variable) instead"
+        )
+    return url

@@ -30,7 +30,13 @@ EXE = Path(sys.executable).parent / "bitbucket-access"
 def browser() -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1500,1100", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1500,1100",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"), options=options)
 
@@ -48,8 +54,12 @@ def main() -> None:
         env = {**os.environ, "DUCKDB_PATH": str(database)}
         subprocess.run([str(EXE), "demo"], env=env, check=True, stdout=subprocess.DEVNULL)
         port = free_port()
-        server = subprocess.Popen([str(EXE), "dashboard", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        server = subprocess.Popen(
+            [str(EXE), "dashboard", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         driver = browser()
         try:
             deadline = time.monotonic() + 60
@@ -60,9 +70,16 @@ def main() -> None:
                 time.sleep(0.2)
             driver.get(f"http://127.0.0.1:{port}/?page=Overview")
             WebDriverWait(driver, 120).until(
-                lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"] canvas, '
-                                                               '[data-testid="stVegaLiteChart"] svg')) >= 6
-            )  # fmt: skip
+                lambda d: (
+                    len(
+                        d.find_elements(
+                            By.CSS_SELECTOR,
+                            '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg',
+                        )
+                    )
+                    >= 6
+                )
+            )
             time.sleep(2)  # let the charts finish drawing
             driver.save_screenshot(str(IMAGES / "overview.png"))
             driver.get((database.with_name("demo-evidence") / "evidence.html").as_uri())

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
-from bitbucket_assets.simulator.model import Organisation
+from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
+from bitbucket_simulator.model import Organisation
 
 
 class Sim:
@@ -78,7 +78,8 @@ def demo_warehouse(tmp_path_factory):
 
 
 def pytest_configure(config) -> None:
-    """dagster-dbt reads dbt's manifest when the definitions load: make sure it exists (`make` builds it too)."""
+    """dagster-dbt reads dbt's manifest when the definitions load: make sure it exists (`make` builds it
+    too)."""
     import subprocess
     import sys
     from pathlib import Path

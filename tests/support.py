@@ -18,8 +18,8 @@ def free_port() -> int:
 
 def wait_for(what: str, condition: Callable[[], Any], timeout: float = 480.0, tolerate: tuple = ()) -> Any:
     """Poll `condition` every two seconds until it gives something truthy, and return that; fail naming `what`
-    after `timeout` seconds (generous: the tests assert on what happened, never on how long it took). Exceptions
-    in `tolerate` (e.g. a server not listening yet) count as not yet."""
+    after `timeout` seconds (generous: the tests assert on what happened, never on how long it took).
+    Exceptions in `tolerate` (e.g. a server not listening yet) count as not yet."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import requests
 
-from bitbucket_assets.simulator import SIM_API_TOKEN, SIM_ORG_API_KEY
+from bitbucket_simulator import SIM_API_TOKEN, SIM_ORG_API_KEY
 
 BIN = Path(sys.executable).parent / "bitbucket-access"
 
@@ -39,7 +39,8 @@ def test_simulator_command_serves_an_organisation() -> None:
         me = requests.get(f"{url}/2.0/user", auth=(email, SIM_API_TOKEN), timeout=10)
         assert me.status_code == 200 and me.json()["display_name"] == "Access Sync Bot"
         summary = requests.get(f"{url}/_sim/summary", timeout=10).json()
-        assert summary["repositories"] == 6 and summary["users"] == 103  # 100 members and 3 with access from outside
+        # 100 members and 3 with access from outside
+        assert summary["repositories"] == 6 and summary["users"] == 103
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -54,10 +55,12 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert re.search(r"checks: (\d+) of \1 passed", out)
     assert SIM_API_TOKEN not in out
     assert f"Analysts open: {demo_warehouse.read_copy}" in out
-    # The demo's three approved requests; the one in northwind-labs (administered from admin.atlassian.com) went
-    # through the Atlassian Admin API, whose key never shows.
+    # The demo's three approved requests; the one in northwind-labs (administered from admin.atlassian.com)
+    # went through the Atlassian Admin API, whose key never shows.
     assert "provisioning: applied 3," in out
-    assert "demo-org-northwind-labs: add -> applied [atlassian-admin-api]" in out and SIM_ORG_API_KEY not in out
+    assert (
+        "demo-org-northwind-labs: add -> applied [atlassian-admin-api]" in out and SIM_ORG_API_KEY not in out
+    )
     evidence = demo_warehouse.db.with_name("demo-evidence") / "evidence.html"
     assert f"Evidence pack: {evidence}" in out and evidence.exists()
     assert "bitbucket-access dashboard" in out and "demo --dagster" in out
@@ -65,13 +68,17 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
         statuses = con.execute("SELECT status FROM raw.syncs").fetchall()
         repos = con.execute("SELECT count(DISTINCT sync_id) FROM raw.repositories").fetchone()[0]
         changes = con.execute("SELECT count(*) FROM marts.fct_access_changes").fetchone()[0]
-        days = con.execute("SELECT list(CAST(synced_at AS DATE) ORDER BY synced_at) FROM marts.fct_sync_summary")
+        days = con.execute(
+            "SELECT list(CAST(synced_at AS DATE) ORDER BY synced_at) FROM marts.fct_sync_summary"
+        )
         days = days.fetchone()[0]
         first_repositories = con.execute(
-            "SELECT count(*) FROM raw.repositories WHERE sync_id = (SELECT arg_min(sync_id, started_at) FROM raw.syncs)"
+            "SELECT count(*) FROM raw.repositories WHERE sync_id = (SELECT arg_min(sync_id, started_at) FROM "
+            "raw.syncs)"
         ).fetchone()[0]
     assert statuses == [("complete",)] * 3 and repos == 3
-    # One snapshot a day, ending today; the first day holds the company as generated (later days add repositories).
+    # One snapshot a day, ending today; the first day holds the company as generated (later days add
+    # repositories).
     assert [(d - days[0]).days for d in days] == [0, 1, 2] and days[-1] == datetime.now(UTC).date()
     assert first_repositories == 200
     with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:

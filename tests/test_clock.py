@@ -1,4 +1,5 @@
-"""One clock: pacing, backoff and sync stamps run on it; a simulated one never sleeps and never meets real Bitbucket."""
+"""One clock: pacing, backoff and sync stamps run on it; a simulated one never sleeps and never meets real
+Bitbucket."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bitbucket_assets.client.pacer import TokenBucket
 from bitbucket_assets.clock import Interrupted, SimulatedClock, SystemClock
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.sync import run_sync
-from bitbucket_assets.simulator import SIM_API_TOKEN, Faults, RateLimit
+from bitbucket_simulator import SIM_API_TOKEN, Faults, RateLimit
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -32,7 +33,8 @@ def test_token_bucket_on_a_simulated_clock_is_exact() -> None:
 
 
 def test_pacing_concurrent_calls_against_the_simulator_takes_the_budgeted_time(make_sim) -> None:
-    """120 calls at 3,600 an hour with a burst of 50, from 8 threads: 70 simulated seconds, none of them slept."""
+    """120 calls at 3,600 an hour with a burst of 50, from 8 threads: 70 simulated seconds, none of them
+    slept."""
     sim = make_sim()
     clock = SimulatedClock(START)
     client = client_on(sim, clock, requests_per_hour=3600, max_workers=8)
@@ -55,8 +57,9 @@ def test_backoff_waits_on_the_clock(make_sim) -> None:
 
 
 def test_a_429_storm_waits_minutes_then_the_sync_resumes(make_sim, tmp_path) -> None:
-    """Bitbucket's 429s carry no Retry-After and its window is an hour: the client waits minutes (on the clock),
-    a sync that still runs out keeps its checkpoint, and the next run resumes once the window has rolled."""
+    """Bitbucket's 429s carry no Retry-After and its window is an hour: the client waits minutes (on the
+    clock), a sync that still runs out keeps its checkpoint, and the next run resumes once the window has
+    rolled."""
     sim = make_sim(rate_limit=RateLimit(limit=10, window_seconds=3600))  # per bucket: tiny needs more
     clock = SimulatedClock(START)
     db = str(tmp_path / "w.duckdb")

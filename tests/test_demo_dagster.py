@@ -37,8 +37,13 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
     env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
     cli = Path(sys.executable).parent / "bitbucket-access"
     with (tmp_path / "demo.log").open("w") as log:
-        proc = subprocess.Popen([str(cli), "demo", "--dagster", "--org", "tiny", "--port", str(port)], cwd=tmp_path,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [str(cli), "demo", "--dagster", "--org", "tiny", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             graphql = f"http://127.0.0.1:{port}/graphql"
             wait_for(
@@ -47,16 +52,26 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
                 300,
                 tolerate=(requests.RequestException,),
             )
-            params = {"selector": {"repositoryLocationName": "bitbucket_assets.definitions",
-                                   "repositoryName": "__repository__", "jobName": "bitbucket_sync"}}  # fmt: skip
+            params = {
+                "selector": {
+                    "repositoryLocationName": "bitbucket_assets.definitions",
+                    "repositoryName": "__repository__",
+                    "jobName": "bitbucket_sync",
+                }
+            }
 
             def launched():
-                body = requests.post(graphql, json={"query": LAUNCH, "variables": {"params": params}}, timeout=60)
+                body = requests.post(
+                    graphql, json={"query": LAUNCH, "variables": {"params": params}}, timeout=60
+                )
                 answer = body.json()["data"]["launchRun"]
                 return answer["run"]["runId"] if answer["__typename"] == "LaunchRunSuccess" else None
 
             run_id = wait_for(
-                "the code location to load and the run to launch", launched, 300, tolerate=(requests.RequestException,)
+                "the code location to load and the run to launch",
+                launched,
+                300,
+                tolerate=(requests.RequestException,),
             )
 
             def finished():
@@ -65,7 +80,8 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
                 return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
 
             assert (
-                wait_for("the sync run to finish", finished, 480, tolerate=(requests.RequestException,)) == "SUCCESS"
+                wait_for("the sync run to finish", finished, 480, tolerate=(requests.RequestException,))
+                == "SUCCESS"
             ), (tmp_path / "demo.log").read_text()[-3000:]
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -21,7 +21,9 @@ def written() -> dict[str, str]:
         match = ASSIGNMENT.match(line)
         if match:
             name, value = match.groups()
-            out[name] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else value
+            out[name] = (
+                value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" else value
+            )
     return out
 
 
@@ -32,18 +34,28 @@ def test_sourcing_the_example_gives_every_variable_as_written(tmp_path) -> None:
         (tmp_path / name).write_text("")
     result = subprocess.run(
         ["bash", "-c", "set -a; . ./.env; set +a; env -0"],
-        cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and result.stderr == "", result.stderr
     loaded = dict(item.split("=", 1) for item in result.stdout.split("\0") if "=" in item)
     expected = written()
     assert {name: loaded.get(name) for name in expected} == expected
-    assert expected["BITBUCKET_SYNC_CRON"] == "0 5 * * *" and expected["BITBUCKET_JIT_EXPIRY_CRON"] == "*/15 * * * *"
+    assert (
+        expected["BITBUCKET_SYNC_CRON"] == "0 5 * * *"
+        and expected["BITBUCKET_JIT_EXPIRY_CRON"] == "*/15 * * * *"
+    )
 
 
 def test_the_example_is_the_production_template_and_loads_as_settings() -> None:
     values = written()
     assert values["BITBUCKET_API_URL"] == "https://api.bitbucket.org"
-    assert values["BITBUCKET_EMAIL"] == "" and values["BITBUCKET_API_TOKEN"] == ""  # the operator fills them in
+    # the operator fills them in
+    assert values["BITBUCKET_EMAIL"] == "" and values["BITBUCKET_API_TOKEN"] == ""
     settings = load_settings(env={k: v for k, v in values.items() if v})
-    assert settings.bitbucket_sync_cron == "0 5 * * *" and settings.bitbucket_jit_expiry_cron == "*/15 * * * *"
+    assert (
+        settings.bitbucket_sync_cron == "0 5 * * *" and settings.bitbucket_jit_expiry_cron == "*/15 * * * *"
+    )

@@ -1,4 +1,5 @@
-"""The layers of docs/design.md, enforced: who may read the environment, build Bitbucket paths, import Dagster."""
+"""The layers of docs/design.md, enforced: who may read the environment, build Bitbucket paths, import
+Dagster."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "bitbucket_assets"
-# The simulator is the independent reference the product is checked against: it keeps its own paths.
-PRODUCT = [p for p in PACKAGE.rglob("*.py") if "simulator" not in p.relative_to(PACKAGE).parts]
+# The simulator (simulator/, a distribution of its own) is the independent reference the product is checked
+# against: it keeps its own paths and is not part of the product.
+PRODUCT = list(PACKAGE.rglob("*.py"))
 
 
 def _tree(path: Path) -> ast.Module:
@@ -36,7 +38,13 @@ def test_only_the_settings_module_reads_the_environment() -> None:
         if path == PACKAGE / "settings.py":
             continue
         for node in ast.walk(_tree(path)):
-            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+            name = (
+                node.attr
+                if isinstance(node, ast.Attribute)
+                else node.id
+                if isinstance(node, ast.Name)
+                else ""
+            )
             if name in ("environ", "getenv", "putenv", "unsetenv"):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
@@ -62,22 +70,23 @@ def test_bitbucket_and_admin_api_paths_are_built_only_in_the_client() -> None:
 @pytest.mark.parametrize(
     ("module", "forbidden"),
     [
-        ("bitbucket_assets.cli", ("dagster", "bitbucket_assets.simulator")),
-        ("bitbucket_assets.settings", ("dagster",)),
+        ("bitbucket_assets.cli", ("dagster", "bitbucket_simulator")),
+        # The client reads its defaults from the settings, never the other way round: no import circle.
+        ("bitbucket_assets.settings", ("dagster", "bitbucket_assets.client", "bitbucket_simulator")),
         ("bitbucket_assets.clock", ("dagster",)),
         ("bitbucket_assets.warehouse.files", ("dagster",)),
-        ("bitbucket_assets.client", ("dagster", "bitbucket_assets.simulator")),
-        ("bitbucket_assets.extraction.sync", ("dagster", "bitbucket_assets.simulator")),
-        ("bitbucket_assets.provisioning.engine", ("dagster", "bitbucket_assets.simulator")),
+        ("bitbucket_assets.client", ("dagster", "bitbucket_simulator")),
+        ("bitbucket_assets.extraction.sync", ("dagster", "bitbucket_simulator")),
+        ("bitbucket_assets.provisioning.engine", ("dagster", "bitbucket_simulator")),
         ("bitbucket_assets.reporting.evidence", ("dagster",)),
-        ("bitbucket_assets.dashboard.data", ("dagster", "bitbucket_assets.simulator")),
-        ("bitbucket_assets.services", ("dagster", "bitbucket_assets.simulator")),
+        ("bitbucket_assets.dashboard.data", ("dagster", "bitbucket_simulator")),
+        ("bitbucket_assets.services", ("dagster", "bitbucket_simulator")),
     ],
 )
 def test_plain_layers_do_not_import_dagster_or_the_simulator(module: str, forbidden: tuple[str, ...]) -> None:
     code = (
-        f"import sys, {module}; "
-        "print(' '.join(sorted({m.split('.')[0] if m.startswith('dagster') else m for m in sys.modules})))"
+        f"import sys, {module}; print(' '.join(sorted({{m.split('.')[0] if m.startswith('dagster') else m "
+        "for m in sys.modules})))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(result.stdout.split())
@@ -91,13 +100,63 @@ def test_defs_hold_only_dagster_objects() -> None:
         if path.name == "__init__.py":
             continue
         text = path.read_text()
-        assert "import dagster" in text or "from dagster" in text, f"{path.relative_to(ROOT)} holds no Dagster object"
+        assert "import dagster" in text or "from dagster" in text, (
+            f"{path.relative_to(ROOT)} holds no Dagster object"
+        )
     importers = {
         str(p.relative_to(ROOT))
         for p in PRODUCT
-        if "defs" not in p.relative_to(PACKAGE).parts and ("from .defs" in p.read_text() or ".defs." in p.read_text())
+        if "defs" not in p.relative_to(PACKAGE).parts
+        and ("from .defs" in p.read_text() or ".defs." in p.read_text())
     }
     assert importers == {"bitbucket_assets/definitions.py", "bitbucket_assets/services.py"}
+
+
+def test_library_and_dagster_objects_never_share_a_name() -> None:
+    """One name per room: no folder or module under defs/ is named like one of the library's (a reader who
+    sees `sync` or `warehouse` knows which layer it is in)."""
+    defs = PACKAGE / "defs"
+    names = lambda paths: {p.stem for p in paths if p.name != "__init__.py"}  # noqa: E731
+    dagster_side = names(defs.rglob("*")) - {"__pycache__"}
+    library_side = names(p for p in PACKAGE.rglob("*") if defs not in p.parents and p != defs) - {
+        "__pycache__"
+    }
+    assert dagster_side & library_side == set()
+
+
+def test_the_product_does_not_ship_the_simulator_or_the_demo() -> None:
+    """The simulator and the demo are their own distribution (simulator/pyproject.toml): neither the product's
+    package nor its dependencies (the production image) carry them, or the web server they need."""
+    import tomllib
+
+    product = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(
+        dep.split("[")[0].split(">")[0].split("=")[0] in ("starlette", "uvicorn")
+        for dep in product["dependencies"]
+    )
+    assert not (PACKAGE / "simulator").exists() and not (PACKAGE / "demo.py").exists()
+    simulator = tomllib.loads((ROOT / "simulator" / "pyproject.toml").read_text())["project"]
+    assert "bitbucket-access" in simulator["dependencies"]
+
+
+def test_readme_layout_names_every_package() -> None:
+    """README's Layout section is the tree, indented: every package of the product and the simulator is in it,
+    at its place, so it cannot drift from the tree."""
+    block = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    named, stack = set(), []
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        entry = line.strip().split("  ")[0]
+        if not entry.endswith("/") or indent > 8:
+            continue  # a file, or the continuation of a description
+        depth = indent // 2
+        stack = [*stack[:depth], entry.rstrip("/")]
+        named.add("/".join(stack))
+    packages = {
+        str(p.parent.relative_to(ROOT))
+        for p in [*PACKAGE.rglob("__init__.py"), *(ROOT / "simulator").rglob("__init__.py")]
+    }
+    assert sorted(packages - named) == []
 
 
 def test_code_comments_point_only_at_files_in_the_repository() -> None:

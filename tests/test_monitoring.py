@@ -53,17 +53,25 @@ def receiver():
 
 def test_a_failed_sync_is_posted_to_the_webhook(make_sim, tmp_path, receiver) -> None:
     sim, hook = make_sim(), receiver()
-    settings = load_settings(bitbucket_api_url=sim.url, bitbucket_email=sim.email,
-                             bitbucket_api_token="ATATT3xWrongTokenForTheAlertTest", bitbucket_alert_webhook=hook.url,
-                             duckdb_path=str(tmp_path / "w.duckdb"))  # fmt: skip
+    settings = load_settings(
+        bitbucket_api_url=sim.url,
+        bitbucket_email=sim.email,
+        bitbucket_api_token="ATATT3xWrongTokenForTheAlertTest",
+        bitbucket_alert_webhook=hook.url,
+        duckdb_path=str(tmp_path / "w.duckdb"),
+    )
     defs = build_definitions(settings)
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("bitbucket_sync").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("bitbucket_sync").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
         assert not result.success
         context = dg.build_run_status_sensor_context(
-            sensor_name="alert_on_failed_run", dagster_instance=instance, dagster_run=result.dagster_run,
+            sensor_name="alert_on_failed_run",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
             dagster_event=result.get_run_failure_event(),
-        ).for_run_failure()  # fmt: skip
+        ).for_run_failure()
         defs.get_sensor_def("alert_on_failed_run")(context)
     ((path, body),) = hook.received
     assert path == SECRET_PATH
@@ -82,7 +90,9 @@ def test_a_webhook_that_refuses_is_an_error_that_hides_the_url(receiver) -> None
 
 
 def test_the_sync_manifest_goes_stale_after_the_configured_hours(tmp_path) -> None:
-    defs = build_definitions(load_settings(duckdb_path=str(tmp_path / "w.duckdb"), bitbucket_sync_stale_hours=30))
+    defs = build_definitions(
+        load_settings(duckdb_path=str(tmp_path / "w.duckdb"), bitbucket_sync_stale_hours=30)
+    )
     graph = defs.resolve_asset_graph()
     policy = graph.get(dg.AssetKey(["raw", "syncs"])).freshness_policy
     assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=30)

@@ -29,12 +29,14 @@ def test_who_can_write_matches_the_grant_paths(demo_warehouse) -> None:
     with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
         writers = con.execute(QUERIES[0]).fetchall()
         expected = con.execute(
-            "select principal_name, max(case permission when 'admin' then 3 when 'write' then 2 else 1 end) as rank "
-            "from marts.fct_grants where resource_key = 'platfo1-sync-cli' and principal_type = 'user' "
-            "group by principal_id, principal_name having rank >= 2"
+            "select principal_name, max(case permission when 'admin' then 3 when 'write' then 2 else 1 end) "
+            "as rank from marts.fct_grants where resource_key = 'platfo1-sync-cli' and principal_type = "
+            "'user' group by principal_id, principal_name having rank >= 2"
         ).fetchall()
     assert sorted(w[0] for w in writers) == sorted(name for name, _ in expected)
-    assert {w[0]: w[1] for w in writers} == {name: "admin" if rank == 3 else "write" for name, rank in expected}
+    assert {w[0]: w[1] for w in writers} == {
+        name: "admin" if rank == 3 else "write" for name, rank in expected
+    }
     assert all(w[2] for w in writers)  # every answer says why
 
 

@@ -6,7 +6,7 @@ No Dagster in here: extraction assets, provisioning and the CLI all build on it.
 
 from .api import BitbucketApi, UnknownGroupError, UnknownUserError
 from .client import BitbucketClient, CallStats
-from .credentials import Credentials, credentials_from_env, credentials_from_values
+from .credentials import Credentials, credentials_from_env, credentials_from_settings, credentials_from_values
 from .errors import (
     AuthenticationError,
     BitbucketError,
@@ -36,5 +36,6 @@ __all__ = [
     "UnknownGroupError",
     "UnknownUserError",
     "credentials_from_env",
+    "credentials_from_settings",
     "credentials_from_values",
 ]

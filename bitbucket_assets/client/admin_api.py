@@ -4,8 +4,9 @@ admin.atlassian.com, whose groups are organization groups that the 1.0 groups AP
 Documented at developer.atlassian.com/cloud/admin/organization/rest/ (api-group-directories, api-group-groups,
 api-group-users): `https://api.atlassian.com/admin/v2/orgs/{orgId}/...`, an organization API key as a Bearer,
 cursor pagination (`links.next` is a cursor passed back as `cursor`), errors as `{"errors": [{code, title,
-detail}]}`. Group memberships are by Atlassian account id. The v1 `/admin/v1/orgs/{orgId}/directory/groups/...`
-membership endpoints stopped working after 2026-06-30, so nothing here uses them.
+detail}]}`. Group memberships are by Atlassian account id. The v1
+`/admin/v1/orgs/{orgId}/directory/groups/...` membership endpoints stopped working after 2026-06-30, so
+nothing here uses them.
 
 The HTTP side (pacing, retries on 429/5xx honouring `Retry-After`, typed errors) is `BitbucketClient`'s, given
 the organization key and the Admin API root.
@@ -17,14 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..settings import DEFAULT_ADMIN_API_URL
 from .api import MembershipChange, _required, _seg
 from .client import BitbucketClient
 from .credentials import Credentials
 from .errors import MalformedResponseError, NotFoundError
 
-DEFAULT_ADMIN_API_URL = "https://api.atlassian.com"
 PAGE_LIMIT = 100
-PROBE_GROUP_ID = "00000000-0000-4000-8000-00000000b17b"  # never a group: a write to it reveals permission only
+PROBE_GROUP_ID = (
+    "00000000-0000-4000-8000-00000000b17b"  # never a group: a write to it reveals permission only
+)
 
 # Error codes the Admin API documents (the `code` of its error objects) that change what a caller should say.
 GROUP_NOT_FOUND = "ADMIN-404-10"
@@ -73,9 +76,16 @@ class AtlassianAdminApi:
         self._directories: list[Directory] | None = None
 
     @classmethod
-    def connect(cls, org_id: str, api_key: str, api_url: str = DEFAULT_ADMIN_API_URL, directory_id: str | None = None,
-                **client_options: Any) -> AtlassianAdminApi:  # fmt: skip
-        """An Admin API of organization `org_id` with its API key; `client_options` as for `BitbucketClient`."""
+    def connect(
+        cls,
+        org_id: str,
+        api_key: str,
+        api_url: str = DEFAULT_ADMIN_API_URL,
+        directory_id: str | None = None,
+        **client_options: Any,
+    ) -> AtlassianAdminApi:
+        """An Admin API of organization `org_id` with its API key; `client_options` as for
+        `BitbucketClient`."""
         client = BitbucketClient(Credentials.org_api_key(api_key), api_url, **client_options)
         return cls(client, org_id, directory_id)
 
@@ -92,15 +102,20 @@ class AtlassianAdminApi:
         """The organization's directories (read once per instance: they do not change during a run)."""
         if self._directories is None:
             path = self.directories_endpoint
-            self._directories = [Directory(_required(d, "directoryId", path), d.get("name"))
-                                 for d in self._pages("GET", path, {})]  # fmt: skip
+            self._directories = [
+                Directory(_required(d, "directoryId", path), d.get("name"))
+                for d in self._pages("GET", path, {})
+            ]
         return self._directories
 
     def find_group(self, name: str) -> OrgGroup | None:
-        """The group with this name (case-insensitive, as Atlassian group names are), in the configured directory
-        or in any of the organization's; None when there is none. Two directories holding the name is an error
-        naming them: which one a workspace uses is then a setting (BITBUCKET_ADMIN_DIRECTORY_ID)."""
-        directories = [self.directory_id] if self.directory_id else [d.directory_id for d in self.directories()]
+        """The group with this name (case-insensitive, as Atlassian group names are), in the configured
+        directory or in any of the organization's; None when there is none. Two directories holding the name
+        is an error naming them: which one a workspace uses is then a setting (BITBUCKET_ADMIN_DIRECTORY_ID).
+        """
+        directories = (
+            [self.directory_id] if self.directory_id else [d.directory_id for d in self.directories()]
+        )
         found = []
         for directory in directories:
             path = f"{self._org}/directories/{_seg(directory)}/groups/search"
@@ -123,12 +138,16 @@ class AtlassianAdminApi:
         ]
 
     def add_member(self, group: OrgGroup, account_id: str) -> MembershipChange:
-        """POST the membership. An answer that the user already is a member (409 Conflict) is `changed=False`."""
+        """POST the membership. An answer that the user already is a member (409 Conflict) is
+        `changed=False`."""
         path = f"{self._org}/directories/{_seg(group.directory_id)}/groups/{_seg(group.group_id)}/memberships"
-        response = self.client.request("POST", path, json_body={"accountId": account_id}, ok=(200, 201, 204, 409))
+        response = self.client.request(
+            "POST", path, json_body={"accountId": account_id}, ok=(200, 201, 204, 409)
+        )
         if response.status_code == 409:
             error = self.client.error(response, path)
-            if error.code != CONFLICT:  # another conflict (a user limit reached) is a refusal, not "already so"
+            # another conflict (a user limit reached) is a refusal, not "already so"
+            if error.code != CONFLICT:
                 raise error
         return MembershipChange(response.status_code, response.status_code != 409, response.attempts > 1)
 
@@ -140,14 +159,18 @@ class AtlassianAdminApi:
         )
         response = self.client.request("DELETE", path, ok=(200, 204, 404))
         if response.status_code == 404 and self.client.error(response, path).code == GROUP_NOT_FOUND:
-            raise NotFoundError(f"group {group.name!r} not found in directory {group.directory_id}", endpoint=path,
-                                status=404, code=GROUP_NOT_FOUND)  # fmt: skip
+            raise NotFoundError(
+                f"group {group.name!r} not found in directory {group.directory_id}",
+                endpoint=path,
+                status=404,
+                code=GROUP_NOT_FOUND,
+            )
         return MembershipChange(response.status_code, response.status_code != 404, response.attempts > 1)
 
     def probe_write(self) -> str:
-        """Whether the key may change memberships, without changing any: a membership POST to a group that does
-        not exist is answered 404 (group not found) when the key is allowed, 403 when it is not. Returns the
-        directory probed."""
+        """Whether the key may change memberships, without changing any: a membership POST to a group that
+        does not exist is answered 404 (group not found) when the key is allowed, 403 when it is not. Returns
+        the directory probed."""
         directory = self.directory_id or next((d.directory_id for d in self.directories()), None)
         if directory is None:
             raise NotFoundError("the organization has no directory", endpoint=f"{self._org}/directories")
@@ -156,7 +179,9 @@ class AtlassianAdminApi:
             self.client.request("POST", path, json_body={"accountId": "bitbucket-access-probe"}, ok=())
         except NotFoundError:
             return directory
-        raise MalformedResponseError("a membership POST to a group that does not exist was accepted", endpoint=path)
+        raise MalformedResponseError(
+            "a membership POST to a group that does not exist was accepted", endpoint=path
+        )
 
     def _pages(self, method: str, path: str, body: dict[str, Any]) -> Iterator[dict]:
         """Every item of a cursor-paginated list (`data`, `links.next`): GET takes the cursor as a query

@@ -196,8 +196,9 @@ class BitbucketApi:
     """Typed calls over one `BitbucketClient` (which paces, retries and counts them)."""
 
     def __init__(self, client: BitbucketClient, on_skip: Callable[[SkippedEntry], None] | None = None):
-        """`on_skip`: where list entries lacking their identity go. Without it such an entry is an error, as it
-        must be where one entry is the whole answer (provisioning, `check`); a sync passes its snapshot writer."""
+        """`on_skip`: where list entries lacking their identity go. Without it such an entry is an error, as
+        it must be where one entry is the whole answer (provisioning, `check`); a sync passes its snapshot
+        writer."""
         self.client = client
         self.on_skip = on_skip
 
@@ -213,7 +214,8 @@ class BitbucketApi:
         return _user(self.client.get(path), path)
 
     def user_workspaces(self) -> list[WorkspaceAccess]:
-        """Every workspace the credential sees (`/2.0/user/workspaces`; the 2026 replacement of `/2.0/workspaces`)."""
+        """Every workspace the credential sees (`/2.0/user/workspaces`; the 2026 replacement of
+        `/2.0/workspaces`)."""
         path = USER_WORKSPACES
         out = []
         for entry in self.client.paginate(path):
@@ -242,7 +244,8 @@ class BitbucketApi:
         )
 
     def workspace_members(self, slug: str) -> list[WorkspaceMember]:
-        """Members with their workspace role (`/permissions`: the same people as `/members`, plus the role)."""
+        """Members with their workspace role (`/permissions`: the same people as `/members`, plus the
+        role)."""
         return self._entries(f"{_workspace(slug)}/permissions", slug, _member)
 
     def workspace_members_sample(self, slug: str) -> list[WorkspaceMember]:
@@ -257,8 +260,12 @@ class BitbucketApi:
         try:
             return _member(self.client.get(path, workspace=slug), path)
         except NotFoundError as exc:
-            raise UnknownUserError(f"user {user_id!r} is not a member of workspace {slug!r}", endpoint=exc.endpoint,
-                                   status=404, workspace=slug) from None  # fmt: skip
+            raise UnknownUserError(
+                f"user {user_id!r} is not a member of workspace {slug!r}",
+                endpoint=exc.endpoint,
+                status=404,
+                workspace=slug,
+            ) from None
 
     # groups (1.0 only: Bitbucket has no 2.0 group endpoints)
 
@@ -287,22 +294,28 @@ class BitbucketApi:
         try:
             body = self.client.get(path, workspace=slug)
         except NotFoundError as exc:
-            raise UnknownGroupError(f"group {group!r} not found in workspace {slug!r}", endpoint=exc.endpoint,
-                                    status=404, workspace=slug) from None  # fmt: skip
+            raise UnknownGroupError(
+                f"group {group!r} not found in workspace {slug!r}",
+                endpoint=exc.endpoint,
+                status=404,
+                workspace=slug,
+            ) from None
         if not isinstance(body, list):
             raise MalformedResponseError("expected a JSON array of members", endpoint=path, workspace=slug)
         return self._parse(body, _user, path, 1, slug)
 
     def add_group_member(self, slug: str, group: str, user_uuid: str) -> MembershipChange:
         """PUT the membership; 409 means the user already was a member."""
-        response = self.client.request("PUT", self._membership(slug, group, user_uuid), json_body={},
-                                       workspace=slug, ok=(200, 409))  # fmt: skip
+        response = self.client.request(
+            "PUT", self._membership(slug, group, user_uuid), json_body={}, workspace=slug, ok=(200, 409)
+        )
         return MembershipChange(response.status_code, response.status_code != 409, response.attempts > 1)
 
     def remove_group_member(self, slug: str, group: str, user_uuid: str) -> MembershipChange:
         """DELETE the membership; 404 means the user was not a member."""
-        response = self.client.request("DELETE", self._membership(slug, group, user_uuid), workspace=slug,
-                                       ok=(204, 404))  # fmt: skip
+        response = self.client.request(
+            "DELETE", self._membership(slug, group, user_uuid), workspace=slug, ok=(204, 404)
+        )
         return MembershipChange(response.status_code, response.status_code != 404, response.attempts > 1)
 
     @staticmethod
@@ -317,7 +330,9 @@ class BitbucketApi:
         path = f"/1.0/group-privileges/{_seg(slug)}"
         body = self.client.get(path, workspace=slug)
         if not isinstance(body, list):
-            raise MalformedResponseError("expected a JSON array of group privileges", endpoint=path, workspace=slug)
+            raise MalformedResponseError(
+                "expected a JSON array of group privileges", endpoint=path, workspace=slug
+            )
         out: dict[str, list[GroupGrant]] = {}
         for repository, grant in self._parse(body, _group_privilege, path, 1, slug):
             out.setdefault(repository, []).append(grant)
@@ -377,14 +392,18 @@ class BitbucketApi:
     def _pages(
         self, path: str, slug: str, resume_from: str | None, parse: Callable[[Any, str], T]
     ) -> Iterator[Page[T]]:
-        for number, (values, next_url, size) in enumerate(self.client.pages(resume_from or path, workspace=slug), 1):
+        for number, (values, next_url, size) in enumerate(
+            self.client.pages(resume_from or path, workspace=slug), 1
+        ):
             yield Page(self._parse(values, parse, path, number, slug), next_url, size)
 
     def _entries(self, path: str, slug: str, parse: Callable[[Any, str], T]) -> list[T]:
         """Every entry of every page of a 2.0 list."""
         return [item for page in self._pages(path, slug, None, parse) for item in page.items]
 
-    def _parse(self, values: list, parse: Callable[[Any, str], T], endpoint: str, page: int, slug: str) -> list[T]:
+    def _parse(
+        self, values: list, parse: Callable[[Any, str], T], endpoint: str, page: int, slug: str
+    ) -> list[T]:
         """The entries of one page; one that lacks its identity goes to `on_skip` (or fails without one)."""
         items = []
         for value in values:
@@ -463,7 +482,9 @@ def _project(p: Any, endpoint: str) -> Project:
 
 
 def _repository(r: Any, endpoint: str) -> Repository:
-    slug = (r.get("slug") if isinstance(r, dict) else None) or _required(r, "full_name", endpoint).split("/", 1)[1]
+    slug = (r.get("slug") if isinstance(r, dict) else None) or _required(r, "full_name", endpoint).split(
+        "/", 1
+    )[1]
     project = r.get("project") or {}
     return Repository(
         uuid=_required(r, "uuid", endpoint),
@@ -491,8 +512,9 @@ def _group_grant(item: Any, endpoint: str) -> GroupGrant:
 
 
 def _group_privilege(entry: Any, endpoint: str) -> tuple[str, GroupGrant]:
-    """`(repository slug, grant)` from a 1.0 group-privileges entry (`repo` is `workspace/slug`). The raw JSON kept
-    is the entry with its group reduced to slug and name: the embedded member list is the group's, not the grant's."""
+    """`(repository slug, grant)` from a 1.0 group-privileges entry (`repo` is `workspace/slug`). The raw JSON
+    kept is the entry with its group reduced to slug and name: the embedded member list is the group's, not
+    the grant's."""
     repository = (entry.get("repository") or {}).get("slug") if isinstance(entry, dict) else None
     repository = repository or str(_required(entry, "repo", endpoint)).split("/", 1)[-1]
     group = _required(entry, "group", endpoint)

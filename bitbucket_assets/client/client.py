@@ -17,13 +17,8 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from ..clock import Clock, SystemClock, require_real_clock
-from .credentials import (
-    APP_PASSWORD_HINT,
-    DEFAULT_API_URL,
-    Credentials,
-    _OAuthClientCredentials,
-    reject_credentials_in_url,
-)
+from ..settings import DEFAULT_API_URL, DEFAULT_REQUESTS_PER_HOUR, reject_credentials_in_url
+from .credentials import APP_PASSWORD_HINT, Credentials, _OAuthClientCredentials
 from .errors import (
     AuthenticationError,
     BitbucketError,
@@ -41,14 +36,32 @@ log = logging.getLogger(__name__)
 
 # Path segments that name an endpoint (everything else is an identifier) for per-family call counts.
 _LITERAL_SEGMENTS = {
-    "1.0", "2.0", "user", "users", "workspaces", "repositories", "members", "permissions", "permission",
-    "projects", "permissions-config", "groups", "default-reviewers", "group-privileges",
-    "admin", "v2", "orgs", "directories", "memberships", "search",  # the Atlassian Admin API
-}  # fmt: skip
+    "1.0",
+    "2.0",
+    "user",
+    "users",
+    "workspaces",
+    "repositories",
+    "members",
+    "permissions",
+    "permission",
+    "projects",
+    "permissions-config",
+    "groups",
+    "default-reviewers",
+    "group-privileges",
+    "admin",
+    "v2",
+    "orgs",
+    "directories",
+    "memberships",
+    "search",  # the Atlassian Admin API
+}
 
 
 def endpoint_family(path: str) -> str:
-    """`/2.0/repositories/acme/api/permissions-config/users` -> `2.0/repositories/*/*/permissions-config/users`."""
+    """`/2.0/repositories/acme/api/permissions-config/users` ->
+    `2.0/repositories/*/*/permissions-config/users`."""
     parts = [p for p in urlsplit(path).path.split("/") if p]
     return "/".join(p if p in _LITERAL_SEGMENTS else "*" for p in parts)
 
@@ -114,7 +127,7 @@ class BitbucketClient:
         api_url: str = DEFAULT_API_URL,
         *,
         timeout: float = 30.0,
-        requests_per_hour: float = 900.0,
+        requests_per_hour: float = DEFAULT_REQUESTS_PER_HOUR,
         window_seconds: float = 3600.0,
         max_retries: int = 6,
         backoff_base: float = 0.5,
@@ -156,8 +169,8 @@ class BitbucketClient:
     def pages(
         self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None
     ) -> Iterator[tuple[list, str | None, int | None]]:
-        """Every page of a 2.0 list as `(values, next, size)`, following `next` (opaque) until it is absent; `size`
-        is the list's length when Bitbucket sends it (not every list does).
+        """Every page of a 2.0 list as `(values, next, size)`, following `next` (opaque) until it is absent;
+        `size` is the list's length when Bitbucket sends it (not every list does).
 
         `path` may also be a `next` URL kept from an earlier run: the list then continues from there.
         """
@@ -176,7 +189,9 @@ class BitbucketClient:
             url, query, page = body.get("next"), None, page + 1
             yield values, url, size
 
-    def paginate(self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None) -> Iterator:
+    def paginate(
+        self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None
+    ) -> Iterator:
         for values, _, _ in self.pages(path, params, workspace=workspace):
             yield from values
 
@@ -205,7 +220,8 @@ class BitbucketClient:
             for attempt in retrying:
                 with attempt:
                     response = self._attempt(method, url, params, json_body, workspace, ok)
-                    # How many tries it took: an "already so" answer to a retried write may be our own first try.
+                    # How many tries it took: an "already so" answer to a retried write may be our own first
+                    # try.
                     response.attempts = attempt.retry_state.attempt_number
                     return response
         except _Transient as exc:
@@ -215,8 +231,11 @@ class BitbucketClient:
     def close(self) -> None:
         self.session.close()
 
-    def error(self, response: requests.Response, endpoint: str, workspace: str | None = None) -> BitbucketError:
-        """The typed error for a response a caller accepted from `request` but must refuse after reading it."""
+    def error(
+        self, response: requests.Response, endpoint: str, workspace: str | None = None
+    ) -> BitbucketError:
+        """The typed error for a response a caller accepted from `request` but must refuse after reading
+        it."""
         return self._error(response, endpoint, workspace)
 
     def interrupt(self) -> None:
@@ -237,7 +256,9 @@ class BitbucketClient:
             response.content  # noqa: B018 - read the whole body here so a cut connection is retried
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             raise _Transient(
-                ServerError(f"connection failed ({type(exc).__name__})", endpoint=endpoint, workspace=workspace)
+                ServerError(
+                    f"connection failed ({type(exc).__name__})", endpoint=endpoint, workspace=workspace
+                )
             ) from None
         status = response.status_code
         if status in ok:
@@ -263,7 +284,9 @@ class BitbucketClient:
             with self.stats._lock:
                 self.stats.server_errors += 1
             raise _Transient(
-                ServerError(f"Bitbucket answered HTTP {status}", endpoint=endpoint, status=status, workspace=workspace),
+                ServerError(
+                    f"Bitbucket answered HTTP {status}", endpoint=endpoint, status=status, workspace=workspace
+                ),
                 _retry_after(response),
             )
         if status == 401 and isinstance(self.session.auth, _OAuthClientCredentials):
@@ -278,8 +301,8 @@ class BitbucketClient:
         if status == 401:
             hint = {
                 "app_password": APP_PASSWORD_HINT,
-                "org_api_key": "check BITBUCKET_ADMIN_API_KEY (an organization API key from admin.atlassian.com) "
-                "and that it belongs to BITBUCKET_ADMIN_ORG_ID",
+                "org_api_key": "check BITBUCKET_ADMIN_API_KEY (an organization API key from "
+                "admin.atlassian.com) and that it belongs to BITBUCKET_ADMIN_ORG_ID",
             }.get(
                 self.credentials.kind,
                 "check the credential (an API token needs your Atlassian account email as the username)",
@@ -308,7 +331,8 @@ class BitbucketClient:
             where = f" (page {query})" if query else ""
             raise _Transient(
                 MalformedResponseError(
-                    f"response{where} is not valid JSON (content-type {response.headers.get('content-type', '?')})",
+                    f"response{where} is not valid JSON (content-type "
+                    f"{response.headers.get('content-type', '?')})",
                     endpoint=_path(url),
                     status=response.status_code,
                     workspace=workspace,
@@ -316,7 +340,8 @@ class BitbucketClient:
             ) from None
 
     def _stop(self, state: RetryCallState) -> bool:
-        """Rate limits are bounded by time waited (they clear as the window rolls); other failures by tries."""
+        """Rate limits are bounded by time waited (they clear as the window rolls); other failures by
+        tries."""
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Transient) and isinstance(exc.final, RateLimitExhaustedError):
             return state.idle_for >= self.rate_limit_wait
@@ -335,9 +360,12 @@ class BitbucketClient:
             log.warning(
                 "rate limited by Bitbucket on %s (HTTP 429%s): waiting %.0f s for the window to roll "
                 "(%.0f of %.0f s allowed for this call used)",
-                exc.final.endpoint, "" if exc.retry_after is None else f", Retry-After {exc.retry_after:g}", wait,
-                state.idle_for, self.rate_limit_wait,
-            )  # fmt: skip
+                exc.final.endpoint,
+                "" if exc.retry_after is None else f", Retry-After {exc.retry_after:g}",
+                wait,
+                state.idle_for,
+                self.rate_limit_wait,
+            )
             return wait
         if isinstance(exc, _Transient) and exc.retry_after is not None:
             return min(exc.retry_after, 3600.0)
@@ -362,8 +390,8 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _error_message(response: requests.Response) -> tuple[str, Any, str | None]:
-    """Message, detail and code of an error body: Bitbucket's `{"error": {"message", "detail"}}`, or the Atlassian
-    Admin API's `{"errors": [{"code", "title", "detail"}]}`."""
+    """Message, detail and code of an error body: Bitbucket's `{"error": {"message", "detail"}}`, or the
+    Atlassian Admin API's `{"errors": [{"code", "title", "detail"}]}`."""
     try:
         body = response.json()
     except ValueError:

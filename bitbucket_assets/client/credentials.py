@@ -6,24 +6,22 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from ..clock import Clock, SystemClock
+from ..settings import DEFAULT_OAUTH_TOKEN_URL, Settings, load_settings
 from .errors import AuthenticationError
 
 Kind = Literal["api_token", "access_token", "oauth", "app_password", "org_api_key"]
-DEFAULT_API_URL = "https://api.bitbucket.org"
-DEFAULT_OAUTH_TOKEN_URL = "https://bitbucket.org/site/oauth2/access_token"
 NO_CREDENTIAL = (
     "No Bitbucket credential configured: set BITBUCKET_EMAIL and BITBUCKET_API_TOKEN (recommended), "
     "BITBUCKET_ACCESS_TOKEN, or BITBUCKET_OAUTH_CLIENT_ID and BITBUCKET_OAUTH_CLIENT_SECRET."
 )
 APP_PASSWORD_HINT = (
-    "App passwords were removed by Atlassian on 2026-07-28: create an Atlassian API token with scopes and set "
-    "BITBUCKET_EMAIL and BITBUCKET_API_TOKEN instead."
+    "App passwords were removed by Atlassian on 2026-07-28: create an Atlassian API token with scopes and "
+    "set BITBUCKET_EMAIL and BITBUCKET_API_TOKEN instead."
 )
 
 
@@ -50,7 +48,9 @@ class Credentials:
         return cls("access_token", "", token)
 
     @classmethod
-    def oauth(cls, client_id: str, client_secret: str, token_url: str = DEFAULT_OAUTH_TOKEN_URL) -> Credentials:
+    def oauth(
+        cls, client_id: str, client_secret: str, token_url: str = DEFAULT_OAUTH_TOKEN_URL
+    ) -> Credentials:
         return cls("oauth", client_id, client_secret, token_url)
 
     @classmethod
@@ -70,17 +70,6 @@ class Credentials:
         return _OAuthClientCredentials(self, session, timeout, clock or SystemClock())
 
 
-def reject_credentials_in_url(url: str, variable: str = "BITBUCKET_API_URL") -> str:
-    """An API URL must not carry `user:password@`: it would be stored (raw.syncs) and logged as a plain URL."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        raise ValueError(
-            f"{variable} must not contain credentials (user:password@...): set BITBUCKET_EMAIL and "
-            "BITBUCKET_API_TOKEN (or another credential variable) instead"
-        )
-    return url
-
-
 def credentials_from_values(
     *,
     email: str | None = None,
@@ -92,23 +81,39 @@ def credentials_from_values(
     username: str | None = None,
     app_password: str | None = None,
 ) -> Credentials:
-    """The one place that decides which credential wins: API token, access token, OAuth consumer, app password."""
+    """The one place that decides which credential wins: API token, access token, OAuth consumer, app
+    password."""
     if email and api_token:
         return Credentials.api_token(email, api_token)
     if access_token:
         return Credentials.access_token(access_token)
     if oauth_client_id and oauth_client_secret:
-        return Credentials.oauth(oauth_client_id, oauth_client_secret, oauth_token_url or DEFAULT_OAUTH_TOKEN_URL)
+        return Credentials.oauth(
+            oauth_client_id, oauth_client_secret, oauth_token_url or DEFAULT_OAUTH_TOKEN_URL
+        )
     if username and app_password:
         return Credentials.app_password(username, app_password)
     raise AuthenticationError(NO_CREDENTIAL)
 
 
+def credentials_from_settings(settings: Settings) -> Credentials:
+    """The credential the settings name, in order of preference: API token, access token, OAuth consumer, app
+    password."""
+    return credentials_from_values(
+        email=settings.bitbucket_email,
+        api_token=settings.secret("bitbucket_api_token"),
+        access_token=settings.secret("bitbucket_access_token"),
+        oauth_client_id=settings.bitbucket_oauth_client_id,
+        oauth_client_secret=settings.secret("bitbucket_oauth_client_secret"),
+        oauth_token_url=settings.bitbucket_oauth_token_url,
+        username=settings.bitbucket_username,
+        app_password=settings.secret("bitbucket_app_password"),
+    )
+
+
 def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
     """The credential from environment variables (`.env.example` names): the process's, or those of `env`."""
-    from ..settings import load_settings  # the settings module is the only reader of the process environment
-
-    return (load_settings() if env is None else load_settings(env)).credentials
+    return credentials_from_settings(load_settings() if env is None else load_settings(env))
 
 
 class _Bearer(AuthBase):
@@ -138,7 +143,9 @@ class _OAuthClientCredentials(_Bearer):
 
     def _current(self) -> str:
         with self._lock:
-            if self._token is None or self.clock.monotonic() >= self._expires - min(self.MARGIN, self._lifetime / 4):
+            if self._token is None or self.clock.monotonic() >= self._expires - min(
+                self.MARGIN, self._lifetime / 4
+            ):
                 self._fetch()
             return self._token
 

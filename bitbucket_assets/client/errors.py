@@ -30,14 +30,16 @@ class MissingScopesError(BitbucketError):
 
     def __init__(self, message: str, *, required: list[str], granted: list[str], **kw):
         super().__init__(
-            f"{message} Required scopes: {', '.join(required) or '?'}; granted: {', '.join(granted) or 'none'}.",
+            f"{message} Required scopes: {', '.join(required) or '?'}; granted: "
+            f"{', '.join(granted) or 'none'}.",
             **kw,
         )
         self.required, self.granted = required, granted
 
 
 class PermissionDeniedError(BitbucketError):
-    """403 for another reason: not an admin, a credential kind that cannot do this, an org-managed workspace."""
+    """403 for another reason: not an admin, a credential kind that cannot do this, an org-managed
+    workspace."""
 
 
 class NotFoundError(BitbucketError):

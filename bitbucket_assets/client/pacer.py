@@ -15,7 +15,9 @@ class TokenBucket:
     simulated clock advances exactly as far as the budget requires.
     """
 
-    def __init__(self, rate: float, per: float = 3600.0, burst: int | None = None, clock: Clock | None = None):
+    def __init__(
+        self, rate: float, per: float = 3600.0, burst: int | None = None, clock: Clock | None = None
+    ):
         self.clock = clock or SystemClock()
         self.interval = per / rate
         # A small burst keeps short syncs fast while a long one converges to the budget.

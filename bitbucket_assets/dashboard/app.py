@@ -1,8 +1,8 @@
 """Bitbucket access dashboard: overview, who has access (a resource), a person, changes, risks, provisioning.
 
 Run with `bitbucket-access dashboard` (or `streamlit run bitbucket_assets/dashboard/app.py`). The page, the
-workspace, the snapshot date and each page's choice live in the URL, so any view can be linked; tables download
-as CSV named after the view and its parameters; people and resources link to their pages.
+workspace, the snapshot date and each page's choice live in the URL, so any view can be linked; tables
+download as CSV named after the view and its parameters; people and resources link to their pages.
 """
 
 from __future__ import annotations
@@ -83,12 +83,18 @@ def download(frame: pd.DataFrame, view: str, **parameters) -> None:
     parts = [view, *(str(v) for v in parameters.values() if v)]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") + ".csv"
     safe = readable(frame).map(lambda v: spreadsheet_cell(v) if isinstance(v, str) else v)
-    st.download_button(f"Download {len(frame)} rows (CSV)", safe.to_csv(index=False), file_name=name,
-                       mime="text/csv", key=f"download_{view}")  # fmt: skip
+    st.download_button(
+        f"Download {len(frame)} rows (CSV)",
+        safe.to_csv(index=False),
+        file_name=name,
+        mime="text/csv",
+        key=f"download_{view}",
+    )
 
 
 def linked_table(frame: pd.DataFrame) -> None:
-    """A static table whose Markdown cells hold links (the first TABLE_ROWS rows; the download has them all)."""
+    """A static table whose Markdown cells hold links (the first TABLE_ROWS rows; the download has them
+    all)."""
     st.table(frame.head(TABLE_ROWS))
     if len(frame) > TABLE_ROWS:
         st.caption(f"First {TABLE_ROWS} of {len(frame)} rows: download the CSV for all of them.")
@@ -124,7 +130,9 @@ try:
             f"{series.synced_at.min():%Y-%m-%d} to {series.synced_at.max():%Y-%m-%d}"
         )
         marker = (
-            alt.Chart(pd.DataFrame({"as_of": [pd.Timestamp(as_of)]})).mark_rule(strokeDash=[4, 4]).encode(x="as_of:T")
+            alt.Chart(pd.DataFrame({"as_of": [pd.Timestamp(as_of)]}))
+            .mark_rule(strokeDash=[4, 4])
+            .encode(x="as_of:T")
         )
         grid = st.columns(3)
         for i, (name, title) in enumerate(data.MEASURES.items()):
@@ -133,7 +141,9 @@ try:
                 .mark_line(point=True)
                 .encode(
                     x=alt.X("synced_at:T", title=None, axis=alt.Axis(format="%b %d")),
-                    y=alt.Y(f"{name}:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.0f")),
+                    y=alt.Y(
+                        f"{name}:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.0f")
+                    ),
                     tooltip=[alt.Tooltip("synced_at:T", title="snapshot", format="%Y-%m-%d %H:%M"), name],
                 )
             )
@@ -149,8 +159,9 @@ try:
                 tooltip=["day:T", "change:N", "changes:Q"],
             )
         )
-        grid[len(data.MEASURES) % 3].altair_chart(bars.properties(title="Changes per day", height=180),
-                                                  width="stretch")  # fmt: skip
+        grid[len(data.MEASURES) % 3].altair_chart(
+            bars.properties(title="Changes per day", height=180), width="stretch"
+        )
 
     elif page == "Who has access":
         st.title("Who has access")
@@ -165,8 +176,14 @@ try:
         table = data.who_has_access(ws, kind, key, as_of)
         st.metric("Users with access", len(table))
         shown = readable(table)
-        shown.insert(0, "person", [f"[{md(n)}]({link('Person', user=u)})" for n, u in zip(
-            table.user_display_name, table.user_uuid, strict=True)])  # fmt: skip
+        shown.insert(
+            0,
+            "person",
+            [
+                f"[{md(n)}]({link('Person', user=u)})"
+                for n, u in zip(table.user_display_name, table.user_uuid, strict=True)
+            ],
+        )
         linked_table(shown.drop(columns=["user_uuid", "user_display_name"]))
         download(table, "who-has-access", ws=ws, kind=kind, key=key, as_of=f"{as_of_day:%Y-%m-%d}")
         st.subheader("History")
@@ -179,17 +196,31 @@ try:
         if users.empty:
             st.info(f"Nobody in {scope}.")
             st.stop()
-        labels = dict(zip(users.user_uuid, [f"{n} ({a or 'no account id'})" for n, a in zip(
-            users.display_name, users.account_id, strict=True)], strict=True))  # fmt: skip
+        labels = dict(
+            zip(
+                users.user_uuid,
+                [
+                    f"{n} ({a or 'no account id'})"
+                    for n, a in zip(users.display_name, users.account_id, strict=True)
+                ],
+                strict=True,
+            )
+        )
         user_uuid = choose("User", list(labels), "user", fmt=lambda u: labels.get(u, u))
         st.subheader(labels[user_uuid])
         access = data.person_access(user_uuid, workspace, as_of)
         st.metric("Resources reachable", len(access))
         shown = readable(access)
-        shown.insert(0, "resource", [
-            f"[{md(w)}/{md(k)}]({link('Who has access', resource=f'{w}|{t}|{k}')})"
-            for w, t, k in zip(access.workspace_slug, access.resource_type, access.resource_key, strict=True)
-        ])  # fmt: skip
+        shown.insert(
+            0,
+            "resource",
+            [
+                f"[{md(w)}/{md(k)}]({link('Who has access', resource=f'{w}|{t}|{k}')})"
+                for w, t, k in zip(
+                    access.workspace_slug, access.resource_type, access.resource_key, strict=True
+                )
+            ],
+        )
         linked_table(shown.drop(columns=["workspace_slug", "resource_key"]))
         download(access, "person", user=user_uuid.strip("{}"), ws=workspace, as_of=f"{as_of_day:%Y-%m-%d}")
         st.subheader("History")

@@ -52,7 +52,8 @@ RISK_GUIDE: dict[str, tuple[str, str]] = {
     "dormant accounts unknown": (
         "Bitbucket does not say when members of this workspace last used it (its users are managed in "
         "admin.atlassian.com), so dormancy cannot be checked here.",
-        "Check last activity in admin.atlassian.com (user last active dates), or review this workspace by hand.",
+        "Check last activity in admin.atlassian.com (user last active dates), or review this workspace by "
+        "hand.",
     ),
     "repository without an admin": (
         "Only workspace owners can manage this repository's access, so nobody close to it reviews it.",
@@ -88,7 +89,9 @@ def warehouse_path() -> str:
 def _readable() -> str:
     target = warehouse_path()
     if not target.startswith("md:") and not Path(target).exists():
-        raise FileNotFoundError(f"no warehouse at {target}: run `bitbucket-access sync` (or `make demo`) first")
+        raise FileNotFoundError(
+            f"no warehouse at {target}: run `bitbucket-access sync` (or `make demo`) first"
+        )
     return target
 
 
@@ -106,7 +109,9 @@ def workspaces() -> list[str]:
 
 def snapshot_dates() -> list[date]:
     """Every day a sync in the history completed, latest first."""
-    frame = query("select distinct cast(synced_at as date) as day from marts.fct_sync_summary order by 1 desc")
+    frame = query(
+        "select distinct cast(synced_at as date) as day from marts.fct_sync_summary order by 1 desc"
+    )
     return [pd.Timestamp(day).date() for day in frame.day]
 
 
@@ -133,27 +138,26 @@ def changes_per_day(workspace: str | None) -> pd.DataFrame:
 def resources(workspace: str | None) -> pd.DataFrame:
     return query(
         "select distinct workspace_slug, resource_type, resource_key from marts.fct_grant_history "
-        "where resource_type in ('repository', 'project') and ($ws is null or workspace_slug = $ws) order by all",
+        "where resource_type in ('repository', 'project') and ($ws is null or workspace_slug = $ws) order by "
+        "all",
         {"ws": workspace},
     )
 
 
 def who_has_access(workspace: str, resource_type: str, key: str, as_of: datetime) -> pd.DataFrame:
     return query(
-        "select user_uuid, user_display_name, user_account_id, permission, "
-        "array_to_string(access_paths, '; ') as paths, first_granted_at "
-        "from marts.effective_access_as_of($as_of) "
-        "where workspace_slug = $ws and resource_type = $type and resource_key = $key order by user_display_name",
+        "select user_uuid, user_display_name, user_account_id, permission, array_to_string(access_paths, '; "
+        "') as paths, first_granted_at from marts.effective_access_as_of($as_of) where workspace_slug = $ws "
+        "and resource_type = $type and resource_key = $key order by user_display_name",
         {"as_of": as_of, "ws": workspace, "type": resource_type, "key": key},
     )
 
 
 def resource_history(workspace: str, resource_type: str, key: str) -> pd.DataFrame:
     return query(
-        "select valid_from, valid_to, principal_type, principal_name, permission, grant_source, via_group_slug, "
-        "via_project_key from marts.fct_grant_history "
-        "where workspace_slug = $ws and resource_type = $type and resource_key = $key "
-        "order by valid_from desc, principal_name",
+        "select valid_from, valid_to, principal_type, principal_name, permission, grant_source, "
+        "via_group_slug, via_project_key from marts.fct_grant_history where workspace_slug = $ws and "
+        "resource_type = $type and resource_key = $key order by valid_from desc, principal_name",
         {"ws": workspace, "type": resource_type, "key": key},
     )
 
@@ -168,10 +172,9 @@ def people(workspace: str | None) -> pd.DataFrame:
 
 def person_access(user_uuid: str, workspace: str | None, as_of: datetime) -> pd.DataFrame:
     return query(
-        "select workspace_slug, resource_type, resource_key, permission, "
-        "array_to_string(access_paths, '; ') as paths, first_granted_at "
-        "from marts.effective_access_as_of($as_of) where user_uuid = $user and ($ws is null or workspace_slug = $ws) "
-        "order by workspace_slug, resource_type, resource_key",
+        "select workspace_slug, resource_type, resource_key, permission, array_to_string(access_paths, '; "
+        "') as paths, first_granted_at from marts.effective_access_as_of($as_of) where user_uuid = $user "
+        "and ($ws is null or workspace_slug = $ws) order by workspace_slug, resource_type, resource_key",
         {"as_of": as_of, "user": user_uuid, "ws": workspace},
     )
 
@@ -180,7 +183,8 @@ def person_history(user_uuid: str, workspace: str | None) -> pd.DataFrame:
     return query(
         "select valid_from, valid_to, workspace_slug, resource_type, resource_key, permission, grant_source, "
         "via_group_slug, via_project_key from marts.fct_grant_history "
-        "where principal_id = $user and ($ws is null or workspace_slug = $ws) order by valid_from desc, resource_key",
+        "where principal_id = $user and ($ws is null or workspace_slug = $ws) order by valid_from desc, "
+        "resource_key",
         {"user": user_uuid, "ws": workspace},
     )
 

@@ -15,8 +15,8 @@ class CheckOutcome:
 
 
 def permissions_fetched(con, sync_id: str) -> CheckOutcome:
-    """Every repository and project has both its users and groups permission lists in the snapshot: read by this
-    sync or carried forward from the one that last read them."""
+    """Every repository and project has both its users and groups permission lists in the snapshot: read by
+    this sync or carried forward from the one that last read them."""
     missing = con.execute(
         """
         WITH expected AS (
@@ -24,7 +24,8 @@ def permissions_fetched(con, sync_id: str) -> CheckOutcome:
                    workspace_slug || '/' || repository_slug AS name
             FROM raw.repositories WHERE sync_id = $1
             UNION ALL
-            SELECT 'project', project_uuid, workspace_slug || '/' || project_key FROM raw.projects WHERE sync_id = $1
+            SELECT 'project', project_uuid, workspace_slug || '/' || project_key FROM raw.projects WHERE
+            sync_id = $1
         ), lists AS (SELECT * FROM expected CROSS JOIN (VALUES ('users'), ('groups')) AS l(list))
         SELECT resource_type, name, list FROM lists
         WHERE NOT EXISTS (
@@ -38,14 +39,16 @@ def permissions_fetched(con, sync_id: str) -> CheckOutcome:
     return CheckOutcome(
         "permissions_fetched",
         not missing,
-        "Every project's and repository's users and groups permission lists are in the snapshot (read or carried).",
+        "Every project's and repository's users and groups permission lists are in the snapshot (read or "
+        "carried).",
         {"missing": [f"{t} {n} {lst}" for t, n, lst in missing]},
     )
 
 
 def permission_lists_fresh(con, sync_id: str) -> CheckOutcome:
-    """No permission list in the snapshot is older than the sync's refresh age (BITBUCKET_REFRESH_MAX_AGE_DAYS):
-    lists carried forward from earlier syncs are re-read before they get that old (extraction/refresh.py)."""
+    """No permission list in the snapshot is older than the sync's refresh age
+    (BITBUCKET_REFRESH_MAX_AGE_DAYS): lists carried forward from earlier syncs are re-read before they get
+    that old (extraction/refresh.py)."""
     n, stale = con.execute(
         """
         WITH s AS (
@@ -64,18 +67,21 @@ def permission_lists_fresh(con, sync_id: str) -> CheckOutcome:
     return CheckOutcome(
         "permission_lists_fresh",
         not stale,
-        f"Every permission list in the snapshot was read within {n} days of the sync (older ones are re-read).",
+        f"Every permission list in the snapshot was read within {n} days of the sync (older ones are "
+        "re-read).",
         {"max_age_days": n, "stale": stale[:50], "stale_count": len(stale)},
     )
 
 
 def memberships_point_at_known_users(con, sync_id: str) -> CheckOutcome:
-    """Every user a membership, a grant or an effective permission names has a row in the sync's user directory
-    (written from every payload that shows a user, so a gap is a bug in the extraction, not in Bitbucket)."""
+    """Every user a membership, a grant or an effective permission names has a row in the sync's user
+    directory (written from every payload that shows a user, so a gap is a bug in the extraction, not in
+    Bitbucket)."""
     orphans = con.execute(
         """
         SELECT source, workspace_slug, user_uuid FROM (
-            SELECT 'group_members' AS source, workspace_slug, user_uuid FROM raw.group_members WHERE sync_id = $1
+            SELECT 'group_members' AS source, workspace_slug, user_uuid FROM raw.group_members WHERE sync_id =
+            $1
             UNION ALL
             SELECT 'project_user_permissions', workspace_slug, user_uuid
             FROM raw.project_user_permissions WHERE sync_id = $1
@@ -83,7 +89,8 @@ def memberships_point_at_known_users(con, sync_id: str) -> CheckOutcome:
             SELECT 'repository_user_permissions', workspace_slug, user_uuid
             FROM raw.repository_user_permissions WHERE sync_id = $1
             UNION ALL
-            SELECT 'workspace_members', workspace_slug, user_uuid FROM raw.workspace_members WHERE sync_id = $1
+            SELECT 'workspace_members', workspace_slug, user_uuid FROM raw.workspace_members WHERE sync_id =
+            $1
             UNION ALL
             SELECT 'effective_repository_permissions', workspace_slug, user_uuid
             FROM raw.effective_repository_permissions WHERE sync_id = $1
@@ -117,8 +124,8 @@ def no_unexpected_empty_entity(con, sync_id: str) -> CheckOutcome:
 
 
 def no_entries_skipped(con, sync_id: str) -> CheckOutcome:
-    """List entries skipped for lacking their identity (a `user: null`, a group without a slug): a warning that
-    names endpoint and page, since the rest of the snapshot is exact without them."""
+    """List entries skipped for lacking their identity (a `user: null`, a group without a slug): a warning
+    that names endpoint and page, since the rest of the snapshot is exact without them."""
     rows = con.execute(
         "SELECT workspace_slug, endpoint, page, reason FROM raw.anomalies WHERE sync_id = ? ORDER BY ALL",
         [sync_id],
@@ -129,7 +136,9 @@ def no_entries_skipped(con, sync_id: str) -> CheckOutcome:
         "No list entry had to be skipped for lacking the identity the model needs.",
         {
             "skipped": len(rows),
-            "examples": [f"{ws} {endpoint} page {page}: {reason}" for ws, endpoint, page, reason in rows[:50]],
+            "examples": [
+                f"{ws} {endpoint} page {page}: {reason}" for ws, endpoint, page, reason in rows[:50]
+            ],
         },
         severity="WARN",
     )

@@ -66,8 +66,9 @@ ADMIN_GROUPS = "atlassian-admin-api"
 BULK_GROUP_LISTS = "bulk: the 1.0 group-privileges list"  # raw.workspaces.repository_group_lists
 # Each commit costs more than writing a page of 100 rows; a resumed sync reads at most this many pages again.
 EFFECTIVE_PAGES_PER_CHECKPOINT = 10
-# How far Bitbucket's clock (a repository's `created_on`) may be behind ours: a repository created up to this long
-# before the bulk group list was read is treated as created after it, and its groups list is read on its own.
+# How far Bitbucket's clock (a repository's `created_on`) may be behind ours: a repository created up to this
+# long before the bulk group list was read is treated as created after it, and its groups list is read on its
+# own.
 CLOCK_SKEW = timedelta(minutes=15)
 
 
@@ -96,7 +97,8 @@ class WorkspaceSelection:
 
     covered: list[WorkspaceAccess]
     skipped: dict[str, str]  # slug -> reason
-    refresh: dict[str, dict] = field(default_factory=dict)  # slug -> lists read per reason and carried (refresh.py)
+    # slug -> lists read per reason and carried (refresh.py)
+    refresh: dict[str, dict] = field(default_factory=dict)
 
 
 def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceSelection:
@@ -118,21 +120,25 @@ def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceS
     if missing:
         visible = ", ".join(a.slug for a in accesses) or "none"
         raise PermissionDeniedError(
-            f"BITBUCKET_WORKSPACES names {', '.join(missing)}, which this credential cannot see (visible: {visible})",
+            f"BITBUCKET_WORKSPACES names {', '.join(missing)}, which this credential cannot see (visible: "
+            f"{visible})",
             endpoint=USER_WORKSPACES,
         )
     refused = [a.slug for a in found if not a.administrator]
     if refused:
         raise PermissionDeniedError(
-            f"BITBUCKET_WORKSPACES names {', '.join(refused)}, which this credential does not administer: a sync "
-            "needs an administrator's credential there (or leave it out of BITBUCKET_WORKSPACES)",
+            f"BITBUCKET_WORKSPACES names {', '.join(refused)}, which this credential does not administer: a "
+            "sync needs an administrator's credential there (or leave it out of BITBUCKET_WORKSPACES)",
             endpoint=USER_WORKSPACES,
         )
     return WorkspaceSelection(found, {})
 
 
-def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: ExtractionOptions) -> WorkspaceSelection:
-    """Extract every selected workspace; returns what was covered and skipped. Raises on anything incomplete."""
+def extract_snapshot(
+    api: BitbucketApi, writer: SnapshotWriter, options: ExtractionOptions
+) -> WorkspaceSelection:
+    """Extract every selected workspace; returns what was covered and skipped. Raises on anything
+    incomplete."""
     selection = select_workspaces(api, options.workspaces)
     for slug, reason in selection.skipped.items():
         log.warning("workspace %s skipped: %s", slug, reason)
@@ -140,10 +146,13 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
     effective = _EffectiveLists()
     with ThreadPoolExecutor(max_workers=api.client.max_workers, thread_name_prefix="bitbucket") as pool:
         try:
-            lists_instead = lists_instead_of_effective(writer.con, [a.slug for a in selection.covered],
-                                                       options.refresh, api.client.requests_per_hour)  # fmt: skip
-            extractors = [_WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead, effective)
-                          for access in selection.covered]  # fmt: skip
+            lists_instead = lists_instead_of_effective(
+                writer.con, [a.slug for a in selection.covered], options.refresh, api.client.requests_per_hour
+            )
+            extractors = [
+                _WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead, effective)
+                for access in selection.covered
+            ]
             for extractor in extractors:
                 extractor.run()
             effective.drain()
@@ -152,7 +161,8 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
                 extractor.refresh_changed()
             selection.refresh = refresh_summary(writer.con, writer.sync_id, [e.refresh for e in extractors])
         except BaseException:
-            api.client.interrupt()  # workers waiting on pacing or backoff stop now instead of finishing their waits
+            # workers waiting on pacing or backoff stop now instead of finishing their waits
+            api.client.interrupt()
             raise
         finally:
             effective.close()
@@ -162,11 +172,11 @@ def extract_snapshot(api: BitbucketApi, writer: SnapshotWriter, options: Extract
 class _EffectiveLists:
     """The effective lists being fetched beside the sync's other work, written one workspace after another.
 
-    A workspace's effective list is started once its members are read and goes on while the next workspaces are
-    extracted: the other bucket (effective lists) and the repositories bucket (lists) are busy at once across
-    workspaces, so a day lasts about as long as the busier bucket's calls rather than the sum, per workspace, of
-    the longer one. Only the oldest list is written (its later ones wait, a few pages fetched ahead), so an
-    `effective` checkpoint commits one workspace's rows and no other's."""
+    A workspace's effective list is started once its members are read and goes on while the next workspaces
+    are extracted: the other bucket (effective lists) and the repositories bucket (lists) are busy at once
+    across workspaces, so a day lasts about as long as the busier bucket's calls rather than the sum, per
+    workspace, of the longer one. Only the oldest list is written (its later ones wait, a few pages fetched
+    ahead), so an `effective` checkpoint commits one workspace's rows and no other's."""
 
     def __init__(self) -> None:
         self.waiting: deque[tuple[_WorkspaceExtractor, Prefetch]] = deque()
@@ -179,8 +189,9 @@ class _EffectiveLists:
         self.waiting.append((extractor, pages))
 
     def ready(self) -> None:
-        """Write the pages fetched so far. On a simulated clock, first let the list being written catch up with the
-        sync's time (`Prefetch.catch_up`): its pages take their turn in the bucket before the sync's later calls."""
+        """Write the pages fetched so far. On a simulated clock, first let the list being written catch up
+        with the sync's time (`Prefetch.catch_up`): its pages take their turn in the bucket before the sync's
+        later calls."""
         while self.waiting:
             extractor, pages = self.waiting[0]
             pages.catch_up()
@@ -210,8 +221,17 @@ class _NotFetched(Exception):
 
 
 class _WorkspaceExtractor:
-    def __init__(self, api: BitbucketApi, writer: SnapshotWriter, pool, access: WorkspaceAccess, options,
-                 progress: SyncProgress, lists_instead: dict[str, str], effective: _EffectiveLists):  # fmt: skip
+    def __init__(
+        self,
+        api: BitbucketApi,
+        writer: SnapshotWriter,
+        pool,
+        access: WorkspaceAccess,
+        options,
+        progress: SyncProgress,
+        lists_instead: dict[str, str],
+        effective: _EffectiveLists,
+    ):
         self.api, self.writer, self.pool, self.options = api, writer, pool, options
         self.effective = effective  # every workspace's effective list fetched beside, written in turn
         self.progress = progress
@@ -222,14 +242,16 @@ class _WorkspaceExtractor:
         self.slug = access.slug
         self.base: dict[str, Any] = {}
         self.effective_list = "read"  # or `not read: <why>` (_decide_effective)
-        self.lists_instead = lists_instead.get(self.slug)  # why this workspace reads its lists instead, or None
+        # why this workspace reads its lists instead, or None
+        self.lists_instead = lists_instead.get(self.slug)
         self.refresh = WorkspaceRefresh(self.slug, "full")
         self.effective_unsaved = 0  # effective pages written since its last checkpoint
         self.gone: set[str] = set()  # repositories deleted since they were listed (_repository_gone)
 
     def run(self) -> None:
-        """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on a
-        thread of its own, Bitbucket's effective list, which goes on beside the next workspaces (`_EffectiveLists`)."""
+        """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on
+        a thread of its own, Bitbucket's effective list, which goes on beside the next workspaces
+        (`_EffectiveLists`)."""
         if self.writer.checkpoint_done(self.slug, "members"):  # resumed: the workspace row is committed
             self.base = {"workspace_uuid": self.writer.workspace_uuid(self.slug), "workspace_slug": self.slug}
         else:
@@ -242,50 +264,63 @@ class _WorkspaceExtractor:
         self._paged("projects", self.api.project_pages, self._projects_page)
         if self.writer.resume_point(self.slug, "repositories") != "":
             self.repository_groups = self._bulk_group_privileges()
-        self.refresh = plan_workspace(self.writer.con, self.writer.sync_id, self.slug, self.options.refresh,
-                                      self.effective_list)  # fmt: skip
+        self.refresh = plan_workspace(
+            self.writer.con, self.writer.sync_id, self.slug, self.options.refresh, self.effective_list
+        )
         self._paged("repositories", self.api.repository_pages, self._repositories_page)
 
     def effective_read(self) -> None:
         """Once the effective list is in: record its size, the next sync's estimate of its cost."""
         if self.effective_list == "read":
-            self.writer.set_workspace_field(self.slug, "effective_pairs", self.writer.counted(
-                "effective_repository_permissions", self.slug))  # fmt: skip
+            self.writer.set_workspace_field(
+                self.slug,
+                "effective_pairs",
+                self.writer.counted("effective_repository_permissions", self.slug),
+            )
 
     def refresh_changed(self) -> None:
-        """The second pass: read the repositories whose effective access the plan says changed, then carry every
-        other repository's lists forward. Committed in batches; a resumed sync asks the plan again, and the plan
-        leaves out what this sync has read."""
+        """The second pass: read the repositories whose effective access the plan says changed, then carry
+        every other repository's lists forward. Committed in batches; a resumed sync asks the plan again, and
+        the plan leaves out what this sync has read."""
         if self.writer.checkpoint_done(self.slug, "refresh"):
             return
         if self.refresh.incremental:
             changed = changed_repositories(self.writer.con, self.writer.sync_id, self.slug)
             if changed:
-                log.info("workspace %s: %d repositories' effective access changed; reading their lists", self.slug,
-                         len(changed))  # fmt: skip
+                log.info(
+                    "workspace %s: %d repositories' effective access changed; reading their lists",
+                    self.slug,
+                    len(changed),
+                )
             for start in range(0, len(changed), 100):
-                targets = [(slug, uuid, {"repository_uuid": uuid, "repository_slug": slug}, reason)
-                           for uuid, slug, reason in changed[start : start + 100]]  # fmt: skip
+                targets = [
+                    (slug, uuid, {"repository_uuid": uuid, "repository_slug": slug}, reason)
+                    for uuid, slug, reason in changed[start : start + 100]
+                ]
                 self._permission_lists("repository", targets, self._repository_lists())
                 self.writer.checkpoint(self.slug, "refresh", f"after {start + len(targets)}")
         self.writer.carry_forward(self.refresh)
         self.writer.checkpoint(self.slug, "refresh", None)
 
     def _decide_effective(self) -> None:
-        """Read Bitbucket's effective list (where the credential administers the workspace), unless reading every
-        repository's lists is cheaper or shortens the day (refresh.lists_instead_of_effective); the workspace's row
-        says which (`raw.workspaces.effective_list`)."""
+        """Read Bitbucket's effective list (where the credential administers the workspace), unless reading
+        every repository's lists is cheaper or shortens the day (refresh.lists_instead_of_effective); the
+        workspace's row says which (`raw.workspaces.effective_list`)."""
         if not self.options.effective_permissions:
             why = "not read: switched off (ExtractionOptions.effective_permissions)"
         elif not self.admin:
             why = "not read: the credential does not administer this workspace"
         elif self.lists_instead:
-            why = f"not read: {self.lists_instead}; every repository's lists are read instead (nothing reconciled)"
+            why = (
+                f"not read: {self.lists_instead}; every repository's lists are read instead "
+                "(nothing reconciled)"
+            )
         else:
             why = "read"
         self.effective_list = why
         self.writer.set_workspace_field(self.slug, "effective_list", why)
-        if why != "read":  # the last known size, for the next sync's estimate (refresh.lists_instead_of_effective)
+        # the last known size, for the next sync's estimate (refresh.lists_instead_of_effective)
+        if why != "read":
             self.writer.set_workspace_field(
                 self.slug, "effective_pairs", last_effective_pairs(self.writer.con, self.slug)
             )
@@ -316,8 +351,8 @@ class _WorkspaceExtractor:
         start = self.writer.resume_point(self.slug, stage)
         if start == "":
             return  # this stage finished before the previous run stopped
-        # Per entry: a project's two permission lists; a repository's users list, and its groups list unless the
-        # workspace's group grants came in bulk (an estimate: an incremental sync reads fewer).
+        # Per entry: a project's two permission lists; a repository's users list, and its groups list unless
+        # the workspace's group grants came in bulk (an estimate: an incremental sync reads fewer).
         lists = {"projects": 2, "repositories": 1 if self.repository_groups is not None else 2}.get(stage, 0)
         for page in pages(self.slug, start):
             handle(page.items)
@@ -326,14 +361,16 @@ class _WorkspaceExtractor:
             self._effective_ready()
 
     def _effective_ready(self, waiting_for: list[Future] | None = None) -> None:
-        """Write the effective-list pages fetched so far; with `waiting_for`, keep doing so until those are done."""
+        """Write the effective-list pages fetched so far; with `waiting_for`, keep doing so until those are
+        done."""
         pending = set(waiting_for or ())
         while True:
             self.effective.ready()
             if not pending:
                 return
-            done, pending = wait(pending, timeout=0.05 if self.effective.active else None,
-                                 return_when=FIRST_EXCEPTION)  # fmt: skip
+            done, pending = wait(
+                pending, timeout=0.05 if self.effective.active else None, return_when=FIRST_EXCEPTION
+            )
             if any(f.exception() is not None for f in done):
                 return  # the caller raises it; the rest are interrupted with the client
 
@@ -346,36 +383,62 @@ class _WorkspaceExtractor:
         org_groups = self._org_groups(members)
         add(
             "workspaces",
-            {**base, "name": ws.name, "is_private": ws.is_private, "administrator": self.admin,
-             "created_on": ws.created_on, "raw": ws.raw,
-             "group_source": CLASSIC_GROUPS if org_groups is None else ADMIN_GROUPS},
-        )  # fmt: skip
+            {
+                **base,
+                "name": ws.name,
+                "is_private": ws.is_private,
+                "administrator": self.admin,
+                "created_on": ws.created_on,
+                "raw": ws.raw,
+                "group_source": CLASSIC_GROUPS if org_groups is None else ADMIN_GROUPS,
+            },
+        )
         for m in members:
             user = m.user
             self._saw(user)
             add(
                 "workspace_members",
-                {**base, "user_uuid": user.uuid, "account_id": user.account_id, "permission": m.permission,
-                 "added_on": m.added_on, "last_accessed": m.last_accessed, "raw": m.raw},
-            )  # fmt: skip
+                {
+                    **base,
+                    "user_uuid": user.uuid,
+                    "account_id": user.account_id,
+                    "permission": m.permission,
+                    "added_on": m.added_on,
+                    "last_accessed": m.last_accessed,
+                    "raw": m.raw,
+                },
+            )
         for g in self.api.groups(slug):
             group_members = g.members if org_groups is None else org_groups.members(g)
             add(
                 "groups",
-                {**base, "group_slug": g.slug, "name": g.name, "default_permission": g.permission,
-                 "auto_add": g.auto_add, "member_count": len(group_members), "raw": g.raw},
-            )  # fmt: skip
+                {
+                    **base,
+                    "group_slug": g.slug,
+                    "name": g.name,
+                    "default_permission": g.permission,
+                    "auto_add": g.auto_add,
+                    "member_count": len(group_members),
+                    "raw": g.raw,
+                },
+            )
             for member in group_members:
                 self._saw(member)
                 add(
                     "group_members",
-                    {**base, "group_slug": g.slug, "user_uuid": member.uuid, "account_id": member.account_id,
-                     "display_name": member.display_name, "raw": member.raw},
-                )  # fmt: skip
+                    {
+                        **base,
+                        "group_slug": g.slug,
+                        "user_uuid": member.uuid,
+                        "account_id": member.account_id,
+                        "display_name": member.display_name,
+                        "raw": member.raw,
+                    },
+                )
 
     def _org_groups(self, members: list[WorkspaceMember]) -> _OrgGroupMembers | None:
-        """The Admin API's view of the groups of a workspace administered from admin.atlassian.com, or None: read
-        them from `/1.0/groups` (Atlassian does not document what that returns for such workspaces)."""
+        """The Admin API's view of the groups of a workspace administered from admin.atlassian.com, or None:
+        read them from `/1.0/groups` (Atlassian does not document what that returns for such workspaces)."""
         admin, named = self.options.admin_api, self.options.admin_managed
         managed = self.slug in named if named is not None else administered_from_admin_atlassian(members)
         if admin is None or not managed:
@@ -388,9 +451,15 @@ class _WorkspaceExtractor:
         if self.writer.first_sighting(user.uuid):
             self.writer.add(
                 "users",
-                {"user_uuid": user.uuid, "account_id": user.account_id, "display_name": user.display_name,
-                 "nickname": user.nickname, "user_type": user.type, "raw": user.raw},
-            )  # fmt: skip
+                {
+                    "user_uuid": user.uuid,
+                    "account_id": user.account_id,
+                    "display_name": user.display_name,
+                    "nickname": user.nickname,
+                    "user_type": user.type,
+                    "raw": user.raw,
+                },
+            )
 
     def _projects_page(self, projects: list[Project]) -> None:
         targets = []
@@ -398,9 +467,16 @@ class _WorkspaceExtractor:
             keys = {"project_uuid": p.uuid, "project_key": p.key}
             self.writer.add(
                 "projects",
-                {**self.base, **keys, "name": p.name, "is_private": p.is_private, "created_on": p.created_on,
-                 "updated_on": p.updated_on, "raw": p.raw},
-            )  # fmt: skip
+                {
+                    **self.base,
+                    **keys,
+                    "name": p.name,
+                    "is_private": p.is_private,
+                    "created_on": p.created_on,
+                    "updated_on": p.updated_on,
+                    "raw": p.raw,
+                },
+            )
             targets.append((p.key, p.uuid, keys, None))
         lists = {"users": self.api.project_user_grants, "groups": self.api.project_group_grants}
         self._permission_lists("project", targets, lists)
@@ -411,14 +487,25 @@ class _WorkspaceExtractor:
             keys = {"repository_uuid": r.uuid, "repository_slug": r.slug}
             self.writer.add(
                 "repositories",
-                {**self.base, **keys, "full_name": r.full_name, "name": r.name, "project_uuid": r.project_uuid,
-                 "project_key": r.project_key, "is_private": r.is_private, "created_on": r.created_on,
-                 "updated_on": r.updated_on, "raw": r.raw},
-            )  # fmt: skip
+                {
+                    **self.base,
+                    **keys,
+                    "full_name": r.full_name,
+                    "name": r.name,
+                    "project_uuid": r.project_uuid,
+                    "project_key": r.project_key,
+                    "is_private": r.is_private,
+                    "created_on": r.created_on,
+                    "updated_on": r.updated_on,
+                    "raw": r.raw,
+                },
+            )
             reason = self.refresh.reason(r.uuid)
             if bulk is not None and self._created_after_bulk(r):
                 # The bulk answer predates it, yet groups with `auto_add` reach it from birth: both its lists.
-                late.append((r.slug, r.uuid, keys, reason or "new: created after the bulk group list was read"))
+                late.append(
+                    (r.slug, r.uuid, keys, reason or "new: created after the bulk group list was read")
+                )
                 continue
             if bulk is not None:  # every repository's group grants are today's, from the one bulk call
                 self._write_list("repository", r.uuid, keys, "groups", bulk.get(r.slug, []), "bulk")
@@ -426,12 +513,15 @@ class _WorkspaceExtractor:
                 targets.append((r.slug, r.uuid, keys, reason))
         self._permission_lists("repository", targets, self._repository_lists())
         if late:
-            self._permission_lists("repository", late, {"users": self.api.repository_user_grants,
-                                                        "groups": self.api.repository_group_grants})  # fmt: skip
+            self._permission_lists(
+                "repository",
+                late,
+                {"users": self.api.repository_user_grants, "groups": self.api.repository_group_grants},
+            )
 
     def _created_after_bulk(self, repository: Repository) -> bool:
-        """Created (by Bitbucket's `created_on`, less `CLOCK_SKEW`) after the bulk group list was read, which on a
-        sync that takes hours happens to a few repositories a day."""
+        """Created (by Bitbucket's `created_on`, less `CLOCK_SKEW`) after the bulk group list was read, which
+        on a sync that takes hours happens to a few repositories a day."""
         if self.bulk_read_at is None or not repository.created_on:
             return False
         try:
@@ -448,9 +538,10 @@ class _WorkspaceExtractor:
         return lists
 
     def _bulk_group_privileges(self) -> dict[str, list[GroupGrant]] | None:
-        """`/1.0/group-privileges/{workspace}`: the group grants of every repository in one call instead of one per
-        repository. Where Bitbucket refuses it (404, 405, 410, 403), the per-repository lists are read instead, and
-        the workspace's row in the snapshot says which (`raw.workspaces.repository_group_lists`)."""
+        """`/1.0/group-privileges/{workspace}`: the group grants of every repository in one call instead of
+        one per repository. Where Bitbucket refuses it (404, 405, 410, 403), the per-repository lists are read
+        instead, and the workspace's row in the snapshot says which (`raw.workspaces.repository_group_lists`).
+        """
         self.bulk_read_at = self.api.client.clock.now()
         try:
             grants, source = self.api.group_privileges(self.slug), BULK_GROUP_LISTS
@@ -460,8 +551,12 @@ class _WorkspaceExtractor:
             )
             if not refused:  # 5xx, 429, missing scopes, a malformed answer: a failure, not a refusal
                 raise
-            log.warning("workspace %s: the 1.0 group-privileges list was refused (%s); reading each repository's "
-                        "list", self.slug, exc)  # fmt: skip
+            log.warning(
+                "workspace %s: the 1.0 group-privileges list was refused (%s); reading each repository's "
+                "list",
+                self.slug,
+                exc,
+            )
             grants, source = None, f"per repository: the 1.0 group-privileges list answered HTTP {exc.status}"
         self.writer.set_workspace_field(self.slug, "repository_group_lists", source)
         return grants
@@ -473,16 +568,27 @@ class _WorkspaceExtractor:
             self._saw(e.user)
             self.writer.add(
                 "effective_repository_permissions",
-                {**self.base, "repository_uuid": e.repository_uuid, "repository_name": e.repository_name,
-                 "user_uuid": e.user.uuid, "permission": e.permission, "raw": e.raw},
-            )  # fmt: skip
+                {
+                    **self.base,
+                    "repository_uuid": e.repository_uuid,
+                    "repository_name": e.repository_name,
+                    "user_uuid": e.user.uuid,
+                    "permission": e.permission,
+                    "raw": e.raw,
+                },
+            )
 
-    def _permission_lists(self, scope: str, targets: list[tuple[str, str, dict, str | None]],
-                          lists: dict[str, Callable]) -> None:  # fmt: skip
-        """Permissions-config lists (`lists`: kind -> fetch) of projects or repositories (`targets`: key, id, row
-        keys, why read), fetched concurrently (bounded by the pool) and written in order, each with a fetch-log row."""
-        jobs = [(key, rid, keys, reason, kind, fetch) for key, rid, keys, reason in targets
-                for kind, fetch in lists.items()]  # fmt: skip
+    def _permission_lists(
+        self, scope: str, targets: list[tuple[str, str, dict, str | None]], lists: dict[str, Callable]
+    ) -> None:
+        """Permissions-config lists (`lists`: kind -> fetch) of projects or repositories (`targets`: key, id,
+        row keys, why read), fetched concurrently (bounded by the pool) and written in order, each with a
+        fetch-log row."""
+        jobs = [
+            (key, rid, keys, reason, kind, fetch)
+            for key, rid, keys, reason in targets
+            for kind, fetch in lists.items()
+        ]
         clock = self.api.client.clock
         handed_over, failed = clock.fork(), threading.Event()
 
@@ -505,11 +611,16 @@ class _WorkspaceExtractor:
         self._effective_ready(waiting_for=futures)  # the effective list goes on meanwhile
         if failed.is_set():
             wait(futures)
-            raise next(f.exception() for f in futures if not isinstance(f.exception(), _NotFetched | NoneType))
+            raise next(
+                f.exception() for f in futures if not isinstance(f.exception(), _NotFetched | NoneType)
+            )
         results = [future.result() for future in futures]
         clock.join(max((t for _, t in results if t is not None), default=None))
-        gone = {job[1]: (job[0], grants) for job, (grants, _) in zip(jobs, results, strict=True)
-                if isinstance(grants, NotFoundError)}  # fmt: skip
+        gone = {
+            job[1]: (job[0], grants)
+            for job, (grants, _) in zip(jobs, results, strict=True)
+            if isinstance(grants, NotFoundError)
+        }
         for (_, rid, keys, reason, kind, _), (grants, _) in zip(jobs, results, strict=True):
             if rid not in gone:
                 self._write_list(scope, rid, keys, kind, grants, reason)
@@ -518,16 +629,23 @@ class _WorkspaceExtractor:
 
     def _repository_gone(self, slug: str, uuid: str, exc: NotFoundError) -> None:
         """A repository listed earlier in this sync whose permission list now answers 404: deleted (or made
-        invisible to the credential) while the sync ran, which on a day-long sync of thousands of repositories is
-        routine. It is left out of the snapshot, as if listed after the deletion, and reported as an anomaly."""
-        log.warning("workspace %s: repository %s answered 404 for its permission list (deleted since it was "
-                    "listed); left out of this snapshot", self.slug, slug)  # fmt: skip
+        invisible to the credential) while the sync ran, which on a day-long sync of thousands of repositories
+        is routine. It is left out of the snapshot, as if listed after the deletion, and reported as an
+        anomaly."""
+        log.warning(
+            "workspace %s: repository %s answered 404 for its permission list (deleted since it was "
+            "listed); left out of this snapshot",
+            self.slug,
+            slug,
+        )
         self.writer.drop_repository(self.slug, uuid)
         self.gone.add(uuid)
         why = "repository deleted while the sync ran: its permission list answered 404"
         self.writer.note_skipped(SkippedEntry(self.slug, exc.endpoint, 1, why, {"repository_uuid": uuid}))
 
-    def _write_list(self, scope: str, rid: str, keys: dict, kind: str, grants: list, reason: str | None) -> None:
+    def _write_list(
+        self, scope: str, rid: str, keys: dict, kind: str, grants: list, reason: str | None
+    ) -> None:
         for grant in grants:
             if isinstance(grant, UserGrant):
                 self._saw(grant.user)
@@ -535,12 +653,22 @@ class _WorkspaceExtractor:
         _write_grants(self.writer, scope, {**self.base, **keys, **observed}, grants)
         self.writer.add(
             "fetch_log",
-            {**self.base, "resource_type": scope, "resource_id": rid, "list": kind, "rows": len(grants),
-             "fetched_at": self.writer.clock.now(), "observed_sync_id": self.writer.sync_id, "read_reason": reason},
-        )  # fmt: skip
+            {
+                **self.base,
+                "resource_type": scope,
+                "resource_id": rid,
+                "list": kind,
+                "rows": len(grants),
+                "fetched_at": self.writer.clock.now(),
+                "observed_sync_id": self.writer.sync_id,
+                "read_reason": reason,
+            },
+        )
 
 
-def _write_grants(writer: SnapshotWriter, scope: str, base: dict, grants: list[UserGrant] | list[GroupGrant]) -> None:
+def _write_grants(
+    writer: SnapshotWriter, scope: str, base: dict, grants: list[UserGrant] | list[GroupGrant]
+) -> None:
     for grant in grants:
         if isinstance(grant, UserGrant):
             table = f"{scope}_user_permissions"
@@ -552,19 +680,27 @@ def _write_grants(writer: SnapshotWriter, scope: str, base: dict, grants: list[U
 
 
 class _OrgGroupMembers:
-    """Members of a workspace's groups as the organization's groups hold them (Admin API, by account id), turned
-    into Bitbucket users: from the workspace's member list, else one `/2.0/users/{account id}` call. A group the
-    organization does not hold keeps its 1.0 members, and the snapshot's anomalies say so."""
+    """Members of a workspace's groups as the organization's groups hold them (Admin API, by account id),
+    turned into Bitbucket users: from the workspace's member list, else one `/2.0/users/{account id}` call. A
+    group the organization does not hold keeps its 1.0 members, and the snapshot's anomalies say so."""
 
-    def __init__(self, admin: AtlassianAdminApi, api: BitbucketApi, writer: SnapshotWriter, slug: str,
-                 members: list[WorkspaceMember]):  # fmt: skip
+    def __init__(
+        self,
+        admin: AtlassianAdminApi,
+        api: BitbucketApi,
+        writer: SnapshotWriter,
+        slug: str,
+        members: list[WorkspaceMember],
+    ):
         self.admin, self.api, self.writer, self.slug = admin, api, writer, slug
         self.by_account = {m.user.account_id: m.user for m in members if m.user.account_id}
 
     def members(self, group: Group) -> tuple[User, ...]:
         org_group = self.admin.find_group(group.name or group.slug)
         if org_group is None:
-            reason = f"group {group.slug!r} is not an organization group: the members Bitbucket lists were kept"
+            reason = (
+                f"group {group.slug!r} is not an organization group: the members Bitbucket lists were kept"
+            )
             self.writer.note_skipped(SkippedEntry(self.slug, self.admin.directories_endpoint, 1, reason))
             return group.members
         users = []

@@ -21,15 +21,16 @@ _END = object()
 class Prefetch:
     """Fetches `pages` ahead (at most `depth` pages waiting) on a daemon thread; errors reach the reader.
 
-    On a simulated clock each thread keeps its own time: the fetching thread starts at the reader's time, and a
-    page is ready for the reader once the reader's time has reached the time it was fetched at."""
+    On a simulated clock each thread keeps its own time: the fetching thread starts at the reader's time, and
+    a page is ready for the reader once the reader's time has reached the time it was fetched at."""
 
     def __init__(self, pages: Iterator[Page], clock: Clock, name: str, depth: int = 8):
         self._pages, self._clock, self._depth = pages, clock, depth
         self._items: deque[tuple[object, float | None]] = deque()
         self._changed = threading.Condition()
         self._stop = False
-        self._latest = started = clock.fork()  # the fetching thread's time at its last page (simulated clocks)
+        # the fetching thread's time at its last page (simulated clocks)
+        self._latest = started = clock.fork()
         self._thread = threading.Thread(target=self._run, args=(started,), name=name, daemon=True)
         self._thread.start()
 
@@ -70,20 +71,25 @@ class Prefetch:
             yield self._take(item, fetched_at)
 
     def catch_up(self) -> None:
-        """On a simulated clock, wait (on the wall clock) until the fetching thread's time has reached the reader's,
-        or its queue is full, or it is done.
+        """On a simulated clock, wait (on the wall clock) until the fetching thread's time has reached the
+        reader's, or its queue is full, or it is done.
 
         A rate-limit bucket hands out its slots in the order threads ask for them. A fetching thread that this
-        machine runs more slowly than the reader would otherwise ask after the reader's later calls to the same
-        bucket, and be pushed to their time: its list would end later than it would on Bitbucket. On the wall
-        clock the two threads are in step already, and nothing waits."""
+        machine runs more slowly than the reader would otherwise ask after the reader's later calls to the
+        same bucket, and be pushed to their time: its list would end later than it would on Bitbucket. On the
+        wall clock the two threads are in step already, and nothing waits."""
         now = self._clock.fork()
         if now is None:
             return
         with self._changed:
-            while (not self._stop and self._latest is not None and self._latest < now
-                   and len(self._items) < self._depth and not (self._items and self._items[-1][0] is _END)
-                   and not (self._items and isinstance(self._items[-1][0], BaseException))):  # fmt: skip
+            while (
+                not self._stop
+                and self._latest is not None
+                and self._latest < now
+                and len(self._items) < self._depth
+                and not (self._items and self._items[-1][0] is _END)
+                and not (self._items and isinstance(self._items[-1][0], BaseException))
+            ):
                 self._changed.wait(timeout=1.0)
 
     def behind(self) -> bool:

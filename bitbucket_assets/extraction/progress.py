@@ -1,10 +1,11 @@
-"""Progress of a sync, reported at every checkpoint: a sync of a large organisation runs for hours at Bitbucket's
-pace, and whoever watches it (a terminal, Dagster's run log) should see where it is and how long is left.
+"""Progress of a sync, reported at every checkpoint: a sync of a large organisation runs for hours at
+Bitbucket's pace, and whoever watches it (a terminal, Dagster's run log) should see where it is and how long
+is left.
 
 An event per committed page says the workspace, the stage (members, projects, repositories, effective), pages
-done of expected (from the list's `size`, when Bitbucket sends it), calls and 429s so far, seconds spent waiting
-for the pacing budget, and an estimate of the time left in the stage at that budget. Listeners decide how to
-show it (`ProgressEvent.line()` is the plain form).
+done of expected (from the list's `size`, when Bitbucket sends it), calls and 429s so far, seconds spent
+waiting for the pacing budget, and an estimate of the time left in the stage at that budget. Listeners decide
+how to show it (`ProgressEvent.line()` is the plain form).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from ..client import BitbucketClient
 from ..client.api import Page
 
 log = logging.getLogger(__name__)
-# Every event as a log record (`extra={"progress": event}`): how a process running the sync in-process (the CLI
-# running the Dagster job) shows progress without Dagster in between.
+# Every event as a log record (`extra={"progress": event}`): how a process running the sync in-process (the
+# CLI running the Dagster job) shows progress without Dagster in between.
 EVENTS = logging.getLogger("bitbucket_assets.progress")
 
 PAGE_LENGTH = 100  # what a sync asks for (`pagelen`)
@@ -42,7 +43,9 @@ class ProgressEvent:
     def line(self) -> str:
         of = f"/{self.pages_expected}" if self.pages_expected is not None else ""
         state = "done" if self.finished else f"page {self.pages_done}{of}"
-        eta = "" if self.eta_seconds is None or self.finished else f", about {_duration(self.eta_seconds)} left"
+        eta = (
+            "" if self.eta_seconds is None or self.finished else f", about {_duration(self.eta_seconds)} left"
+        )
         return (
             f"{self.workspace}: {self.stage} {state}; {self.calls} calls, {self.rate_limited} rate-limited, "
             f"{_duration(self.paced_seconds)} paced{eta}"
@@ -82,8 +85,16 @@ class SyncProgress:
         """A stage without pages of its own (the members and groups of a workspace) was committed."""
         self._emit(workspace, stage, 1, 1, None, finished=True)
 
-    def _emit(self, workspace: str, stage: str, done: int, expected: int | None, eta: float | None, *,
-              finished: bool) -> None:  # fmt: skip
+    def _emit(
+        self,
+        workspace: str,
+        stage: str,
+        done: int,
+        expected: int | None,
+        eta: float | None,
+        *,
+        finished: bool,
+    ) -> None:
         calls, limited = self.client.stats.snapshot()
         paced = sum(bucket.waited for bucket in self.client.buckets.values())
         event = ProgressEvent(workspace, stage, done, expected, calls, limited, paced, eta, finished)

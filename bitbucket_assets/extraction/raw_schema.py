@@ -11,17 +11,18 @@ from functools import cache
 WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL"
 
 TABLES: dict[str, str] = {
-    "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, raw JSON, "
-    "group_source VARCHAR, repository_group_lists VARCHAR, effective_list VARCHAR, effective_pairs INTEGER",
-    # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's members,
-    # a permission list, the effective-permission list. `account_id` and `nickname` are null for a "Former user";
-    # `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
-    "users": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, display_name VARCHAR, "
-    "nickname VARCHAR, raw JSON, user_type VARCHAR",
+    "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, "
+    "raw JSON, group_source VARCHAR, repository_group_lists VARCHAR, effective_list VARCHAR, "
+    "effective_pairs INTEGER",
+    # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's
+    # members, a permission list, the effective-permission list. `account_id` and `nickname` are null for a
+    # "Former user"; `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
+    "users": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, display_name "
+    "VARCHAR, nickname VARCHAR, raw JSON, user_type VARCHAR",
     "workspace_members": f"{WS}, user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR, "
     "added_on TIMESTAMPTZ, last_accessed TIMESTAMPTZ, raw JSON",
-    "groups": f"{WS}, group_slug VARCHAR NOT NULL, name VARCHAR, default_permission VARCHAR, auto_add BOOLEAN, "
-    "member_count INTEGER, raw JSON",
+    "groups": f"{WS}, group_slug VARCHAR NOT NULL, name VARCHAR, default_permission VARCHAR, auto_add "
+    "BOOLEAN, member_count INTEGER, raw JSON",
     "group_members": f"{WS}, group_slug VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, "
     "display_name VARCHAR, raw JSON",
     "projects": f"{WS}, project_uuid VARCHAR NOT NULL, project_key VARCHAR NOT NULL, name VARCHAR, "
@@ -30,36 +31,41 @@ TABLES: dict[str, str] = {
     "user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR NOT NULL, raw JSON",
     "project_group_permissions": f"{WS}, project_uuid VARCHAR NOT NULL, project_key VARCHAR NOT NULL, "
     "group_slug VARCHAR NOT NULL, group_name VARCHAR, permission VARCHAR NOT NULL, raw JSON",
-    "repositories": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, full_name VARCHAR, "
-    "name VARCHAR, project_uuid VARCHAR, project_key VARCHAR, is_private BOOLEAN, created_on TIMESTAMPTZ, "
-    "updated_on TIMESTAMPTZ, raw JSON",
+    "repositories": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, full_name "
+    "VARCHAR, name VARCHAR, project_uuid VARCHAR, project_key VARCHAR, is_private BOOLEAN, created_on "
+    "TIMESTAMPTZ, updated_on TIMESTAMPTZ, raw JSON",
     # A repository's lists are read again when the refresh plan says so (extraction/refresh.py); otherwise the
     # rows of the sync that last read them are carried into this one, `observed_sync_id` naming that sync.
-    "repository_user_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
-    "user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR NOT NULL, raw JSON, observed_sync_id VARCHAR",
-    "repository_group_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
-    "group_slug VARCHAR NOT NULL, group_name VARCHAR, permission VARCHAR NOT NULL, raw JSON, observed_sync_id VARCHAR",
+    "repository_user_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT "
+    "NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR NOT NULL, raw JSON, "
+    "observed_sync_id VARCHAR",
+    "repository_group_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT "
+    "NULL, group_slug VARCHAR NOT NULL, group_name VARCHAR, permission VARCHAR NOT NULL, raw JSON, "
+    "observed_sync_id VARCHAR",
     # Bitbucket's own effective permissions, for reconciliation with the dbt marts.
     "effective_repository_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_name VARCHAR, "
     "user_uuid VARCHAR NOT NULL, permission VARCHAR NOT NULL, raw JSON",
-    # List entries skipped because they lack the identity the model needs (e.g. `user: null`), per endpoint and
-    # page (counted within that fetch: a resumed stage counts from the page it resumed at): the snapshot goes on
-    # without them, and the manifest, the sync summary and an asset check say so.
-    "anomalies": "sync_id VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL, endpoint_family VARCHAR NOT NULL, "
-    "endpoint VARCHAR NOT NULL, page INTEGER NOT NULL, reason VARCHAR NOT NULL, raw JSON",
-    # One row per permission list in the snapshot: proves completeness (asset check). `fetched_at` is when it was
-    # read, by `observed_sync_id` (this sync, or the earlier one whose list was carried forward), and `read_reason`
-    # says why it was read then (`full`, `new`, `due: ...`, `changed: ...`, `bulk`).
-    "fetch_log": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, list VARCHAR NOT NULL, "
-    "rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL, observed_sync_id VARCHAR, read_reason VARCHAR",
+    # List entries skipped because they lack the identity the model needs (e.g. `user: null`), per endpoint
+    # and page (counted within that fetch: a resumed stage counts from the page it resumed at): the snapshot
+    # goes on without them, and the manifest, the sync summary and an asset check say so.
+    "anomalies": "sync_id VARCHAR NOT NULL, workspace_slug VARCHAR NOT NULL, endpoint_family VARCHAR NOT "
+    "NULL, endpoint VARCHAR NOT NULL, page INTEGER NOT NULL, reason VARCHAR NOT NULL, raw JSON",
+    # One row per permission list in the snapshot: proves completeness (asset check). `fetched_at` is when it
+    # was read, by `observed_sync_id` (this sync, or the earlier one whose list was carried forward), and
+    # `read_reason` says why it was read then (`full`, `new`, `due: ...`, `changed: ...`, `bulk`).
+    "fetch_log": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, list VARCHAR NOT "
+    "NULL, rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL, observed_sync_id VARCHAR, read_reason "
+    "VARCHAR",
 }
 
 # Columns added after a table was first released, so that older warehouses gain them (always nullable).
 ADDED_COLUMNS = (
     ("users", "user_type VARCHAR"),
-    # Where the workspace's group members were read: `bitbucket-1.0` or `atlassian-admin-api` (organization groups).
+    # Where the workspace's group members were read: `bitbucket-1.0` or `atlassian-admin-api` (organization
+    # groups).
     ("workspaces", "group_source VARCHAR"),
-    # How its repositories' group grants were read: `bulk: the 1.0 group-privileges list`, or `per repository: <why>`.
+    # How its repositories' group grants were read: `bulk: the 1.0 group-privileges list`, or `per repository:
+    # <why>`.
     ("workspaces", "repository_group_lists VARCHAR"),
     # Whether Bitbucket's effective list was read for reconciliation: `read`, or `not read: <why>`.
     ("workspaces", "effective_list VARCHAR"),
@@ -92,7 +98,8 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     anomalies JSON,                     -- list entries skipped, per endpoint family: {family: count}
     group_sources JSON,                 -- where each workspace's group members were read: {slug: source}
     repository_group_lists JSON,        -- how each workspace's repository group grants were read: {slug: how}
-    refresh JSON                        -- per workspace: full or incremental, lists read per reason, lists carried
+    refresh JSON                        -- per workspace: full or incremental, lists read per reason, lists
+    -- carried
 )
 """
 

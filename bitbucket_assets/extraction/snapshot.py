@@ -30,9 +30,13 @@ EFFECTIVE_TABLES = frozenset({EFFECTIVE})
 SHARED_TABLES = frozenset({"users", "anomalies"})
 _EFFECTIVE_REPOSITORY = column_names(EFFECTIVE).index("repository_uuid")
 # A repository's rows in a snapshot, and the column naming it (`drop_repository`).
-REPOSITORY_ROWS = {"repositories": "repository_uuid", "repository_user_permissions": "repository_uuid",
-                   "repository_group_permissions": "repository_uuid", "fetch_log": "resource_id", EFFECTIVE:
-                   "repository_uuid"}  # fmt: skip
+REPOSITORY_ROWS = {
+    "repositories": "repository_uuid",
+    "repository_user_permissions": "repository_uuid",
+    "repository_group_permissions": "repository_uuid",
+    "fetch_log": "resource_id",
+    EFFECTIVE: "repository_uuid",
+}
 
 
 class SnapshotWriter:
@@ -58,7 +62,8 @@ class SnapshotWriter:
         Returns the ids of unfinished syncs that were abandoned (their rows deleted)."""
         key = json.dumps({"api_url": api_url, **options}, sort_keys=True)
         unfinished = self.con.execute(
-            # Failed syncs hold no rows, and pruned ones are history: only unfinished ones are resumed or abandoned.
+            # Failed syncs hold no rows, and pruned ones are history: only unfinished ones are resumed or
+            # abandoned.
             "SELECT sync_id, status, options FROM raw.syncs WHERE status IN ('running', 'interrupted') "
             "ORDER BY started_at DESC"
         ).fetchall()
@@ -70,11 +75,15 @@ class SnapshotWriter:
         if resume is not None:
             self.sync_id, self.resumed = resume, True
             self.con.execute(
-                "UPDATE raw.syncs SET status = 'running', resumes = coalesce(resumes, 0) + 1 WHERE sync_id = ?",
+                "UPDATE raw.syncs SET status = 'running', resumes = coalesce(resumes, 0) + 1 WHERE sync_id = "
+                "?",
                 [resume],
             )
             self._seen_users = {
-                r[0] for r in self.con.execute("SELECT user_uuid FROM raw.users WHERE sync_id = ?", [resume]).fetchall()
+                r[0]
+                for r in self.con.execute(
+                    "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [resume]
+                ).fetchall()
             }
             for table in TABLES:
                 self.counts[table] = self.con.execute(
@@ -96,9 +105,16 @@ class SnapshotWriter:
         self.counts[table] += 1
 
     def note_skipped(self, entry: SkippedEntry) -> None:
-        """A list entry the API layer skipped (thread-safe): recorded in `raw.anomalies` with the next checkpoint."""
-        row = {"workspace_slug": entry.workspace, "endpoint_family": endpoint_family(entry.endpoint),
-               "endpoint": entry.endpoint, "page": entry.page, "reason": entry.reason, "raw": entry.raw}  # fmt: skip
+        """A list entry the API layer skipped (thread-safe): recorded in `raw.anomalies` with the next
+        checkpoint."""
+        row = {
+            "workspace_slug": entry.workspace,
+            "endpoint_family": endpoint_family(entry.endpoint),
+            "endpoint": entry.endpoint,
+            "page": entry.page,
+            "reason": entry.reason,
+            "raw": entry.raw,
+        }
         with self._skipped_lock:
             self._skipped.append(row)
 
@@ -116,13 +132,18 @@ class SnapshotWriter:
         for row in skipped:
             self.add("anomalies", row)
         for name in list(self.buffers):
-            if stage is not None and name not in SHARED_TABLES and (name in EFFECTIVE_TABLES) != (stage == "effective"):
+            if (
+                stage is not None
+                and name not in SHARED_TABLES
+                and (name in EFFECTIVE_TABLES) != (stage == "effective")
+            ):
                 continue
             rows = self.buffers.pop(name, [])
             if not rows:
                 continue
             self._begin()
-            frame = pd.DataFrame(rows, columns=list(column_names(name)), dtype=object)  # noqa: F841 - read by SQL
+            # DuckDB reads the frame by its variable name (a replacement scan).
+            frame = pd.DataFrame(rows, columns=list(column_names(name)), dtype=object)  # noqa: F841
             self.con.execute(f"INSERT INTO raw.{name} BY NAME SELECT * FROM frame")
 
     # ---- checkpoints ----
@@ -158,19 +179,28 @@ class SnapshotWriter:
         self._begin()
         carried = carry_forward(self.con, self.sync_id, refresh)
         for table in ("repository_user_permissions", "repository_group_permissions", "fetch_log", "users"):
-            self.counts[table] = self.con.execute(f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?",
-                                                  [self.sync_id]).fetchone()[0]  # fmt: skip
-        self._seen_users.update(r[0] for r in self.con.execute(
-            "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [self.sync_id]).fetchall())  # fmt: skip
+            self.counts[table] = self.con.execute(
+                f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [self.sync_id]
+            ).fetchone()[0]
+        self._seen_users.update(
+            r[0]
+            for r in self.con.execute(
+                "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [self.sync_id]
+            ).fetchall()
+        )
         return carried
 
     def drop_repository(self, workspace: str, repository_uuid: str) -> None:
-        """Leave a repository listed earlier in this sync out of it: its row, its lists and its effective-list rows,
-        buffered or written; the deletion commits with the next checkpoint (a resumed sync does it again)."""
+        """Leave a repository listed earlier in this sync out of it: its row, its lists and its effective-list
+        rows, buffered or written; the deletion commits with the next checkpoint (a resumed sync does it
+        again)."""
         self._flush("repositories")  # every buffered row but the effective list's, which is filtered instead
         buffered = self.buffers[EFFECTIVE]
         kept = [row for row in buffered if row[_EFFECTIVE_REPOSITORY] != repository_uuid]
-        self.buffers[EFFECTIVE], self.counts[EFFECTIVE] = kept, self.counts[EFFECTIVE] - (len(buffered) - len(kept))
+        self.buffers[EFFECTIVE], self.counts[EFFECTIVE] = (
+            kept,
+            self.counts[EFFECTIVE] - (len(buffered) - len(kept)),
+        )
         self._begin()
         for table, column in REPOSITORY_ROWS.items():
             (deleted,) = self.con.execute(
@@ -180,13 +210,17 @@ class SnapshotWriter:
             self.counts[table] -= deleted
 
     def counted(self, table: str, workspace: str) -> int:
-        """Rows of the workspace in this sync's table, as committed (call it after the stage's last checkpoint)."""
-        return self.con.execute(f"SELECT count(*) FROM raw.{table} WHERE sync_id = ? AND workspace_slug = ?",
-                                [self.sync_id, workspace]).fetchone()[0]  # fmt: skip
+        """Rows of the workspace in this sync's table, as committed (call it after the stage's last
+        checkpoint)."""
+        return self.con.execute(
+            f"SELECT count(*) FROM raw.{table} WHERE sync_id = ? AND workspace_slug = ?",
+            [self.sync_id, workspace],
+        ).fetchone()[0]
 
     def workspace_uuid(self, slug: str) -> str:
         row = self.con.execute(
-            "SELECT workspace_uuid FROM raw.workspaces WHERE sync_id = ? AND workspace_slug = ?", [self.sync_id, slug]
+            "SELECT workspace_uuid FROM raw.workspaces WHERE sync_id = ? AND workspace_slug = ?",
+            [self.sync_id, slug],
         ).fetchone()
         return row[0]
 
@@ -196,7 +230,8 @@ class SnapshotWriter:
     def resume_point(self, workspace: str, stage: str) -> str | None:
         """None: not started; "": finished; else the `next` URL to continue from."""
         row = self.con.execute(
-            "SELECT next_url, done FROM raw.sync_checkpoints WHERE sync_id = ? AND workspace_slug = ? AND stage = ?",
+            "SELECT next_url, done FROM raw.sync_checkpoints WHERE sync_id = ? AND workspace_slug = ? AND "
+            "stage = ?",
             [self.sync_id, workspace, stage],
         ).fetchone()
         if row is None:
@@ -205,28 +240,55 @@ class SnapshotWriter:
 
     # ---- endings ----
 
-    def complete(self, workspaces: list[str], stats: dict[str, Any], skipped: dict[str, str] | None = None,
-                 refresh: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def complete(
+        self,
+        workspaces: list[str],
+        stats: dict[str, Any],
+        skipped: dict[str, str] | None = None,
+        refresh: dict[str, Any] | None = None,
+    ) -> None:
         """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
         self._flush()
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
-        anomalies = dict(self.con.execute(
-            "SELECT endpoint_family, count(*) FROM raw.anomalies WHERE sync_id = ? GROUP BY 1 ORDER BY 1",
-            [self.sync_id]).fetchall())  # fmt: skip
-        group_sources = dict(self.con.execute(
-            "SELECT workspace_slug, coalesce(group_source, 'bitbucket-1.0') FROM raw.workspaces WHERE sync_id = ? "
-            "ORDER BY 1", [self.sync_id]).fetchall())  # fmt: skip
-        group_lists = dict(self.con.execute(
-            "SELECT workspace_slug, repository_group_lists FROM raw.workspaces WHERE sync_id = ? "
-            "AND repository_group_lists IS NOT NULL ORDER BY 1", [self.sync_id]).fetchall())  # fmt: skip
+        anomalies = dict(
+            self.con.execute(
+                "SELECT endpoint_family, count(*) FROM raw.anomalies WHERE sync_id = ? GROUP BY 1 ORDER BY 1",
+                [self.sync_id],
+            ).fetchall()
+        )
+        group_sources = dict(
+            self.con.execute(
+                "SELECT workspace_slug, coalesce(group_source, 'bitbucket-1.0') FROM raw.workspaces WHERE "
+                "sync_id = ? ORDER BY 1",
+                [self.sync_id],
+            ).fetchall()
+        )
+        group_lists = dict(
+            self.con.execute(
+                "SELECT workspace_slug, repository_group_lists FROM raw.workspaces WHERE sync_id = ? "
+                "AND repository_group_lists IS NOT NULL ORDER BY 1",
+                [self.sync_id],
+            ).fetchall()
+        )
         self.con.execute(
             "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
-            "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, group_sources = ?, "
-            "repository_group_lists = ?, refresh = ?, error = NULL WHERE sync_id = ?",
-            [self.clock.now(), workspaces, json.dumps(counts), json.dumps(stats["calls_by_family"]),
-             stats["retries"], stats["rate_limited"], json.dumps(skipped or {}), json.dumps(anomalies),
-             json.dumps(group_sources), json.dumps(group_lists), json.dumps(refresh or {}), self.sync_id],
-        )  # fmt: skip
+            "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, "
+            "group_sources = ?, repository_group_lists = ?, refresh = ?, error = NULL WHERE sync_id = ?",
+            [
+                self.clock.now(),
+                workspaces,
+                json.dumps(counts),
+                json.dumps(stats["calls_by_family"]),
+                stats["retries"],
+                stats["rate_limited"],
+                json.dumps(skipped or {}),
+                json.dumps(anomalies),
+                json.dumps(group_sources),
+                json.dumps(group_lists),
+                json.dumps(refresh or {}),
+                self.sync_id,
+            ],
+        )
         if self.in_transaction:
             self.con.execute("COMMIT")
             self.in_transaction = False
@@ -256,9 +318,16 @@ class SnapshotWriter:
         self.con.execute(
             "UPDATE raw.syncs SET status = ?, finished_at = ?, error = ?, api_calls = ?, retries = ?, "
             "rate_limited = ? WHERE sync_id = ?",
-            [status, self.clock.now(), error[:2000], json.dumps(stats.get("calls_by_family", {})),
-             stats.get("retries"), stats.get("rate_limited"), self.sync_id],
-        )  # fmt: skip
+            [
+                status,
+                self.clock.now(),
+                error[:2000],
+                json.dumps(stats.get("calls_by_family", {})),
+                stats.get("retries"),
+                stats.get("rate_limited"),
+                self.sync_id,
+            ],
+        )
 
     def _delete_rows(self, sync_id: str) -> None:
         for name in TABLES:

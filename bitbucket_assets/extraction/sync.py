@@ -39,8 +39,10 @@ class SyncResult:
     abandoned: list[str] = field(default_factory=list)
     resumed: bool = False
     skipped: dict[str, str] = field(default_factory=dict)  # workspaces seen but not covered, with the reason
-    group_sources: dict[str, str] = field(default_factory=dict)  # workspace -> where its group members were read
-    refresh: dict[str, dict] = field(default_factory=dict)  # workspace -> lists read per reason, carried (refresh.py)
+    # workspace -> where its group members were read
+    group_sources: dict[str, str] = field(default_factory=dict)
+    # workspace -> lists read per reason, carried (refresh.py)
+    refresh: dict[str, dict] = field(default_factory=dict)
 
 
 def new_sync_id() -> str:
@@ -55,32 +57,48 @@ def run_sync(
 ) -> SyncResult:
     """Extract into the raw tables and publish the snapshot, or nothing.
 
-    An unfinished sync with the same settings (killed, stopped from outside such as a terminated run, or out of
-    retries on 429/5xx) is resumed from its checkpoints. Errors a retry cannot fix (credentials, scopes,
+    An unfinished sync with the same settings (killed, stopped from outside such as a terminated run, or out
+    of retries on 429/5xx) is resumed from its checkpoints. Errors a retry cannot fix (credentials, scopes,
     permissions, removed endpoints, malformed payloads) remove the sync's rows before they are re-raised.
     """
     if options.admin_api is not None:
         options.admin_api.client.stats = client.stats  # one count of calls in the manifest, both APIs in it
     writer = SnapshotWriter(con, sync_id or new_sync_id(), clock=client.clock)
     # What a resumed sync must match; the refresh plan reads `max_age_days` from here too.
-    settings = {"workspaces": options.workspaces, "full": options.refresh.full,
-                "max_age_days": options.refresh.max_age_days}  # fmt: skip
+    settings = {
+        "workspaces": options.workspaces,
+        "full": options.refresh.full,
+        "max_age_days": options.refresh.max_age_days,
+    }
     abandoned = writer.begin(client.api_url, client.credentials.kind, settings)
     if abandoned:
-        log.warning("removed rows of %d earlier sync(s) that never completed: %s", len(abandoned), ", ".join(abandoned))
+        log.warning(
+            "removed rows of %d earlier sync(s) that never completed: %s",
+            len(abandoned),
+            ", ".join(abandoned),
+        )
     if writer.resumed:
         log.info("resuming sync %s from its checkpoints", writer.sync_id)
     try:
-        # Entries lacking their identity are skipped into raw.anomalies; a malformed page still fails the sync.
+        # Entries lacking their identity are skipped into raw.anomalies; a malformed page still fails the
+        # sync.
         selection = extract_snapshot(BitbucketApi(client, on_skip=writer.note_skipped), writer, options)
         workspaces = [a.slug for a in selection.covered]
         if not workspaces and client.credentials.kind == "access_token":
             raise PermissionDeniedError(ACCESS_TOKEN_CANNOT, endpoint=USER_WORKSPACES)
         if not workspaces:
-            seen = f" (it sees {', '.join(selection.skipped)}, none as an administrator)" if selection.skipped else ""
-            raise BitbucketError(f"this credential administers no workspace{seen}: nothing to snapshot",
-                                 endpoint=USER_WORKSPACES)  # fmt: skip
-        writer.complete(workspaces, client.stats.as_dict(), skipped=selection.skipped, refresh=selection.refresh)
+            seen = (
+                f" (it sees {', '.join(selection.skipped)}, none as an administrator)"
+                if selection.skipped
+                else ""
+            )
+            raise BitbucketError(
+                f"this credential administers no workspace{seen}: nothing to snapshot",
+                endpoint=USER_WORKSPACES,
+            )
+        writer.complete(
+            workspaces, client.stats.as_dict(), skipped=selection.skipped, refresh=selection.refresh
+        )
     except (RateLimitExhaustedError, ServerError, Interrupted) as exc:
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
@@ -88,12 +106,26 @@ def run_sync(
         writer.fail(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     except BaseException as exc:
-        # Stopped from outside, not by what it met: Ctrl-C, SystemExit, a terminated Dagster run (Dagster raises
-        # DagsterExecutionInterruptedError, a BaseException). The checkpoints stay and the next run resumes.
+        # Stopped from outside, not by what it met: Ctrl-C, SystemExit, a terminated Dagster run (Dagster
+        # raises DagsterExecutionInterruptedError, a BaseException). The checkpoints stay and the next run
+        # resumes.
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     counts = {k: v for k, v in writer.counts.items() if k != "fetch_log"}
-    sources = dict(con.execute("SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1",
-                               [writer.sync_id]).fetchall())  # fmt: skip
-    return SyncResult(writer.sync_id, workspaces, counts, client.stats.as_dict(), abandoned, writer.resumed,
-                      selection.skipped, sources, selection.refresh)  # fmt: skip
+    sources = dict(
+        con.execute(
+            "SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1",
+            [writer.sync_id],
+        ).fetchall()
+    )
+    return SyncResult(
+        writer.sync_id,
+        workspaces,
+        counts,
+        client.stats.as_dict(),
+        abandoned,
+        writer.resumed,
+        selection.skipped,
+        sources,
+        selection.refresh,
+    )

@@ -85,34 +85,46 @@ class ApproverPolicy:
             raise ApproverPolicyError(f"approver policy {path}: identities: expected email: account id pairs")
         self_review = data.get("self_review", "reject")
         if self_review not in ("reject", "second_reviewer"):
-            raise ApproverPolicyError(f"approver policy {path}: self_review: {self_review!r} is not reject or "
-                                      "second_reviewer")  # fmt: skip
+            raise ApproverPolicyError(
+                f"approver policy {path}: self_review: {self_review!r} is not reject or second_reviewer"
+            )
         policy = cls(
             source=str(path),
             identities={normalise_identity(k): normalise_identity(str(v)) for k, v in identities.items()},
             self_review=self_review,
         )
         policy.approvers = policy._rules(data.get("approvers"), "approvers", path)
-        policy.protected_approvers = policy._rules(data.get("protected_approvers"), "protected_approvers", path)
+        policy.protected_approvers = policy._rules(
+            data.get("protected_approvers"), "protected_approvers", path
+        )
         if not policy.approvers:
-            raise ApproverPolicyError(f'approver policy {path}: approvers: name at least one workspace or "*"')
+            raise ApproverPolicyError(
+                f'approver policy {path}: approvers: name at least one workspace or "*"'
+            )
         return policy
 
     def _rules(self, raw, key: str, path) -> dict[str, Approvers]:
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            raise ApproverPolicyError(f"approver policy {path}: {key}: expected workspace: {{people, bitbucket_group}}")
+            raise ApproverPolicyError(
+                f"approver policy {path}: {key}: expected workspace: {{people, bitbucket_group}}"
+            )
         rules = {}
         for workspace, rule in raw.items():
             if not isinstance(rule, dict) or set(rule) - {"people", "bitbucket_group"}:
                 raise ApproverPolicyError(
-                    f"approver policy {path}: {key}.{workspace}: expected people (a list) and/or bitbucket_group"
+                    f"approver policy {path}: {key}.{workspace}: expected people (a list) and/or "
+                    "bitbucket_group"
                 )
             people = rule.get("people") or []
             if not isinstance(people, list):
-                raise ApproverPolicyError(f"approver policy {path}: {key}.{workspace}.people: expected a list")
-            rules[str(workspace)] = Approvers(frozenset(self.canonical(p) for p in people), rule.get("bitbucket_group"))
+                raise ApproverPolicyError(
+                    f"approver policy {path}: {key}.{workspace}.people: expected a list"
+                )
+            rules[str(workspace)] = Approvers(
+                frozenset(self.canonical(p) for p in people), rule.get("bitbucket_group")
+            )
         return rules
 
     # ---- people ----
@@ -150,25 +162,31 @@ class ApproverPolicy:
         if rule is None:
             return f"no approver is configured for workspace {ws!r} (approver policy {self.source})"
         if not self._allowed(rule, approver, ws, members):
-            return f"{approver!r} may not approve requests for workspace {ws!r} (approver policy {self.source})"
+            return (
+                f"{approver!r} may not approve requests for workspace {ws!r} (approver policy {self.source})"
+            )
         if group in set(protected) and request.get("allow_protected"):
             guard = self.protected_approvers.get(ws) or self.protected_approvers.get("*")
             if guard is None or not self._allowed(guard, approver, ws, members):
-                return (f"{approver!r} may not approve changes to protected group {group!r} "
-                        f"(approver policy {self.source}, protected_approvers)")  # fmt: skip
+                return (
+                    f"{approver!r} may not approve changes to protected group {group!r} "
+                    f"(approver policy {self.source}, protected_approvers)"
+                )
         return None
 
     def _allowed(self, rule: Approvers, approver: str | None, ws: str, members: GroupMembers) -> bool:
         key = self.canonical(approver)
         if not key:
             return False
-        return key in rule.people or (rule.bitbucket_group is not None and key in members(ws, rule.bitbucket_group))
+        return key in rule.people or (
+            rule.bitbucket_group is not None and key in members(ws, rule.bitbucket_group)
+        )
 
     def describe(self) -> str:
         if not self.configured:
             return (
-                "approver policy: NONE SET (BITBUCKET_APPROVER_POLICY): any approver other than the requester is "
-                "accepted"
+                "approver policy: NONE SET (BITBUCKET_APPROVER_POLICY): any approver other than the "
+                "requester is accepted"
             )
         return f"approver policy: {self.source} ({', '.join(sorted(self.approvers))})"
 

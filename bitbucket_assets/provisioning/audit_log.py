@@ -1,4 +1,5 @@
-"""The provisioning log as a hash chain: every row carries the SHA-256 of its own fields and of the row before.
+"""The provisioning log as a hash chain: every row carries the SHA-256 of its own fields and of the row
+before.
 
 Altering, deleting or inserting a row afterwards breaks the chain from that row on, and `verify_log` names
 the first row where it breaks. Cutting rows off the end leaves a shorter chain that still verifies: the
@@ -17,9 +18,24 @@ from typing import Any
 
 # The fields a row's hash covers, in order. `seq`, `prev_hash` and `row_hash` are the chain itself.
 HASHED = (
-    "log_id", "request_id", "workspace_slug", "group_slug", "user_uuid", "action", "outcome", "http_status", "error",
-    "requested_by", "approved_by", "approval_ref", "attempted_at", "run_id", "dry_run", "seq", "prev_hash",
-)  # fmt: skip
+    "log_id",
+    "request_id",
+    "workspace_slug",
+    "group_slug",
+    "user_uuid",
+    "action",
+    "outcome",
+    "http_status",
+    "error",
+    "requested_by",
+    "approved_by",
+    "approval_ref",
+    "attempted_at",
+    "run_id",
+    "dry_run",
+    "seq",
+    "prev_hash",
+)
 # Fields added later: hashed (by name) only when set, so rows written before them keep their hashes.
 HASHED_WHEN_SET = ("backend",)
 GENESIS = "0" * 64
@@ -35,15 +51,16 @@ def row_hash(row: dict[str, Any]) -> str:
 def append(con, row: dict[str, Any]) -> str:
     """Insert one log row at the head of the chain; returns its hash. Call inside the caller's transaction."""
     seq, prev = con.execute(
-        "select coalesce(max(seq), 0) + 1, coalesce(arg_max(row_hash, seq), ?) from provisioning.provisioning_log "
-        "where seq is not null",
+        "select coalesce(max(seq), 0) + 1, coalesce(arg_max(row_hash, seq), ?) from "
+        "provisioning.provisioning_log where seq is not null",
         [GENESIS],
     ).fetchone()
     full = {"log_id": uuid.uuid4().hex, **row, "seq": seq, "prev_hash": prev}
     full["row_hash"] = row_hash(full)
     columns = [*HASHED, *HASHED_WHEN_SET, "row_hash"]
     con.execute(
-        f"insert into provisioning.provisioning_log ({', '.join(columns)}) values ({', '.join('?' * len(columns))})",
+        f"insert into provisioning.provisioning_log ({', '.join(columns)}) values "
+        f"({', '.join('?' * len(columns))})",
         [full[c] for c in columns],
     )
     return full["row_hash"]
@@ -71,7 +88,9 @@ def verify_log(con) -> Verification:
         count += 1
         where = f"row {row['seq']} (log_id {row['log_id']}, request {row['request_id']})"
         if row["seq"] is None:
-            problems.append(f"row with log_id {row['log_id']} has no place in the chain (seq is empty): inserted")
+            problems.append(
+                f"row with log_id {row['log_id']} has no place in the chain (seq is empty): inserted"
+            )
             continue
         if row["seq"] != expected_seq:
             problems.append(f"{where}: expected row {expected_seq} here: rows were deleted or inserted")

@@ -1,5 +1,5 @@
-"""Where a workspace's group memberships are changed: Bitbucket's 1.0 groups API, or the Atlassian Admin API for
-workspaces administered from admin.atlassian.com (their groups are organization groups).
+"""Where a workspace's group memberships are changed: Bitbucket's 1.0 groups API, or the Atlassian Admin API
+for workspaces administered from admin.atlassian.com (their groups are organization groups).
 
 The choice is per workspace (`BackendChoice`): named in `BITBUCKET_ADMIN_MANAGED_WORKSPACES`, or, when that is
 unset, detected from the latest snapshot (`marts.dim_workspaces.user_management`: Bitbucket omits `added_on`
@@ -25,7 +25,9 @@ from ..client.api import MembershipChange, User, administered_from_admin_atlassi
 
 CLASSIC = "bitbucket-1.0"
 ADMIN_API = "atlassian-admin-api"
-NOT_CONFIGURED = "set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY (an organization API key) to change its groups"
+NOT_CONFIGURED = (
+    "set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY (an organization API key) to change its groups"
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ class BitbucketGroupsBackend:
 
 
 class AdminApiBackend:
-    """Organization groups through the Admin API v2: members by Atlassian account id. A Bitbucket group slug is
-    found as the organization group of the same name (the name the latest snapshot holds for it)."""
+    """Organization groups through the Admin API v2: members by Atlassian account id. A Bitbucket group slug
+    is found as the organization group of the same name (the name the latest snapshot holds for it)."""
 
     name = ADMIN_API
 
@@ -128,8 +130,8 @@ class AdminApiBackend:
 def idp_refusal(group: str, detail: str = "") -> str:
     said = f" Atlassian says: {detail}" if detail else ""
     return (
-        f"group {group!r} is synced from your identity provider: change its membership in the identity provider, "
-        f"not here (the Admin API refuses changes to synced groups).{said}"
+        f"group {group!r} is synced from your identity provider: change its membership in the identity "
+        f"provider, not here (the Admin API refuses changes to synced groups).{said}"
     )
 
 
@@ -169,14 +171,19 @@ class Backends:
                 return BackendChoice(CLASSIC, "not named in BITBUCKET_ADMIN_MANAGED_WORKSPACES")
             why = "named in BITBUCKET_ADMIN_MANAGED_WORKSPACES"
             if self.admin is None:
-                problem = f"workspace {workspace!r} is administered from admin.atlassian.com ({why}): {NOT_CONFIGURED}"
+                problem = (
+                    f"workspace {workspace!r} is administered from admin.atlassian.com ({why}): "
+                    f"{NOT_CONFIGURED}"
+                )
                 return BackendChoice(ADMIN_API, why, problem)
             return BackendChoice(ADMIN_API, f"{why}; organization {self.admin.org_id}")
         if not self._detected(workspace):
             return BackendChoice(CLASSIC, "managed in Bitbucket, as its members show")
         why = "administered from admin.atlassian.com, as its members show"
         if self.admin is None:
-            return BackendChoice(CLASSIC, f"{why}; no Admin API configured, so the 1.0 API is tried and may refuse")
+            return BackendChoice(
+                CLASSIC, f"{why}; no Admin API configured, so the 1.0 API is tried and may refuse"
+            )
         return BackendChoice(ADMIN_API, f"{why}; organization {self.admin.org_id}")
 
     def _detected(self, workspace: str) -> bool:
@@ -190,8 +197,9 @@ class Backends:
             return row[0] == "atlassian_admin"
         if self.api is None:  # a plan makes no call: without a snapshot, the workspace counts as classic
             return False
-        # Not in a built snapshot yet: the same sign, read live from the first page of members. If Bitbucket refuses
-        # that read, the request's own calls will meet (and explain) the same refusal: count it as classic.
+        # Not in a built snapshot yet: the same sign, read live from the first page of members. If Bitbucket
+        # refuses that read, the request's own calls will meet (and explain) the same refusal: count it as
+        # classic.
         try:
             sample = self.api.workspace_members_sample(workspace)
         except BitbucketError:
@@ -200,7 +208,9 @@ class Backends:
 
     def _group_names(self) -> dict[tuple[str, str], str]:
         try:
-            rows = self.con.execute("select workspace_slug, group_slug, group_name from marts.dim_groups").fetchall()
+            rows = self.con.execute(
+                "select workspace_slug, group_slug, group_name from marts.dim_groups"
+            ).fetchall()
         except duckdb.CatalogException:
             return {}
         return {(ws, slug): name for ws, slug, name in rows if name}

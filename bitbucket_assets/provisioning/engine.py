@@ -42,17 +42,22 @@ from ..client.admin_api import (
     AtlassianAdminApi,
 )
 from ..clock import Clock, SystemClock
+from ..settings import (
+    DEFAULT_MAX_APPROVAL_AGE_DAYS,
+    DEFAULT_MAX_CHANGES_PER_RUN,
+    DEFAULT_PROTECTED_GROUPS,
+)
 from . import audit_log
 from .approvals import ApproverPolicy, snapshot_group_members
 from .backends import ADMIN_API, Backends, MembershipBackend, idp_refusal
-from .tables import ACTIONS, PROTECTED_GROUPS, create_provisioning_tables
+from .tables import ACTIONS, create_provisioning_tables
 
 
 @dataclass
 class ProvisioningPolicy:
-    max_approval_age_days: float = 30.0
-    protected_groups: tuple[str, ...] = PROTECTED_GROUPS
-    max_changes_per_run: int = 50
+    max_approval_age_days: float = DEFAULT_MAX_APPROVAL_AGE_DAYS
+    protected_groups: tuple[str, ...] = DEFAULT_PROTECTED_GROUPS
+    max_changes_per_run: int = DEFAULT_MAX_CHANGES_PER_RUN
 
 
 class ChangeCapExceeded(RuntimeError):
@@ -82,8 +87,9 @@ class Provisioner:
         admin_api: AtlassianAdminApi | None = None,
         admin_managed: list[str] | None = None,
     ):
-        """`admin_api`: the organization's Atlassian Admin API, which changes the groups of workspaces administered
-        from admin.atlassian.com (`admin_managed` names them; None: detected from the latest snapshot)."""
+        """`admin_api`: the organization's Atlassian Admin API, which changes the groups of workspaces
+        administered from admin.atlassian.com (`admin_managed` names them; None: detected from the latest
+        snapshot)."""
         self.client, self.con = client, con
         self.api = BitbucketApi(client) if client is not None else None
         self.backends = Backends(con, self.api, admin_api, admin_managed)
@@ -115,8 +121,9 @@ class Provisioner:
         valid = self._without_conflicts(valid, dry_run)
         if len(valid) > self.policy.max_changes_per_run:
             raise ChangeCapExceeded(
-                f"{len(valid)} approved requests exceed the cap of {self.policy.max_changes_per_run} changes per run: "
-                "nothing was applied. Raise the cap (max_changes_per_run) or split the batch."
+                f"{len(valid)} approved requests exceed the cap of {self.policy.max_changes_per_run} "
+                "changes per run: nothing was applied. Raise the cap (max_changes_per_run) or split the "
+                "batch."
             )
         for request in valid:
             choice = self.backends.choice(request["workspace_slug"])
@@ -125,14 +132,17 @@ class Provisioner:
                 continue
             if dry_run:
                 note = f"dry run: no call made; {choice.describe()}"
-                self._log(request, request["action"], "planned", None, note, dry_run=True, backend=choice.backend)
+                self._log(
+                    request, request["action"], "planned", None, note, dry_run=True, backend=choice.backend
+                )
                 self.report.planned.append({**request, "backend": choice.describe()})
                 continue
             self._apply(request)
         return self.report
 
     def expire(self) -> ProvisioningReport:
-        """Undo just-in-time grants whose time is up, unless another active approved request still covers them."""
+        """Undo just-in-time grants whose time is up, unless another active approved request still covers
+        them."""
         self.reconcile_intents()
         due = self._rows(
             "select * from provisioning.access_requests where status = 'applied' and action = 'add' "
@@ -142,10 +152,16 @@ class Provisioner:
         for request in due:
             cover = self._rows(
                 # An add that found the user already in the group (no_change) covers the membership too.
-                "select request_id from provisioning.access_requests where status in ('applied', 'no_change') "
-                "and action = 'add' and workspace_slug = ? and group_slug = ? and user_id = ? and request_id <> ? "
-                "and (expires_at is null or expires_at > ?) order by request_id limit 1",
-                [request["workspace_slug"], request["group_slug"], request["user_id"], request["request_id"], self.now],
+                "select request_id from provisioning.access_requests where status in ('applied', "
+                "'no_change') and action = 'add' and workspace_slug = ? and group_slug = ? and user_id = ? "
+                "and request_id <> ? and (expires_at is null or expires_at > ?) order by request_id limit 1",
+                [
+                    request["workspace_slug"],
+                    request["group_slug"],
+                    request["user_id"],
+                    request["request_id"],
+                    self.now,
+                ],
             )
             if cover:
                 note = f"expired; access kept because request {cover[0]['request_id']} still covers it"
@@ -168,12 +184,17 @@ class Provisioner:
             members = self._live_members(backend, ws, intent["group_slug"], refresh=True)
             wanted_present = intent["action"] == "add"
             if (key in members) == wanted_present:
-                outcome = "expired" if request["status"] == "applied" and request["action"] == "add" else "applied"
+                outcome = (
+                    "expired" if request["status"] == "applied" and request["action"] == "add" else "applied"
+                )
                 self._finish(
-                    request, outcome, "the previous run's call had taken effect (reconciled after a crash)",
-                    action="expire" if outcome == "expired" else request["action"], user_uuid=intent["user_uuid"],
+                    request,
+                    outcome,
+                    "the previous run's call had taken effect (reconciled after a crash)",
+                    action="expire" if outcome == "expired" else request["action"],
+                    user_uuid=intent["user_uuid"],
                     backend=backend.name,
-                )  # fmt: skip
+                )
                 self.report.reconciled.append(request["request_id"])
             else:
                 self.con.execute(
@@ -187,7 +208,8 @@ class Provisioner:
         # Requests nobody approved yet stay pending: the job takes approved ones only.
         return self._rows(
             "select * from provisioning.access_requests where status = 'pending' "
-            "and (approved_by is not null or approved_at is not null) order by approved_at nulls last, request_id"
+            "and (approved_by is not null or approved_at is not null) order by approved_at nulls last, "
+            "request_id"
         )
 
     def _offline_problem(self, request: dict) -> str | None:
@@ -208,7 +230,11 @@ class Provisioner:
             return "approval is dated in the future"
         if request["group_slug"] in self.policy.protected_groups and not request["allow_protected"]:
             return f"group {request['group_slug']!r} is protected; the request must set allow_protected"
-        if request["expires_at"] is not None and request["expires_at"] <= self.now and request["action"] == "add":
+        if (
+            request["expires_at"] is not None
+            and request["expires_at"] <= self.now
+            and request["action"] == "add"
+        ):
             return "expires_at is already past"
         snapshot_problem = self._snapshot_problem(request)
         return snapshot_problem
@@ -227,13 +253,16 @@ class Provisioner:
                 continue
             for request in same:
                 others = ", ".join(r["request_id"] for r in same if r is not request)
-                note = (f"conflicts with request(s) {others}: an add and a remove of the same membership in one run; "
-                        "nothing was applied for either, resolve and resubmit")  # fmt: skip
+                note = (
+                    f"conflicts with request(s) {others}: an add and a remove of the same membership in one "
+                    "run; nothing was applied for either, resolve and resubmit"
+                )
                 self._finish(request, "rejected", note, dry_run=dry_run)
         return sorted(kept, key=requests.index)
 
     def _user_key(self, request: dict) -> str:
-        """The user as one key whether the request names a {uuid} or an account id (from the latest snapshot)."""
+        """The user as one key whether the request names a {uuid} or an account id (from the latest
+        snapshot)."""
         user_id = request["user_id"]
         try:
             row = self.con.execute(
@@ -262,15 +291,20 @@ class Provisioner:
         except duckdb.CatalogException:
             return None  # no warehouse yet: the live checks decide
         if not groups:
-            return (
-                f"group {request['group_slug']!r} is not in workspace {request['workspace_slug']!r} (latest snapshot)"
-            )
+            group, workspace = request["group_slug"], request["workspace_slug"]
+            return f"group {group!r} is not in workspace {workspace!r} (latest snapshot)"
         if not users:
             ws = request["workspace_slug"]
             return f"user {request['user_id']!r} is not a member of workspace {ws!r} (latest snapshot)"
         return None
 
-    def _apply(self, request: dict, action: str | None = None, log_action: str | None = None, success: str = "applied"):
+    def _apply(
+        self,
+        request: dict,
+        action: str | None = None,
+        log_action: str | None = None,
+        success: str = "applied",
+    ):
         action = action or request["action"]
         log_action = log_action or action
         ws, group = request["workspace_slug"], request["group_slug"]
@@ -285,14 +319,18 @@ class Provisioner:
             return finish("rejected", missing, http_status=404)
         except UnknownGroupError as exc:
             where = f" ({exc})" if backend.name == ADMIN_API else ""
-            return finish("rejected", f"group {group!r} not found in workspace {ws!r} (live){where}", http_status=404)
+            return finish(
+                "rejected", f"group {group!r} not found in workspace {ws!r} (live){where}", http_status=404
+            )
         except BitbucketError as exc:
             return finish("failed", _explain(exc, group), http_status=exc.status)
         user_uuid, key = user.uuid, backend.member_key(user)
         if refusal:
             return finish("failed", refusal, user_uuid=user_uuid)
         if key is None:
-            note = f"user {user_uuid} has no Atlassian account id, by which {backend.name} names group members"
+            note = (
+                f"user {user_uuid} has no Atlassian account id, by which {backend.name} names group members"
+            )
             return finish("failed", note, user_uuid=user_uuid)
         if (key in members) == (action == "add"):
             state = "already a member" if action == "add" else "not a member"
@@ -313,7 +351,9 @@ class Provisioner:
             # a just-in-time grant made so will expire.
             outcome = success
             note = (
-                None if change.changed else f"HTTP {change.status} on a retry: an earlier try of this call took effect"
+                None
+                if change.changed
+                else f"HTTP {change.status} on a retry: an earlier try of this call took effect"
             )
             (members.add if action == "add" else members.discard)(key)
         else:
@@ -338,12 +378,27 @@ class Provisioner:
         """Log the attempt, set the request's status and drop its intent, in one transaction."""
         self.report.outcomes[request["request_id"]] = outcome
         if dry_run:
-            self._log(request, action or request["action"], outcome, http_status, note, dry_run=True, backend=backend)
+            self._log(
+                request,
+                action or request["action"],
+                outcome,
+                http_status,
+                note,
+                dry_run=True,
+                backend=backend,
+            )
             return
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self._log(request, action or request["action"], outcome, http_status, note, user_uuid=user_uuid,
-                      backend=backend)  # fmt: skip
+            self._log(
+                request,
+                action or request["action"],
+                outcome,
+                http_status,
+                note,
+                user_uuid=user_uuid,
+                backend=backend,
+            )
             self.con.execute(
                 "update provisioning.access_requests set status = ?, status_reason = ?, updated_at = ? "
                 "where request_id = ?",
@@ -357,15 +412,26 @@ class Provisioner:
             self.con.execute("ROLLBACK")
             raise
 
-    def _log(self, request: dict, action: str, outcome: str, http_status: int | None, error: str | None, *,
-             user_uuid: str | None = None, dry_run: bool = False, backend: str | None = None) -> None:  # fmt: skip
+    def _log(
+        self,
+        request: dict,
+        action: str,
+        outcome: str,
+        http_status: int | None,
+        error: str | None,
+        *,
+        user_uuid: str | None = None,
+        dry_run: bool = False,
+        backend: str | None = None,
+    ) -> None:
         self.head = audit_log.append(
             self.con,
             {
                 "request_id": request["request_id"],
                 "workspace_slug": request["workspace_slug"],
                 "group_slug": request["group_slug"],
-                "user_uuid": user_uuid or (request["user_id"] if request["user_id"].startswith("{") else None),
+                "user_uuid": user_uuid
+                or (request["user_id"] if request["user_id"].startswith("{") else None),
                 "action": action,
                 "outcome": outcome,
                 "http_status": http_status,
@@ -380,7 +446,9 @@ class Provisioner:
             },
         )
 
-    def _live_members(self, backend: MembershipBackend, ws: str, group: str, refresh: bool = False) -> set[str]:
+    def _live_members(
+        self, backend: MembershipBackend, ws: str, group: str, refresh: bool = False
+    ) -> set[str]:
         """The group's members as `backend` names them (`{uuid}` or account id), read once per run."""
         key = (ws, group)
         if refresh or key not in self._members:
@@ -402,16 +470,19 @@ def _explain(exc: BitbucketError, group: str) -> str:
         return idp_refusal(group, str(exc))
     if exc.code in (LICENSE_LIMIT_EXCEEDED, TOO_MANY_LICENSE_BREACHES):
         return (
-            f"the Admin API refused: group {group!r} grants an app whose user limit is reached. Raise the app's user "
-            f"limit or free a seat (remove or suspend someone's access to it), then resubmit. {exc}"
+            f"the Admin API refused: group {group!r} grants an app whose user limit is reached. Raise the "
+            "app's user limit or free a seat (remove or suspend someone's access to it), then resubmit. "
+            f"{exc}"
         )
     if exc.code == NOT_ALLOWED_TO_MANAGE_ORG:
         return (
-            "the organization API key may not manage groups: create one in admin.atlassian.com with permission to "
-            f"manage users and groups and set it as BITBUCKET_ADMIN_API_KEY. {exc}"
+            "the organization API key may not manage groups: create one in admin.atlassian.com with "
+            f"permission to manage users and groups and set it as BITBUCKET_ADMIN_API_KEY. {exc}"
         )
     if isinstance(exc, RateLimitExhaustedError) and exc.code == RATE_LIMITED:
-        return f"rate limited by the Atlassian Admin API after every retry; the next run will try again: {exc}"
+        return (
+            f"rate limited by the Atlassian Admin API after every retry; the next run will try again: {exc}"
+        )
     if isinstance(exc, MissingScopesError):
         return f"the credential lacks scopes ({', '.join(exc.required)}): {exc}"
     if isinstance(exc, PermissionDeniedError) and "admin.atlassian.com" in str(exc):

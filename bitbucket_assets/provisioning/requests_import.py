@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..settings import DEFAULT_PROTECTED_GROUPS
 from .approvals import ApproverPolicy, snapshot_group_members
-from .tables import ACTIONS, PROTECTED_GROUPS, create_provisioning_tables
+from .tables import ACTIONS, create_provisioning_tables
 
 REQUIRED = ("request_id", "workspace_slug", "group_slug", "user_id", "action", "requested_by")
 OPTIONAL = ("approved_by", "approved_at", "expires_at", "reason", "approval_ref", "allow_protected")
@@ -42,8 +43,12 @@ def read_text_file(path: Path, error: Callable[[list[str]], Exception]) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise error([f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8: save the file as UTF-8 "
-                     "(in Excel: CSV UTF-8)"]) from None  # fmt: skip
+        raise error(
+            [
+                f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8: save the file as UTF-8 "
+                "(in Excel: CSV UTF-8)"
+            ]
+        ) from None
     if not text.strip():
         raise error(["the file is empty"])
     return text
@@ -52,7 +57,8 @@ def read_text_file(path: Path, error: Callable[[list[str]], Exception]) -> str:
 def csv_records(
     text: str, required: tuple[str, ...], error: Callable[[list[str]], Exception]
 ) -> list[tuple[int, dict]]:
-    """CSV rows with the line each starts on (a quoted field may span lines); missing columns are one error."""
+    """CSV rows with the line each starts on (a quoted field may span lines); missing columns are one
+    error."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
@@ -137,7 +143,9 @@ def _validate(row: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
             out[name] = None
             continue
         if not isinstance(raw, str):
-            problems.append(f"{name}: expected an ISO-8601 timestamp as text, got {type(raw).__name__} {raw!r}")
+            problems.append(
+                f"{name}: expected an ISO-8601 timestamp as text, got {type(raw).__name__} {raw!r}"
+            )
             out[name] = None
             continue
         try:
@@ -170,9 +178,14 @@ _ACCOUNT_ID = re.compile(r"[A-Za-z0-9]{1,16}:[A-Za-z0-9-]{1,64}|[0-9a-f]{24}")
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 
 
-def import_requests(con, path: str | Path, approvals: ApproverPolicy | None = None) -> int:
-    """Validate the whole file (approvals too, when a policy is given), then insert every row in one
-    transaction; returns how many."""
+def import_requests(
+    con,
+    path: str | Path,
+    approvals: ApproverPolicy | None = None,
+    protected: tuple[str, ...] = DEFAULT_PROTECTED_GROUPS,
+) -> int:
+    """Validate the whole file (approvals too, when a policy is given; `protected`: the groups changed only
+    with `allow_protected`), then insert every row in one transaction; returns how many."""
     rows = read_requests(path)
     if approvals is not None:
         members = snapshot_group_members(con)
@@ -180,7 +193,7 @@ def import_requests(con, path: str | Path, approvals: ApproverPolicy | None = No
             f"line {number}: approved_by: {problem}"
             for row in rows
             for number in [row["_line"]]
-            if row.get("approved_by") and (problem := approvals.approval_problem(row, PROTECTED_GROUPS, members))
+            if row.get("approved_by") and (problem := approvals.approval_problem(row, protected, members))
         ]
         if problems:
             raise RequestImportError(str(path), problems)
@@ -220,4 +233,11 @@ def insert_requests(con, rows: list[dict[str, Any]], *, skip_existing: bool = Fa
 
 
 REQUEST_COLUMNS = (*REQUIRED, *OPTIONAL)
-_TYPES = ("varchar",) * len(REQUIRED) + ("varchar", "timestamptz", "timestamptz", "varchar", "varchar", "boolean")
+_TYPES = ("varchar",) * len(REQUIRED) + (
+    "varchar",
+    "timestamptz",
+    "timestamptz",
+    "varchar",
+    "varchar",
+    "boolean",
+)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 STATUSES = ("pending", "applied", "no_change", "rejected", "failed", "expired")
 ACTIONS = ("add", "remove")
-PROTECTED_GROUPS = ("administrators",)  # changed only with allow_protected (and a protected approver, by policy)
 
 DDL = [
     "CREATE SCHEMA IF NOT EXISTS provisioning",
@@ -104,10 +103,12 @@ DDL = [
     # What a review `revoke` can take away, as the review population said at export (marts.review_population).
     "ALTER TABLE provisioning.review_items ADD COLUMN IF NOT EXISTS removable_via_groups VARCHAR[]",
     "ALTER TABLE provisioning.review_items ADD COLUMN IF NOT EXISTS paths_outside_groups VARCHAR[]",
-    # Which API made (or would make) the change: `bitbucket-1.0` or `atlassian-admin-api` (provisioning/backends.py).
+    # Which API made (or would make) the change: `bitbucket-1.0` or `atlassian-admin-api`
+    # (provisioning/backends.py).
     "ALTER TABLE provisioning.provisioning_log ADD COLUMN IF NOT EXISTS backend VARCHAR",
     """
-    -- The documented view of provisioning actions that reports read: every attempt with its request's approval.
+    -- The documented view of provisioning actions that reports read: every attempt with its request's
+    -- approval.
     CREATE OR REPLACE VIEW provisioning.actions AS
     SELECT l.attempted_at, l.request_id, l.workspace_slug, l.group_slug, l.user_uuid, l.action, l.outcome,
            l.http_status, l.error, l.requested_by, l.approved_by, l.approval_ref, r.approved_at, r.expires_at,

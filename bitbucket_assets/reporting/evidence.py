@@ -21,7 +21,8 @@ from jinja2 import Environment, PackageLoader
 from .pack_integrity import MANIFEST, REPORT, syncs_drawn_on, write_manifest
 from .safe_text import spreadsheet_cell, text
 
-# Every query selects from the marts and documented views: the access rules live in dbt (macros/access_rules.sql).
+# Every query selects from the marts and documented views: the access rules live in dbt
+# (macros/access_rules.sql).
 QUERIES = {
     "population": """
         select workspace_slug, resource_type, resource_key, resource_name, user_display_name, user_account_id,
@@ -37,7 +38,8 @@ QUERIES = {
         order by changed_at, workspace_slug, resource_key, principal_name
     """,
     "provisioning": """
-        select attempted_at, request_id, workspace_slug, group_slug, user_uuid, action, outcome, http_status, error,
+        select attempted_at, request_id, workspace_slug, group_slug, user_uuid, action, outcome, http_status,
+        error,
                requested_by, approved_by, approval_ref, approved_at, expires_at, run_id
         from provisioning.actions
         where not dry_run and attempted_at >= $from and attempted_at <= $to
@@ -55,7 +57,8 @@ class EvidencePack:
     directory: Path
     report: Path
     metrics: dict[str, int | str]
-    manifest: dict = field(default_factory=dict)  # manifest.json: parameters, syncs, SQL, rows, SHA-256 per CSV
+    # manifest.json: parameters, syncs, SQL, rows, SHA-256 per CSV
+    manifest: dict = field(default_factory=dict)
 
 
 class EvidenceOutputError(ValueError):
@@ -74,7 +77,11 @@ def _prepare(out: Path, replace: bool) -> None:
         return
     foreign = [name for name in present if name not in PACK_FILES]
     if not replace or foreign:
-        what = f"files that are not an evidence pack ({', '.join(foreign[:5])})" if foreign else "an evidence pack"
+        what = (
+            f"files that are not an evidence pack ({', '.join(foreign[:5])})"
+            if foreign
+            else "an evidence pack"
+        )
         hint = "choose an empty or new directory" + ("" if foreign else ", or pass --replace")
         raise EvidenceOutputError(f"{out} already holds {what}: {hint}")
     for name in present:
@@ -93,9 +100,12 @@ def build_evidence_pack(
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             cursor = con.execute(sql, used)
         except duckdb.CatalogException:
-            # e.g. no provisioning yet: the report still links this file, so it says so rather than being absent
+            # e.g. no provisioning yet: the report still links this file, so it says so rather than being
+            # absent
             tables[name] = ([], [])
-            (out / f"{name}.csv").write_text("note\nnot in this warehouse (nothing recorded yet)\n", encoding="utf-8")
+            (out / f"{name}.csv").write_text(
+                "note\nnot in this warehouse (nothing recorded yet)\n", encoding="utf-8"
+            )
             continue
         tables[name] = ([d[0] for d in cursor.description], cursor.fetchall())
         with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
@@ -122,7 +132,11 @@ def build_evidence_pack(
         syncs = syncs_drawn_on(con, start, end)
     except duckdb.CatalogException:  # a warehouse built before the sync summary existed
         syncs = []
-    parameters = {"from": start.isoformat(), "to": end.isoformat(), "generated_at": datetime.now(UTC).isoformat()}
+    parameters = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "generated_at": datetime.now(UTC).isoformat(),
+    }
     manifest = write_manifest(out, parameters, syncs, QUERIES)
     report = out / REPORT
     report.write_text(_render(metrics, tables, manifest), encoding="utf-8")
@@ -130,7 +144,9 @@ def build_evidence_pack(
 
 
 TEMPLATES = Environment(
-    loader=PackageLoader("bitbucket_assets.reporting", "templates"), autoescape=True, keep_trailing_newline=True
+    loader=PackageLoader("bitbucket_assets.reporting", "templates"),
+    autoescape=True,
+    keep_trailing_newline=True,
 )
 SECTIONS = (
     ("Population at the end of the period", "population"),
@@ -142,8 +158,8 @@ TABLE_ROWS = 200  # per section in the report; the CSV beside it holds them all
 
 
 def bar_chart_svg(title: str, counts: dict[str, int]) -> str | None:
-    """A horizontal bar chart as inline SVG (Altair, as the dashboard draws, rendered by vl-convert): the report
-    needs no network and no script. None when there is nothing to draw."""
+    """A horizontal bar chart as inline SVG (Altair, as the dashboard draws, rendered by vl-convert): the
+    report needs no network and no script. None when there is nothing to draw."""
     if not counts:
         return None
     frame = pd.DataFrame({"label": list(counts), "count": list(counts.values())})
@@ -173,7 +189,10 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
         {"title": title, "svg": bar_chart_svg(title, counts)}
         for title, counts in (
             ("Changes per day", dict(sorted(changes_by_day.items()))),
-            ("Access at the end of the period, by resource type and permission", dict(sorted(population.items()))),
+            (
+                "Access at the end of the period, by resource type and permission",
+                dict(sorted(population.items())),
+            ),
             ("Open risks", dict(risks.most_common())),
         )
     ]
@@ -189,11 +208,19 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
     ]
     parameters = manifest["parameters"]
     syncs = [
-        {**sync, "synced_at": _when(sync["synced_at"]), "workspaces": ", ".join(sync["workspaces"] or []),
-         "api_calls": sum((sync["api_calls"] or {}).values()) if isinstance(sync["api_calls"], dict) else "",
-         "anomalies": sum((sync["anomalies"] or {}).values()) if isinstance(sync["anomalies"], dict) else 0}
+        {
+            **sync,
+            "synced_at": _when(sync["synced_at"]),
+            "workspaces": ", ".join(sync["workspaces"] or []),
+            "api_calls": sum((sync["api_calls"] or {}).values())
+            if isinstance(sync["api_calls"], dict)
+            else "",
+            "anomalies": sum((sync["anomalies"] or {}).values())
+            if isinstance(sync["anomalies"], dict)
+            else 0,
+        }
         for sync in manifest["syncs"]
-    ]  # fmt: skip
+    ]
     return TEMPLATES.get_template("evidence.html").render(
         metrics=metrics,
         charts=charts,

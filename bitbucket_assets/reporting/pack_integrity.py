@@ -1,6 +1,7 @@
 """What lets an auditor trust an evidence pack ("information produced by the entity"): a manifest naming the
 parameters, the syncs drawn on (with their completeness figures and reconciliation result), the exact SQL, row
-count and SHA-256 of every CSV; the pack's digests recorded in the warehouse; and a check that recomputes them.
+count and SHA-256 of every CSV; the pack's digests recorded in the warehouse; and a check that recomputes
+them.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import duckdb
 MANIFEST = "manifest.json"
 REPORT = "evidence.html"
 
-# The syncs a pack draws on: the last one at or before the start of the period (its baseline) and every one in it.
+# The syncs a pack draws on: the last one at or before the start of the period (its baseline) and every one in
+# it.
 SYNCS_SQL = """
     select s.sync_id, s.synced_at, s.status, s.workspaces, s.users, s.groups, s.repositories, s.entity_counts,
-           s.api_calls, s.anomalies, s.skipped_workspaces, r.compared_rows, r.mismatches, r.passed as reconciled
+           s.api_calls, s.anomalies, s.skipped_workspaces, r.compared_rows, r.mismatches, r.passed as
+           reconciled
     from marts.fct_sync_summary s
     left join marts.fct_reconciliations r using (sync_id)
     where s.synced_at <= $to
-      and s.synced_at >= coalesce((select max(synced_at) from marts.fct_sync_summary where synced_at <= $from), $from)
+      and s.synced_at >= coalesce((select max(synced_at) from marts.fct_sync_summary where synced_at <=
+      $from), $from)
     order by s.synced_at
 """
 
@@ -80,26 +84,40 @@ def syncs_drawn_on(con: duckdb.DuckDBPyConnection, start: datetime, end: datetim
 def write_manifest(out: Path, parameters: dict[str, str], syncs: list[dict], queries: dict[str, str]) -> dict:
     """manifest.json beside the CSVs: parameters, syncs, and per CSV its SQL, rows and SHA-256."""
     files = {
-        f"{name}.csv": {"sql": " ".join(sql.split()), "rows": csv_rows(out / f"{name}.csv"),
-                        "sha256": sha256_of(out / f"{name}.csv")}
+        f"{name}.csv": {
+            "sql": " ".join(sql.split()),
+            "rows": csv_rows(out / f"{name}.csv"),
+            "sha256": sha256_of(out / f"{name}.csv"),
+        }
         for name, sql in queries.items()
-    }  # fmt: skip
+    }
     manifest = {"tool": "bitbucket-access", "parameters": parameters, "syncs": syncs, "files": files}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
+    (out / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8"
+    )
     return manifest
 
 
-def record_pack(con: duckdb.DuckDBPyConnection, out: Path, manifest: dict, created_at: datetime) -> tuple[str, str]:
-    """Store the pack's digests in the warehouse (`reporting.evidence_packs`); returns (manifest, report) SHA-256."""
+def record_pack(
+    con: duckdb.DuckDBPyConnection, out: Path, manifest: dict, created_at: datetime
+) -> tuple[str, str]:
+    """Store the pack's digests in the warehouse (`reporting.evidence_packs`); returns (manifest, report)
+    SHA-256."""
     for statement in RECORD_DDL:
         con.execute(statement)
     digests = sha256_of(out / MANIFEST), sha256_of(out / REPORT)
     parameters = manifest["parameters"]
     con.execute(
         "insert or replace into reporting.evidence_packs values (?, ?, ?, ?, ?, ?, ?)",
-        [*digests, created_at, parameters["from"], parameters["to"], str(out.resolve()),
-         json.dumps({name: entry["sha256"] for name, entry in manifest["files"].items()})],
-    )  # fmt: skip
+        [
+            *digests,
+            created_at,
+            parameters["from"],
+            parameters["to"],
+            str(out.resolve()),
+            json.dumps({name: entry["sha256"] for name, entry in manifest["files"].items()}),
+        ],
+    )
     return digests
 
 
@@ -144,13 +162,16 @@ def verify_pack(directory: Path, con: duckdb.DuckDBPyConnection | None) -> Verif
         return result
     try:
         record = con.execute(
-            "select report_sha256 from reporting.evidence_packs where manifest_sha256 = ?", [sha256_of(manifest_path)]
+            "select report_sha256 from reporting.evidence_packs where manifest_sha256 = ?",
+            [sha256_of(manifest_path)],
         ).fetchone()
     except duckdb.CatalogException:
         record = None
     if record is None:
-        result.problems.append(f"{MANIFEST}: altered, or the pack was not written from this warehouse "
-                               "(its SHA-256 is not in reporting.evidence_packs)")  # fmt: skip
+        result.problems.append(
+            f"{MANIFEST}: altered, or the pack was not written from this warehouse "
+            "(its SHA-256 is not in reporting.evidence_packs)"
+        )
     elif not (directory / REPORT).exists():
         result.problems.append(f"{REPORT}: missing")
     elif sha256_of(directory / REPORT) != record[0]:

@@ -1,4 +1,5 @@
-"""User access reviews: export a dated population as a review campaign, import reviewers' decisions as requests.
+"""User access reviews: export a dated population as a review campaign, import reviewers' decisions as
+requests.
 
 Export: one row per (user, resource, permission) held at `as_of`, with every grant path, when it was first
 granted (from the history), the user's last access and groups, and empty reviewer / decision / comment
@@ -30,7 +31,8 @@ import pandas as pd
 
 from ..provisioning.approvals import ApproverPolicy, snapshot_group_members
 from ..provisioning.requests_import import csv_records, insert_requests, read_text_file
-from ..provisioning.tables import PROTECTED_GROUPS, create_provisioning_tables
+from ..provisioning.tables import create_provisioning_tables
+from ..settings import DEFAULT_PROTECTED_GROUPS
 from .safe_text import from_spreadsheet_cell, spreadsheet_cell, xlsx_cell
 
 COLUMNS = [
@@ -56,9 +58,18 @@ COLUMNS = [
 ]
 # What a reviewer must not change: the item and the evidence a decision is taken on.
 EVIDENCE = [
-    "review_item", "workspace_slug", "resource_type", "resource_key", "resource_name", "user_uuid",
-    "user_account_id", "user_display_name", "permission", "grant_paths", "groups",
-]  # fmt: skip
+    "review_item",
+    "workspace_slug",
+    "resource_type",
+    "resource_key",
+    "resource_name",
+    "user_uuid",
+    "user_account_id",
+    "user_display_name",
+    "permission",
+    "grant_paths",
+    "groups",
+]
 DECISIONS = ("keep", "revoke", "")
 IMPORT_COLUMNS = (*EVIDENCE, "reviewer", "decision", "campaign_id")  # what an import needs in the file
 
@@ -67,8 +78,8 @@ EXPORT_SQL = """
     select *, '' as reviewer, '' as decision, '' as comment
     from marts.review_population(cast($as_of as timestamptz), $workspace)
 """
-# Registered with each item (not in the file): the groups a revoke removes the user from, and the paths a person
-# must remove in Bitbucket.
+# Registered with each item (not in the file): the groups a revoke removes the user from, and the paths a
+# person must remove in Bitbucket.
 REVOCATION = ("removable_via_groups", "paths_outside_groups")
 
 
@@ -150,8 +161,10 @@ def register_campaign(con: duckdb.DuckDBPyConnection, campaign: Campaign, create
         )
         columns = ", ".join(("campaign_id", *EVIDENCE, "fingerprint", *REVOCATION))
         lists = ", ".join(f"""from_json({c}, '["VARCHAR"]')""" for c in REVOCATION)
-        con.execute(f"insert into provisioning.review_items ({columns}) "
-                    f"select campaign_id, {', '.join(EVIDENCE)}, fingerprint, {lists} from items")  # fmt: skip
+        con.execute(
+            f"insert into provisioning.review_items ({columns}) "
+            f"select campaign_id, {', '.join(EVIDENCE)}, fingerprint, {lists} from items"
+        )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -197,15 +210,27 @@ def read_review(path: Path) -> list[tuple[int, dict]]:
         if missing:
             raise error([f"line 1: missing column(s) {', '.join(missing)}"])
         return [
-            (i, dict(zip(header, [from_spreadsheet_cell("" if v is None else str(v)) for v in r], strict=False)))
+            (
+                i,
+                dict(
+                    zip(header, [from_spreadsheet_cell("" if v is None else str(v)) for v in r], strict=False)
+                ),
+            )
             for i, r in enumerate(rows[1:], 2)
         ]
     records = csv_records(read_text_file(path, error), IMPORT_COLUMNS, error)
-    return [(i, {k: from_spreadsheet_cell(v or "") for k, v in row.items() if k is not None}) for i, row in records]
+    return [
+        (i, {k: from_spreadsheet_cell(v or "") for k, v in row.items() if k is not None})
+        for i, row in records
+    ]
 
 
 def plan_review_import(
-    con: duckdb.DuckDBPyConnection, path: Path, now: datetime | None = None, approvals: ApproverPolicy | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    now: datetime | None = None,
+    approvals: ApproverPolicy | None = None,
+    protected: tuple[str, ...] = DEFAULT_PROTECTED_GROUPS,
 ) -> ReviewImport:
     now = now or datetime.now(UTC)
     approvals = approvals or ApproverPolicy()
@@ -236,7 +261,12 @@ def plan_review_import(
             problems.append(f"line {line}: {own}")
             continue
         campaign_id = row["campaign_id"]
-        ws, kind, key, user = row["workspace_slug"], row["resource_type"], row["resource_key"], row["user_uuid"]
+        ws, kind, key, user = (
+            row["workspace_slug"],
+            row["resource_type"],
+            row["resource_key"],
+            row["user_uuid"],
+        )
         base = {
             "workspace_slug": ws,
             "user_id": user,
@@ -254,8 +284,10 @@ def plan_review_import(
         exported = items[campaign_id][row["review_item"]]
         groups, outside = exported["removable_via_groups"], exported["paths_outside_groups"]
         if groups is None or outside is None:
-            problems.append(f"line {line}: campaign_id: campaign {campaign_id} was exported by an older version that "
-                            "did not record what a revoke removes; export a new campaign")  # fmt: skip
+            problems.append(
+                f"line {line}: campaign_id: campaign {campaign_id} was exported by an older version that "
+                "did not record what a revoke removes; export a new campaign"
+            )
             continue
         for part in outside:
             out.manual.append(
@@ -263,15 +295,21 @@ def plan_review_import(
             )
         item = hashlib.sha256(row["review_item"].encode()).hexdigest()[:12]
         for group in groups:
-            request = {**base, "group_slug": group, "reason": reason,
-                       "request_id": f"review-{campaign_id}-{item}-{group}"}  # fmt: skip
-            problem = approvals.approval_problem(request, PROTECTED_GROUPS, members)
+            request = {
+                **base,
+                "group_slug": group,
+                "reason": reason,
+                "request_id": f"review-{campaign_id}-{item}-{group}",
+            }
+            problem = approvals.approval_problem(request, protected, members)
             if problem:
                 problems.append(f"line {line}: reviewer: {problem}")
                 break
             out.requests.append(request)
     if problems:
-        raise ReviewImportError(f"{path}: {len(problems)} problem(s), nothing imported:\n  " + "\n  ".join(problems))
+        raise ReviewImportError(
+            f"{path}: {len(problems)} problem(s), nothing imported:\n  " + "\n  ".join(problems)
+        )
     return out
 
 
@@ -312,8 +350,8 @@ def _tampering(row: dict, items: dict[str, dict[str, dict]]) -> str | None:
 def _own_access_problem(approvals: ApproverPolicy, row: dict, reviewer: str) -> str | None:
     if approvals.configured and not approvals.is_bitbucket_identity(reviewer):
         return (
-            f"reviewer: {reviewer!r} is neither an account id nor an email mapped to one in the identities of "
-            f"{approvals.source}: a reviewer must be someone the tool can compare with Bitbucket users"
+            f"reviewer: {reviewer!r} is neither an account id nor an email mapped to one in the identities "
+            f"of {approvals.source}: a reviewer must be someone the tool can compare with Bitbucket users"
         )
     if not approvals.is_person(reviewer, row.get("user_uuid"), row.get("user_account_id")):
         return None
@@ -330,8 +368,12 @@ def _own_access_problem(approvals: ApproverPolicy, row: dict, reviewer: str) -> 
 
 
 def import_review(
-    con: duckdb.DuckDBPyConnection, path: Path, now: datetime | None = None, approvals: ApproverPolicy | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    now: datetime | None = None,
+    approvals: ApproverPolicy | None = None,
+    protected: tuple[str, ...] = DEFAULT_PROTECTED_GROUPS,
 ) -> ReviewImport:
-    plan = plan_review_import(con, path, now, approvals)
+    plan = plan_review_import(con, path, now, approvals, protected)
     plan.created = insert_requests(con, plan.requests, skip_existing=True)
     return plan

@@ -29,18 +29,25 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def open_writer(database: str, wait_seconds: float = 600.0, clock: Clock | None = None) -> duckdb.DuckDBPyConnection:
+def open_writer(
+    database: str, wait_seconds: float = 600.0, clock: Clock | None = None
+) -> duckdb.DuckDBPyConnection:
     """Open the warehouse for writing, waiting while another process (a sync, a provisioning run) holds
     DuckDB's file lock, as the Dagster writers do; gives up after `wait_seconds` with a clear error."""
     return _open_waiting(database, False, wait_seconds, clock or SystemClock())
 
 
-def open_reader(database: str, wait_seconds: float = 600.0, clock: Clock | None = None) -> duckdb.DuckDBPyConnection:
-    """Open read-only, waiting the same way: reading the warehouse itself (no read copy yet) needs the lock too."""
+def open_reader(
+    database: str, wait_seconds: float = 600.0, clock: Clock | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open read-only, waiting the same way: reading the warehouse itself (no read copy yet) needs the lock
+    too."""
     return _open_waiting(database, True, wait_seconds, clock or SystemClock())
 
 
-def _open_waiting(database: str, read_only: bool, wait_seconds: float, clock: Clock) -> duckdb.DuckDBPyConnection:
+def _open_waiting(
+    database: str, read_only: bool, wait_seconds: float, clock: Clock
+) -> duckdb.DuckDBPyConnection:
     deadline, pause = clock.monotonic() + wait_seconds, 0.2
     while True:
         try:
@@ -48,8 +55,8 @@ def _open_waiting(database: str, read_only: bool, wait_seconds: float, clock: Cl
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or clock.monotonic() >= deadline:
                 raise WarehouseBusyError(
-                    f"the warehouse {database} is held by another process (a sync or a provisioning run?) and "
-                    f"stayed locked for {wait_seconds:g} s: try again when it has finished"
+                    f"the warehouse {database} is held by another process (a sync or a provisioning run?) "
+                    f"and stayed locked for {wait_seconds:g} s: try again when it has finished"
                 ) from None
             clock.sleep(pause)
             pause = min(pause * 2, 5.0)
@@ -85,6 +92,7 @@ def reader_database(settings: Settings) -> str:
 
 
 def report_database(settings: Settings) -> str:
-    """What reports (review export, evidence) read: the read copy when one exists, else the warehouse itself."""
+    """What reports (review export, evidence) read: the read copy when one exists, else the warehouse
+    itself."""
     reader = reader_database(settings)
     return reader if reader.startswith("md:") or Path(reader).exists() else settings.duckdb_path

@@ -137,7 +137,7 @@ order by i.workspace_slug, i.resource_type, i.resource_key, i.user_display_name
 {#
   Open risks at `as_of`: one row per (risk, workspace, resource or user) with a sentence of detail. Each
   workspace is judged on its last observation at or before `as_of`. `leavers` is the relation HR fills
-  (provisioning.leavers), or none when the warehouse has none yet.
+  (provisioning.leavers), or none.
 #}
 {% macro access_risks(history, observations, members, repositories, users, as_of, leavers=none, dormant_days=90) %}
 with held as ({{ paths_held_at(history, as_of) }}),
@@ -217,15 +217,4 @@ inner join {{ leavers }} l on l.user_id in (e.user_uuid, e.user_account_id)
 where l.left_on <= cast({{ as_of }} as date)
 group by e.workspace_slug, e.user_display_name, e.user_uuid, l.left_on
 {% endif %}
-{% endmacro %}
-
-
-{# provisioning.leavers when the warehouse has it (the provisioning layer creates it), else none. #}
-{% macro leavers_relation() %}
-{%- if execute -%}
-{%- set relation = adapter.get_relation(database=target.database, schema='provisioning', identifier='leavers') -%}
-{#- Without the catalog name: the table macros must keep working in copies of the file (the read copy). -#}
-{{ return(relation.include(database=false) if relation else none) }}
-{%- endif -%}
-{{ return(none) }}
 {% endmacro %}

@@ -19,7 +19,8 @@ if not (CHROMIUM and DRIVER):
     if os.environ.get("CI"):
         raise RuntimeError("CI needs Debian's chromium and chromium-driver: .ci/run installs them")
     pytest.skip(
-        "headless Chromium is not installed (apt-get install chromium chromium-driver)", allow_module_level=True
+        "headless Chromium is not installed (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
     )
 
 from selenium import webdriver  # noqa: E402
@@ -100,9 +101,9 @@ LATEST_ALL = "select arg_max({}, synced_at) from marts.fct_workspace_trends wher
         (
             "Who has access",
             "Users with access",
-            "select count(*) from marts.effective_access_as_of(now()) e join (select workspace_slug, resource_type, "
-            "resource_key from marts.fct_grant_history where resource_type in ('repository', 'project') "
-            "order by all limit 1) f using (workspace_slug, resource_type, resource_key)",
+            "select count(*) from marts.effective_access_as_of(now()) e join (select workspace_slug, "
+            "resource_type, resource_key from marts.fct_grant_history where resource_type in ('repository', "
+            "'project') order by all limit 1) f using (workspace_slug, resource_type, resource_key)",
         ),
         (
             "Person",
@@ -129,7 +130,9 @@ def test_overview_draws_one_chart_per_measure_and_follows_the_url(served, dashbo
     first = sql(dashboard_db, "select min(cast(synced_at as date)) from marts.fct_sync_summary")
     shown = metrics(driver, url, "Overview", ws="northwind-labs", as_of=first.isoformat())
     WebDriverWait(driver, 60).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) == len(MEASURES) + 1
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) == len(MEASURES) + 1
+        )
     )
     for column, title in MEASURES.items():
         expected = sql(
@@ -168,16 +171,22 @@ def test_a_person_link_opens_their_page(served, dashboard_db) -> None:
 
 def test_a_download_returns_the_tables_rows(served, dashboard_db, tmp_path) -> None:
     driver, url = served
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
     metrics(driver, url, "Who has access", resource="northwind|repository|platfo1-sync-cli")
     button = '[data-testid="stDownloadButton"] button'
-    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, button))  # renders after the metrics
+    # renders after the metrics
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, button))
     driver.find_element(By.CSS_SELECTOR, button).click()
     WebDriverWait(driver, 60).until(lambda d: [p for p in tmp_path.iterdir() if p.suffix == ".csv"])
     [csv] = [p for p in tmp_path.iterdir() if p.suffix == ".csv"]
     assert csv.name.startswith("who-has-access_northwind_repository_platfo1-sync-cli_")
     with duckdb.connect() as con:
         rows = con.execute("select user_uuid from read_csv(?)", [str(csv)]).fetchall()
-    expected = sql(dashboard_db, "select list(user_uuid order by user_uuid) from marts.fct_effective_access "
-                   "where resource_key = 'platfo1-sync-cli'")  # fmt: skip
+    expected = sql(
+        dashboard_db,
+        "select list(user_uuid order by user_uuid) from marts.fct_effective_access "
+        "where resource_key = 'platfo1-sync-cli'",
+    )
     assert sorted(r[0] for r in rows) == expected

@@ -41,7 +41,9 @@ def sql(db: str, statement: str, params=None):
 
 def days(db: str) -> list[date]:
     with duckdb.connect(db, read_only=True) as con:
-        rows = con.execute("select distinct cast(synced_at as date) from marts.fct_sync_summary order by 1").fetchall()
+        rows = con.execute(
+            "select distinct cast(synced_at as date) from marts.fct_sync_summary order by 1"
+        ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -80,8 +82,10 @@ def test_overview_follows_the_workspace_and_the_date(dashboard_db, monkeypatch, 
 
 
 def test_the_two_workspaces_differ_and_add_up(dashboard_db, monkeypatch) -> None:
-    counts = {ws: int(metric(run("Overview", dashboard_db, monkeypatch, ws=ws), "Repositories").replace(",", ""))
-              for ws in ("northwind", "northwind-labs")}  # fmt: skip
+    counts = {
+        ws: int(metric(run("Overview", dashboard_db, monkeypatch, ws=ws), "Repositories").replace(",", ""))
+        for ws in ("northwind", "northwind-labs")
+    }
     every = int(metric(run("Overview", dashboard_db, monkeypatch), "Repositories").replace(",", ""))
     assert counts["northwind"] != counts["northwind-labs"] and sum(counts.values()) == every
 
@@ -90,7 +94,8 @@ def test_who_has_access_links_every_person(dashboard_db, monkeypatch) -> None:
     resource = "northwind|repository|platfo1-sync-cli"
     app = run("Who has access", dashboard_db, monkeypatch, resource=resource)
     expected = sql(
-        dashboard_db, "select count(*) from marts.fct_effective_access where resource_key = 'platfo1-sync-cli'"
+        dashboard_db,
+        "select count(*) from marts.fct_effective_access where resource_key = 'platfo1-sync-cli'",
     )
     assert metric(app, "Users with access") == str(expected) and expected > 0
     table = app.table[0].value
@@ -101,8 +106,11 @@ def test_who_has_access_links_every_person(dashboard_db, monkeypatch) -> None:
     # On the first day, the people who had access then.
     first = days(dashboard_db)[0]
     earlier = run("Who has access", dashboard_db, monkeypatch, resource=resource, as_of=first.isoformat())
-    then = sql(dashboard_db, "select count(*) from marts.effective_access_as_of(?) where resource_key = "
-               "'platfo1-sync-cli'", [end_of(first)])  # fmt: skip
+    then = sql(
+        dashboard_db,
+        "select count(*) from marts.effective_access_as_of(?) where resource_key = 'platfo1-sync-cli'",
+        [end_of(first)],
+    )
     assert metric(earlier, "Users with access") == str(then)
 
 
@@ -111,7 +119,8 @@ def test_person_page_of_one_user_in_one_workspace(dashboard_db, monkeypatch) -> 
     app = run("Person", dashboard_db, monkeypatch, user=uuid, ws="northwind")
     expected = sql(
         dashboard_db,
-        "select count(*) from marts.fct_effective_access where user_uuid = ? and workspace_slug = 'northwind'",
+        "select count(*) from marts.fct_effective_access "
+        "where user_uuid = ? and workspace_slug = 'northwind'",
         [uuid],
     )
     assert metric(app, "Resources reachable") == str(expected) and expected > 0
@@ -123,7 +132,8 @@ def test_changes(dashboard_db, monkeypatch) -> None:
     app = run("Changes", dashboard_db, monkeypatch, ws="northwind")
     added = sql(
         dashboard_db,
-        "select count(*) from marts.fct_access_changes where change = 'added' and workspace_slug = 'northwind'",
+        "select count(*) from marts.fct_access_changes where change = 'added' and workspace_slug = "
+        "'northwind'",
     )
     assert metric(app, "Added") == str(added) and added > 0
 
@@ -132,7 +142,8 @@ def test_risks_explain_themselves(dashboard_db, monkeypatch) -> None:
     app = run("Risks", dashboard_db, monkeypatch, ws="northwind-labs")
     expected = sql(
         dashboard_db,
-        "select count(*) from marts.access_risks_as_of(current_timestamp) where workspace_slug = 'northwind-labs'",
+        "select count(*) from marts.access_risks_as_of(current_timestamp) where workspace_slug = "
+        "'northwind-labs'",
     )
     assert metric(app, "Open risks") == str(expected) and expected > 0
     headings = [h.value for h in app.subheader]

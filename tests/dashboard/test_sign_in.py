@@ -54,8 +54,13 @@ def test_the_command_listens_on_loopback_only(dashboard_db) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "BITBUCKET_DASHBOARD_DB": dashboard_db}
-    proc = subprocess.Popen([str(EXE), "dashboard", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(EXE), "dashboard", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120  # generous: a busy machine only starts it later
         while not _listening(port) and proc.poll() is None and time.monotonic() < deadline:

@@ -49,19 +49,41 @@ class PostgresServer:
         data = self.directory / "data"
         secret = self.directory / "password"
         secret.write_text(self.password)
-        if os.geteuid() == 0:  # the server runs as `postgres`: it owns its directory and reads the password file
+        # the server runs as `postgres`: it owns its directory and reads the password file
+        if os.geteuid() == 0:
             record = pwd.getpwnam("postgres")
             for path in (self.directory, secret):
                 os.chown(path, record.pw_uid, record.pw_gid)
-        self._run(str(bin_dir / "initdb"), "-D", str(data), "-U", self.user, f"--pwfile={secret}",
-                  "--auth=scram-sha-256", "-E", "UTF8")  # fmt: skip
+        self._run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            self.user,
+            f"--pwfile={secret}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+        )
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory}"
-        self._run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.directory / "log"),
-                  "-w", "-t", "120", "start")  # fmt: skip
+        self._run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "log"),
+            "-w",
+            "-t",
+            "120",
+            "start",
+        )
         import psycopg2
 
-        con = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                               dbname="postgres")  # fmt: skip
+        con = psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname="postgres"
+        )
         try:
             con.autocommit = True
             con.cursor().execute(f"CREATE DATABASE {self.database}")

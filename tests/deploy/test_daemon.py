@@ -6,8 +6,8 @@ writer per pool), with the cron settings shortened to every minute:
 - the expiry schedule removes a just-in-time membership once it has expired;
 - writer steps of different runs never overlap (the `duckdb_writer` pool).
 
-Everything is asserted from the instance's own records (runs, ticks, step events), never from timings; cron ticks
-once a minute, so the waits are generous.
+Everything is asserted from the instance's own records (runs, ticks, step events), never from timings; cron
+ticks once a minute, so the waits are generous.
 """
 
 from __future__ import annotations
@@ -26,8 +26,15 @@ from bitbucket_assets.warehouse.files import open_reader, open_writer
 from ..support import wait_for
 from .conftest import dagster_cli, pipeline_env, running_daemon
 
-WRITER_STEPS = {"bitbucket_raw_snapshot", "warehouse_models", "raw_snapshot_retention", "history_order",
-                "analyst_read_copy", "apply_approved_requests", "expire_just_in_time_access"}  # fmt: skip
+WRITER_STEPS = {
+    "bitbucket_raw_snapshot",
+    "warehouse_models",
+    "raw_snapshot_retention",
+    "history_order",
+    "analyst_read_copy",
+    "apply_approved_requests",
+    "expire_just_in_time_access",
+}
 
 
 def pg_rows(postgres, sql: str, params=()) -> list[tuple]:
@@ -53,9 +60,9 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
     with duckdb.connect(str(db)) as con:
         create_provisioning_tables(con)
         con.execute(
-            "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, action, "
-            "requested_by, approved_by, approved_at, expires_at, reason) values ('jit-1', 'tiny-co', 'leads', ?, "
-            "'add', 'ana@tiny.example', 'olga@tiny.example', ?, ?, 'incident cover')",
+            "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, "
+            "action, requested_by, approved_by, approved_at, expires_at, reason) values ('jit-1', "
+            "'tiny-co', 'leads', ?, 'add', 'ana@tiny.example', 'olga@tiny.example', ?, ?, 'incident cover')",
             [finn.uuid, datetime.now(UTC) - timedelta(minutes=5), expires_at],
         )
     env = pipeline_env(sim, db, BITBUCKET_SYNC_CRON="* * * * *", BITBUCKET_JIT_EXPIRY_CRON="* * * * *")
@@ -71,18 +78,33 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
             def finished(tag: str, value: str) -> list[dg.DagsterRun]:
                 return [r for r in runs(tag, value) if r.is_finished]
 
-            provisioned = wait_for("the sensor's provisioning run",
-                                   lambda: finished("dagster/sensor_name", "approved_requests_sensor"))  # fmt: skip
+            provisioned = wait_for(
+                "the sensor's provisioning run",
+                lambda: finished("dagster/sensor_name", "approved_requests_sensor"),
+            )
             assert finn.uuid in leads  # applied
             with open_writer(str(db)) as con:  # waits while a run the daemon launched holds the file
-                con.execute("update provisioning.access_requests set expires_at = now() - interval 1 second "
-                            "where request_id = 'jit-1'")  # fmt: skip
-            synced = wait_for("a scheduled sync", lambda: finished("dagster/schedule_name", "daily_bitbucket_sync"))
-            wait_for("the expiry", lambda: finn.uuid not in leads and finished(
-                "dagster/schedule_name", "jit_expiry_every_15_minutes"))  # fmt: skip
+                con.execute(
+                    "update provisioning.access_requests set expires_at = now() - interval 1 second "
+                    "where request_id = 'jit-1'"
+                )
+            synced = wait_for(
+                "a scheduled sync", lambda: finished("dagster/schedule_name", "daily_bitbucket_sync")
+            )
+            wait_for(
+                "the expiry",
+                lambda: (
+                    finn.uuid not in leads
+                    and finished("dagster/schedule_name", "jit_expiry_every_15_minutes")
+                ),
+            )
             # Another sensor evaluation after the request was applied: nothing waits, so it skips.
-            wait_for("a skipped sensor tick", lambda: ("SKIPPED",) in pg_rows(
-                postgres, "select status from job_ticks where type = 'SENSOR'"))  # fmt: skip
+            wait_for(
+                "a skipped sensor tick",
+                lambda: (
+                    ("SKIPPED",) in pg_rows(postgres, "select status from job_ticks where type = 'SENSOR'")
+                ),
+            )
 
             assert [r.status for r in provisioned] == [dg.DagsterRunStatus.SUCCESS]
             assert synced[0].status == dg.DagsterRunStatus.SUCCESS and synced[0].job_name == "bitbucket_sync"
@@ -90,7 +112,8 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
             assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in expiries)
             assert len(runs("dagster/sensor_name", "approved_requests_sensor")) == 1  # not again once applied
 
-            # One writer at a time: the writer steps of every run, from their start and end events, never overlap.
+            # One writer at a time: the writer steps of every run, from their start and end events, never
+            # overlap.
             spans = []
             for run in instance.get_runs():
                 starts, ends = {}, {}

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def instructions() -> list[list[tuple[str, str]]]:
-    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments); the file uses no line continuations."""
+    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments); the file uses no line
+    continuations."""
     stages: list[list[tuple[str, str]]] = []
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -50,8 +51,14 @@ def test_dockerfile_values_and_instance_agree() -> None:
     assert any(w == "RUN" and '".[production]"' in a for w, a in build)
     cmd = exec_form(next(a for w, a in final if w == "CMD"))
     port = cmd[cmd.index("--port") + 1]
-    values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())["dagster-user-deployments"]["deployments"][0]
-    assert cmd[cmd.index("--module-name") + 1] == values["dagsterApiGrpcArgs"][1] == "bitbucket_assets.definitions"
+    values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())["dagster-user-deployments"][
+        "deployments"
+    ][0]
+    assert (
+        cmd[cmd.index("--module-name") + 1]
+        == values["dagsterApiGrpcArgs"][1]
+        == "bitbucket_assets.definitions"
+    )
     assert int(port) == values["port"] and f"EXPOSE {port}" in (ROOT / "Dockerfile").read_text()
     instance = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     assert [s["name"] for s in values["envSecrets"]] == instance["run_launcher"]["config"]["env_secrets"]
@@ -69,14 +76,18 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
             for source in sources:
                 destination = app / target if target not in ("./", ".") else app / source
                 if (ROOT / source).is_dir():
-                    shutil.copytree(ROOT / source, destination, ignore=shutil.ignore_patterns("target", "logs"))
+                    shutil.copytree(
+                        ROOT / source, destination, ignore=shutil.ignore_patterns("target", "logs")
+                    )
                 else:
                     shutil.copy(ROOT / source, app / source if target.endswith("/") else destination)
         elif word == "RUN":
             command = arguments.replace("/opt/venv", str(venv)).replace(" --no-cache-dir", "")
             if command.startswith("python -m venv"):
                 command = command.replace("python", sys.executable, 1)
-            done = subprocess.run(["bash", "-c", command], cwd=app, capture_output=True, text=True, timeout=600)
+            done = subprocess.run(
+                ["bash", "-c", command], cwd=app, capture_output=True, text=True, timeout=600
+            )
             assert done.returncode == 0, f"{arguments}: {done.stderr[-2000:]}"
     assert (app / "dbt_project" / "target" / "manifest.json").exists()
 
@@ -84,19 +95,38 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
     port = str(free_port())
     cmd[cmd.index("--port") + 1], cmd[cmd.index("--host") + 1] = port, "127.0.0.1"
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "DAGSTER_HOME": str(tmp_path)}
-    server = subprocess.Popen([str(venv / "bin" / cmd[0]), *cmd[1:]], cwd=app, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    server = subprocess.Popen(
+        [str(venv / "bin" / cmd[0]), *cmd[1:]],
+        cwd=app,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while True:
-            health = subprocess.run([str(venv / "bin" / "dagster"), "api", "grpc-health-check", "--port", port],
-                                    env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+            health = subprocess.run(
+                [str(venv / "bin" / "dagster"), "api", "grpc-health-check", "--port", port],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if health.returncode == 0:
                 break
             assert server.poll() is None, server.stderr.read()[-2000:]
             assert time.monotonic() < deadline, "the gRPC server never became healthy"
             time.sleep(2)
-        listing = [str(venv / "bin" / "dagster"), "job", "list", "--grpc-port", port, "--grpc-host", "127.0.0.1"]
+        listing = [
+            str(venv / "bin" / "dagster"),
+            "job",
+            "list",
+            "--grpc-port",
+            port,
+            "--grpc-host",
+            "127.0.0.1",
+        ]
         jobs = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=120)
         assert jobs.returncode == 0, jobs.stderr[-2000:]
         for job in ("bitbucket_sync", "provision_group_membership", "expire_jit_access"):

@@ -13,14 +13,21 @@ import psycopg2
 from bitbucket_assets.definitions import build_definitions
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_assets.settings import load_settings
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_simulator import SIM_API_TOKEN
 
 
-def test_sync_and_provisioning_jobs_on_the_postgres_instance(dagster_home, postgres, make_sim, tmp_path) -> None:
+def test_sync_and_provisioning_jobs_on_the_postgres_instance(
+    dagster_home, postgres, make_sim, tmp_path
+) -> None:
     sim = make_sim()
     db = str(tmp_path / "warehouse.duckdb")
-    settings = load_settings(bitbucket_api_url=sim.url, bitbucket_email=sim.email, bitbucket_api_token=SIM_API_TOKEN,
-                             bitbucket_requests_per_hour=1e7, duckdb_path=db)  # fmt: skip
+    settings = load_settings(
+        bitbucket_api_url=sim.url,
+        bitbucket_email=sim.email,
+        bitbucket_api_token=SIM_API_TOKEN,
+        bitbucket_requests_per_hour=1e7,
+        duckdb_path=db,
+    )
     defs = build_definitions(settings)
     with dg.DagsterInstance.get() as instance:  # from DAGSTER_HOME: the production instance file
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -32,9 +39,9 @@ def test_sync_and_provisioning_jobs_on_the_postgres_instance(dagster_home, postg
         with duckdb.connect(db) as con:
             create_provisioning_tables(con)
             con.execute(
-                "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, action, "
-                "requested_by, approved_by, approved_at, reason) values ('pg-1', 'tiny-co', 'leads', ?, 'add', "
-                "'ana@tiny.example', 'olga@tiny.example', ?, 'on-call cover')",
+                "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, "
+                "action, requested_by, approved_by, approved_at, reason) values ('pg-1', 'tiny-co', "
+                "'leads', ?, 'add', 'ana@tiny.example', 'olga@tiny.example', ?, 'on-call cover')",
                 [finn.uuid, datetime.now(UTC) - timedelta(hours=1)],
             )
         provision = defs.resolve_job_def("provision_group_membership").execute_in_process(instance=instance)
@@ -43,7 +50,9 @@ def test_sync_and_provisioning_jobs_on_the_postgres_instance(dagster_home, postg
 
         records = {r.dagster_run.run_id: r.dagster_run for r in instance.get_run_records()}
         assert {records[sync.run_id].job_name, records[provision.run_id].job_name} == {
-            "bitbucket_sync", "provision_group_membership"}  # fmt: skip
+            "bitbucket_sync",
+            "provision_group_membership",
+        }
         assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in records.values())
 
     # Read back from Postgres itself, not through Dagster's objects.
@@ -60,6 +69,7 @@ def test_sync_and_provisioning_jobs_on_the_postgres_instance(dagster_home, postg
     finally:
         con.close()
     assert runs == {sync.run_id: "SUCCESS", provision.run_id: "SUCCESS"}
-    assert materialized >= 20 and checks >= 30  # raw tables, staging, marts; raw checks, dbt tests, reconciliation
+    # raw tables, staging, marts; raw checks, dbt tests, reconciliation
+    assert materialized >= 20 and checks >= 30
     with duckdb.connect(db, read_only=True) as con:
         assert con.execute("select count(*) from marts.fct_effective_access").fetchone()[0] > 100

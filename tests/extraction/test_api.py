@@ -14,7 +14,7 @@ from bitbucket_assets.client import (
     UnknownUserError,
 )
 from bitbucket_assets.client.api import _effective, _group_grant, _repository, _user
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_simulator import SIM_API_TOKEN
 
 
 def api_for(sim) -> BitbucketApi:
@@ -31,7 +31,10 @@ def test_typed_reads(tiny_sim) -> None:
     assert len(members) == 100 and {m.permission for m in members} == {"owner", "member"}
     groups = {g.slug: g for g in api.groups("tiny-co")}
     ana = tiny_sim.user("ana")
-    assert ana.uuid in {u.uuid for u in groups["developers"].members} and "members" not in groups["developers"].raw
+    assert (
+        ana.uuid in {u.uuid for u in groups["developers"].members}
+        and "members" not in groups["developers"].raw
+    )
     repos = [r for page in api.repository_pages("tiny-co") for r in page.items]
     payments = next(r for r in repos if r.slug == "payments-api")
     assert payments.project_key and payments.full_name == "tiny-co/payments-api"
@@ -76,7 +79,10 @@ def test_path_segments_are_quoted_without_safe_characters(make_sim) -> None:
 def test_sparse_objects_are_accepted_and_missing_identities_are_named() -> None:
     """Shapes of recorded Bitbucket responses: a group as only owner/slug/name, a "Former user" with no
     account id or nickname, an app user, a repository without `slug` (derived from `full_name`)."""
-    sparse_group = {"permission": "write", "group": {"owner": {"username": "tiny-co"}, "slug": "devs", "name": "Devs"}}
+    sparse_group = {
+        "permission": "write",
+        "group": {"owner": {"username": "tiny-co"}, "slug": "devs", "name": "Devs"},
+    }
     grant = _group_grant(sparse_group, "/x")
     assert (grant.group_slug, grant.group_name, grant.permission) == ("devs", "Devs", "write")
     former = _user({"type": "user", "display_name": "Former user", "uuid": "{f}"}, "/x")
@@ -85,6 +91,10 @@ def test_sparse_objects_are_accepted_and_missing_identities_are_named() -> None:
     assert bot.type == "app_user"
     repo = _repository({"uuid": "{r}", "full_name": "tiny-co/ledger"}, "/x")
     assert (repo.slug, repo.project_key, repo.is_private) == ("ledger", None, None)
-    with pytest.raises(MalformedResponseError, match=r"missing field `uuid`.*\[/2.0/workspaces/w/permissions/re"):
-        _effective({"permission": "read", "repository": {"name": "r"}, "user": {"uuid": "{u}"}},
-                   "/2.0/workspaces/w/permissions/repositories")  # fmt: skip
+    with pytest.raises(
+        MalformedResponseError, match=r"missing field `uuid`.*\[/2.0/workspaces/w/permissions/re"
+    ):
+        _effective(
+            {"permission": "read", "repository": {"name": "r"}, "user": {"uuid": "{u}"}},
+            "/2.0/workspaces/w/permissions/repositories",
+        )

@@ -21,7 +21,7 @@ from bitbucket_assets.client import (
     credentials_from_env,
 )
 from bitbucket_assets.clock import SimulatedClock
-from bitbucket_assets.simulator import (
+from bitbucket_simulator import (
     SIM_ACCESS_TOKEN,
     SIM_API_TOKEN,
     SIM_APP_PASSWORD,
@@ -33,7 +33,13 @@ from bitbucket_assets.simulator import (
 
 
 def client_for(sim, creds: Credentials | None = None, **kw) -> BitbucketClient:
-    kw = {"requests_per_hour": 1e7, "backoff_base": 0.01, "backoff_max": 0.05, "rate_limit_backoff": 0.01, **kw}
+    kw = {
+        "requests_per_hour": 1e7,
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+        "rate_limit_backoff": 0.01,
+        **kw,
+    }
     return BitbucketClient(creds or Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, **kw)
 
 
@@ -53,7 +59,9 @@ def test_access_token_reads_and_oauth_refreshes(make_sim) -> None:
     sim.simulator.credentials.oauth_token_lifetime = 1.0
     oauth = client_for(
         sim,
-        Credentials.oauth(SIM_OAUTH_CLIENT_ID, SIM_OAUTH_CLIENT_SECRET, sim.url + "/site/oauth2/access_token"),
+        Credentials.oauth(
+            SIM_OAUTH_CLIENT_ID, SIM_OAUTH_CLIENT_SECRET, sim.url + "/site/oauth2/access_token"
+        ),
     )
     assert oauth.get("/2.0/user")["display_name"] == "Access Sync Bot"
     time.sleep(1.1)  # the token expired: the client fetches a new one before calling
@@ -63,12 +71,18 @@ def test_access_token_reads_and_oauth_refreshes(make_sim) -> None:
 
 def test_credentials_from_env_and_secret_free_repr() -> None:
     creds = credentials_from_env({"BITBUCKET_EMAIL": "a@b.example", "BITBUCKET_API_TOKEN": "s3cret-token"})
-    assert creds.kind == "api_token" and "s3cret-token" not in repr(creds) and "s3cret-token" not in str(creds)
+    assert (
+        creds.kind == "api_token" and "s3cret-token" not in repr(creds) and "s3cret-token" not in str(creds)
+    )
     assert credentials_from_env({"BITBUCKET_ACCESS_TOKEN": "t"}).kind == "access_token"
     assert (
-        credentials_from_env({"BITBUCKET_OAUTH_CLIENT_ID": "i", "BITBUCKET_OAUTH_CLIENT_SECRET": "s"}).kind == "oauth"
+        credentials_from_env({"BITBUCKET_OAUTH_CLIENT_ID": "i", "BITBUCKET_OAUTH_CLIENT_SECRET": "s"}).kind
+        == "oauth"
     )
-    assert credentials_from_env({"BITBUCKET_USERNAME": "u", "BITBUCKET_APP_PASSWORD": "p"}).kind == "app_password"
+    assert (
+        credentials_from_env({"BITBUCKET_USERNAME": "u", "BITBUCKET_APP_PASSWORD": "p"}).kind
+        == "app_password"
+    )
     with pytest.raises(AuthenticationError, match="BITBUCKET_EMAIL and BITBUCKET_API_TOKEN"):
         credentials_from_env({})
 
@@ -91,10 +105,16 @@ def test_authentication_errors_name_the_endpoint_not_the_secret(tiny_sim, creds,
 
 def test_typed_errors(make_sim) -> None:
     sim = make_sim()
-    sim.simulator.credentials.add_api_token("ro@tiny.example", "ro", sim.org.operator_uuid, {"read:user:bitbucket"})
+    sim.simulator.credentials.add_api_token(
+        "ro@tiny.example", "ro", sim.org.operator_uuid, {"read:user:bitbucket"}
+    )
     with pytest.raises(MissingScopesError) as excinfo:
-        client_for(sim, Credentials.api_token("ro@tiny.example", "ro")).get("/2.0/workspaces/tiny-co/projects")
-    assert excinfo.value.required == ["read:project:bitbucket"] and "granted: read:user:bitbucket" in str(excinfo.value)
+        client_for(sim, Credentials.api_token("ro@tiny.example", "ro")).get(
+            "/2.0/workspaces/tiny-co/projects"
+        )
+    assert excinfo.value.required == ["read:project:bitbucket"] and "granted: read:user:bitbucket" in str(
+        excinfo.value
+    )
     client = client_for(sim)
     with pytest.raises(NotFoundError, match=r"\[/2.0/repositories/tiny-co/nope"):
         client.get("/2.0/repositories/tiny-co/nope", workspace="tiny-co")
@@ -103,8 +123,15 @@ def test_typed_errors(make_sim) -> None:
 
 
 def test_retries_absorb_every_fault(make_sim) -> None:
-    faults = Faults(seed=5, error_rate=0.1, burst_rate=0.05, burst_length=2, drop_rate=0.05, truncate_rate=0.05,
-                    malformed_rate=0.03)  # fmt: skip
+    faults = Faults(
+        seed=5,
+        error_rate=0.1,
+        burst_rate=0.05,
+        burst_length=2,
+        drop_rate=0.05,
+        truncate_rate=0.05,
+        malformed_rate=0.03,
+    )
     sim = make_sim(faults=faults)
     client = client_for(sim, max_retries=8)
     values = list(client.paginate("/2.0/workspaces/tiny-co/members", {"pagelen": 10}))
@@ -121,8 +148,8 @@ def test_exhausted_retries_raise_typed_errors(make_sim) -> None:
         client_for(sim, max_retries=1).get("/2.0/user")
     sim.simulator.faults.configure(malformed_rate=0)
     sim.simulator.rate_limit = RateLimit(limit=1, window_seconds=3600)
-    # A 429 storm with no Retry-After, as Bitbucket sends them: minutes of backoff (60, 120, 240, 480 s) on the
-    # clock, then the call gives up, 15 minutes later; none of it slept for real.
+    # A 429 storm with no Retry-After, as Bitbucket sends them: minutes of backoff (60, 120, 240, 480 s) on
+    # the clock, then the call gives up, 15 minutes later; none of it slept for real.
     clock = SimulatedClock()
     client = client_for(sim, max_retries=2, rate_limit_backoff=60, rate_limit_wait=900, clock=clock)
     client.get("/2.0/user")

@@ -13,7 +13,7 @@ import pytest
 from bitbucket_assets.client import BitbucketClient, Credentials, MissingScopesError, PermissionDeniedError
 from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.connection_check import check_connection
-from bitbucket_assets.simulator import (
+from bitbucket_simulator import (
     SIM_ACCESS_TOKEN,
     SIM_API_TOKEN,
     SIM_DIRECTORY_ID,
@@ -67,7 +67,9 @@ def test_missing_read_scopes_and_non_admin(make_sim) -> None:
     report = check_connection(client(sim, Credentials.api_token(ben.email, "ben-token")))
     assert report.workspaces == [("tiny-co", False), ("tiny-labs", False)]
     assert not report.can_sync
-    assert report.problems == ["the credential administers none of the workspaces it sees: a sync needs an owner"]
+    assert report.problems == [
+        "the credential administers none of the workspaces it sees: a sync needs an owner"
+    ]
     assert "workspace tiny-co: member (not an administrator): skipped by a sync" in report.lines()
 
 
@@ -89,7 +91,9 @@ def test_missing_scope_fails_the_sync_and_names_them(make_sim, tmp_path) -> None
     sim.simulator.credentials.add_api_token(
         sim.email, "no-groups", sim.org.operator_uuid, {"read:user:bitbucket", "read:workspace:bitbucket"}
     )
-    expected = r"Required scopes: read:permission:bitbucket; granted: read:user:bitbucket, read:workspace:bitbucket"
+    expected = (
+        r"Required scopes: read:permission:bitbucket; granted: read:user:bitbucket, read:workspace:bitbucket"
+    )
     with pytest.raises(MissingScopesError, match=expected + r". \[/1.0/groups/tiny-co, workspace tiny-co\]"):
         sync(sim, tmp_path / "w.duckdb", token="no-groups")
 
@@ -132,9 +136,12 @@ def test_an_answer_check_does_not_understand_leaves_provisioning_unknown_not_syn
     """A 405 from the write probe (a proxy, an API change) says nothing about reads."""
     sim = make_sim()
     routes = sim.simulator.app.app.router.routes  # the Starlette app inside the simulator's fault middleware
-    put_routes = [r for r in routes if getattr(r, "path", "").endswith("/members/{member}") and "PUT" in r.methods]
+    put_routes = [
+        r for r in routes if getattr(r, "path", "").endswith("/members/{member}") and "PUT" in r.methods
+    ]
     for route in put_routes:
-        route.methods = {"PATCH"}  # the simulator now answers 405 Method Not Allowed to the PUT, as a proxy might
+        # the simulator now answers 405 Method Not Allowed to the PUT, as a proxy might
+        route.methods = {"PATCH"}
     report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)))
     assert report.can_sync and report.provisioning == "unknown"
     assert any("HTTP 405" in p for p in report.provisioning_unknown)
@@ -150,9 +157,9 @@ def test_admin_managed_workspaces_are_checked_against_the_admin_api(make_sim) ->
 
     ready = check_connection(bitbucket, admin(SIM_ORG_API_KEY))
     assert report_line(ready, "provisioning in tiny-labs") == (
-        "provisioning in tiny-labs: administered from admin.atlassian.com (detected: Bitbucket sends no added_on for "
-        f"its members); through the Atlassian Admin API (organization {SIM_ORG_ID}, directory {SIM_DIRECTORY_ID}): "
-        "the key may change group memberships"
+        "provisioning in tiny-labs: administered from admin.atlassian.com (detected: Bitbucket sends no "
+        f"added_on for its members); through the Atlassian Admin API (organization {SIM_ORG_ID}, directory "
+        f"{SIM_DIRECTORY_ID}): the key may change group memberships"
     )
     assert ready.lines()[-1] == "verdict: ready to sync and to provision"
     # The write probe changed nothing, on either API.
@@ -167,7 +174,9 @@ def test_admin_managed_workspaces_are_checked_against_the_admin_api(make_sim) ->
 
     unset = check_connection(bitbucket, None, admin_managed=["tiny-labs"])
     assert "named in BITBUCKET_ADMIN_MANAGED_WORKSPACES" in report_line(unset, "provisioning in tiny-labs")
-    assert "set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY" in report_line(unset, "provisioning in tiny-labs")
+    assert "set BITBUCKET_ADMIN_ORG_ID and BITBUCKET_ADMIN_API_KEY" in report_line(
+        unset, "provisioning in tiny-labs"
+    )
 
 
 def report_line(report, prefix: str) -> str:

@@ -7,9 +7,9 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from bitbucket_assets.definitions import defs
-from bitbucket_assets.defs.extraction.assets import bitbucket_raw_snapshot
-from bitbucket_assets.defs.extraction.resources import BitbucketResource
-from bitbucket_assets.simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID
+from bitbucket_assets.defs.raw_snapshot.assets import bitbucket_raw_snapshot
+from bitbucket_assets.defs.resources import BitbucketResource
+from bitbucket_simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID
 
 
 def test_definitions_load() -> None:
@@ -54,11 +54,16 @@ def test_materialize_against_the_simulator(make_sim, tmp_path, capsys) -> None:
         assert con.execute("SELECT status FROM raw.syncs WHERE sync_id = ?", [result.run_id]).fetchone() == (
             "complete",
         )
-    assert meta["raw/syncs"]["group_sources"] == {"tiny-co": "bitbucket-1.0", "tiny-labs": "atlassian-admin-api"}
+    assert meta["raw/syncs"]["group_sources"] == {
+        "tiny-co": "bitbucket-1.0",
+        "tiny-labs": "atlassian-admin-api",
+    }
     # Neither secret appears anywhere Dagster records or prints; the run's log shows the sync's progress.
     records = instance.all_logs(result.run_id)
     printed = capsys.readouterr().err
-    assert records and not any(secret in str(r) for r in records for secret in (SIM_API_TOKEN, SIM_ORG_API_KEY))
+    assert records and not any(
+        secret in str(r) for r in records for secret in (SIM_API_TOKEN, SIM_ORG_API_KEY)
+    )
     assert SIM_API_TOKEN not in printed and SIM_ORG_API_KEY not in printed
     messages = [r.user_message for r in records]
     assert any(m.startswith("tiny-co: repositories done; ") for m in messages)

@@ -1,4 +1,5 @@
-"""A workspace's effective list goes on beside the next workspaces' extraction (extract.py, `_EffectiveLists`)."""
+"""A workspace's effective list goes on beside the next workspaces' extraction (extract.py,
+`_EffectiveLists`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from bitbucket_assets.client import BitbucketApi, BitbucketClient, Credentials
 from bitbucket_assets.extraction import sync
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.sync import run_sync
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_simulator import SIM_API_TOKEN
 
 
 class _HeldEffectiveList(BitbucketApi):
@@ -22,7 +23,8 @@ class _HeldEffectiveList(BitbucketApi):
     def effective_permission_pages(self, slug, resume_from=None):
         for number, page in enumerate(super().effective_permission_pages(slug, resume_from)):
             if slug == "tiny-co" and number == 1:
-                # A sync that waited for this list before the next workspace would hold here until the timeout.
+                # A sync that waited for this list before the next workspace would hold here until the
+                # timeout.
                 self.waits.append(self.second_workspace.wait(timeout=60))
             yield page
 
@@ -32,7 +34,9 @@ class _HeldEffectiveList(BitbucketApi):
         yield from super().repository_pages(slug, resume_from)
 
 
-def test_the_next_workspace_is_read_while_an_effective_list_is_still_being_fetched(make_sim, tmp_path, monkeypatch):
+def test_the_next_workspace_is_read_while_an_effective_list_is_still_being_fetched(
+    make_sim, tmp_path, monkeypatch
+):
     sim = make_sim()
     org = sim.org
     for repository in org.workspaces["tiny-co"].repositories.values():
@@ -42,11 +46,19 @@ def test_the_next_workspace_is_read_while_an_effective_list_is_still_being_fetch
     client = BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url)
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         result = run_sync(client, con, ExtractionOptions())
-        written = dict(con.execute(
-            "select workspace_slug, count(*) from raw.effective_repository_permissions where sync_id = ? group by 1",
-            [result.sync_id]).fetchall())  # fmt: skip
-        pairs = dict(con.execute("select workspace_slug, effective_pairs from raw.workspaces where sync_id = ?",
-                                 [result.sync_id]).fetchall())  # fmt: skip
+        written = dict(
+            con.execute(
+                "select workspace_slug, count(*) from raw.effective_repository_permissions where sync_id = ? "
+                "group by 1",
+                [result.sync_id],
+            ).fetchall()
+        )
+        pairs = dict(
+            con.execute(
+                "select workspace_slug, effective_pairs from raw.workspaces where sync_id = ?",
+                [result.sync_id],
+            ).fetchall()
+        )
     assert _HeldEffectiveList.waits == [True]  # released by tiny-labs' repositories, not by the timeout
     expected = {
         ws.slug: sum(len(ws.effective_repository_permissions(repo)) for repo in ws.repositories.values())

@@ -19,15 +19,22 @@ from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.raw_schema import TABLES
 from bitbucket_assets.extraction.sync import run_sync
-from bitbucket_assets.simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Faults
-from bitbucket_assets.simulator.app import REMOVED_PATHS
+from bitbucket_simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Faults
+from bitbucket_simulator.app import REMOVED_PATHS
 
 RAW = [t for t in TABLES if t != "fetch_log"]
 
 
 def sync(sim, db, workspaces=None, token=SIM_API_TOKEN, **kw):
-    client = BitbucketClient(Credentials.api_token(sim.email, token), sim.url, requests_per_hour=1e7,
-                             backoff_base=0.01, backoff_max=0.05, rate_limit_backoff=0.01, **kw)  # fmt: skip
+    client = BitbucketClient(
+        Credentials.api_token(sim.email, token),
+        sim.url,
+        requests_per_hour=1e7,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        rate_limit_backoff=0.01,
+        **kw,
+    )
     with duckdb.connect(str(db)) as con:
         return run_sync(client, con, ExtractionOptions(workspaces=workspaces))
 
@@ -43,7 +50,9 @@ def snapshot(db, sync_id: str) -> dict[str, list[tuple]]:
                 if c[0] not in ("sync_id", "raw", "observed_sync_id", "effective_pairs")
             ]
             out[table] = sorted(
-                con.execute(f"SELECT {', '.join(cols)} FROM raw.{table} WHERE sync_id = ?", [sync_id]).fetchall(),
+                con.execute(
+                    f"SELECT {', '.join(cols)} FROM raw.{table} WHERE sync_id = ?", [sync_id]
+                ).fetchall(),
                 key=repr,
             )
         return out
@@ -60,12 +69,17 @@ def test_tiny_snapshot_contents(make_sim, tmp_path) -> None:
     data = snapshot(tmp_path / "w.duckdb", result.sync_id)
     ana = sim.user("ana")
     assert any(
-        r[3] == "payments-api" and r[4] == ana.uuid and r[6] == "read" for r in data["repository_user_permissions"]
+        r[3] == "payments-api" and r[4] == ana.uuid and r[6] == "read"
+        for r in data["repository_user_permissions"]
     )
-    assert ("tiny-co", "leads") in {(r[1], r[4]) for r in data["project_group_permissions"] if r[6] == "create-repo"}
+    assert ("tiny-co", "leads") in {
+        (r[1], r[4]) for r in data["project_group_permissions"] if r[6] == "create-repo"
+    }
     assert next(r for r in data["groups"] if r[2] == "empty-group")[6] == 0  # member_count
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
-        status, counts, calls = con.execute("SELECT status, entity_counts, api_calls FROM raw.syncs").fetchone()
+        status, counts, calls = con.execute(
+            "SELECT status, entity_counts, api_calls FROM raw.syncs"
+        ).fetchone()
         raw_json = con.execute(
             "SELECT raw->>'full_name' FROM raw.repositories WHERE repository_slug='ledger'"
         ).fetchone()
@@ -78,8 +92,11 @@ def test_tiny_snapshot_contents(make_sim, tmp_path) -> None:
             "WHERE m.sync_id = $1 AND m.user_uuid = u.user_uuid) ORDER BY 1",
             [result.sync_id],
         ).fetchall()
-    assert rows == [("Deploy token", "app_user", False, False), ("Former user", "user", True, True),
-                    ("Olive Outside", "user", False, False)]  # fmt: skip
+    assert rows == [
+        ("Deploy token", "app_user", False, False),
+        ("Former user", "user", True, True),
+        ("Olive Outside", "user", False, False),
+    ]
 
 
 def test_calls_are_minimal_and_never_hit_removed_endpoints(make_sim, tmp_path) -> None:
@@ -91,9 +108,13 @@ def test_calls_are_minimal_and_never_hit_removed_endpoints(make_sim, tmp_path) -
     # 6 repositories and 4 projects: one call per permission list, nothing repeated, except that every
     # repository's group grants come from one /1.0/group-privileges call per workspace (2 workspaces).
     assert sum("/permissions-config/" in p for p in paths) == 6 + 2 * 4
-    assert not [p for p in paths if p.startswith("/2.0/repositories/") and p.endswith("/permissions-config/groups")]
+    assert not [
+        p for p in paths if p.startswith("/2.0/repositories/") and p.endswith("/permissions-config/groups")
+    ]
     assert sorted(p for p in paths if p.startswith("/1.0/group-privileges/")) == [
-        "/1.0/group-privileges/tiny-co", "/1.0/group-privileges/tiny-labs"]  # fmt: skip
+        "/1.0/group-privileges/tiny-co",
+        "/1.0/group-privileges/tiny-labs",
+    ]
     calls = [(r.path, r.query) for r in sim.simulator.request_log]
     assert len(calls) == len(set(calls))
 
@@ -107,21 +128,36 @@ def test_group_privileges_refused_falls_back_to_each_repositorys_list_with_the_s
     listed = sync(listed_sim, tmp_path / "listed.duckdb")
     # The same rows, whichever way the group grants were read (the manifest columns aside).
     manifests = {"workspaces"}
-    same = {t: rows for t, rows in snapshot(tmp_path / "bulk.duckdb", bulk.sync_id).items() if t not in manifests}
-    assert same == {t: rows for t, rows in snapshot(tmp_path / "listed.duckdb", listed.sync_id).items()
-                    if t not in manifests}  # fmt: skip
+    same = {
+        t: rows for t, rows in snapshot(tmp_path / "bulk.duckdb", bulk.sync_id).items() if t not in manifests
+    }
+    assert same == {
+        t: rows
+        for t, rows in snapshot(tmp_path / "listed.duckdb", listed.sync_id).items()
+        if t not in manifests
+    }
     assert len(same["repository_group_permissions"]) > 0
-    per_repo = [r for r in listed_sim.simulator.request_log if r.path.endswith("/permissions-config/groups")
-                and r.path.startswith("/2.0/repositories/")]  # fmt: skip
+    per_repo = [
+        r
+        for r in listed_sim.simulator.request_log
+        if r.path.endswith("/permissions-config/groups") and r.path.startswith("/2.0/repositories/")
+    ]
     assert len(per_repo) == 6
     # The manifest and the workspace rows say how each workspace's lists were read.
     for db, result, expected in (
         (tmp_path / "bulk.duckdb", bulk, "bulk: the 1.0 group-privileges list"),
-        (tmp_path / "listed.duckdb", listed, f"per repository: the 1.0 group-privileges list answered HTTP {refusal}"),
+        (
+            tmp_path / "listed.duckdb",
+            listed,
+            f"per repository: the 1.0 group-privileges list answered HTTP {refusal}",
+        ),
     ):
         with duckdb.connect(str(db), read_only=True) as con:
-            manifest = json.loads(con.execute("SELECT repository_group_lists FROM raw.syncs WHERE sync_id = ?",
-                                              [result.sync_id]).fetchone()[0])  # fmt: skip
+            manifest = json.loads(
+                con.execute(
+                    "SELECT repository_group_lists FROM raw.syncs WHERE sync_id = ?", [result.sync_id]
+                ).fetchone()[0]
+            )
         assert manifest == {"tiny-co": expected, "tiny-labs": expected}
 
 
@@ -157,7 +193,9 @@ def test_a_workspace_the_credential_does_not_administer_is_skipped_and_reported(
     assert status == "complete" and "tiny-labs" in skipped
 
 
-def test_naming_a_workspace_the_credential_does_not_administer_fails_before_any_fetch(make_sim, tmp_path) -> None:
+def test_naming_a_workspace_the_credential_does_not_administer_fails_before_any_fetch(
+    make_sim, tmp_path
+) -> None:
     sim = make_sim()
     sim.org.workspaces["tiny-labs"].members[sim.org.operator_uuid].role = "member"
     sim.org.touch()
@@ -174,14 +212,17 @@ def test_server_errors_midway_interrupt_and_the_next_sync_resumes(make_sim, tmp_
     good = sync(sim, db)
     sim.org.workspaces["tiny-labs"].repositories["experiments"].group_grants["ghost"] = "read"  # group absent
     sim.org.touch()
-    # The simulator cannot render a grant to a group that does not exist: the workspace's group privileges answer
-    # 500 every time. Two retries: the server closes a connection after a 500, and a concurrent call may reuse it.
+    # The simulator cannot render a grant to a group that does not exist: the workspace's group privileges
+    # answer 500 every time. Two retries: the server closes a connection after a 500, and a concurrent call
+    # may reuse it.
     with pytest.raises(ServerError, match=r"HTTP 500 \[/1.0/group-privileges/tiny-labs"):
         sync(sim, db, max_retries=2)
     with duckdb.connect(str(db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs ORDER BY started_at").fetchall()
         interrupted = con.execute("SELECT sync_id FROM raw.syncs WHERE status = 'interrupted'").fetchone()[0]
-        stages = con.execute("SELECT workspace_slug, stage, done FROM raw.sync_checkpoints ORDER BY ALL").fetchall()
+        stages = con.execute(
+            "SELECT workspace_slug, stage, done FROM raw.sync_checkpoints ORDER BY ALL"
+        ).fetchall()
     assert statuses == [("complete",), ("interrupted",)]
     # tiny-co was finished and committed; tiny-labs stopped in its repositories page.
     assert ("tiny-co", "repositories", True) in stages and ("tiny-labs", "projects", True) in stages
@@ -199,11 +240,15 @@ def test_server_errors_midway_interrupt_and_the_next_sync_resumes(make_sim, tmp_
 def test_faults_do_not_change_the_snapshot(make_sim, tmp_path) -> None:
     clean_sim = make_sim()
     clean = sync(clean_sim, tmp_path / "clean.duckdb")
-    faults = Faults(seed=9, error_rate=0.05, burst_rate=0.02, burst_length=3, drop_rate=0.02, latency_ms=2, jitter_ms=2)
+    faults = Faults(
+        seed=9, error_rate=0.05, burst_rate=0.02, burst_length=3, drop_rate=0.02, latency_ms=2, jitter_ms=2
+    )
     noisy_sim = make_sim(faults=faults)
     noisy = sync(noisy_sim, tmp_path / "noisy.duckdb", max_retries=10)
     assert noisy.stats["retries"] > 0
-    assert snapshot(tmp_path / "noisy.duckdb", noisy.sync_id) == snapshot(tmp_path / "clean.duckdb", clean.sync_id)
+    assert snapshot(tmp_path / "noisy.duckdb", noisy.sync_id) == snapshot(
+        tmp_path / "clean.duckdb", clean.sync_id
+    )
 
 
 def test_bad_credentials_name_endpoint_and_never_leak(make_sim, tmp_path, caplog) -> None:
@@ -227,11 +272,18 @@ def test_an_entry_without_its_identity_is_skipped_and_reported(make_sim, tmp_pat
         status, anomalies = con.execute("SELECT status, anomalies FROM raw.syncs").fetchone()
         rows = con.execute("SELECT workspace_slug, endpoint, page, reason FROM raw.anomalies").fetchall()
         groups = con.execute("SELECT group_slug FROM raw.groups WHERE workspace_slug = 'tiny-co'").fetchall()
-    assert status == "complete" and result.counts["anomalies"] == len(rows) == sum(json.loads(anomalies).values())
+    assert status == "complete" and result.counts["anomalies"] == len(rows) == sum(
+        json.loads(anomalies).values()
+    )
     # The group itself, and its grant on project PAY (that permission list names the group by the same slug).
     assert sorted(rows) == [
         ("tiny-co", "/1.0/groups/tiny-co", 1, "entry without `slug`"),
-        ("tiny-co", "/2.0/workspaces/tiny-co/projects/PAY/permissions-config/groups", 1, "entry without `slug`"),
+        (
+            "tiny-co",
+            "/2.0/workspaces/tiny-co/projects/PAY/permissions-config/groups",
+            1,
+            "entry without `slug`",
+        ),
     ]
     assert ("leads",) not in groups and ("developers",) in groups
 
@@ -264,8 +316,9 @@ def test_a_malformed_page_still_fails_loudly(make_sim, tmp_path) -> None:
 
 
 def test_org_groups_are_read_from_the_admin_api_and_the_manifest_says_so(make_sim, tmp_path) -> None:
-    """tiny-labs is administered from admin.atlassian.com: with an Admin API configured, its group members come
-    from the organization's groups (by account id, turned into Bitbucket users); tiny-co's from /1.0/groups."""
+    """tiny-labs is administered from admin.atlassian.com: with an Admin API configured, its group members
+    come from the organization's groups (by account id, turned into Bitbucket users); tiny-co's from
+    /1.0/groups."""
     sim = make_sim()
     labs = sim.org.workspaces["tiny-labs"]
     labs.groups["researchers"].members.append(sim.user("svc").uuid)
@@ -292,12 +345,15 @@ def test_org_groups_are_read_from_the_admin_api_and_the_manifest_says_so(make_si
 
 
 def test_a_new_sync_leaves_failed_and_pruned_syncs_as_they_are(make_sim, tmp_path) -> None:
-    """Only running or interrupted syncs are resumed or abandoned; a pruned sync's manifest stays in the history."""
+    """Only running or interrupted syncs are resumed or abandoned; a pruned sync's manifest stays in the
+    history."""
     sim, db = make_sim(), tmp_path / "w.duckdb"
     first = sync(sim, db)
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE raw.syncs SET status = 'pruned' WHERE sync_id = ?", [first.sync_id])
-        con.execute("INSERT INTO raw.syncs (sync_id, started_at, status, error) VALUES ('f', now(), 'failed', 'x')")
+        con.execute(
+            "INSERT INTO raw.syncs (sync_id, started_at, status, error) VALUES ('f', now(), 'failed', 'x')"
+        )
     second = sync(sim, db)
     assert not second.abandoned
     with duckdb.connect(str(db), read_only=True) as con:

@@ -10,7 +10,7 @@ import time
 
 import duckdb
 
-from bitbucket_assets.simulator import SIM_API_TOKEN, Faults
+from bitbucket_simulator import SIM_API_TOKEN, Faults
 
 from .test_extraction import snapshot, sync
 
@@ -62,7 +62,9 @@ def test_sigkill_at_several_points_then_resume(make_sim, tmp_path) -> None:
     out, err = finisher.communicate(timeout=120)
     assert finisher.returncode == 0, err
     with duckdb.connect(str(db), read_only=True) as con:
-        assert con.execute("SELECT status, resumes FROM raw.syncs").fetchall() == [("complete", len(kill_points))]
+        assert con.execute("SELECT status, resumes FROM raw.syncs").fetchall() == [
+            ("complete", len(kill_points))
+        ]
     assert snapshot(db, out.strip()) == snapshot(tmp_path / "clean.duckdb", clean.sync_id)
     total = len(sim.simulator.request_log)
     # Each kill costs at most the checkpoint unit in flight: one page and its permission lists (201 calls),

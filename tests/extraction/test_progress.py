@@ -16,7 +16,7 @@ from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.progress import ProgressEvent
 from bitbucket_assets.extraction.sync import run_sync
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_simulator import SIM_API_TOKEN
 
 
 def test_a_paced_sync_reports_every_checkpoint_with_its_pacing_and_time_left(make_sim, tmp_path) -> None:
@@ -24,8 +24,9 @@ def test_a_paced_sync_reports_every_checkpoint_with_its_pacing_and_time_left(mak
     simulated clock: the pacing is real, the waiting takes no time."""
     sim = make_sim("demo")
     clock = SimulatedClock(datetime(2026, 11, 1, tzinfo=UTC))
-    client = BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=3600,
-                             clock=clock)  # fmt: skip
+    client = BitbucketClient(
+        Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=3600, clock=clock
+    )
     events: list[ProgressEvent] = []
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         result = run_sync(client, con, ExtractionOptions(progress=[events.append]))
@@ -51,9 +52,16 @@ def test_sync_prints_plain_progress_lines_off_a_terminal_and_dagster_logs_them(m
     sim = make_sim()
     db = tmp_path / "w.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BITBUCKET_", "DUCKDB_"))}
-    env.update({"BITBUCKET_API_URL": sim.url, "BITBUCKET_EMAIL": sim.email, "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
-                "BITBUCKET_REQUESTS_PER_HOUR": "36000", "DUCKDB_PATH": str(db),
-                "DAGSTER_HOME": str(tmp_path)})  # fmt: skip
+    env.update(
+        {
+            "BITBUCKET_API_URL": sim.url,
+            "BITBUCKET_EMAIL": sim.email,
+            "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+            "BITBUCKET_REQUESTS_PER_HOUR": "36000",
+            "DUCKDB_PATH": str(db),
+            "DAGSTER_HOME": str(tmp_path),
+        }
+    )
     exe = str(Path(sys.executable).parent / "bitbucket-access")
     out = subprocess.run([exe, "sync"], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -12,7 +12,7 @@ from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.provisioning.engine import Provisioner, ProvisioningPolicy
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
-from bitbucket_assets.simulator import (
+from bitbucket_simulator import (
     SIM_API_TOKEN,
     SIM_ORG_API_KEY,
     SIM_ORG_ID,
@@ -61,7 +61,8 @@ def add_request(db: str, request_id: str, user, group: str, action: str = "add",
     }
     with duckdb.connect(db) as con:
         con.execute(
-            f"insert into provisioning.access_requests ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+            f"insert into provisioning.access_requests ({', '.join(row)}) values "
+            f"({', '.join('?' * len(row))})",
             list(row.values()),
         )
 
@@ -74,14 +75,30 @@ def admin_api(sim, key: str = SIM_ORG_API_KEY, **client_kw) -> AtlassianAdminApi
     return AtlassianAdminApi.connect(SIM_ORG_ID, key, sim.url, **{**FAST, **client_kw})
 
 
-def provision(sim, db: str, dry_run: bool = False, now=None, policy=None, approvals=None, admin=None,
-              admin_managed=None, **client_kw) -> Provisioner:  # fmt: skip
+def provision(
+    sim,
+    db: str,
+    dry_run: bool = False,
+    now=None,
+    policy=None,
+    approvals=None,
+    admin=None,
+    admin_managed=None,
+    **client_kw,
+) -> Provisioner:
     """One provisioning run; `admin`: the Admin API for workspaces administered from admin.atlassian.com."""
     token = client_kw.pop("token", SIM_API_TOKEN)
     client = BitbucketClient(Credentials.api_token(sim.email, token), sim.url, **{**FAST, **client_kw})
     with duckdb.connect(db) as con:
-        p = Provisioner(None if dry_run else client, con, policy or ProvisioningPolicy(), now=now, approvals=approvals,
-                        admin_api=admin, admin_managed=admin_managed)  # fmt: skip
+        p = Provisioner(
+            None if dry_run else client,
+            con,
+            policy or ProvisioningPolicy(),
+            now=now,
+            approvals=approvals,
+            admin_api=admin,
+            admin_managed=admin_managed,
+        )
         p.provision(dry_run=dry_run)
     return p
 
@@ -89,14 +106,18 @@ def provision(sim, db: str, dry_run: bool = False, now=None, policy=None, approv
 def expire(sim, db: str, now, admin=None, admin_managed=None) -> Provisioner:
     client = BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=1e7)
     with duckdb.connect(db) as con:
-        p = Provisioner(client, con, ProvisioningPolicy(), now=now, admin_api=admin, admin_managed=admin_managed)
+        p = Provisioner(
+            client, con, ProvisioningPolicy(), now=now, admin_api=admin, admin_managed=admin_managed
+        )
         p.expire()
     return p
 
 
 def statuses(db: str) -> dict[str, tuple[str, str | None]]:
     with duckdb.connect(db, read_only=True) as con:
-        rows = con.execute("select request_id, status, status_reason from provisioning.access_requests").fetchall()
+        rows = con.execute(
+            "select request_id, status, status_reason from provisioning.access_requests"
+        ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
@@ -104,7 +125,8 @@ def log_with_backend(db: str) -> dict[str, tuple]:
     """request id -> (action, outcome, backend, error) of its last log row."""
     with duckdb.connect(db, read_only=True) as con:
         rows = con.execute(
-            "select request_id, action, outcome, backend, error from provisioning.provisioning_log order by seq"
+            "select request_id, action, outcome, backend, error from provisioning.provisioning_log order by "
+            "seq"
         ).fetchall()
     return {r[0]: r[1:] for r in rows}
 
@@ -112,8 +134,8 @@ def log_with_backend(db: str) -> dict[str, tuple]:
 def log(db: str) -> list[tuple]:
     with duckdb.connect(db, read_only=True) as con:
         return con.execute(
-            "select request_id, action, outcome, http_status, error, dry_run from provisioning.provisioning_log "
-            "order by attempted_at"
+            "select request_id, action, outcome, http_status, error, dry_run from "
+            "provisioning.provisioning_log order by attempted_at"
         ).fetchall()
 
 

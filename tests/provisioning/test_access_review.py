@@ -42,12 +42,18 @@ def test_export_rows_carry_paths_history_and_empty_decisions(warehouse) -> None:
             "select count(*) from marts.fct_effective_access where workspace_slug = 'tiny-co'"
         ).fetchone()[0]
         memberships = con.execute(
-            "select count(*) from marts.fct_grants where resource_type = 'group' and workspace_slug = 'tiny-co'"
+            "select count(*) from marts.fct_grants where resource_type = 'group' and workspace_slug = "
+            "'tiny-co'"
         ).fetchone()[0]
     assert len(rows) == effective + memberships
-    ben = next(r for r in rows if r["user_display_name"] == "Ben Okafor" and r["resource_key"] == "payments-api")
+    ben = next(
+        r for r in rows if r["user_display_name"] == "Ben Okafor" and r["resource_key"] == "payments-api"
+    )
     assert ben["permission"] == "write"
-    assert ben["grant_paths"] == "group via group developers: write; project via group developers via project PAY: read"
+    assert (
+        ben["grant_paths"]
+        == "group via group developers: write; project via group developers via project PAY: read"
+    )
     assert ben["first_granted_at"] is not None and ben["groups"] == "developers, everyone, on-call"
     assert ben["reviewer"] == ben["decision"] == ""
 
@@ -78,7 +84,11 @@ def test_round_trip_revoke_becomes_an_applied_removal(make_sim, warehouse, tmp_p
     assert [(r["group_slug"], r["approved_by"], r["action"]) for r in result.requests] == [
         ("developers", "olga@tiny.example", "remove")
     ]
-    assert len(result.manual) == 1 and "Dev Only-Direct" in result.manual[0] and "direct: write" in result.manual[0]
+    assert (
+        len(result.manual) == 1
+        and "Dev Only-Direct" in result.manual[0]
+        and "direct: write" in result.manual[0]
+    )
     assert result.kept > 0
     provision(sim, warehouse)
     assert sim.user("ben").uuid not in sim.org.workspaces["tiny-co"].groups["developers"].members

@@ -1,7 +1,8 @@
-"""Group provisioning for workspaces administered from admin.atlassian.com, through the Atlassian Admin API v2.
+"""Group provisioning for workspaces administered from admin.atlassian.com, through the Atlassian Admin API
+v2.
 
-`tiny-labs` is such a workspace (its members carry no `added_on`, so the latest snapshot says so); `tiny-co` is a
-classic one. Every test talks HTTP to the simulator, which serves both APIs over the same groups.
+`tiny-labs` is such a workspace (its members carry no `added_on`, so the latest snapshot says so); `tiny-co`
+is a classic one. Every test talks HTTP to the simulator, which serves both APIs over the same groups.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 import duckdb
 
-from bitbucket_assets.simulator import SIM_ORG_API_KEY, SIM_ORG_API_KEY_READ_ONLY, RateLimit
+from bitbucket_simulator import SIM_ORG_API_KEY, SIM_ORG_API_KEY_READ_ONLY, RateLimit
 
 from .conftest import NOW, add_request, admin_api, expire, log_with_backend, provision, statuses
 
@@ -18,8 +19,11 @@ LABS = {"workspace_slug": "tiny-labs"}
 
 
 def admin_writes(sim) -> list:
-    return [r for r in sim.simulator.request_log if r.path.startswith("/admin/") and r.method in ("POST", "DELETE")
-            and "/memberships" in r.path]  # fmt: skip
+    return [
+        r
+        for r in sim.simulator.request_log
+        if r.path.startswith("/admin/") and r.method in ("POST", "DELETE") and "/memberships" in r.path
+    ]
 
 
 def test_the_snapshot_tells_which_workspaces_are_administered_from_admin_atlassian_com(warehouse) -> None:
@@ -27,7 +31,10 @@ def test_the_snapshot_tells_which_workspaces_are_administered_from_admin_atlassi
         kinds = con.execute(
             "select workspace_slug, user_management, group_source from marts.dim_workspaces order by 1"
         ).fetchall()
-    assert kinds == [("tiny-co", "bitbucket", "bitbucket-1.0"), ("tiny-labs", "atlassian_admin", "bitbucket-1.0")]
+    assert kinds == [
+        ("tiny-co", "bitbucket", "bitbucket-1.0"),
+        ("tiny-labs", "atlassian_admin", "bitbucket-1.0"),
+    ]
 
 
 def test_the_same_request_goes_through_the_1_0_api_or_the_admin_api_by_workspace(make_sim, warehouse) -> None:
@@ -61,7 +68,9 @@ def test_the_dry_run_plan_names_the_api_each_change_would_use(make_sim, warehous
 
     rows = log_with_backend(warehouse)
     assert rows["classic"][1:3] == ("planned", "bitbucket-1.0")
-    assert "via the Bitbucket 1.0 groups API (managed in Bitbucket, as its members show)" in rows["classic"][3]
+    assert (
+        "via the Bitbucket 1.0 groups API (managed in Bitbucket, as its members show)" in rows["classic"][3]
+    )
     assert rows["org"][1:3] == ("planned", "atlassian-admin-api")
     assert "via the Atlassian Admin API (administered from admin.atlassian.com" in rows["org"][3]
     assert sim.simulator.request_log == []  # a plan calls nothing, on either API
@@ -86,7 +95,9 @@ def test_a_group_synced_from_an_identity_provider_is_refused_and_the_rest_go_on(
     assert sim.user("ben").uuid in sim.org.workspaces["tiny-labs"].groups["researchers"].members
 
 
-def test_a_user_limit_and_a_key_without_permission_are_refused_with_their_reasons(make_sim, warehouse) -> None:
+def test_a_user_limit_and_a_key_without_permission_are_refused_with_their_reasons(
+    make_sim, warehouse
+) -> None:
     sim = make_sim()
     sim.org.workspaces["tiny-labs"].groups["researchers"].user_limit_reached = True
     add_request(warehouse, "limit", sim.user("ana"), "researchers", **LABS)
@@ -104,13 +115,17 @@ def test_a_user_limit_and_a_key_without_permission_are_refused_with_their_reason
     assert reason.startswith("the organization API key may not manage groups")
     assert "BITBUCKET_ADMIN_API_KEY" in reason
     with duckdb.connect(warehouse, read_only=True) as con:
-        stored = " ".join(str(v) for row in con.execute("select * from provisioning.provisioning_log").fetchall()
-                          for v in row)  # fmt: skip
+        stored = " ".join(
+            str(v)
+            for row in con.execute("select * from provisioning.provisioning_log").fetchall()
+            for v in row
+        )
     assert SIM_ORG_API_KEY_READ_ONLY not in stored and SIM_ORG_API_KEY not in stored
 
 
 def test_rate_limits_of_the_admin_api_fail_the_request_after_every_retry(make_sim, warehouse) -> None:
-    # Three calls per hour per credential and bucket: the Admin API's fourth call (the membership POST) is a 429.
+    # Three calls per hour per credential and bucket: the Admin API's fourth call (the membership POST) is a
+    # 429.
     sim = make_sim(rate_limit=RateLimit(limit=3, window_seconds=3600))
     add_request(warehouse, "org", sim.user("ana"), "researchers", **LABS)
     provision(sim, warehouse, admin=admin_api(sim, rate_limit_wait=0.05))
@@ -124,8 +139,11 @@ def test_a_workspace_named_admin_managed_needs_the_admin_api(make_sim, warehouse
     sim = make_sim()
     add_request(warehouse, "named", sim.user("ana"), "researchers", **LABS)
     add_request(warehouse, "detected", sim.user("svc"), "researchers", **LABS)
-    with duckdb.connect(warehouse) as con:  # only the first: named in the setting, and no Admin API configured
-        con.execute("update provisioning.access_requests set status = 'rejected' where request_id = 'detected'")
+    # only the first: named in the setting, and no Admin API configured
+    with duckdb.connect(warehouse) as con:
+        con.execute(
+            "update provisioning.access_requests set status = 'rejected' where request_id = 'detected'"
+        )
     provision(sim, warehouse, admin_managed=["tiny-labs"])
     status, reason = statuses(warehouse)["named"]
     assert status == "failed"
@@ -135,7 +153,9 @@ def test_a_workspace_named_admin_managed_needs_the_admin_api(make_sim, warehouse
 
     # Detected from the snapshot, with no Admin API: the 1.0 API is tried, and its refusal is explained.
     with duckdb.connect(warehouse) as con:
-        con.execute("update provisioning.access_requests set status = 'pending' where request_id = 'detected'")
+        con.execute(
+            "update provisioning.access_requests set status = 'pending' where request_id = 'detected'"
+        )
     provision(sim, warehouse)
     status, reason = statuses(warehouse)["detected"]
     assert status == "failed" and "managed from admin.atlassian.com" in reason

@@ -1,4 +1,5 @@
-"""Who may approve: invisible characters, unlisted approvers, self-granted protection, conflicting requests."""
+"""Who may approve: invisible characters, unlisted approvers, self-granted protection, conflicting
+requests."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from bitbucket_assets.provisioning.approvals import ApproverPolicy, ApproverPolicyError, normalise_identity
 from bitbucket_assets.provisioning.engine import ProvisioningPolicy
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_simulator import SIM_API_TOKEN
 
 from .conftest import add_request, log, provision, statuses, writes
 
@@ -52,8 +53,14 @@ def test_identities_are_compared_after_normalisation() -> None:
 
 def test_an_invisible_character_does_not_make_a_second_person(make_sim, warehouse) -> None:
     sim = make_sim()
-    add_request(warehouse, "r1", sim.user("finn"), "leads", requested_by="ana@tiny.example",
-                approved_by="ana\u200b@tiny.example")  # fmt: skip
+    add_request(
+        warehouse,
+        "r1",
+        sim.user("finn"),
+        "leads",
+        requested_by="ana@tiny.example",
+        approved_by="ana\u200b@tiny.example",
+    )
     provision(sim, warehouse)
     status, reason = statuses(warehouse)["r1"]
     assert status == "rejected" and reason.startswith("approved by the requester") and writes(sim) == []
@@ -63,13 +70,16 @@ def test_only_listed_approvers_and_group_members_may_approve(policy, warehouse) 
     sim, approvals, _ = policy
     add_request(warehouse, "stranger", sim.user("finn"), "developers", approved_by="mallory@evil.example")
     add_request(warehouse, "listed", sim.user("zoe"), "developers", approved_by="OLGA@tiny.example")
-    add_request(warehouse, "by-group", sim.user("carl"), "developers", approved_by=sim.user("cleo").account_id)
+    add_request(
+        warehouse, "by-group", sim.user("carl"), "developers", approved_by=sim.user("cleo").account_id
+    )
     add_request(warehouse, "by-email", sim.user("lena"), "leads", approved_by="cleo.lead@tiny.example")
     provision(sim, warehouse, approvals=approvals)
     got = statuses(warehouse)
     assert got["stranger"] == (
         "rejected",
-        f"'mallory@evil.example' may not approve requests for workspace 'tiny-co' (approver policy {approvals.source})",
+        "'mallory@evil.example' may not approve requests for workspace 'tiny-co' (approver policy "
+        f"{approvals.source})",
     )
     assert {k: got[k][0] for k in ("listed", "by-group", "by-email")} == dict.fromkeys(
         ("listed", "by-group", "by-email"), "applied"
@@ -79,16 +89,30 @@ def test_only_listed_approvers_and_group_members_may_approve(policy, warehouse) 
 def test_allow_protected_needs_a_protected_approver(policy, warehouse) -> None:
     sim, approvals, _ = policy
     protected = ProvisioningPolicy(protected_groups=("leads",))
-    add_request(warehouse, "self-granted", sim.user("finn"), "leads", approved_by="olga@tiny.example",
-                allow_protected=True)  # fmt: skip
+    add_request(
+        warehouse,
+        "self-granted",
+        sim.user("finn"),
+        "leads",
+        approved_by="olga@tiny.example",
+        allow_protected=True,
+    )
     provision(sim, warehouse, approvals=approvals, policy=protected)
     status, reason = statuses(warehouse)["self-granted"]
     assert status == "rejected" and "may not approve changes to protected group 'leads'" in reason
-    add_request(warehouse, "by-ciso", sim.user("zoe"), "leads", approved_by="ciso@tiny.example", allow_protected=True)
+    add_request(
+        warehouse, "by-ciso", sim.user("zoe"), "leads", approved_by="ciso@tiny.example", allow_protected=True
+    )
     provision(sim, warehouse, approvals=approvals, policy=protected)
-    assert statuses(warehouse)["by-ciso"][0] == "rejected"  # the CISO is a protected approver, not an approver
-    add_request(warehouse, "both", sim.user("carl"), "leads", approved_by="olga@tiny.example", allow_protected=True)
-    text = 'approvers: {"*": {people: [olga@tiny.example]}}\nprotected_approvers: {"*": {people: [olga@tiny.example]}}'
+    # the CISO is a protected approver, not an approver
+    assert statuses(warehouse)["by-ciso"][0] == "rejected"
+    add_request(
+        warehouse, "both", sim.user("carl"), "leads", approved_by="olga@tiny.example", allow_protected=True
+    )
+    text = (
+        'approvers: {"*": {people: [olga@tiny.example]}}\n'
+        'protected_approvers: {"*": {people: [olga@tiny.example]}}'
+    )
     ciso_everywhere = ApproverPolicy.load(policy_file(Path(approvals.source).parent, text))
     provision(sim, warehouse, approvals=ciso_everywhere, policy=protected)
     assert statuses(warehouse)["both"][0] == "applied"
@@ -106,8 +130,11 @@ def test_an_add_and_a_remove_of_the_same_membership_are_both_refused(make_sim, w
     assert dry["remove"][0] == "rejected" and "conflicts with request(s) add" in dry["remove"][1]
     assert dry["other"][0] == "planned"
     provision(sim, warehouse)
-    assert {k: v[0] for k, v in statuses(warehouse).items()} == {"add": "rejected", "remove": "rejected",
-                                                                 "other": "applied"}  # fmt: skip
+    assert {k: v[0] for k, v in statuses(warehouse).items()} == {
+        "add": "rejected",
+        "remove": "rejected",
+        "other": "applied",
+    }
     assert len(writes(sim)) == 1
 
 
@@ -120,7 +147,9 @@ def test_a_malformed_policy_is_a_clear_error(tmp_path) -> None:
         ApproverPolicy.load(str(tmp_path / "missing.yaml"))
 
 
-def test_import_checks_approvers_and_every_surface_says_when_no_policy_is_set(policy, warehouse, tmp_path) -> None:
+def test_import_checks_approvers_and_every_surface_says_when_no_policy_is_set(
+    policy, warehouse, tmp_path
+) -> None:
     sim, _, path = policy
     requests = tmp_path / "requests.csv"
     requests.write_text(
@@ -128,14 +157,25 @@ def test_import_checks_approvers_and_every_surface_says_when_no_policy_is_set(po
         f"x1,tiny-co,leads,{sim.user('finn').uuid},add,lead@tiny.example,mallory@evil.example,2026-11-27T08:00:00Z\n",
         encoding="utf-8",
     )
-    env = {**os.environ, "DUCKDB_PATH": warehouse, "BITBUCKET_APPROVER_POLICY": path, "BITBUCKET_API_URL": sim.url,
-           "BITBUCKET_EMAIL": sim.email, "BITBUCKET_API_TOKEN": SIM_API_TOKEN}  # fmt: skip
-    refused = subprocess.run([str(EXE), "requests", "import", str(requests)], capture_output=True, text=True,
-                             env=env, timeout=120)  # fmt: skip
-    assert refused.returncode == 1 and "line 2: approved_by: 'mallory@evil.example' may not approve" in refused.stderr
+    env = {
+        **os.environ,
+        "DUCKDB_PATH": warehouse,
+        "BITBUCKET_APPROVER_POLICY": path,
+        "BITBUCKET_API_URL": sim.url,
+        "BITBUCKET_EMAIL": sim.email,
+        "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+    }
+    refused = subprocess.run(
+        [str(EXE), "requests", "import", str(requests)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert (
+        refused.returncode == 1
+        and "line 2: approved_by: 'mallory@evil.example' may not approve" in refused.stderr
+    )
     env.pop("BITBUCKET_APPROVER_POLICY")
     checked = subprocess.run([str(EXE), "check"], capture_output=True, text=True, env=env, timeout=120)
-    provisioned = subprocess.run([str(EXE), "provision", "--dry-run"], capture_output=True, text=True, env=env,
-                                 timeout=120)  # fmt: skip
+    provisioned = subprocess.run(
+        [str(EXE), "provision", "--dry-run"], capture_output=True, text=True, env=env, timeout=120
+    )
     for done in (checked, provisioned):
         assert "approver policy: NONE SET (BITBUCKET_APPROVER_POLICY)" in done.stdout, done.stderr[-1500:]

@@ -18,7 +18,9 @@ EXE = Path(sys.executable).parent / "bitbucket-access"
 
 def verify_cli(db: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DUCKDB_PATH": db}
-    return subprocess.run([str(EXE), "provision", "--verify-log"], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [str(EXE), "provision", "--verify-log"], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_an_intact_trail_verifies_and_carries_the_approval_reference(make_sim, warehouse) -> None:
@@ -32,11 +34,17 @@ def test_an_intact_trail_verifies_and_carries_the_approval_reference(make_sim, w
         rows = con.execute(
             "select seq, request_id, outcome, approval_ref from provisioning.provisioning_log order by seq"
         ).fetchall()
-    assert rows == [(1, "r1", "planned", "SEC-1234"), (2, "r2", "planned", None),
-                    (3, "r1", "applied", "SEC-1234"), (4, "r2", "applied", None)]  # fmt: skip
+    assert rows == [
+        (1, "r1", "planned", "SEC-1234"),
+        (2, "r2", "planned", None),
+        (3, "r1", "applied", "SEC-1234"),
+        (4, "r2", "applied", None),
+    ]
     assert result.intact and result.rows == 4
     out = verify_cli(warehouse)
-    assert out.returncode == 0 and out.stdout.strip() == f"provisioning log intact: 4 rows, head {result.head}"
+    assert (
+        out.returncode == 0 and out.stdout.strip() == f"provisioning log intact: 4 rows, head {result.head}"
+    )
 
 
 def test_an_altered_row_is_named_and_a_cut_tail_shows_against_the_recorded_head(make_sim, warehouse) -> None:
@@ -45,7 +53,10 @@ def test_an_altered_row_is_named_and_a_cut_tail_shows_against_the_recorded_head(
         add_request(warehouse, f"r{i}", sim.user(who), "leads")
     recorded_head = provision(sim, warehouse).head  # also in the run's Dagster metadata and the CLI output
     with duckdb.connect(warehouse) as con:
-        ids = [r[0] for r in con.execute("select log_id from provisioning.provisioning_log order by seq").fetchall()]
+        ids = [
+            r[0]
+            for r in con.execute("select log_id from provisioning.provisioning_log order by seq").fetchall()
+        ]
         # Someone rewrites who approved the first change, and erases the last one.
         con.execute("update provisioning.provisioning_log set approved_by = 'ceo@tiny.example' where seq = 1")
         con.execute("delete from provisioning.provisioning_log where seq = 3")
@@ -65,8 +76,8 @@ def test_inserted_and_reordered_rows_break_the_chain(make_sim, warehouse) -> Non
     with duckdb.connect(warehouse) as con:
         con.execute("delete from provisioning.provisioning_log where seq = 2")
         con.execute(
-            "insert into provisioning.provisioning_log (log_id, request_id, action, outcome, attempted_at, dry_run) "
-            "values ('forged', 'r9', 'add', 'applied', now(), false)"
+            "insert into provisioning.provisioning_log (log_id, request_id, action, outcome, attempted_at, "
+            "dry_run) values ('forged', 'r9', 'add', 'applied', now(), false)"
         )
         problems = verify_log(con).problems
     assert any("log_id forged has no place in the chain" in p for p in problems)

@@ -16,7 +16,7 @@ import time
 
 import duckdb
 
-from bitbucket_assets.simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Faults
+from bitbucket_simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID, Faults
 
 from .conftest import add_request, statuses
 
@@ -50,7 +50,9 @@ def test_sigkill_part_way_applies_each_request_once(make_sim, warehouse, capsys)
     sigkill_trials(sim, warehouse, capsys, api="1.0", wanted_kills=12)
 
 
-def test_sigkill_part_way_applies_each_request_once_through_the_admin_api(make_sim, warehouse, capsys) -> None:
+def test_sigkill_part_way_applies_each_request_once_through_the_admin_api(
+    make_sim, warehouse, capsys
+) -> None:
     """The same guarantee when the workspace's groups are organization groups: tiny-co is switched to
     administered-from-admin.atlassian.com in the simulator and named so in the run's settings."""
     sim = make_sim(faults=Faults(seed=2, latency_ms=20, jitter_ms=10))
@@ -62,8 +64,8 @@ def sigkill_trials(sim, warehouse: str, capsys, api: str, wanted_kills: int) -> 
     org = (SIM_ORG_ID, SIM_ORG_API_KEY) if api == "admin" else ("", "")
     args = [sys.executable, "-c", RUN, sim.url, sim.email, SIM_API_TOKEN, warehouse, *org]
     adds, removes, kills, trials = [], [], 0, 0
-    # The wanted kills; a run that finished before its kill point (a parent starved on a very busy machine) is not
-    # one, and the loop goes on, 18 runs at most (the 90 filler users of tiny).
+    # The wanted kills; a run that finished before its kill point (a parent starved on a very busy machine) is
+    # not one, and the loop goes on, 18 runs at most (the 90 filler users of tiny).
     while kills < wanted_kills and trials < 18:
         trial, trials = trials, trials + 1
         for i in range(PER_TRIAL):
@@ -74,10 +76,13 @@ def sigkill_trials(sim, warehouse: str, capsys, api: str, wanted_kills: int) -> 
             else:
                 add_request(warehouse, f"t{trial}-add-{who}", sim.user(who), "leads")
                 adds.append(who)
-        target = len(successful_writes(sim, api)) + 1 + trial % 4  # this run has at least PER_TRIAL writes to make
+        # this run has at least PER_TRIAL writes to make
+        target = len(successful_writes(sim, api)) + 1 + trial % 4
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 300  # generous: a slow machine only takes longer to get there
-        while len(successful_writes(sim, api)) < target and proc.poll() is None and time.monotonic() < deadline:
+        while (
+            len(successful_writes(sim, api)) < target and proc.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
@@ -102,19 +107,24 @@ def sigkill_trials(sim, warehouse: str, capsys, api: str, wanted_kills: int) -> 
     assert other == []
     with duckdb.connect(warehouse, read_only=True) as con:
         finals = con.execute(
-            "select request_id, count(*) from provisioning.provisioning_log where outcome = 'applied' group by 1"
+            "select request_id, count(*) from provisioning.provisioning_log where outcome = 'applied' group "
+            "by 1"
         ).fetchall()
         reconciled = con.execute(
             "select count(*) from provisioning.provisioning_log where error like '%reconciled after a crash%'"
         ).fetchone()[0]
         intents = con.execute("select count(*) from provisioning.provisioning_intents").fetchone()[0]
-        backends = {b for (b,) in con.execute("select distinct backend from provisioning.provisioning_log").fetchall()}
+        backends = {
+            b for (b,) in con.execute("select distinct backend from provisioning.provisioning_log").fetchall()
+        }
     assert dict(finals) == {k: 1 for k in st}  # the log is complete: one final row per request
     assert intents == 0
     assert backends == {"atlassian-admin-api" if api == "admin" else "bitbucket-1.0"}
-    assert kills == wanted_kills  # reached long before the 18th run: a run is killed after at most 4 of its 5+ writes
+    # reached long before the 18th run: a run is killed after at most 4 of its 5+ writes
+    assert kills == wanted_kills
     with capsys.disabled():
         print(
-            f"\ncrash test ({api} API): {trials} runs, {kills} SIGKILLed, {len(st)} requests, {len(ok_writes)} "
-            f"successful writes (one each), {reconciled} finished from an intent after a kill"
+            f"\ncrash test ({api} API): {trials} runs, {kills} SIGKILLed, {len(st)} requests, "
+            f"{len(ok_writes)} successful writes (one each), {reconciled} finished from an intent after a "
+            "kill"
         )

@@ -12,13 +12,13 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from bitbucket_assets.defs.extraction.resources import BitbucketResource
-from bitbucket_assets.defs.provisioning.jobs import (
+from bitbucket_assets.defs.access_requests.jobs import (
     approved_requests_sensor,
     expire_jit_access,
     provision_group_membership,
 )
-from bitbucket_assets.simulator import SIM_API_TOKEN
+from bitbucket_assets.defs.resources import BitbucketResource, ProvisioningResource
+from bitbucket_simulator import SIM_API_TOKEN
 
 from .conftest import NOW, add_request, log, statuses, writes
 
@@ -28,6 +28,7 @@ def resources(sim, db: str) -> dict:
         "bitbucket": BitbucketResource(
             api_url=sim.url, email=sim.email, api_token=SIM_API_TOKEN, requests_per_hour=1e7
         ),
+        "provisioning": ProvisioningResource(),
         "duckdb": DuckDBResource(database=db),
     }
 
@@ -46,7 +47,9 @@ def test_job_dry_run_then_real_run(make_sim, warehouse) -> None:
     with duckdb.connect(warehouse, read_only=True) as con:
         run_ids = [
             r[0]
-            for r in con.execute("select run_id from provisioning.provisioning_log order by attempted_at").fetchall()
+            for r in con.execute(
+                "select run_id from provisioning.provisioning_log order by attempted_at"
+            ).fetchall()
         ]
     assert run_ids == [dry.run_id, real.run_id]
 
@@ -78,7 +81,8 @@ def test_sensor_requests_a_run_only_when_approved_requests_wait(make_sim, wareho
         [
             sys.executable,
             "-c",
-            f"import duckdb,time; c=duckdb.connect({warehouse!r}); print('locked', flush=True); time.sleep(30)",
+            f"import duckdb,time; c=duckdb.connect({warehouse!r}); print('locked', flush=True); "
+            "time.sleep(30)",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -106,7 +110,9 @@ def test_cli_provision(make_sim, warehouse) -> None:
         "DUCKDB_PATH": warehouse,
         "BITBUCKET_REQUESTS_PER_HOUR": "1000000",
     }
-    dry = subprocess.run([str(exe), "provision", "--dry-run"], capture_output=True, text=True, env=env, timeout=120)
+    dry = subprocess.run(
+        [str(exe), "provision", "--dry-run"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert dry.returncode == 0, dry.stderr[-1500:]
     assert "r1: add -> planned" in dry.stdout and "r2: add -> rejected" in dry.stdout and writes(sim) == []
     real = subprocess.run([str(exe), "provision"], capture_output=True, text=True, env=env, timeout=120)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from bitbucket_assets.simulator import Simulator, SimulatorServer, load_organisation
+from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
 
 from ..warehouse.conftest import run_pipeline
 
@@ -40,10 +40,31 @@ def cli(db: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_review_csv_and_xlsx_hold_no_formula_and_no_illegal_character(hostile_warehouse, tmp_path) -> None:
     out_csv, out_xlsx = tmp_path / "review.csv", tmp_path / "review.xlsx"
-    assert cli(hostile_warehouse, "review", "export", "--as-of", "2099-01-01", "--format", "csv", "--out",
-               str(out_csv)).returncode == 0  # fmt: skip
-    done = cli(hostile_warehouse, "review", "export", "--as-of", "2099-01-01", "--format", "xlsx", "--out",
-               str(out_xlsx))  # fmt: skip
+    assert (
+        cli(
+            hostile_warehouse,
+            "review",
+            "export",
+            "--as-of",
+            "2099-01-01",
+            "--format",
+            "csv",
+            "--out",
+            str(out_csv),
+        ).returncode
+        == 0
+    )
+    done = cli(
+        hostile_warehouse,
+        "review",
+        "export",
+        "--as-of",
+        "2099-01-01",
+        "--format",
+        "xlsx",
+        "--out",
+        str(out_xlsx),
+    )
     assert done.returncode == 0, done.stderr[-800:]
     rows = list(csv.DictReader(out_csv.open(encoding="utf-8")))
     names = {r["user_display_name"] for r in rows}
@@ -57,7 +78,9 @@ def test_review_csv_and_xlsx_hold_no_formula_and_no_illegal_character(hostile_wa
 
 
 def test_evidence_csvs_are_neutralised(hostile_warehouse, tmp_path) -> None:
-    done = cli(hostile_warehouse, "evidence", "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(tmp_path))
+    done = cli(
+        hostile_warehouse, "evidence", "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(tmp_path)
+    )
     assert done.returncode == 0, done.stderr[-800:]
     for name in ("population", "changes", "risks"):
         for row in csv.reader((tmp_path / f"{name}.csv").open(encoding="utf-8")):
@@ -68,8 +91,20 @@ def test_evidence_csvs_are_neutralised(hostile_warehouse, tmp_path) -> None:
 
 def test_review_import_output_escapes_control_characters(hostile_warehouse, tmp_path) -> None:
     review = tmp_path / "review.csv"
-    assert cli(hostile_warehouse, "review", "export", "--as-of", "2099-01-01", "--format", "csv", "--out",
-               str(review)).returncode == 0  # fmt: skip
+    assert (
+        cli(
+            hostile_warehouse,
+            "review",
+            "export",
+            "--as-of",
+            "2099-01-01",
+            "--format",
+            "csv",
+            "--out",
+            str(review),
+        ).returncode
+        == 0
+    )
     rows = list(csv.DictReader(review.open(encoding="utf-8")))
     for row in rows:
         if row["user_display_name"] == ESCAPES and row["resource_key"] == "payments-api":

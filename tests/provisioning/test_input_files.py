@@ -1,4 +1,5 @@
-"""Files as people produce them: encodings, multi-line fields, wrong types, missing columns, broken workbooks."""
+"""Files as people produce them: encodings, multi-line fields, wrong types, missing columns, broken
+workbooks."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def row(rid: str, reason: str = "needed", user: str = UUID) -> str:
 
 @pytest.mark.parametrize(
     ("encoding", "prefix"),
-    [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("utf-16", b"")],  # plain, Excel's "CSV UTF-8", UTF-16 with BOM
+    # plain, Excel's "CSV UTF-8", UTF-16 with BOM
+    [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("utf-16", b"")],
     ids=["utf-8", "utf-8-bom", "utf-16"],
 )
 def test_spreadsheet_encodings_are_read(tmp_path, encoding, prefix) -> None:
@@ -44,18 +46,28 @@ def test_latin1_is_refused_naming_the_line(tmp_path) -> None:
 
 def test_a_multi_line_field_stays_one_row_and_lines_stay_right(tmp_path) -> None:
     path = tmp_path / "requests.csv"
-    path.write_text(HEADER + row("r1", "first line\nsecond line") + row("r2", user="not-an-id"), encoding="utf-8")
+    path.write_text(
+        HEADER + row("r1", "first line\nsecond line") + row("r2", user="not-an-id"), encoding="utf-8"
+    )
     with pytest.raises(RequestImportError) as excinfo:
         read_requests(path)
-    assert excinfo.value.problems == ["line 4: user_id: 'not-an-id' is neither a {uuid} nor an Atlassian account id"]
+    assert excinfo.value.problems == [
+        "line 4: user_id: 'not-an-id' is neither a {uuid} nor an Atlassian account id"
+    ]
     path.write_text(HEADER + row("r1", "first line\nsecond line"), encoding="utf-8")
     assert read_requests(path)[0]["reason"] == "first line\nsecond line"
 
 
 def test_wrong_types_missing_columns_and_bad_slugs_are_named(tmp_path) -> None:
     jsonl = tmp_path / "requests.jsonl"
-    good = {"request_id": "r1", "workspace_slug": "tiny-co", "group_slug": "leads", "user_id": UUID, "action": "add",
-            "requested_by": "ana@x"}  # fmt: skip
+    good = {
+        "request_id": "r1",
+        "workspace_slug": "tiny-co",
+        "group_slug": "leads",
+        "user_id": UUID,
+        "action": "add",
+        "requested_by": "ana@x",
+    }
     lines = [
         {**good, "request_id": 7},
         {**good, "request_id": "r2", "allow_protected": "maybe", "approved_at": 1764230400},
@@ -73,7 +85,9 @@ def test_wrong_types_missing_columns_and_bad_slugs_are_named(tmp_path) -> None:
     ]
     csv_path = tmp_path / "requests.csv"
     csv_path.write_text("request_id,workspace_slug,user_id\nr1,tiny-co,x\n", encoding="utf-8")
-    with pytest.raises(RequestImportError, match=r"line 1: missing column\(s\) group_slug, action, requested_by"):
+    with pytest.raises(
+        RequestImportError, match=r"line 1: missing column\(s\) group_slug, action, requested_by"
+    ):
         read_requests(csv_path)
     csv_path.write_text("", encoding="utf-8")
     with pytest.raises(RequestImportError, match="the file is empty"):
@@ -114,5 +128,7 @@ def test_a_large_import_is_one_bulk_insert(warehouse, tmp_path) -> None:
             handle.write(f"bulk-{i:06d},tiny-co,leads,{UUID},add,ana@x,olga@x,2026-11-27T08:00:00Z,batch\n")
     with duckdb.connect(warehouse) as con:
         assert import_requests(con, path) == 30_000
-        assert con.execute("select count(*), count(distinct request_id) from provisioning.access_requests "
-                           "where request_id like 'bulk-%'").fetchone() == (30_000, 30_000)  # fmt: skip
+        assert con.execute(
+            "select count(*), count(distinct request_id) from provisioning.access_requests "
+            "where request_id like 'bulk-%'"
+        ).fetchone() == (30_000, 30_000)

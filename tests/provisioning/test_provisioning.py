@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from bitbucket_assets.provisioning.engine import ChangeCapExceeded, ProvisioningPolicy
-from bitbucket_assets.simulator import SIM_API_TOKEN, Faults
+from bitbucket_simulator import SIM_API_TOKEN, Faults
 
 from .conftest import NOW, add_request, expire, log, provision, statuses, writes
 
@@ -63,7 +63,11 @@ def test_already_member_and_not_member_are_no_change(make_sim, warehouse) -> Non
         ({"approved_at": None}, "leads", "approval has no time"),
         ({}, "administrators", "group 'administrators' is protected"),
         ({}, "no-such-group", "group 'no-such-group' is not in workspace 'tiny-co' (latest snapshot)"),
-        ({"user_id": "{00000000-0000-4000-8000-00000000beef}"}, "leads", "is not a member of workspace 'tiny-co'"),
+        (
+            {"user_id": "{00000000-0000-4000-8000-00000000beef}"},
+            "leads",
+            "is not a member of workspace 'tiny-co'",
+        ),
         ({"action": "grant"}, "leads", "action 'grant' is not one of add, remove"),
         ({"expires_at": NOW - timedelta(minutes=1)}, "leads", "expires_at is already past"),
     ],
@@ -71,9 +75,9 @@ def test_already_member_and_not_member_are_no_change(make_sim, warehouse) -> Non
 def test_validation_rules_reject_with_a_reason(make_sim, warehouse, overrides, group, reason) -> None:
     sim = make_sim()
     if group == "administrators":
-        sim.org.workspaces["tiny-co"].groups["administrators"] = type(sim.org.workspaces["tiny-co"].groups["leads"])(
-            "administrators", "Administrators", []
-        )
+        sim.org.workspaces["tiny-co"].groups["administrators"] = type(
+            sim.org.workspaces["tiny-co"].groups["leads"]
+        )("administrators", "Administrators", [])
     add_request(warehouse, "r1", sim.user("finn"), group, **overrides)
     provision(sim, warehouse)
     status, why = statuses(warehouse)["r1"]
@@ -138,9 +142,13 @@ def test_jit_expiry_removes_exactly_the_expired(make_sim, warehouse) -> None:
     st = statuses(warehouse)
     assert st["jit-finn"] == ("expired", None)
     assert st["jit-zoe"][0] == "expired" and "zoe-permanent" in st["jit-zoe"][1]
-    assert st["jit-carl-later"][0] == "applied" and st["zoe-permanent"][0] == "no_change"  # zoe was in already
+    # zoe was in already
+    assert st["jit-carl-later"][0] == "applied" and st["zoe-permanent"][0] == "no_change"
     expiries = [r for r in log(warehouse) if r[1] == "expire"]
-    assert sorted((r[0], r[2], r[3]) for r in expiries) == [("jit-finn", "expired", 204), ("jit-zoe", "expired", None)]
+    assert sorted((r[0], r[2], r[3]) for r in expiries) == [
+        ("jit-finn", "expired", 204),
+        ("jit-zoe", "expired", None),
+    ]
     assert len([w for w in writes(sim) if w.method == "DELETE"]) == 1
 
 
@@ -149,7 +157,9 @@ def test_refusals_fail_one_request_and_the_rest_go_on(make_sim, warehouse) -> No
     add_request(warehouse, "labs", sim.user("ana"), "researchers", workspace_slug="tiny-labs")
     add_request(warehouse, "co", sim.user("finn"), "leads")
     with duckdb.connect(warehouse) as con:  # tiny-labs is in the snapshot with its researchers group
-        assert con.execute("select count(*) from marts.dim_groups where group_slug = 'researchers'").fetchone() == (1,)
+        assert con.execute(
+            "select count(*) from marts.dim_groups where group_slug = 'researchers'"
+        ).fetchone() == (1,)
     provision(sim, warehouse)
     st = statuses(warehouse)
     assert st["labs"][0] == "failed" and "managed from admin.atlassian.com" in st["labs"][1]
@@ -198,7 +208,7 @@ def test_secrets_never_reach_the_log(make_sim, warehouse, caplog) -> None:
 def test_a_credential_kind_that_cannot_write_fails_with_a_reason(make_sim, warehouse) -> None:
     from bitbucket_assets.client import BitbucketClient, Credentials
     from bitbucket_assets.provisioning.engine import Provisioner
-    from bitbucket_assets.simulator import SIM_ACCESS_TOKEN
+    from bitbucket_simulator import SIM_ACCESS_TOKEN
 
     sim = make_sim()
     add_request(warehouse, "r1", sim.user("finn"), "leads")

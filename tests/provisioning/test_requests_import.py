@@ -13,7 +13,10 @@ import pytest
 
 from bitbucket_assets.provisioning.requests_import import RequestImportError, import_requests
 
-HEADER = "request_id,workspace_slug,group_slug,user_id,action,requested_by,approved_by,approved_at,expires_at,reason\n"
+HEADER = (
+    "request_id,workspace_slug,group_slug,user_id,action,requested_by,approved_by,approved_at,"
+    "expires_at,reason\n"
+)
 
 
 def count(db: str) -> int:
@@ -66,7 +69,8 @@ def test_bad_rows_are_named_by_line_and_field_and_nothing_is_imported(tmp_path) 
         HEADER
         + "r1,tiny-co,leads,557058:abc,add,ana@x,olga@x,2026-11-20T09:00:00+00:00,,ok\n"
         + "r2,tiny-co,,557058:abc,grant,ana@x,olga@x,yesterday,,bad\n"
-        + "r1,tiny-co,leads,557058:abc,remove,ana@x,olga@x,2026-11-20T09:00:00,2026-12-01T00:00:00+00:00,dup\n"
+        + "r1,tiny-co,leads,557058:abc,remove,ana@x,olga@x,2026-11-20T09:00:00,"
+        + "2026-12-01T00:00:00+00:00,dup\n"
     )
     db = str(tmp_path / "w.duckdb")
     with duckdb.connect(db) as con, pytest.raises(RequestImportError) as excinfo:

@@ -1,4 +1,5 @@
-"""Review campaigns: only rows that were exported, unchanged, become requests; nobody reviews their own access."""
+"""Review campaigns: only rows that were exported, unchanged, become requests; nobody reviews their own
+access."""
 
 from __future__ import annotations
 
@@ -26,8 +27,19 @@ def cli(db: str, *args: str, **env) -> subprocess.CompletedProcess:
 
 
 def export(db: str, out: Path) -> list[dict]:
-    done = cli(db, "review", "export", "--as-of", "2099-01-01", "--workspace", "tiny-co", "--format", "csv",
-               "--out", str(out))  # fmt: skip
+    done = cli(
+        db,
+        "review",
+        "export",
+        "--as-of",
+        "2099-01-01",
+        "--workspace",
+        "tiny-co",
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-1500:]
     return list(csv.DictReader(out.open(encoding="utf-8")))
 
@@ -50,9 +62,16 @@ def test_a_forged_row_is_rejected_and_nothing_is_imported(warehouse, tmp_path) -
     rows = export(warehouse, tmp_path / "review.csv")
     revoke(rows, "Ben Okafor", "payments-api")
     # A made-up row: remove the sync's own service account from a group it needs.
-    forged = {**rows[0], "review_item": "tiny-co:group:administrators:{svc}", "resource_type": "group",
-              "resource_key": "administrators", "user_display_name": "Access Sync Bot", "grant_paths": "direct: member",
-              "reviewer": "olga@tiny.example", "decision": "revoke"}  # fmt: skip
+    forged = {
+        **rows[0],
+        "review_item": "tiny-co:group:administrators:{svc}",
+        "resource_type": "group",
+        "resource_key": "administrators",
+        "user_display_name": "Access Sync Bot",
+        "grant_paths": "direct: member",
+        "reviewer": "olga@tiny.example",
+        "decision": "revoke",
+    }
     done = cli(warehouse, "review", "import", str(save([*rows, forged], tmp_path / "forged.csv")))
     assert done.returncode == 1
     assert f"line {len(rows) + 2}: review_item: not in campaign {rows[0]['campaign_id']}" in done.stderr
@@ -68,7 +87,9 @@ def test_a_forged_row_is_rejected_and_nothing_is_imported(warehouse, tmp_path) -
         ("campaign_id", "", "campaign_id: empty"),
     ],
 )
-def test_an_edited_row_is_rejected_naming_line_and_column(warehouse, tmp_path, column, value, expected) -> None:
+def test_an_edited_row_is_rejected_naming_line_and_column(
+    warehouse, tmp_path, column, value, expected
+) -> None:
     rows = export(warehouse, tmp_path / "review.csv")
     row = revoke(rows, "Ben Okafor", "payments-api")
     row[column] = value
@@ -93,7 +114,10 @@ def test_files_with_the_same_name_never_collide_and_a_second_import_adds_nothing
         assert done.stdout.startswith("1 remove request(s) created;"), done.stderr[-800:]
     assert again.stdout.startswith("0 remove request(s) created (1 already imported before);")
     assert len(statuses(warehouse)) == 2
-    assert {rid.split("-")[1] for rid in statuses(warehouse)} == {first[0]["campaign_id"], second[0]["campaign_id"]}
+    assert {rid.split("-")[1] for rid in statuses(warehouse)} == {
+        first[0]["campaign_id"],
+        second[0]["campaign_id"],
+    }
 
 
 def test_nobody_decides_on_their_own_access(make_sim, warehouse, tmp_path) -> None:
@@ -102,13 +126,17 @@ def test_nobody_decides_on_their_own_access(make_sim, warehouse, tmp_path) -> No
     rows = export(warehouse, tmp_path / "review.csv")
     revoke(rows, "Ben Okafor", "payments-api", reviewer=ben.account_id)
     path = save(rows, tmp_path / "self.csv")
-    with duckdb.connect(warehouse) as con, pytest.raises(ReviewImportError, match="may not decide on their own"):
+    with (
+        duckdb.connect(warehouse) as con,
+        pytest.raises(ReviewImportError, match="may not decide on their own"),
+    ):
         import_review(con, path)
     # By policy, a second reviewer may confirm such a decision.
     policy = tmp_path / "approvers.yaml"
     policy.write_text(
         f'identities: {{olga@tiny.example: "{sim.user("olga").account_id}"}}\n'
-        f'approvers: {{"*": {{people: [{ben.account_id}, olga@tiny.example]}}}}\nself_review: second_reviewer\n',
+        f'approvers: {{"*": {{people: [{ben.account_id}, olga@tiny.example]}}}}\nself_review: '
+        "second_reviewer\n",
         encoding="utf-8",
     )
     approvals = ApproverPolicy.load(str(policy))
@@ -124,36 +152,63 @@ def test_nobody_decides_on_their_own_access(make_sim, warehouse, tmp_path) -> No
 def test_reviewers_must_be_approvers_the_policy_knows(make_sim, warehouse, tmp_path) -> None:
     sim = make_sim()
     policy = tmp_path / "approvers.yaml"
-    policy.write_text(f'approvers: {{"*": {{people: ["{sim.user("olga").account_id}"]}}}}\n', encoding="utf-8")
+    policy.write_text(
+        f'approvers: {{"*": {{people: ["{sim.user("olga").account_id}"]}}}}\n', encoding="utf-8"
+    )
     rows = export(warehouse, tmp_path / "review.csv")
     revoke(rows, "Ben Okafor", "payments-api", reviewer="olga@tiny.example")  # an email the policy cannot map
-    unmapped = cli(warehouse, "review", "import", str(save(rows, tmp_path / "a.csv")),
-                   BITBUCKET_APPROVER_POLICY=str(policy))  # fmt: skip
-    assert unmapped.returncode == 1 and "is neither an account id nor an email mapped to one" in unmapped.stderr
+    unmapped = cli(
+        warehouse,
+        "review",
+        "import",
+        str(save(rows, tmp_path / "a.csv")),
+        BITBUCKET_APPROVER_POLICY=str(policy),
+    )
+    assert (
+        unmapped.returncode == 1 and "is neither an account id nor an email mapped to one" in unmapped.stderr
+    )
     revoke(rows, "Ben Okafor", "payments-api", reviewer=sim.user("zoe").account_id)  # known, not an approver
-    stranger = cli(warehouse, "review", "import", str(save(rows, tmp_path / "b.csv")),
-                   BITBUCKET_APPROVER_POLICY=str(policy))  # fmt: skip
+    stranger = cli(
+        warehouse,
+        "review",
+        "import",
+        str(save(rows, tmp_path / "b.csv")),
+        BITBUCKET_APPROVER_POLICY=str(policy),
+    )
     assert stranger.returncode == 1 and "may not approve requests for workspace 'tiny-co'" in stranger.stderr
     revoke(rows, "Ben Okafor", "payments-api", reviewer=sim.user("olga").account_id)
-    allowed = cli(warehouse, "review", "import", str(save(rows, tmp_path / "c.csv")),
-                  BITBUCKET_APPROVER_POLICY=str(policy))  # fmt: skip
+    allowed = cli(
+        warehouse,
+        "review",
+        "import",
+        str(save(rows, tmp_path / "c.csv")),
+        BITBUCKET_APPROVER_POLICY=str(policy),
+    )
     assert allowed.returncode == 0 and allowed.stdout.startswith("1 remove request(s) created")
 
 
 def test_registering_a_campaign_waits_for_the_writer_lock(warehouse, tmp_path) -> None:
     """A sync holding the warehouse makes the export wait, not fail (as provisioning waits)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({warehouse!r}); print('locked', flush=True); "
-         "time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({warehouse!r}); print('locked', flush=True); "
+            "time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     out = tmp_path / "review.csv"
     try:
         assert holder.stdout.readline().strip() == "locked"
         export_run = subprocess.Popen(
             [str(EXE), "review", "export", "--as-of", "2099-01-01", "--format", "csv", "--out", str(out)],
-            env={**os.environ, "DUCKDB_PATH": warehouse}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            env={**os.environ, "DUCKDB_PATH": warehouse},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # Without the wait it fails at once on the lock; with it, it is still waiting while the lock is held.
         with contextlib.suppress(subprocess.TimeoutExpired):
             export_run.wait(timeout=3)

@@ -9,14 +9,15 @@ import duckdb
 from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.provisioning.engine import Provisioner
-from bitbucket_assets.simulator import SIM_API_TOKEN, Faults
+from bitbucket_simulator import SIM_API_TOKEN, Faults
 
 from .conftest import NOW, add_request, statuses, writes
 
 
 def run(sim, db: str, clock: SimulatedClock, expire: bool = False) -> Provisioner:
-    client = BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, clock=clock,
-                             requests_per_hour=1e7)  # fmt: skip
+    client = BitbucketClient(
+        Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, clock=clock, requests_per_hour=1e7
+    )
     with duckdb.connect(db) as con:
         provisioner = Provisioner(client, con)
         provisioner.expire() if expire else provisioner.provision()
@@ -30,7 +31,9 @@ def in_group(sim, nickname: str, group: str) -> bool:
 def test_a_week_of_just_in_time_access_expires_on_the_simulated_clock(make_sim, warehouse) -> None:
     sim = make_sim()
     clock = SimulatedClock(NOW)
-    add_request(warehouse, "jit", sim.user("finn"), "leads", approved_at=NOW, expires_at=NOW + timedelta(days=7))
+    add_request(
+        warehouse, "jit", sim.user("finn"), "leads", approved_at=NOW, expires_at=NOW + timedelta(days=7)
+    )
     run(sim, warehouse, clock)
     assert statuses(warehouse)["jit"][0] == "applied" and in_group(sim, "finn", "leads")
     clock.advance(timedelta(days=6, hours=23))
@@ -74,29 +77,41 @@ def test_jit_grants_survive_dropped_connections_and_expire_exactly_once(make_sim
     add_request(warehouse, "jit-veteran", veteran, "leads", approved_at=NOW, expires_at=expires)
 
     def client() -> BitbucketClient:
-        return BitbucketClient(Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, clock=clock,
-                               requests_per_hour=1e7, max_retries=12)  # fmt: skip
+        return BitbucketClient(
+            Credentials.api_token(sim.email, SIM_API_TOKEN),
+            sim.url,
+            clock=clock,
+            requests_per_hour=1e7,
+            max_retries=12,
+        )
 
     with duckdb.connect(warehouse) as con:
         Provisioner(client(), con).provision()
     granted = statuses(warehouse)
-    assert {k: v[0] for k, v in granted.items()} == {**{f"jit-{i}": "applied" for i in range(8)},
-                                                     "jit-veteran": "no_change"}  # fmt: skip
+    assert {k: v[0] for k, v in granted.items()} == {
+        **{f"jit-{i}": "applied" for i in range(8)},
+        "jit-veteran": "no_change",
+    }
     assert set(newcomers) <= set(leads.members)
     clock.advance(timedelta(days=2))
     with duckdb.connect(warehouse) as con:
         Provisioner(client(), con).expire()
-    assert {k: v[0] for k, v in statuses(warehouse).items()} == {**{f"jit-{i}": "expired" for i in range(8)},
-                                                                 "jit-veteran": "no_change"}  # fmt: skip
+    assert {k: v[0] for k, v in statuses(warehouse).items()} == {
+        **{f"jit-{i}": "expired" for i in range(8)},
+        "jit-veteran": "no_change",
+    }
     assert not set(newcomers) & set(leads.members) and veteran in leads.members
     # Each newcomer was written exactly once each way, and some of those writes lost their response.
     for user in newcomers:
-        mine = [w for w in writes(sim) if w.path.endswith("/" + user) or w.path.endswith(user.replace("{", "%7B"))]
+        mine = [
+            w for w in writes(sim) if w.path.endswith("/" + user) or w.path.endswith(user.replace("{", "%7B"))
+        ]
         assert sorted(w.status for w in mine if w.status in (200, 204)) == [200, 204], user
     dropped = [w for w in writes(sim) if w.fault == "drop"]
     assert {w.method for w in dropped} == {"PUT", "DELETE"}
     with duckdb.connect(warehouse, read_only=True) as con:
         expiries = con.execute(
-            "select request_id, count(*) from provisioning.provisioning_log where action = 'expire' group by 1"
+            "select request_id, count(*) from provisioning.provisioning_log where action = 'expire' group by "
+            "1"
         ).fetchall()
     assert sorted(expiries) == [(f"jit-{i}", 1) for i in range(8)]

@@ -8,14 +8,14 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from bitbucket_assets.simulator import (
+from bitbucket_simulator import (
     SIM_ACCESS_TOKEN,
     SIM_APP_PASSWORD,
     SIM_OAUTH_CLIENT_ID,
     SIM_OAUTH_CLIENT_SECRET,
     RateLimit,
 )
-from bitbucket_assets.simulator.app import REMOVED_PATHS
+from bitbucket_simulator.app import REMOVED_PATHS
 
 
 def test_api_token_identifies_the_user(tiny_sim) -> None:
@@ -79,7 +79,10 @@ def test_access_token_reads_repositories_but_not_permissions(tiny_sim) -> None:
         assert response.status_code == 403, path
         assert "Access tokens cannot" in response.json()["error"]["message"]
     # It belongs to one workspace only.
-    assert requests.get(tiny_sim.url + "/2.0/repositories/tiny-labs", headers=headers, timeout=10).status_code == 404
+    assert (
+        requests.get(tiny_sim.url + "/2.0/repositories/tiny-labs", headers=headers, timeout=10).status_code
+        == 404
+    )
 
 
 def test_oauth_client_credentials_and_expiry(make_sim) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-# repository -> {user nickname (display name without one): permission}; owners (svc, olga) are admin everywhere.
+# repository -> {user nickname (display name without one): permission}; owners (svc, olga) are admin
+# everywhere.
 EXPECTED = {
     "payments-api": {
         # ana: direct read + developers write + project PAY admin -> admin (the highest wins)
@@ -18,7 +19,14 @@ EXPECTED = {
         # empty-group holds admin but has no members: nobody gains from it
     },
     # "Former user": a deleted account whose direct grant nobody removed still holds it
-    "ledger": {"ana": "admin", "ben": "admin", "lena": "read", "cleo": "write", "zoe": "admin", "Former user": "read"},
+    "ledger": {
+        "ana": "admin",
+        "ben": "admin",
+        "lena": "read",
+        "cleo": "write",
+        "zoe": "admin",
+        "Former user": "read",
+    },
     # zoe: direct read < on-call write on OPS; olive: an outside collaborator (no membership), direct
     "runbooks": {"zoe": "write", "ben": "write", "olive": "write"},
     "orphan-repo": {},  # no explicit permission anywhere: owners only
@@ -30,7 +38,10 @@ def effective(sim, repo: str) -> dict[str, str]:
     body = sim.get(f"/2.0/workspaces/tiny-co/permissions/repositories/{repo}?pagelen=100").json()
     assert "next" not in body
     users = sim.org.users
-    return {users[r["user"]["uuid"]].nickname or r["user"]["display_name"]: r["permission"] for r in body["values"]}
+    return {
+        users[r["user"]["uuid"]].nickname or r["user"]["display_name"]: r["permission"]
+        for r in body["values"]
+    }
 
 
 @pytest.mark.parametrize("repo", sorted(EXPECTED))

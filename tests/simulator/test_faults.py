@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from bitbucket_assets.simulator import Faults
+from bitbucket_simulator import Faults
 
 
 def test_faults_are_off_by_default(tiny_sim) -> None:

@@ -30,7 +30,9 @@ def test_membership_change_changes_effective_access(make_sim) -> None:
     finn = sim.user("finn")
 
     def finn_on_payments() -> str | None:
-        rows = sim.get("/2.0/workspaces/tiny-co/permissions/repositories/payments-api?pagelen=100").json()["values"]
+        rows = sim.get("/2.0/workspaces/tiny-co/permissions/repositories/payments-api?pagelen=100").json()[
+            "values"
+        ]
         return next((r["permission"] for r in rows if r["user"]["uuid"] == finn.uuid), None)
 
     assert finn_on_payments() is None
@@ -67,7 +69,10 @@ def test_admin_managed_workspace_refuses_group_writes(make_sim) -> None:
     # Reading still works there.
     assert sim.get("/1.0/groups/tiny-labs").status_code == 200
     sim.org.workspaces["tiny-labs"].admin_managed = False
-    assert sim.session.put(member_url(sim, "tiny-labs", "researchers", ana), json={}, timeout=10).status_code == 200
+    assert (
+        sim.session.put(member_url(sim, "tiny-labs", "researchers", ana), json={}, timeout=10).status_code
+        == 200
+    )
 
 
 def test_project_and_repository_grants_round_trip(make_sim) -> None:
@@ -87,13 +92,15 @@ def test_project_and_repository_grants_round_trip(make_sim) -> None:
     url = f"{sim.url}/2.0/repositories/tiny-co/runbooks/permissions-config/users/{finn.account_id}"
     assert sim.session.delete(url, timeout=10).status_code == 204
     eff = sim.get("/2.0/workspaces/tiny-co/permissions/repositories/runbooks?pagelen=100").json()["values"]
-    assert {r["user"]["uuid"]: r["permission"] for r in eff}[finn.uuid] == "write"  # project create-repo remains
+    # project create-repo remains
+    assert {r["user"]["uuid"]: r["permission"] for r in eff}[finn.uuid] == "write"
 
 
 def test_group_grants_and_bad_values(make_sim) -> None:
     sim = make_sim()
     url = f"{sim.url}/2.0/repositories/tiny-co/orphan-repo/permissions-config/groups/leads"
-    assert sim.session.put(url, json={"permission": "create-repo"}, timeout=10).status_code == 400  # project-only value
+    # project-only value
+    assert sim.session.put(url, json={"permission": "create-repo"}, timeout=10).status_code == 400
     assert sim.session.put(url, data="not json", timeout=10).status_code == 400
     assert sim.session.put(url, json={"permission": "read"}, timeout=10).status_code == 200
     groups = sim.get("/2.0/repositories/tiny-co/orphan-repo/permissions-config/groups").json()["values"]

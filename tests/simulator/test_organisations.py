@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bitbucket_assets.simulator import advance, load_organisation
-from bitbucket_assets.simulator.orgfile import OrganisationFileError
+from bitbucket_simulator import advance, load_organisation
+from bitbucket_simulator.orgfile import OrganisationFileError
 
 
 def test_tiny_edge_cases() -> None:
@@ -15,9 +15,13 @@ def test_tiny_edge_cases() -> None:
     ws = org.workspaces["tiny-co"]
     assert len(ws.members) == 100
     assert ws.groups["empty-group"].members == []
-    assert ws.repositories["orphan-repo"].user_grants == {} and ws.repositories["orphan-repo"].group_grants == {}
+    assert (
+        ws.repositories["orphan-repo"].user_grants == {} and ws.repositories["orphan-repo"].group_grants == {}
+    )
     assert "create-repo" in ws.projects["PAY"].group_grants.values()
-    assert any("'" in u.display_name and '"' in u.display_name and "ë" in u.display_name for u in org.users.values())
+    assert any(
+        "'" in u.display_name and '"' in u.display_name and "ë" in u.display_name for u in org.users.values()
+    )
     assert org.workspaces["tiny-labs"].admin_managed
 
 
@@ -77,7 +81,10 @@ def test_advance_produces_realistic_deterministic_history() -> None:
     assert totals["joiners"] >= 5 and totals["leavers"] >= 5 and totals["movers"] >= 1
     assert totals["new_repositories"] >= 5 and totals["permission_changes"] >= 5
     assert totals["deleted_repositories"] >= 5
-    assert a.counts()["repositories"] == before_repos + totals["new_repositories"] - totals["deleted_repositories"]
+    assert (
+        a.counts()["repositories"]
+        == before_repos + totals["new_repositories"] - totals["deleted_repositories"]
+    )
     assert list(a.users) == list(b.users)  # same seed, same days: same history
 
 

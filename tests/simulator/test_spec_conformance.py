@@ -27,8 +27,8 @@ from urllib.parse import quote
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from bitbucket_assets.simulator.app import REMOVED_PATHS
-from bitbucket_assets.simulator.auth import SPEC_EXTRACT
+from bitbucket_simulator.app import REMOVED_PATHS
+from bitbucket_simulator.auth import SPEC_EXTRACT
 
 FULL_SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "bitbucket-openapi.json"
 
@@ -37,7 +37,9 @@ FULL_SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "bitb
 def spec() -> tuple[dict, dict[tuple[str, str], dict]]:
     extract = json.loads(SPEC_EXTRACT.read_text())
     components = (
-        json.loads(FULL_SPEC.read_text())["components"] if FULL_SPEC.exists() else {"schemas": extract["schemas"]}
+        json.loads(FULL_SPEC.read_text())["components"]
+        if FULL_SPEC.exists()
+        else {"schemas": extract["schemas"]}
     )
     ops = {(op["method"], op["path"]): op for op in extract["operations"]}
     components = copy.deepcopy(components)
@@ -245,7 +247,9 @@ def test_mutation_responses_conform(make_sim) -> None:
     sim = make_sim()
     ben = sim.user("ben")
     base = "/2.0/repositories/tiny-co/ledger/permissions-config"
-    put = sim.session.put(f"{sim.url}{base}/users/{quote(ben.uuid)}", json={"permission": "write"}, timeout=10)
+    put = sim.session.put(
+        f"{sim.url}{base}/users/{quote(ben.uuid)}", json={"permission": "write"}, timeout=10
+    )
     assert put.status_code == 200
     validate(
         "PUT",
@@ -310,7 +314,8 @@ def test_v1_group_endpoints_are_bare_arrays(tiny_sim, path: str) -> None:
 
 
 def test_users_outside_the_member_list_in_their_recorded_shapes(tiny_sim) -> None:
-    """A former user keeps only uuid, display name and links; an app user is `type: app_user` (spec schema)."""
+    """A former user keeps only uuid, display name and links; an app user is `type: app_user` (spec
+    schema)."""
     ledger = tiny_sim.get("/2.0/repositories/tiny-co/ledger/permissions-config/users").json()["values"]
     (former,) = [v["user"] for v in ledger]
     assert former["display_name"] == "Former user" and former["uuid"].startswith("{")

@@ -10,28 +10,11 @@ from dataclasses import dataclass, field
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
-from bitbucket_assets.defs.extraction.assets import bitbucket_raw_snapshot
-from bitbucket_assets.defs.extraction.resources import BitbucketResource
-from bitbucket_assets.defs.warehouse.assets import (
-    effective_access_matches_bitbucket,
-    history_order,
-    raw_snapshot_retention,
-    warehouse_models,
-)
-from bitbucket_assets.defs.warehouse.project import dbt_resource
-from bitbucket_assets.defs.warehouse.read_copy import analyst_read_copy
-from bitbucket_assets.simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
-
-ASSETS = [
-    bitbucket_raw_snapshot,
-    warehouse_models,
-    raw_snapshot_retention,
-    history_order,
-    analyst_read_copy,
-    effective_access_matches_bitbucket,
-]
+from bitbucket_assets.defs import sync_job
+from bitbucket_assets.defs.resources import build_resources
+from bitbucket_assets.settings import load_settings
+from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 
 
 @dataclass
@@ -52,14 +35,22 @@ class History:
 def run_pipeline(
     sim_url: str, email: str, db: str, selection=None, workspaces: str | None = None
 ) -> dg.ExecuteInProcessResult:
-    resources = {
-        "bitbucket": BitbucketResource(
-            api_url=sim_url, email=email, api_token=SIM_API_TOKEN, requests_per_hour=1e7, workspaces=workspaces
-        ),
-        "duckdb": DuckDBResource(database=db),
-        "dbt": dbt_resource(),
-    }
-    return dg.materialize(ASSETS, resources=resources, selection=selection, instance=dg.DagsterInstance.ephemeral())
+    """The sync job (or `selection` of its assets) against a simulator, as the code location runs it."""
+    settings = load_settings(
+        bitbucket_api_url=sim_url,
+        bitbucket_email=email,
+        bitbucket_api_token=SIM_API_TOKEN,
+        bitbucket_requests_per_hour=1e7,
+        bitbucket_workspaces=workspaces,
+        duckdb_path=db,
+    )
+    definitions = sync_job.definitions()
+    return dg.materialize(
+        [*definitions.assets, *definitions.asset_checks],
+        resources=build_resources(settings),
+        selection=selection,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +74,9 @@ def tiny_history(tmp_path_factory) -> History:
         day()  # day 1: the baseline
         ws.groups["developers"].members.remove(ben.uuid)  # ben leaves developers
         ws.groups["leads"].members.append(finn.uuid)  # finn joins leads
-        ws.repositories["runbooks"].user_grants[next(u for u in org.users.values() if u.nickname == "zoe").uuid] = (
-            "admin"
-        )
+        ws.repositories["runbooks"].user_grants[
+            next(u for u in org.users.values() if u.nickname == "zoe").uuid
+        ] = "admin"
         org.touch()
         day()  # day 2: revocations, an addition and a changed permission
         ws.groups["developers"].members.append(ben.uuid)  # ben comes back

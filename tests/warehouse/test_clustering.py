@@ -19,9 +19,10 @@ def _history(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 def test_the_pipeline_reports_the_history_it_would_cluster(tiny_history: History) -> None:
     ordered = next(
-        e for e in tiny_history.results[-1].get_asset_materialization_events()
+        e
+        for e in tiny_history.results[-1].get_asset_materialization_events()
         if e.asset_key.path == ["history_order"]
-    )  # fmt: skip
+    )
     metadata = ordered.materialization.metadata
     rows = tiny_history.query("select count(*) from marts.fct_grant_history")[0][0]
     # tiny's history is far below the size worth a rewrite: counted, left alone.
@@ -32,7 +33,9 @@ def test_the_pipeline_reports_the_history_it_would_cluster(tiny_history: History
 def test_clustering_rewrites_the_same_rows_in_z_order(tiny_history: History, tmp_path) -> None:
     db = str(tmp_path / "copy.duckdb")
     shutil.copy(tiny_history.db, db)
-    day2 = tiny_history.query("select finished_at from raw.syncs where sync_id = ?", [tiny_history.sync_ids[1]])[0][0]
+    day2 = tiny_history.query(
+        "select finished_at from raw.syncs where sync_id = ?", [tiny_history.sync_ids[1]]
+    )[0][0]
     with duckdb.connect(db) as con:
         before, as_of_before = _history(con), con.execute(AS_OF, [day2]).fetchall()
         assert cluster_history(con, min_rows=10**9)["clustered"] is False  # too small to bother
@@ -42,8 +45,9 @@ def test_clustering_rewrites_the_same_rows_in_z_order(tiny_history: History, tmp
         assert con.execute(AS_OF, [day2]).fetchall() == as_of_before and as_of_before
         # Stored in Z-order: the key never decreases along the table.
         out_of_order = con.execute(
-            f"select count(*) filter (where k < previous) from (select k, lag(k) over (order by r) as previous from "
-            f"(select {z_order('resource_id', 'principal_id')} as k, rowid as r from marts.fct_grant_history))"
+            "select count(*) filter (where k < previous) from (select k, lag(k) over (order by r) as "
+            f"previous from (select {z_order('resource_id', 'principal_id')} as k, rowid as r from "
+            "marts.fct_grant_history))"
         ).fetchone()[0]
         assert out_of_order == 0
         logged = con.execute(f"select history_rows, rows_since_last from {LOG}").fetchall()
@@ -55,8 +59,21 @@ def test_clustering_rewrites_the_same_rows_in_z_order(tiny_history: History, tmp
 
 def test_the_key_follows_string_order() -> None:
     """Z-order only helps if each key rises with its column: uuids above slugs, each in string order."""
-    values = sorted(["{00a1b2c3-0000}", "{7fff0000-1}", "{ffff9999-2}", "{a0000000-3}", "admins", "b", "developers",
-                     "leads", "zz-team", "A-Team", "1password"])  # fmt: skip
+    values = sorted(
+        [
+            "{00a1b2c3-0000}",
+            "{7fff0000-1}",
+            "{ffff9999-2}",
+            "{a0000000-3}",
+            "admins",
+            "b",
+            "developers",
+            "leads",
+            "zz-team",
+            "A-Team",
+            "1password",
+        ]
+    )
     keys = duckdb.execute(
         f"select list({z_order('v', 'v')} order by v) from unnest(?::varchar[]) as t(v)", [values]
     ).fetchone()[0]

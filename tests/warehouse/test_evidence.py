@@ -21,18 +21,22 @@ def test_leavers_still_holding_access_are_a_risk(tiny_history: History, tmp_path
 
     db = str(tmp_path / "copy.duckdb")
     shutil.copy(tiny_history.db, db)
-    # Listed by account id (lena, a member; olive, an outside collaborator whose only access is a direct grant)
-    # and by uuid (the former user, who has no account id).
+    # Listed by account id (lena, a member; olive, an outside collaborator whose only access is a direct
+    # grant) and by uuid (the former user, who has no account id).
     lena, olive = tiny_history.user("lena"), tiny_history.user("olive")
     former = next(u for u in tiny_history.org.users.values() if u.is_former)
     with duckdb.connect(db) as con:
         create_provisioning_tables(con)
         for user_id in (lena.account_id, olive.account_id, former.uuid):
             con.execute("insert into provisioning.leavers values (?, current_date - 10, 'hr')", [user_id])
-        pack = build_evidence_pack(con, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC), tmp_path / "pack")
+        pack = build_evidence_pack(
+            con, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC), tmp_path / "pack"
+        )
     with (pack.directory / "risks.csv").open() as handle:
         leavers = [r for r in csv.DictReader(handle) if r["risk"] == "access still held by a leaver"]
-    assert sorted((r["user_display_name"], r["workspace_slug"], r["detail"].split("; ")[1]) for r in leavers) == [
+    assert sorted(
+        (r["user_display_name"], r["workspace_slug"], r["detail"].split("; ")[1]) for r in leavers
+    ) == [
         ("Former user", "tiny-co", "still reaches 1 resources"),
         ("Lena Leaver", "tiny-co", "still reaches 5 resources"),  # the workspace, PAY, three repositories
         ("Olive Outside", "tiny-co", "still reaches 1 resources"),
@@ -45,11 +49,14 @@ def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) 
         pack = build_evidence_pack(con, start, end, tmp_path / "pack")
         population = con.execute("select count(*) from marts.effective_access_as_of(?)", [end]).fetchone()[0]
         changes = con.execute(
-            "select change, count(*) from marts.fct_access_changes where changed_at between ? and ? group by 1",
+            "select change, count(*) from marts.fct_access_changes where changed_at between ? and ? group by "
+            "1",
             [start, end],
         ).fetchall()
     html = pack.report.read_text()
-    metrics = json.loads(re.search(r'<script type="application/json" id="metrics">(.*?)</script>', html).group(1))
+    metrics = json.loads(
+        re.search(r'<script type="application/json" id="metrics">(.*?)</script>', html).group(1)
+    )
     assert metrics["population_rows"] == population
     assert metrics["changes"] == sum(n for _, n in changes) > 0
     assert {k: metrics[k] for k in ("added", "removed", "changed")} == {
@@ -84,8 +91,13 @@ def _evidence_cli(db: str, *args: str):
     copy = Path(tempfile.mkdtemp()) / "copy.duckdb"
     shutil.copy(db, copy)
     exe = Path(sys.executable).parent / "bitbucket-access"
-    return subprocess.run([str(exe), "evidence", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "DUCKDB_PATH": str(copy)})  # fmt: skip
+    return subprocess.run(
+        [str(exe), "evidence", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DUCKDB_PATH": str(copy)},
+    )
 
 
 def test_a_bare_date_period_is_the_whole_day(tiny_history: History, tmp_path) -> None:
@@ -94,19 +106,28 @@ def test_a_bare_date_period_is_the_whole_day(tiny_history: History, tmp_path) ->
     expected = tiny_history.query(
         "select count(*) from marts.fct_access_changes where cast(changed_at as date) = ?", [day]
     )[0][0]
-    done = _evidence_cli(tiny_history.db, "--from", str(day), "--to", str(day), "--out", str(tmp_path / "pack"))
+    done = _evidence_cli(
+        tiny_history.db, "--from", str(day), "--to", str(day), "--out", str(tmp_path / "pack")
+    )
     assert done.returncode == 0, done.stderr[-800:]
     assert expected > 0 and f"  changes: {expected}" in done.stdout.splitlines()
 
 
 def test_period_and_output_mistakes_are_clear_errors(tiny_history: History, tmp_path) -> None:
-    backwards = _evidence_cli(tiny_history.db, "--from", "2026-03-02", "--to", "2026-03-01", "--out", str(tmp_path))
+    backwards = _evidence_cli(
+        tiny_history.db, "--from", "2026-03-02", "--to", "2026-03-01", "--out", str(tmp_path)
+    )
     assert backwards.returncode == 2 and "--from 2026-03-02 is after --to 2026-03-01" in backwards.stderr
-    garbled = _evidence_cli(tiny_history.db, "--from", "yesterday", "--to", "2026-03-01", "--out", str(tmp_path))
+    garbled = _evidence_cli(
+        tiny_history.db, "--from", "yesterday", "--to", "2026-03-01", "--out", str(tmp_path)
+    )
     assert garbled.returncode == 2 and "'yesterday' is not a date" in garbled.stderr
     pack = tmp_path / "pack"
     assert (
-        _evidence_cli(tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack)).returncode == 0
+        _evidence_cli(
+            tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack)
+        ).returncode
+        == 0
     )
     (pack / "stale-from-last-quarter.csv").write_text("x\n")
     again = _evidence_cli(tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack))
@@ -114,8 +135,9 @@ def test_period_and_output_mistakes_are_clear_errors(tiny_history: History, tmp_
     (pack / "stale-from-last-quarter.csv").unlink()
     refused = _evidence_cli(tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack))
     assert refused.returncode == 1 and "pass --replace" in refused.stderr
-    replaced = _evidence_cli(tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack),
-                             "--replace")  # fmt: skip
+    replaced = _evidence_cli(
+        tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack), "--replace"
+    )
     assert replaced.returncode == 0 and sorted(p.name for p in pack.iterdir()) == sorted(
         ["evidence.html", "manifest.json", "population.csv", "changes.csv", "provisioning.csv", "risks.csv"]
     )

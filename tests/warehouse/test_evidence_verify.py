@@ -36,7 +36,8 @@ def test_pack_manifest_record_and_verify(tiny_history: History, tmp_path) -> Non
 
     manifest = json.loads((pack.directory / "manifest.json").read_text())
     assert manifest["parameters"]["to"] == end.isoformat()
-    assert [s["sync_id"] for s in manifest["syncs"]] == tiny_history.sync_ids  # all three days lie in the period
+    # all three days lie in the period
+    assert [s["sync_id"] for s in manifest["syncs"]] == tiny_history.sync_ids
     assert all(s["reconciled"] is True and s["compared_rows"] > 100 for s in manifest["syncs"])
     assert all(s["api_calls"] and s["entity_counts"]["users"] == 103 for s in manifest["syncs"])
     population = manifest["files"]["population.csv"]
@@ -44,7 +45,9 @@ def test_pack_manifest_record_and_verify(tiny_history: History, tmp_path) -> Non
     html = pack.report.read_text()
     assert population["sha256"] in html and tiny_history.sync_ids[0] in html and "agreed on" in html
     with duckdb.connect(db, read_only=True) as con:
-        recorded = con.execute("select manifest_sha256, files->>'population.csv' from reporting.evidence_packs")
+        recorded = con.execute(
+            "select manifest_sha256, files->>'population.csv' from reporting.evidence_packs"
+        )
         assert recorded.fetchall()[0][1] == population["sha256"]
 
     fresh = cli(db, "verify", str(pack.directory))
@@ -65,7 +68,9 @@ def test_a_rewritten_manifest_or_report_does_not_pass(tiny_history: History, tmp
     db = str(tmp_path / "copy.duckdb")
     shutil.copy(tiny_history.db, db)
     end = datetime.now(UTC)
-    pack = services.evidence(load_settings(duckdb_path=db), end - timedelta(days=1), end, str(tmp_path / "pack"))
+    pack = services.evidence(
+        load_settings(duckdb_path=db), end - timedelta(days=1), end, str(tmp_path / "pack")
+    )
     # Someone edits a CSV and rewrites the manifest to match: the warehouse's record catches the manifest.
     target = pack.directory / "changes.csv"
     target.write_text(target.read_text() + "2026-01-01,forged\n")

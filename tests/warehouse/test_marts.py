@@ -8,22 +8,47 @@ import pytest
 from .conftest import History, run_pipeline
 
 MARTS = {
-    "fct_grants": {"sync_id", "synced_at", "workspace_slug", "resource_type", "resource_id", "resource_key",
-                   "resource_name", "principal_type", "principal_id", "principal_name", "user_account_id",
-                   "permission", "grant_source", "via_group_slug", "via_project_key"},
-    "fct_effective_access": {"workspace_slug", "resource_type", "resource_key", "user_uuid", "user_account_id",
-                             "permission", "grant_path_count", "grant_paths"},
+    "fct_grants": {
+        "sync_id",
+        "synced_at",
+        "workspace_slug",
+        "resource_type",
+        "resource_id",
+        "resource_key",
+        "resource_name",
+        "principal_type",
+        "principal_id",
+        "principal_name",
+        "user_account_id",
+        "permission",
+        "grant_source",
+        "via_group_slug",
+        "via_project_key",
+    },
+    "fct_effective_access": {
+        "workspace_slug",
+        "resource_type",
+        "resource_key",
+        "user_uuid",
+        "user_account_id",
+        "permission",
+        "grant_path_count",
+        "grant_paths",
+    },
     "fct_grant_history": {"valid_from", "valid_to", "permission", "grant_source"},
     "fct_access_changes": {"sync_id", "changed_at", "change"},
-    "dim_users": {"user_uuid"}, "dim_groups": {"group_slug"}, "dim_projects": {"project_key"},
-    "dim_repositories": {"repository_slug"}, "dim_workspaces": {"workspace_slug"},
-}  # fmt: skip
+    "dim_users": {"user_uuid"},
+    "dim_groups": {"group_slug"},
+    "dim_projects": {"project_key"},
+    "dim_repositories": {"repository_slug"},
+    "dim_workspaces": {"workspace_slug"},
+}
 
 
 def effective(h: History, repo: str) -> dict[str, str]:
     rows = h.query(
-        "select u.nickname, e.permission from marts.fct_effective_access e join marts.dim_users u using (user_uuid) "
-        "where e.resource_type = 'repository' and e.resource_key = ?",
+        "select u.nickname, e.permission from marts.fct_effective_access e join marts.dim_users u using "
+        "(user_uuid) where e.resource_type = 'repository' and e.resource_key = ?",
         [repo],
     )
     return dict(rows)
@@ -45,16 +70,29 @@ def test_every_dbt_test_and_check_passed(tiny_history: History) -> None:
 def test_expansion_rules_on_payments_api(tiny_history: History) -> None:
     # Day 3: ben is back in developers. ana: direct read + developers write + project PAY admin -> admin.
     got = effective(tiny_history, "payments-api")
-    assert got == {"svc": "admin", "olga": "admin", "ana": "admin", "ben": "write", "lena": "write",
-                   "cleo": "write", "finn": "write", "dev": "write", "carl": "write",
-                   "deploy-bot": "write"}  # fmt: skip
+    assert got == {
+        "svc": "admin",
+        "olga": "admin",
+        "ana": "admin",
+        "ben": "write",
+        "lena": "write",
+        "cleo": "write",
+        "finn": "write",
+        "dev": "write",
+        "carl": "write",
+        "deploy-bot": "write",
+    }
     paths = tiny_history.query(
         "select grant_source, via_group_slug, via_project_key, permission from marts.fct_grants g "
         "join marts.dim_users u on g.principal_id = u.user_uuid "
         "where u.nickname = 'ana' and resource_key = 'payments-api' order by all"
     )
-    assert paths == [("direct", None, None, "read"), ("group", "developers", None, "write"),
-                     ("project", "developers", "PAY", "read"), ("project", None, "PAY", "admin")]  # fmt: skip
+    assert paths == [
+        ("direct", None, None, "read"),
+        ("group", "developers", None, "write"),
+        ("project", "developers", "PAY", "read"),
+        ("project", None, "PAY", "admin"),
+    ]
     cleo = tiny_history.query(
         "select grant_paths from marts.fct_effective_access e join marts.dim_users u using (user_uuid) "
         "where u.nickname = 'cleo' and resource_key = 'payments-api'"
@@ -65,8 +103,8 @@ def test_expansion_rules_on_payments_api(tiny_history: History) -> None:
 def test_owner_is_admin_everywhere_and_orphans_reach_only_owners(tiny_history: History) -> None:
     assert effective(tiny_history, "orphan-repo") == {"svc": "admin", "olga": "admin"}
     owners_everywhere = tiny_history.query(
-        "select count(*) from marts.fct_grants where grant_source = 'workspace' and resource_type = 'repository' "
-        "and workspace_slug = 'tiny-co'"
+        "select count(*) from marts.fct_grants where grant_source = 'workspace' and resource_type = "
+        "'repository' and workspace_slug = 'tiny-co'"
     )
     assert owners_everywhere == [(2 * 5,)]
 
@@ -75,7 +113,8 @@ def test_history_revocation_and_regrant(tiny_history: History) -> None:
     ben = tiny_history.user("ben")
     versions = tiny_history.query(
         "select valid_from, valid_to, first_seen_sync_id, closed_by_sync_id from marts.fct_grant_history "
-        "where principal_id = ? and resource_type = 'group' and resource_key = 'developers' order by valid_from",
+        "where principal_id = ? and resource_type = 'group' and resource_key = 'developers' order by "
+        "valid_from",
         [ben.uuid],
     )
     s1, s2, s3 = tiny_history.sync_ids
@@ -93,9 +132,10 @@ def test_history_revocation_and_regrant(tiny_history: History) -> None:
 def test_access_changes(tiny_history: History) -> None:
     s1, s2, s3 = tiny_history.sync_ids
     rows = tiny_history.query(
-        "select c.sync_id, c.change, u.nickname, c.resource_key, c.grant_source, c.old_permission, c.new_permission "
-        "from marts.fct_access_changes c join marts.dim_users u on c.principal_id = u.user_uuid "
-        "where c.resource_type in ('repository', 'group') and u.nickname in ('ben', 'finn', 'zoe') order by all"
+        "select c.sync_id, c.change, u.nickname, c.resource_key, c.grant_source, c.old_permission, "
+        "c.new_permission from marts.fct_access_changes c join marts.dim_users u on c.principal_id = "
+        "u.user_uuid where c.resource_type in ('repository', 'group') and u.nickname in ('ben', 'finn', "
+        "'zoe') order by all"
     )
     assert (s2, "removed", "ben", "developers", "direct", "member", None) in rows
     assert (s2, "removed", "ben", "payments-api", "group", "write", None) in rows
@@ -107,9 +147,12 @@ def test_access_changes(tiny_history: History) -> None:
 
 def test_as_of_macros(tiny_history: History) -> None:
     ben = tiny_history.user("ben")
-    day2 = tiny_history.query("select finished_at from raw.syncs where sync_id = ?", [tiny_history.sync_ids[1]])[0][0]
+    day2 = tiny_history.query(
+        "select finished_at from raw.syncs where sync_id = ?", [tiny_history.sync_ids[1]]
+    )[0][0]
     on_day2 = tiny_history.query(
-        "select permission from marts.effective_access_as_of(?) where user_uuid = ? and resource_key = 'payments-api'",
+        "select permission from marts.effective_access_as_of(?) where user_uuid = ? and resource_key = "
+        "'payments-api'",
         [day2, ben.uuid],
     )
     assert on_day2 == []  # out of developers that day: no path to payments-api at all
@@ -123,9 +166,10 @@ def test_as_of_macros(tiny_history: History) -> None:
 
 def test_reconciliation_compared_rows(tiny_history: History) -> None:
     check = next(
-        e for e in tiny_history.results[-1].get_asset_check_evaluations()
+        e
+        for e in tiny_history.results[-1].get_asset_check_evaluations()
         if e.check_name == "effective_access_matches_bitbucket"
-    )  # fmt: skip
+    )
     assert check.passed and check.metadata["compared_rows"].value > 100
     # The result is stored in the warehouse, one row per sync that was the latest at a build.
     stored = tiny_history.query(
@@ -142,12 +186,19 @@ def test_rerun_without_a_new_sync_changes_nothing(tiny_history: History, tmp_pat
 
     copy = str(tmp_path / "copy.duckdb")
     shutil.copy(tiny_history.db, copy)
-    before = History(copy, tiny_history.org).query("select * from marts.fct_grant_history order by grant_version_id")
+    before = History(copy, tiny_history.org).query(
+        "select * from marts.fct_grant_history order by grant_version_id"
+    )
     result = run_pipeline(
-        "http://127.0.0.1:9", "x@example.com", copy, selection="key:marts/* or key:staging/* or key:intermediate/*"
+        "http://127.0.0.1:9",
+        "x@example.com",
+        copy,
+        selection="key:marts/* or key:staging/* or key:intermediate/*",
     )
     assert result.success
-    after = History(copy, tiny_history.org).query("select * from marts.fct_grant_history order by grant_version_id")
+    after = History(copy, tiny_history.org).query(
+        "select * from marts.fct_grant_history order by grant_version_id"
+    )
     assert after == before
 
 
@@ -169,19 +220,22 @@ def _dbt_run(db: str, *args: str) -> None:
     project = Path(__file__).resolve().parents[2] / "dbt_project"
     dbt = str(Path(sys.executable).parent / "dbt")
     env = {**os.environ, "DUCKDB_PATH": db}
-    done = subprocess.run([dbt, "run", "--profiles-dir", ".", *args], cwd=project, env=env, capture_output=True,
-                          text=True)  # fmt: skip
+    done = subprocess.run(
+        [dbt, "run", "--profiles-dir", ".", *args], cwd=project, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout[-2000:]
 
 
 def _history_marts(db: str) -> dict[str, list[tuple]]:
     h = History(db, None)
-    return {m: sorted(h.query(f"select {cols} from marts.{m}"), key=repr) for m, cols in HISTORY_MARTS.items()}
+    return {
+        m: sorted(h.query(f"select {cols} from marts.{m}"), key=repr) for m, cols in HISTORY_MARTS.items()
+    }
 
 
 def test_incremental_history_equals_a_full_rebuild(tiny_history: History, tmp_path) -> None:
-    """The history marts built a day at a time, rebuilt from scratch, and built with two syncs folded in one run
-    (as after a missed day) hold the same rows: the incremental models skip only what cannot change."""
+    """The history marts built a day at a time, rebuilt from scratch, and built with two syncs folded in one
+    run (as after a missed day) hold the same rows: the incremental models skip only what cannot change."""
     import shutil
 
     full, folded = str(tmp_path / "full.duckdb"), str(tmp_path / "folded.duckdb")

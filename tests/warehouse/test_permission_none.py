@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from bitbucket_assets.simulator import Simulator, SimulatorServer, load_organisation
+from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
 
 from .conftest import run_pipeline
 
@@ -20,17 +20,22 @@ def test_a_none_grant_is_stored_but_is_never_access(tmp_path) -> None:
     with SimulatorServer(Simulator(org)) as server:
         result = run_pipeline(server.url, org.users[org.operator_uuid].email, db)
     assert result.success
-    assert next(c.passed for c in result.get_asset_check_evaluations()
-                if c.check_name == "effective_access_matches_bitbucket")  # fmt: skip
+    assert next(
+        c.passed
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "effective_access_matches_bitbucket"
+    )
     with duckdb.connect(db, read_only=True) as con:
         raw = con.execute(
-            "select 'repository user', count(*) from raw.repository_user_permissions where permission = 'none' "
-            "union all select 'repository group', count(*) from raw.repository_group_permissions "
-            "where permission = 'none' union all select 'project user', count(*) "
-            "from raw.project_user_permissions where permission = 'none' order by 1"
+            "select 'repository user', count(*) from raw.repository_user_permissions where permission = "
+            "'none' union all select 'repository group', count(*) from raw.repository_group_permissions "
+            "where permission = 'none' union all select 'project user', count(*) from "
+            "raw.project_user_permissions where permission = 'none' order by 1"
         ).fetchall()
         paths = con.execute("select count(*) from marts.fct_grants where permission = 'none'").fetchone()[0]
-        effective = con.execute("select count(*) from marts.fct_effective_access where permission = 'none'").fetchone()
+        effective = con.execute(
+            "select count(*) from marts.fct_effective_access where permission = 'none'"
+        ).fetchone()
         lone_paths = con.execute(
             "select resource_key, grant_source, permission from marts.fct_grants "
             "where principal_id = ? and resource_key in ('ledger', 'PAY') order by all",

@@ -7,8 +7,8 @@ import sys
 
 import duckdb
 
-from bitbucket_assets.simulator import Simulator, SimulatorServer, load_organisation
 from bitbucket_assets.warehouse.files import read_copy_path
+from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
 
 from .conftest import run_pipeline
 
@@ -25,7 +25,8 @@ def test_sync_succeeds_while_the_read_copy_is_open(tmp_path) -> None:
                 sys.executable,
                 "-c",
                 f"import duckdb,time; c=duckdb.connect({str(copy)!r}, read_only=True); "
-                "print(c.execute('select count(*) from marts.fct_grants').fetchone()[0], flush=True); time.sleep(60)",
+                "print(c.execute('select count(*) from marts.fct_grants').fetchone()[0], flush=True); "
+                "time.sleep(60)",
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -9,6 +9,6 @@ from (
     {{ access_risks(
         ref('fct_grant_history'), ref('stg_bitbucket__workspace_observations'),
         ref('stg_bitbucket__workspace_members'), ref('stg_bitbucket__repositories'), ref('stg_bitbucket__users'),
-        as_of, leavers=leavers_relation()
+        as_of, leavers=source('provisioning', 'leavers')
     ) }}
 ) as risks

@@ -2,14 +2,22 @@
 -- complete observation holds, when they were read, and whether they are due again today (extraction/refresh.py).
 -- Due: older than N days (max_age_days, the sync's setting), or today is the repository's rolling day: each
 -- repository has one day in every N, spread by a hash of its uuid, so a daily sync re-reads about 1/N of them.
+-- It reads the raw tables mid-sync (source bitbucket_sync_in_progress), never staging, which the sync publishes.
+{% set raw_syncs = source('bitbucket_sync_in_progress', 'syncs') %}
 with
+
+complete as ({{ complete_syncs(raw_syncs) }}),
+
+observations as ({{ workspace_observations('complete') }}),
+
+permission_lists as ({{ permission_lists(source('bitbucket_sync_in_progress', 'fetch_log'), 'complete') }}),
 
 running as (
     select
         sync_id,
         started_at,
         coalesce(try_cast(options ->> 'max_age_days' as integer), 7) as max_age_days
-    from {{ source('bitbucket_raw', 'syncs') }}
+    from {{ raw_syncs }}
     where status in ('running', 'interrupted')
 ),
 
@@ -19,8 +27,8 @@ lists as (
         resource_id as repository_uuid,
         min(read_at) as lists_read_at,
         arg_min(observed_sync_id, read_at) as observed_sync_id
-    from {{ ref('stg_bitbucket__permission_lists') }}
-    where resource_type = 'repository' and {{ latest_observation() }}
+    from permission_lists
+    where resource_type = 'repository' and {{ latest_observation(observations='observations') }}
     group by all
 )
 

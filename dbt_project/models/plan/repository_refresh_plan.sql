@@ -7,22 +7,24 @@
 with
 
 running as (
-    select sync_id from {{ source('bitbucket_raw', 'syncs') }} where status in ('running', 'interrupted')
+    select sync_id from {{ source('bitbucket_sync_in_progress', 'syncs') }} where status in ('running', 'interrupted')
 ),
+
+complete as ({{ complete_syncs(source('bitbucket_sync_in_progress', 'syncs')) }}),
 
 previous as (
     select sync_id as previous_sync_id, workspace_slug
-    from {{ ref('stg_bitbucket__workspace_observations') }}
+    from ({{ workspace_observations('complete') }})
     where is_latest_for_workspace
 ),
 
 {% set raw = {
-    'members': source('bitbucket_raw', 'workspace_members'), 'group_members': source('bitbucket_raw', 'group_members'),
-    'pup': source('bitbucket_raw', 'project_user_permissions'), 'pgp': source('bitbucket_raw', 'project_group_permissions'),
-    'projects': source('bitbucket_raw', 'projects'), 'repositories': source('bitbucket_raw', 'repositories'),
-    'rup': source('bitbucket_raw', 'repository_user_permissions'),
-    'rgp': source('bitbucket_raw', 'repository_group_permissions'), 'lists': source('bitbucket_raw', 'fetch_log'),
-    'effective': source('bitbucket_raw', 'effective_repository_permissions')} %}
+    'members': source('bitbucket_sync_in_progress', 'workspace_members'), 'group_members': source('bitbucket_sync_in_progress', 'group_members'),
+    'pup': source('bitbucket_sync_in_progress', 'project_user_permissions'), 'pgp': source('bitbucket_sync_in_progress', 'project_group_permissions'),
+    'projects': source('bitbucket_sync_in_progress', 'projects'), 'repositories': source('bitbucket_sync_in_progress', 'repositories'),
+    'rup': source('bitbucket_sync_in_progress', 'repository_user_permissions'),
+    'rgp': source('bitbucket_sync_in_progress', 'repository_group_permissions'), 'lists': source('bitbucket_sync_in_progress', 'fetch_log'),
+    'effective': source('bitbucket_sync_in_progress', 'effective_repository_permissions')} %}
 
 today_wm as (
     select sync_id, workspace_uuid, workspace_slug, user_uuid, permission as workspace_role

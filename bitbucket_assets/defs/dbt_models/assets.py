@@ -1,0 +1,107 @@
+"""dbt models as Dagster assets, and the reconciliation check against Bitbucket's own effective permissions.
+
+Two steps, because the extraction sits between them: `refresh_plan_views` builds the views over the sync in
+progress that the extraction reads (models/plan), and `warehouse_models` builds everything else from the
+published snapshot once the extraction is done.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_duckdb import DuckDBResource
+
+from ...warehouse.files import WRITER_POOL
+from .project import dbt_project, dbt_vars
+
+PLAN_MODELS = "path:models/plan"
+# The dbt source the refresh plan reads: the raw tables mid-sync (models/staging/_bitbucket__sources.yml).
+IN_PROGRESS = "bitbucket_sync_in_progress"
+RAW_SCHEMA = dg.AssetKey("raw_schema")
+
+
+class WarehouseTranslator(DagsterDbtTranslator):
+    """Group dbt assets by layer (plan / staging / intermediate / marts) so the lineage reads top to bottom.
+
+    The refresh plan's views read the raw tables while the extraction writes them (the sync in progress and
+    each workspace's previous snapshot), and the extraction reads the plan: drawn as it is, that is a loop. In
+    Dagster's graph the plan therefore hangs off the raw schema (`raw_schema`, created before both), and the
+    extraction off the plan; dbt's own lineage shows the source tables.
+    """
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or {}
+        if node.get("resource_type") != "model":
+            return spec
+        layer = (node.get("fqn") or ["", "warehouse"])[1]
+        deps = [dep for dep in spec.deps if dep.asset_key.path[0] != IN_PROGRESS]
+        if len(deps) < len(spec.deps):
+            deps.append(dg.AssetDep(RAW_SCHEMA))
+        return spec.replace_attributes(group_name=f"warehouse_{layer}", deps=deps)
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
+    # dbt runs in its own process (in dbt_project/): hand it the very file Dagster writes.
+    yield from dbt.cli(["build", "--vars", dbt_vars(duckdb.database)], context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=PLAN_MODELS,
+    name="refresh_plan_views",
+    dagster_dbt_translator=WarehouseTranslator(),
+    pool=WRITER_POOL,
+)
+def refresh_plan_views(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
+    """The views an incremental sync asks which repositories' lists to read (extraction/refresh.py)."""
+    yield from _build(context, dbt, duckdb)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    exclude=PLAN_MODELS,
+    name="warehouse_models",
+    dagster_dbt_translator=WarehouseTranslator(),
+    pool=WRITER_POOL,
+)
+def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
+    """Staging views over complete snapshots, intermediate models, the marts and the analysts' table
+    macros."""
+    yield from _build(context, dbt, duckdb)
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["marts", "fct_reconciliations"]),
+    description=(
+        "Repository effective access computed by dbt equals Bitbucket's own effective permissions captured "
+        "in the same sync (workspaces where the credential is an administrator); every mismatch is listed."
+    ),
+)
+def effective_access_matches_bitbucket(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    # The comparison is dbt's (fct_reconciliation_mismatches), stored with its result per sync
+    # (fct_reconciliations).
+    with duckdb.get_connection() as con:
+        rows = con.execute(
+            "select side, workspace_slug, repository_uuid, user_uuid, permission "
+            "from marts.fct_reconciliation_mismatches order by all"
+        ).fetchall()
+        compared = con.execute(
+            "select compared_rows from marts.fct_reconciliations order by synced_at desc limit 1"
+        ).fetchone()
+    mismatches = [f"{side}: {ws} repository {repo} user {user} {perm}" for side, ws, repo, user, perm in rows]
+    metadata = {
+        "compared_rows": compared[0] if compared else 0,
+        "mismatches": len(rows),
+        "examples": mismatches[:100],
+    }
+    return dg.AssetCheckResult(passed=not rows, metadata=metadata)
+
+
+def definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[refresh_plan_views, warehouse_models], asset_checks=[effective_access_matches_bitbucket]
+    )

@@ -1,1 +1,0 @@
-"""Extraction domain: the Bitbucket resource, the raw snapshot asset and its checks."""

@@ -1,0 +1,1 @@
+"""What tells an operator that syncs stopped working."""

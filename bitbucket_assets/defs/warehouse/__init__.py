@@ -1,1 +1,0 @@
-"""Warehouse domain: the dbt project (staging → intermediate → marts) as Dagster assets."""

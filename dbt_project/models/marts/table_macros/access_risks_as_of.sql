@@ -1,0 +1,9 @@
+-- marts.access_risks_as_of(ts): the open risks at `ts`, by the rules of fct_access_risks.
+{{ config(parameters=['as_of']) }}
+select risks.*, cast(as_of as timestamptz) as as_of
+from ({{ access_risks(
+    unqualified(ref('fct_grant_history')), unqualified(ref('stg_bitbucket__workspace_observations')),
+    unqualified(ref('stg_bitbucket__workspace_members')), unqualified(ref('stg_bitbucket__repositories')),
+    unqualified(ref('stg_bitbucket__users')), 'as_of', leavers=unqualified(source('provisioning', 'leavers'))
+) }}) as risks
+order by risk, workspace_slug, resource_key, user_display_name

@@ -1,0 +1,322 @@
+"""`bitbucket-access demo`: the whole pipeline against the built-in simulator, a month of daily snapshots.
+
+The demo's settings are built only from what it passes (the simulator's URL and token, the warehouse
+file): a user's own `BITBUCKET_*` variables never reach it, and it never changes the process environment.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from bitbucket_assets import services
+from bitbucket_assets.client import BitbucketClient, credentials_from_settings
+from bitbucket_assets.client.admin_api import AtlassianAdminApi
+from bitbucket_assets.clock import SimulatedClock
+from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.sync import run_sync
+from bitbucket_assets.provisioning.approvals import ApproverPolicy
+from bitbucket_assets.provisioning.engine import Provisioner
+from bitbucket_assets.provisioning.requests_import import insert_requests
+from bitbucket_assets.settings import Settings, load_settings, process_environment
+from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR, dbt_executable, read_copy_path
+
+from . import (
+    SIM_API_TOKEN,
+    SIM_ORG_API_KEY,
+    SIM_ORG_ID,
+    Simulator,
+    SimulatorServer,
+    load_organisation,
+)
+from .model import Organisation
+
+DEMO_DATABASE = "data/demo.duckdb"
+
+
+@dataclass
+class DemoResult:
+    settings: Settings
+    evidence_report: Path
+    api_calls: int
+
+
+def demo_settings(server_url: str, operator_email: str, duckdb_path: str) -> Settings:
+    """Settings that point at a simulator; nothing is read from the environment."""
+    return load_settings(
+        bitbucket_api_url=server_url,
+        bitbucket_email=operator_email,
+        bitbucket_api_token=SIM_API_TOKEN,
+        bitbucket_requests_per_hour=1_000_000,  # the demo simulator has no rate limit
+        duckdb_path=duckdb_path,
+        # Its workspace administered from admin.atlassian.com goes through the simulated Atlassian Admin API.
+        bitbucket_admin_org_id=SIM_ORG_ID,
+        bitbucket_admin_api_key=SIM_ORG_API_KEY,
+        bitbucket_admin_api_url=server_url,
+    )
+
+
+def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[str], None]) -> DemoResult:
+    """A warehouse with `days` daily snapshots ending today. Every day but the last is extracted over HTTP by
+    the real extraction on a simulated clock dated that day (the organisation evolving between days), with
+    approved requests provisioned on the third day and just-in-time grants expired when due; the last day is
+    the Dagster sync job on the real clock, whose dbt build folds every day in, as it does after a downtime.
+    Then an evidence pack over the whole period."""
+    if days < 2:
+        raise services.CommandError("the demo needs at least 2 days: simulated ones, then today's sync")
+    database = fresh_demo_database(duckdb_path)
+    today = datetime.now(UTC).replace(microsecond=0)
+    first = (today - timedelta(days=days - 1)).replace(hour=5, minute=0, second=0)
+    org = load_organisation(org_name, now=first)
+    provisioning_day = min(2, days - 2)
+    with SimulatorServer(Simulator(org)) as server:
+        settings = demo_settings(server.url, org.users[org.operator_uuid].email, str(database))
+        settings.ensure_warehouse_directory()
+        echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
+        for day in range(days - 1):
+            if day:
+                _advance(server.simulator, org, echo)
+            for line in _simulated_day(settings, org, day == provisioning_day):
+                echo(line)
+            if day == 0:
+                create_refresh_plan(settings.duckdb_path)  # later days are incremental, as after a real build
+        _advance(server.simulator, org, echo)
+        echo(f"-- {today:%Y-%m-%d} (today): the Dagster sync job, whose dbt build takes in every day above")
+        for line in services.sync(settings).lines():
+            echo(line)
+        calls = len(server.simulator.request_log)
+    echo(f"{calls} API calls answered by the simulator.")
+    evidence_dir = database.with_name(database.stem + "-evidence")
+    pack = services.evidence(
+        settings, first - timedelta(days=1), datetime.now(UTC), str(evidence_dir), replace=True
+    )
+    return DemoResult(settings, pack.report, calls)
+
+
+def _advance(simulator: Simulator, org: Organisation, echo: Callable[[str], None]) -> None:
+    changes = simulator.advance(days=1, churn=0.02)
+    echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
+
+
+def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> list[str]:
+    """One day of the past on a clock that starts at the organisation's date: a sync (the real extraction,
+    over HTTP), the expiry of just-in-time grants that are due, and on one day the demo's approved requests.
+    """
+    clock = SimulatedClock(org.now)
+    client = BitbucketClient(
+        credentials_from_settings(settings),
+        settings.bitbucket_api_url,
+        requests_per_hour=settings.bitbucket_requests_per_hour,
+        clock=clock,
+    )
+    admin = AtlassianAdminApi.connect(
+        settings.bitbucket_admin_org_id,
+        SIM_ORG_API_KEY,
+        settings.bitbucket_admin_api_url,
+        requests_per_hour=settings.bitbucket_requests_per_hour,
+        clock=clock,
+    )
+    lines = []
+    try:
+        with duckdb.connect(settings.duckdb_path) as con:
+            result = run_sync(client, con, ExtractionOptions(admin_api=admin))
+            read = sum(sum(r["read"].values()) for r in result.refresh.values())
+            carried = sum(r["carried"] for r in result.refresh.values())
+            modes = "/".join(sorted({r["mode"] for r in result.refresh.values()}))
+            lines.append(
+                f"sync {result.sync_id} complete: workspaces {', '.join(result.workspaces)} (dated "
+                f"{clock.now():%Y-%m-%d %H:%M} UTC on a simulated clock; {result.stats['calls']} API calls; "
+                f"{modes}: permission lists of {read} repositories read, {carried} carried forward)"
+            )
+            policy = ApproverPolicy()
+            expiry = Provisioner(client, con, approvals=policy, admin_api=admin)
+            expiry.expire()
+            if expiry.report.outcomes:
+                lines += services.provisioning_summary(con, expiry.run_id, False, policy.describe()).lines()
+            if provision:
+                lines.append("-- approved requests (one just-in-time, one in an admin-managed workspace)")
+                insert_requests(con, demo_requests(org, clock.now()), skip_existing=True)
+                run = Provisioner(client, con, approvals=policy, admin_api=admin)
+                run.provision()
+                lines += services.provisioning_summary(con, run.run_id, False, policy.describe()).lines()
+    finally:
+        client.close()
+        admin.client.close()
+    return lines
+
+
+def create_refresh_plan(duckdb_path: str) -> None:
+    """The refresh plan's views (dbt_project/models/plan), which every dbt build of the sync job creates. The
+    demo's simulated days run no build, so it creates them after the first day and the next days are
+    incremental."""
+    subprocess.run(
+        [
+            dbt_executable(),
+            "run",
+            "--quiet",
+            "--select",
+            "+path:models/plan",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+        ],
+        env={**process_environment(), "DUCKDB_PATH": duckdb_path},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def fresh_demo_database(duckdb_path: str | None) -> Path:
+    """The demo writes a warehouse of its own, afresh each time: the default one is replaced; a DUCKDB_PATH
+    that already exists is refused rather than overwritten (it may be someone's real warehouse)."""
+    database = Path(duckdb_path or DEMO_DATABASE).resolve()
+    if duckdb_path and database.exists():
+        raise services.CommandError(
+            f"DUCKDB_PATH {database} exists: the demo writes a new warehouse, choose a file that does not "
+            "exist"
+        )
+    for old in (database, read_copy_path(str(database)), database.with_name(database.name + ".wal")):
+        Path(old).unlink(missing_ok=True)
+    return database
+
+
+def dagster_environment(settings: Settings, dagster_home: Path, base: dict[str, str]) -> dict[str, str]:
+    """The environment of `dagster dev` against a simulator: `base` (the user's) without their own Bitbucket
+    and warehouse variables, plus the simulator's, paced for a demo (minutes, not the production budget's
+    hours)."""
+    kept = {
+        k: v
+        for k, v in base.items()
+        if not k.startswith("BITBUCKET_") and k not in ("DUCKDB_PATH", "MOTHERDUCK_TOKEN")
+    }
+    return {
+        **kept,
+        "BITBUCKET_API_URL": settings.bitbucket_api_url,
+        "BITBUCKET_EMAIL": settings.bitbucket_email or "",
+        "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+        "BITBUCKET_REQUESTS_PER_HOUR": str(int(settings.bitbucket_requests_per_hour)),
+        "BITBUCKET_ADMIN_ORG_ID": SIM_ORG_ID,
+        "BITBUCKET_ADMIN_API_KEY": SIM_ORG_API_KEY,
+        "BITBUCKET_ADMIN_API_URL": settings.bitbucket_admin_api_url,
+        "DUCKDB_PATH": settings.duckdb_path,
+        "DAGSTER_HOME": str(dagster_home),
+    }
+
+
+def run_dagster_demo(
+    org_name: str, duckdb_path: str | None, port: int, dagster_home: Path, echo: Callable[[str], None]
+) -> int:
+    """Serve the organisation and run `dagster dev` on it until interrupted: "Materialize all", the schedules
+    and the sensor work in the UI against the simulator, and a sync finishes in minutes. Returns dagster's
+    status."""
+    org = load_organisation(org_name, now=datetime.now(UTC).replace(microsecond=0))
+    with SimulatorServer(Simulator(org)) as server:
+        settings = demo_settings(server.url, org.users[org.operator_uuid].email, duckdb_path or DEMO_DATABASE)
+        settings.ensure_warehouse_directory()
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
+        echo(f"Dagster UI on http://127.0.0.1:{port} (warehouse {settings.duckdb_path}); Ctrl-C stops both")
+        command = [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-m",
+            "bitbucket_assets.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
+        child = subprocess.Popen(
+            command, env=dagster_environment(settings, dagster_home.resolve(), process_environment())
+        )
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)  # dagster dev stops its webserver and daemon on SIGINT
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            return 0
+
+
+def demo_requests(org: Organisation, now: datetime) -> list[dict]:
+    """Approved requests on the demo organisation: a just-in-time add and a removal in the first workspace,
+    and an add in a workspace administered from admin.atlassian.com (made through the Atlassian Admin API)."""
+    ws = next(iter(org.workspaces.values()))
+    group = next(
+        g for g in ws.groups.values() if g.slug not in ("administrators", "contractors") and g.members
+    )
+    newcomer = next(u for u, m in ws.members.items() if m.role != "owner" and u not in group.members)
+    common = {
+        "workspace_slug": ws.slug,
+        "group_slug": group.slug,
+        "requested_by": f"lead@{org.name}.example",
+        "approved_by": f"security@{org.name}.example",
+        "approved_at": now,
+    }
+    requests = [
+        {
+            **common,
+            "request_id": "demo-jit-1",
+            "user_id": newcomer,
+            "action": "add",
+            "expires_at": now + timedelta(days=7),
+            "reason": "on-call cover for one week",
+        },
+        {
+            **common,
+            "request_id": "demo-remove-1",
+            "user_id": group.members[0],
+            "action": "remove",
+            "expires_at": None,
+            "reason": "moved to another team",
+        },
+    ]
+    for labs in (w for w in org.workspaces.values() if w.admin_managed):
+        org_group = next(
+            (g for g in labs.groups.values() if g.slug != "administrators" and not g.idp_synced), None
+        )
+        joiner = next((u for u in labs.members if org_group and u not in org_group.members), None)
+        if org_group and joiner:
+            requests.append(
+                {
+                    **common,
+                    "workspace_slug": labs.slug,
+                    "group_slug": org_group.slug,
+                    "request_id": f"demo-org-{labs.slug}",
+                    "user_id": joiner,
+                    "action": "add",
+                    "expires_at": None,
+                    "reason": "joins the research team",
+                }
+            )
+        break
+    return requests
+
+
+def closing_lines(result: DemoResult) -> list[str]:
+    database = result.settings.duckdb_path
+    return [
+        "",
+        f"Warehouse:     {database} (written by the pipeline only)",
+        f"Analysts open: {read_copy_path(database)} (marts in schema `marts`; questions in the README)",
+        f"Evidence pack: {result.evidence_report}",
+        f"Dashboard:     DUCKDB_PATH={database} .venv/bin/bitbucket-access dashboard   -> "
+        "http://127.0.0.1:8501",
+        "Dagster UI:    .venv/bin/bitbucket-access demo --dagster   -> http://127.0.0.1:3000 (on the "
+        "simulator)",
+    ]
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in counts.items())

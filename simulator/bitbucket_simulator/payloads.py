@@ -1,0 +1,282 @@
+"""Bitbucket's JSON shapes for the model's objects, conforming to the official spec's schemas.
+
+Where real responses carry fields the spec schema lacks (`slug` and `workspace` on repositories,
+`permission` / `added_on` / `last_accessed` on workspace memberships) they are included, as the
+schemas allow additional properties; link objects stay within the keys the spec lists.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .model import Group, Membership, Organisation, Project, Repository, User, Workspace, iso
+
+
+def _link(href: str) -> dict[str, str]:
+    return {"href": href}
+
+
+def enc(identifier: str) -> str:
+    return quote(identifier, safe="")
+
+
+class Payloads:
+    """Serialises model objects against one base URL (the simulator's own address)."""
+
+    def __init__(self, org: Organisation, base: str):
+        self.org = org
+        self.api = f"{base}/2.0"
+        self.web = base
+
+    def user(self, user: User, full: bool = False) -> dict:
+        """A user object. A "Former user" (deleted account) keeps only its uuid, a fixed display name and
+        links: no `account_id`, no `nickname`. An access token's bot user is `type: app_user`
+        (docs/simulator.md)."""
+        out: dict = {"type": user.kind, "uuid": user.uuid}
+        if not user.is_former:
+            out |= {"account_id": user.account_id}
+        out["display_name"] = user.display_name
+        if not user.is_former:
+            out["nickname"] = user.nickname
+        out["links"] = {
+            "self": _link(f"{self.api}/users/{enc(user.uuid)}"),
+            "avatar": _link(f"{self.web}/avatar/{enc(user.account_id or user.uuid)}"),
+            "html": _link(f"{self.web}/{enc(user.uuid)}/"),
+        }
+        if full:
+            out |= {
+                "account_status": user.account_status,
+                "created_on": iso(user.created_on),
+                "has_2fa_enabled": True,
+                "is_staff": False,
+            }
+        return out
+
+    def workspace(self, ws: Workspace) -> dict:
+        w = f"{self.api}/workspaces/{ws.slug}"
+        return {
+            "type": "workspace",
+            "uuid": ws.uuid,
+            "slug": ws.slug,
+            "name": ws.name,
+            "is_private": ws.is_private,
+            "is_privacy_enforced": False,
+            "forking_mode": "allow_forks",
+            "created_on": iso(ws.created_on),
+            "updated_on": iso(ws.created_on),
+            "links": {
+                "self": _link(w),
+                "html": _link(f"{self.web}/{ws.slug}/"),
+                "avatar": _link(f"{self.web}/workspaces/{ws.slug}/avatar/"),
+                "members": _link(f"{w}/members"),
+                "owners": _link(f"{w}/members?q=permission%3D%22owner%22"),
+                "projects": _link(f"{w}/projects"),
+                "repositories": _link(f"{self.api}/repositories/{ws.slug}"),
+                "snippets": _link(f"{self.api}/snippets/{ws.slug}"),
+            },
+        }
+
+    def workspace_ref(self, ws: Workspace) -> dict:
+        return {
+            "type": "workspace",
+            "uuid": ws.uuid,
+            "slug": ws.slug,
+            "name": ws.name,
+            "links": {"self": _link(f"{self.api}/workspaces/{ws.slug}")},
+        }
+
+    def workspace_access(self, ws: Workspace, administrator: bool) -> dict:
+        return {
+            "type": "workspace_access",
+            "administrator": administrator,
+            "workspace": {
+                "type": "workspace_base",
+                "uuid": ws.uuid,
+                "slug": ws.slug,
+                "links": {
+                    "avatar": _link(f"{self.web}/workspaces/{ws.slug}/avatar/"),
+                    "self": _link(f"{self.api}/workspaces/{ws.slug}"),
+                },
+            },
+        }
+
+    def membership(self, ws: Workspace, m: Membership, with_permission: bool) -> dict:
+        user = self.org.users[m.user_uuid]
+        out = {
+            "type": "workspace_membership",
+            "user": self.user(user),
+            "workspace": self.workspace_ref(ws),
+            "links": {"self": _link(f"{self.api}/workspaces/{ws.slug}/members/{enc(user.uuid)}")},
+        }
+        if with_permission:
+            out["permission"] = m.role
+            if not ws.admin_managed:  # absent for workspaces administered from admin.atlassian.com
+                out["added_on"] = iso(m.added_on) if m.added_on else None
+                out["last_accessed"] = iso(m.last_accessed) if m.last_accessed else None
+        return out
+
+    def team(self, ws: Workspace) -> dict:
+        return {
+            "type": "team",
+            "uuid": ws.uuid,
+            "username": ws.slug,
+            "display_name": ws.name,
+            "links": {
+                "self": _link(f"{self.api}/workspaces/{ws.slug}"),
+                "html": _link(f"{self.web}/{ws.slug}/"),
+                "avatar": _link(f"{self.web}/workspaces/{ws.slug}/avatar/"),
+            },
+        }
+
+    def project(self, ws: Workspace, p: Project, brief: bool = False) -> dict:
+        links = {
+            "html": _link(f"{self.web}/{ws.slug}/workspace/projects/{enc(p.key)}"),
+            "avatar": _link(f"{self.web}/account/user/{ws.slug}/projects/{enc(p.key)}/avatar/32"),
+        }
+        if brief:
+            return {"type": "project", "key": p.key, "uuid": p.uuid, "name": p.name, "links": links}
+        has_public = any(not r.is_private for r in ws.repositories.values() if r.project_key == p.key)
+        return {
+            "type": "project",
+            "uuid": p.uuid,
+            "key": p.key,
+            "name": p.name,
+            "description": p.description,
+            "is_private": p.is_private,
+            "has_publicly_visible_repos": has_public,
+            "created_on": iso(p.created_on),
+            "updated_on": iso(p.updated_on),
+            "owner": self.team(ws),
+            "workspace": self.workspace_ref(ws),
+            "links": links,
+        }
+
+    def repository(self, ws: Workspace, r: Repository, brief: bool = False) -> dict:
+        full_name = f"{ws.slug}/{r.slug}"
+        self_href = f"{self.api}/repositories/{full_name}"
+        if brief:
+            return {
+                "type": "repository",
+                "uuid": r.uuid,
+                "name": r.name,
+                "full_name": full_name,
+                "links": {"self": _link(self_href), "html": _link(f"{self.web}/{full_name}")},
+            }
+        return {
+            "type": "repository",
+            "uuid": r.uuid,
+            "slug": r.slug,
+            "name": r.name,
+            "full_name": full_name,
+            "description": r.description,
+            "is_private": r.is_private,
+            "scm": "git",
+            "language": r.language,
+            "size": r.size,
+            "has_issues": False,
+            "has_wiki": False,
+            "fork_policy": "no_public_forks",
+            "created_on": iso(r.created_on),
+            "updated_on": iso(r.updated_on),
+            "mainbranch": {"type": "branch", "name": "main"},
+            "project": self.project(ws, ws.projects[r.project_key], brief=True),
+            "owner": self.team(ws),
+            "workspace": self.workspace_ref(ws),
+            "links": {
+                "self": _link(self_href),
+                "html": _link(f"{self.web}/{full_name}"),
+                "avatar": _link(f"{self.web}/ravatar/{enc(r.uuid)}"),
+                "pullrequests": _link(f"{self_href}/pullrequests"),
+                "commits": _link(f"{self_href}/commits"),
+                "forks": _link(f"{self_href}/forks"),
+                "watchers": _link(f"{self_href}/watchers"),
+                "downloads": _link(f"{self_href}/downloads"),
+                "hooks": _link(f"{self_href}/hooks"),
+                "clone": [
+                    {"name": "https", "href": f"{self.web}/{full_name}.git"},
+                    {"name": "ssh", "href": f"ssh://git@bitbucket.invalid/{full_name}.git"},
+                ],
+            },
+        }
+
+    def group_ref(self, ws: Workspace, g: Group) -> dict:
+        """A group inside a permissions-config entry, in the sparse shape recorded responses carry: no `type`,
+        `full_slug`, `uuid` or `links`, and the owning workspace only as `owner.username`."""
+        return {"owner": {"username": ws.slug}, "slug": g.slug, "name": g.name}
+
+    def grant(self, kind: str, parent_href: str, subject: dict, permission: str, subject_id: str) -> dict:
+        """A `{project,repository}_{user,group}_permission` object."""
+        who = kind.split("_")[1]
+        return {
+            "type": f"{kind}_permission",
+            who: subject,
+            "permission": permission,
+            "links": {"self": _link(f"{parent_href}/permissions-config/{who}s/{enc(subject_id)}")},
+        }
+
+    def repository_permission(self, ws: Workspace, r: Repository, user: User, permission: str) -> dict:
+        return {
+            "type": "repository_permission",
+            "user": self.user(user),
+            "repository": self.repository(ws, r, brief=True),
+            "permission": permission,
+        }
+
+    def group_v1(self, ws: Workspace, g: Group) -> dict:
+        return {
+            "name": g.name,
+            "slug": g.slug,
+            "permission": g.permission,
+            "auto_add": g.auto_add,
+            "email_forwarding_disabled": False,
+            "owner": self.team_v1(ws),
+            "members": [self.user_v1(self.org.users[u]) for u in g.members],
+        }
+
+    def group_privilege_v1(self, ws: Workspace, r, g: Group, privilege: str) -> dict:
+        """One entry of `/1.0/group-privileges/{workspace}`, in the shape of Atlassian's "group-privileges
+        endpoint" page: `repo` (`workspace/slug`), `privilege`, the group (with owner and members) and the
+        repository (owner, name, slug)."""
+        group = {k: v for k, v in self.group_v1(ws, g).items() if k in ("owner", "name", "members", "slug")}
+        return {
+            "repo": f"{ws.slug}/{r.slug}",
+            "privilege": privilege,
+            "group": group,
+            "repository": {"owner": self.team_v1(ws), "name": r.name, "slug": r.slug},
+        }
+
+    def team_v1(self, ws: Workspace) -> dict:
+        """A 1.0 group's owner: the workspace as a 1.0 team object, whose `account_id` is null."""
+        return {
+            "display_name": ws.name,
+            "uuid": ws.uuid,
+            "account_id": None,
+            "nickname": ws.slug,
+            "is_team": True,
+            "avatar": f"{self.web}/workspaces/{enc(ws.slug)}/avatar/",
+            "resource_uri": f"/1.0/users/{enc(ws.slug)}",
+        }
+
+    def user_v1(self, user: User) -> dict:
+        return {
+            "display_name": user.display_name,
+            "uuid": user.uuid,
+            "account_id": user.account_id,
+            "nickname": user.nickname,
+            "is_team": False,
+            "is_staff": False,
+            "avatar": f"{self.web}/avatar/{enc(user.account_id or user.uuid)}",
+            "resource_uri": f"/1.0/users/{enc(user.uuid)}",
+        }
+
+
+def error_body(message: str, detail: object = None, data: dict | None = None) -> dict:
+    err: dict = {"message": message}
+    if detail is not None:
+        err["detail"] = detail
+    if data is not None:
+        err["data"] = data
+    out: dict = {"type": "error", "error": err}
+    if data is not None:
+        out["data"] = data
+    return out
