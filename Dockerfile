@@ -1,5 +1,5 @@
 # The code location image of deploy/values.yaml: the gRPC server for bitbucket_assets.definitions, with
-# dagster-postgres and dagster-k8s for deploy/dagster.yaml. tests/deploy/test_image.py replays the build
+# dagster-postgres and dagster-k8s for deploy/dagster.yaml. tests/e2e/deploy/test_image.py replays the build
 # stage's RUN steps and health-checks the server the CMD starts (no container engine runs in CI).
 
 FROM python:3.11-slim AS build

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench simulator clean
+.PHONY: install demo test test-fast test-integration test-e2e lint bench simulator clean
 
 $(STAMP): pyproject.toml simulator/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,21 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
-	$(BIN)/python -m pytest
+# Three tiers (README, "Development"), on one worker per core: a module's tests on one worker (they may share a
+# module fixture), the end-to-end modules first.
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+
+test-fast: install  ## pure code, the client and extraction against the simulator, dbt unit tests: under 2 minutes
+	$(PYTEST) tests/fast
+
+test-integration: install
+	$(PYTEST) tests/integration
+
+test-e2e: install
+	$(PYTEST) tests/e2e
+
+test: install lint  ## everything: what CI runs
+	$(PYTEST) --durations=15
 
 bench: install
 	$(BIN)/python bench/simulator_throughput.py

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import duckdb
 import pytest
 import requests
 
+from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Organisation
+from tests.support import provisioning, warehouses
 
 
 class Sim:
@@ -54,27 +61,96 @@ def tiny_sim() -> Iterator[Sim]:
     server.stop()
 
 
+@pytest.fixture
+def clean_env(monkeypatch) -> pytest.MonkeyPatch:
+    """No BITBUCKET_*, DUCKDB_PATH or DAGSTER_HOME of the machine's reaches the code under test."""
+    for name in list(os.environ):
+        if name.startswith("BITBUCKET_") or name in ("DUCKDB_PATH", "DAGSTER_HOME"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.fixture
+def policy(tmp_path, make_sim):
+    """A simulator and an approver policy on its organisation (tests/support/provisioning.py, `policy`)."""
+    return provisioning.policy(tmp_path, make_sim())
+
+
+# ---- warehouses shared by the session (built once across xdist workers: tests/support/warehouses.py) ----
+
+
+@pytest.fixture(scope="session")
+def tiny_history(tmp_path_factory) -> warehouses.History:
+    """Three syncs of `tiny` by the sync job, with revocations and a re-grant between them. Read-only."""
+    return warehouses.tiny_history(
+        warehouses.shared_build(tmp_path_factory, "tiny", warehouses.build_tiny_history)
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_warehouse(tmp_path_factory) -> str:
+    """The warehouse after one sync of `tiny` (the first day of `tiny_history`). Read-only: copy it."""
+    directory = warehouses.shared_build(tmp_path_factory, "tiny", warehouses.build_tiny_history)
+    return str(directory / "day1.duckdb")
+
+
+@pytest.fixture
+def warehouse(tiny_warehouse, tmp_path) -> str:
+    """A copy of `tiny_warehouse` of the test's own, with the provisioning tables."""
+    copy = str(tmp_path / "w.duckdb")
+    shutil.copy(tiny_warehouse, copy)
+    with duckdb.connect(copy) as con:
+        create_provisioning_tables(con)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def demo_warehouse(tmp_path_factory):
     """`bitbucket-access demo --days 3` run once, as a user runs it: its output and its warehouse files."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-    from types import SimpleNamespace
+    directory = warehouses.shared_build(tmp_path_factory, "demo", warehouses.build_demo_warehouse)
+    db = directory / "demo.duckdb"
+    return SimpleNamespace(
+        db=db, read_copy=db.with_name("demo.read.duckdb"), stdout=(directory / "stdout.txt").read_text()
+    )
 
-    db = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    exe = shutil.which("bitbucket-access") or str(Path(sys.executable).parent / "bitbucket-access")
-    out = subprocess.run(
-        [exe, "demo", "--days", "3"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-        env={**os.environ, "DUCKDB_PATH": str(db)},
-    ).stdout
-    return SimpleNamespace(db=db, read_copy=db.with_name("demo.read.duckdb"), stdout=out)
+
+@pytest.fixture(scope="session")
+def dashboard_db(demo_warehouse, tmp_path_factory) -> str:
+    copy = str(tmp_path_factory.mktemp("dash") / "dash.duckdb")
+    shutil.copy(demo_warehouse.read_copy, copy)
+    with duckdb.connect(copy) as con:
+        create_provisioning_tables(con)
+        now = datetime.now(UTC)
+        con.execute(
+            "insert into provisioning.access_requests (request_id, workspace_slug, group_slug, user_id, "
+            "action, requested_by, approved_by, approved_at, status) values ('r1', 'northwind', 'payments', "
+            "'{u}', 'add', 'a@x', 'b@x', ?, 'applied')",
+            [now],
+        )
+        con.execute(
+            "insert into provisioning.provisioning_log (log_id, request_id, workspace_slug, group_slug, "
+            "user_uuid, action, outcome, http_status, error, requested_by, approved_by, attempted_at, "
+            "run_id, dry_run) values ('l1', 'r1', 'northwind', 'payments', '{u}', 'add', 'applied', 200, "
+            "null, 'a@x', 'b@x', ?, 'run-1', false)",
+            [now],
+        )
+    return copy
+
+
+# ---- tiers: tests/fast, tests/integration, tests/e2e (README, "Development") ----
+
+TIERS = ("fast", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark each test with its tier (its directory), and start the end-to-end tests first, so that under xdist
+    (`--dist loadfile`: a module's tests, and its module-scoped fixtures, on one worker) the long ones run
+    beside the rest instead of after it."""
+    for item in items:
+        tier = next((t for t in TIERS if f"/tests/{t}/" in str(item.path)), None)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1)
 
 
 def pytest_configure(config) -> None:

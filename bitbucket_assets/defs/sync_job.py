@@ -16,10 +16,12 @@ SYNC_JOB = "bitbucket_sync"
 
 sync_job = dg.define_asset_job(
     SYNC_JOB,
-    # Every asset but what the provisioning jobs write; the provisioning inputs are created before the dbt
-    # build.
+    # Every asset but what the provisioning jobs write; the provisioning inputs are created before dbt runs.
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(PROVISIONING)
     | dg.AssetSelection.assets(provisioning_tables),
+    # Every step writes the one DuckDB file, one after another (the writer pool): a process per step would buy
+    # no parallelism and cost a load of the code location each.
+    executor_def=dg.in_process_executor,
     description="One sync: the raw schema and the refresh plan's views, the extraction of a snapshot, the "
     "dbt build over it, raw retention, the history's order and the analysts' read copy.",
 )

@@ -167,6 +167,9 @@ def create_refresh_plan(duckdb_path: str) -> None:
             str(DBT_PROJECT_DIR),
             "--profiles-dir",
             str(DBT_PROJECT_DIR),
+            # Not dbt_project/target: the manifest there is the one Dagster's definitions load.
+            "--target-path",
+            str(Path(duckdb_path).with_suffix(".dbt-target")),
         ],
         env={**process_environment(), "DUCKDB_PATH": duckdb_path},
         check=True,

@@ -117,12 +117,16 @@ def expire_just_in_time_access(
     return _summary(context, provisioner, "expiry")
 
 
-@dg.job(description="Fulfil approved group-membership requests from provisioning.access_requests.")
+# One op each: run in the run's own process rather than a child of it.
+@dg.job(
+    description="Fulfil approved group-membership requests from provisioning.access_requests.",
+    executor_def=dg.in_process_executor,
+)
 def provision_group_membership():
     apply_approved_requests()
 
 
-@dg.job(description="Undo just-in-time group memberships at expiry.")
+@dg.job(description="Undo just-in-time group memberships at expiry.", executor_def=dg.in_process_executor)
 def expire_jit_access():
     expire_just_in_time_access()
 

@@ -1,0 +1,146 @@
+"""The image (Dockerfile) with no container engine: its build stage's RUN steps replayed in a fresh virtualenv
+and a copy of what it COPYs, then the server its CMD starts health-checked and asked for our jobs; and the
+Dockerfile, the Helm values and the instance file agree on module, port and secrets.
+
+The replay installs for real (the `production` extra: dagster-postgres, dagster-k8s) into a new virtualenv; it
+only drops `--no-cache-dir`, so that pip reuses the wheels `make install` already fetched (about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.support import ROOT, free_port
+
+
+def instructions() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's stages, each a list of (INSTRUCTION, arguments); the file uses no line
+    continuations."""
+    stages: list[list[tuple[str, str]]] = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        word, _, rest = line.strip().partition(" ")
+        if word == "FROM":
+            stages.append([])
+        stages[-1].append((word, rest))
+    return stages
+
+
+def exec_form(arguments: str) -> list[str]:
+    return json.loads(arguments)
+
+
+def test_dockerfile_values_and_instance_agree() -> None:
+    build, final = instructions()
+    assert build[0][1].endswith("AS build") and any(w == "COPY" and "--from=build" in a for w, a in final)
+    user = [a for w, a in final if w == "USER"]
+    assert user == ["dagster"]  # not root
+    assert any(w == "RUN" and "dbt parse" in a for w, a in build)
+    assert any(w == "RUN" and '".[production]"' in a for w, a in build)
+    cmd = exec_form(next(a for w, a in final if w == "CMD"))
+    port = cmd[cmd.index("--port") + 1]
+    values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())["dagster-user-deployments"][
+        "deployments"
+    ][0]
+    assert (
+        cmd[cmd.index("--module-name") + 1]
+        == values["dagsterApiGrpcArgs"][1]
+        == "bitbucket_assets.definitions"
+    )
+    assert int(port) == values["port"] and f"EXPOSE {port}" in (ROOT / "Dockerfile").read_text()
+    instance = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    assert [s["name"] for s in values["envSecrets"]] == instance["run_launcher"]["config"]["env_secrets"]
+
+
+@pytest.mark.timeout(900)
+def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) -> None:
+    build, final = instructions()
+    app, venv = tmp_path / "app", tmp_path / "venv"
+    app.mkdir()
+    for word, arguments in build:
+        if word == "COPY":
+            *sources, target = arguments.split()
+            for source in sources:
+                destination = app / target if target not in ("./", ".") else app / source
+                if (ROOT / source).is_dir():
+                    shutil.copytree(
+                        ROOT / source, destination, ignore=shutil.ignore_patterns("target", "logs")
+                    )
+                else:
+                    shutil.copy(ROOT / source, app / source if target.endswith("/") else destination)
+        elif word == "RUN":
+            command = arguments.replace("/opt/venv", str(venv)).replace(" --no-cache-dir", "")
+            if command.startswith("python -m venv"):
+                command = command.replace("python", sys.executable, 1)
+            # pip's byte-compiling of every installed module changes nothing this test checks, and costs a
+            # minute of CPU.
+            env = {**os.environ, "PIP_NO_COMPILE": "1"}
+            done = subprocess.run(
+                ["bash", "-c", command], cwd=app, env=env, capture_output=True, text=True, timeout=600
+            )
+            assert done.returncode == 0, f"{arguments}: {done.stderr[-2000:]}"
+    assert (app / "dbt_project" / "target" / "manifest.json").exists()
+    # The image carries the product, not the simulator or the demo (a distribution of their own).
+    probe = "import importlib.util as u; print(u.find_spec('bitbucket_assets') is not None, "
+    probe += "u.find_spec('bitbucket_simulator') is None)"
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert found.stdout.split() == ["True", "True"], found.stderr[-1000:]
+
+    cmd = exec_form(next(a for w, a in final if w == "CMD"))
+    port = str(free_port())
+    cmd[cmd.index("--port") + 1], cmd[cmd.index("--host") + 1] = port, "127.0.0.1"
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "DAGSTER_HOME": str(tmp_path)}
+    server = subprocess.Popen(
+        [str(venv / "bin" / cmd[0]), *cmd[1:]],
+        cwd=app,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            health = subprocess.run(
+                [str(venv / "bin" / "dagster"), "api", "grpc-health-check", "--port", port],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if health.returncode == 0:
+                break
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the gRPC server never became healthy"
+            time.sleep(2)
+        listing = [
+            str(venv / "bin" / "dagster"),
+            "job",
+            "list",
+            "--grpc-port",
+            port,
+            "--grpc-host",
+            "127.0.0.1",
+        ]
+        jobs = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=120)
+        assert jobs.returncode == 0, jobs.stderr[-2000:]
+        for job in ("bitbucket_sync", "provision_group_membership", "expire_jit_access"):
+            assert job in jobs.stdout
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # what is tested is serving; a busy machine may be slow to stop it
+            server.kill()
+            server.wait(timeout=60)

@@ -1,0 +1,44 @@
+"""Progress of a sync: an event per checkpoint with pages done of expected, calls, 429s, pacing and time left;
+plain lines from `sync` off a terminal, and the same lines in Dagster's run log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+
+from bitbucket_assets.client import BitbucketClient, Credentials
+from bitbucket_assets.clock import SimulatedClock
+from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.progress import ProgressEvent
+from bitbucket_assets.extraction.sync import run_sync
+from bitbucket_simulator import SIM_API_TOKEN
+
+
+def test_a_paced_sync_reports_every_checkpoint_with_its_pacing_and_time_left(make_sim, tmp_path) -> None:
+    """`demo` (200 repositories: two pages a workspace) at 3,600 calls an hour with a burst of 50, on a
+    simulated clock: the pacing is real, the waiting takes no time."""
+    sim = make_sim("demo")
+    clock = SimulatedClock(datetime(2026, 11, 1, tzinfo=UTC))
+    client = BitbucketClient(
+        Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=3600, clock=clock
+    )
+    events: list[ProgressEvent] = []
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        result = run_sync(client, con, ExtractionOptions(progress=[events.append]))
+
+    stages = [(e.workspace, e.stage) for e in events]
+    first = result.workspaces[0]
+    assert stages[0] == (first, "members") and events[0].finished
+    repos = [e for e in events if e.workspace == first and e.stage == "repositories"]
+    repo_count = len(sim.org.workspaces[first].repositories)
+    assert [(e.pages_done, e.pages_expected) for e in repos] == [(1, 2), (2, 2)] and repo_count > 100
+    assert not repos[0].finished and repos[1].finished
+    # Time left at the budget, at one call a second: the second page and its repositories' users lists (their
+    # group grants came in one call for the workspace).
+    assert repos[0].eta_seconds == 1 + (repo_count - 100) * 1
+    # Calls only grow, pacing was waited for (the burst is 50 calls), and the last event counts every call.
+    calls = [e.calls for e in events]
+    assert calls == sorted(calls) and events[-1].calls == result.stats["calls"]
+    assert events[-1].paced_seconds > 0 and events[-1].rate_limited == 0
+    assert "page 1/2" in repos[0].line() and "left" in repos[0].line() and "paced" in repos[0].line()

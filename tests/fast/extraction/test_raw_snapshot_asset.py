@@ -1,0 +1,63 @@
+"""The raw snapshot as a Dagster asset: materialization, metadata, checks, and no secret in the event log."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from bitbucket_assets.defs.raw_snapshot.assets import bitbucket_raw_snapshot
+from bitbucket_assets.defs.resources import BitbucketResource
+from bitbucket_simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID
+
+
+def test_materialize_against_the_simulator(make_sim, tmp_path, capsys) -> None:
+    sim = make_sim()
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {
+        "bitbucket": BitbucketResource(
+            api_url=sim.url,
+            email=sim.email,
+            api_token=SIM_API_TOKEN,
+            requests_per_hour=1e7,
+            admin_api_url=sim.url,
+            admin_org_id=SIM_ORG_ID,
+            admin_api_key=SIM_ORG_API_KEY,
+        ),
+        "duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
+    }
+    result = dg.materialize([bitbucket_raw_snapshot], resources=resources, instance=instance)
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {
+        "permissions_fetched": True,
+        "permission_lists_fresh": True,
+        "memberships_point_at_known_users": True,
+        "no_unexpected_empty_entity": True,
+        "no_entries_skipped": True,
+    }
+    meta = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+    assert meta["raw/repositories"]["dagster/row_count"] == 6
+    assert meta["raw/syncs"]["sync_id"] == result.run_id
+    assert meta["raw/syncs"]["api_calls"] == len(sim.simulator.request_log)
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT status FROM raw.syncs WHERE sync_id = ?", [result.run_id]).fetchone() == (
+            "complete",
+        )
+    assert meta["raw/syncs"]["group_sources"] == {
+        "tiny-co": "bitbucket-1.0",
+        "tiny-labs": "atlassian-admin-api",
+    }
+    # Neither secret appears anywhere Dagster records or prints; the run's log shows the sync's progress.
+    records = instance.all_logs(result.run_id)
+    printed = capsys.readouterr().err
+    assert records and not any(
+        secret in str(r) for r in records for secret in (SIM_API_TOKEN, SIM_ORG_API_KEY)
+    )
+    assert SIM_API_TOKEN not in printed and SIM_ORG_API_KEY not in printed
+    messages = [r.user_message for r in records]
+    assert any(m.startswith("tiny-co: repositories done; ") for m in messages)
+    assert any(m.startswith("tiny-labs: members done; ") for m in messages)

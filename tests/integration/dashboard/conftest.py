@@ -1,0 +1,1 @@
+"""The dashboard tests read `dashboard_db` (tests/conftest.py)."""

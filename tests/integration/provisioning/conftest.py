@@ -1,0 +1,2 @@
+"""The provisioning tests' warehouse (`warehouse`, in tests/conftest.py) and helpers
+(tests/support/provisioning.py)."""

@@ -1,0 +1,94 @@
+"""The provisioning job, the expiry job and the sensor as Dagster runs them; the CLI around them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from bitbucket_assets.defs.access_requests.jobs import (
+    approved_requests_sensor,
+    expire_jit_access,
+    provision_group_membership,
+)
+from bitbucket_assets.defs.resources import BitbucketResource, ProvisioningResource
+from bitbucket_simulator import SIM_API_TOKEN
+from tests.support.provisioning import NOW, add_request, log, statuses, writes
+
+
+def resources(sim, db: str) -> dict:
+    return {
+        "bitbucket": BitbucketResource(
+            api_url=sim.url, email=sim.email, api_token=SIM_API_TOKEN, requests_per_hour=1e7
+        ),
+        "provisioning": ProvisioningResource(),
+        "duckdb": DuckDBResource(database=db),
+    }
+
+
+def test_job_dry_run_then_real_run(make_sim, warehouse) -> None:
+    sim = make_sim()
+    add_request(warehouse, "r1", sim.user("finn"), "leads")
+    dry = provision_group_membership.execute_in_process(
+        run_config={"ops": {"apply_approved_requests": {"config": {"dry_run": True}}}},
+        resources=resources(sim, warehouse),
+    )
+    assert dry.success and sim.simulator.request_log == [] and statuses(warehouse)["r1"][0] == "pending"
+    real = provision_group_membership.execute_in_process(resources=resources(sim, warehouse))
+    assert real.success and statuses(warehouse)["r1"][0] == "applied"
+    assert [(r[0], r[2]) for r in log(warehouse)] == [("r1", "planned"), ("r1", "applied")]
+    with duckdb.connect(warehouse, read_only=True) as con:
+        run_ids = [
+            r[0]
+            for r in con.execute(
+                "select run_id from provisioning.provisioning_log order by attempted_at"
+            ).fetchall()
+        ]
+    assert run_ids == [dry.run_id, real.run_id]
+
+
+def test_expiry_job(make_sim, warehouse) -> None:
+    sim = make_sim()
+    add_request(warehouse, "jit", sim.user("finn"), "leads", expires_at=NOW + timedelta(days=1))
+    assert provision_group_membership.execute_in_process(resources=resources(sim, warehouse)).success
+    with duckdb.connect(warehouse) as con:  # time passes
+        con.execute(
+            "update provisioning.access_requests set expires_at = ? where request_id = 'jit'",
+            [NOW - timedelta(days=1)],
+        )
+    assert expire_jit_access.execute_in_process(resources=resources(sim, warehouse)).success
+    assert statuses(warehouse)["jit"][0] == "expired" and len(writes(sim)) == 2
+
+
+def test_sensor_requests_a_run_only_when_approved_requests_wait(make_sim, warehouse) -> None:
+    sim = make_sim()
+    duck = DuckDBResource(database=warehouse)
+    with dg.build_sensor_context(resources={"duckdb": duck}) as context:
+        assert isinstance(approved_requests_sensor(context), dg.SkipReason)
+    add_request(warehouse, "r1", sim.user("finn"), "leads")
+    with dg.build_sensor_context(resources={"duckdb": duck}) as context:
+        first = approved_requests_sensor(context)
+    assert isinstance(first, dg.RunRequest)
+    # While a writer holds the file the sensor skips instead of failing.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb,time; c=duckdb.connect({warehouse!r}); print('locked', flush=True); "
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with dg.build_sensor_context(resources={"duckdb": duck}) as context:
+            busy = approved_requests_sensor(context)
+        assert isinstance(busy, dg.SkipReason) and "busy" in busy.skip_message
+    finally:
+        holder.kill()
+        holder.wait()

@@ -1,0 +1,46 @@
+"""Helpers of the extraction tests: one sync of a simulator into a DuckDB file, and a snapshot's rows."""
+
+from __future__ import annotations
+
+import duckdb
+
+from bitbucket_assets.client import BitbucketClient, Credentials
+from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.raw_schema import TABLES
+from bitbucket_assets.extraction.sync import run_sync
+from bitbucket_simulator import SIM_API_TOKEN
+
+RAW = [t for t in TABLES if t != "fetch_log"]
+
+
+def sync(sim, db, workspaces=None, token=SIM_API_TOKEN, **kw):
+    client = BitbucketClient(
+        Credentials.api_token(sim.email, token),
+        sim.url,
+        requests_per_hour=1e7,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        rate_limit_backoff=0.01,
+        **kw,
+    )
+    with duckdb.connect(str(db)) as con:
+        return run_sync(client, con, ExtractionOptions(workspaces=workspaces))
+
+
+def snapshot(db, sync_id: str) -> dict[str, list[tuple]]:
+    """Every raw table's rows of one sync, without sync_id and fetch times, sorted."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        out = {}
+        for table in RAW:
+            cols = [
+                c[0]
+                for c in con.execute(f"DESCRIBE raw.{table}").fetchall()
+                if c[0] not in ("sync_id", "raw", "observed_sync_id", "effective_pairs")
+            ]
+            out[table] = sorted(
+                con.execute(
+                    f"SELECT {', '.join(cols)} FROM raw.{table} WHERE sync_id = ?", [sync_id]
+                ).fetchall(),
+                key=repr,
+            )
+        return out
