@@ -1,8 +1,9 @@
 {#
   The access rules every consumer reads, written once: effective access from grant paths, the review
-  population and the risks. Models use them with `ref`s; `create_analyst_macros` turns them into table macros
-  over a date (`marts.effective_access_as_of`, `marts.review_population`, `marts.access_risks_as_of`), which
-  the review export, the evidence pack and the dashboard select from. Python writes no access rule.
+  population and the risks. Models use them with `ref`s: the marts at the latest sync, and the table-macro
+  models over a date (models/marts/table_macros: `marts.effective_access_as_of`, `marts.review_population`,
+  `marts.access_risks_as_of`), which the review export, the evidence pack and the dashboard select from.
+  Python writes no access rule.
 #}
 
 {#
