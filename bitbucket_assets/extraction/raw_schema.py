@@ -14,11 +14,17 @@ TABLES: dict[str, str] = {
     "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, "
     "raw JSON, group_source VARCHAR, repository_group_lists VARCHAR, effective_list VARCHAR, "
     "effective_pairs INTEGER",
-    # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's
-    # members, a permission list, the effective-permission list. `account_id` and `nickname` are null for a
-    # "Former user"; `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
+    # Everyone seen in a sync, one row per user, each field merged over the sync's sightings in a fixed order
+    # of sources (extraction/identities.py). `account_id` and `nickname` are null for a "Former user", and
+    # where no payload of the sync carried them; `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
     "users": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, display_name "
     "VARCHAR, nickname VARCHAR, raw JSON, user_type VARCHAR",
+    # Every payload that showed a user, once per (user, source, workspace): what `users` is merged from.
+    # `source`: workspace_members, group_members, project_permissions, repository_permissions,
+    # effective_permissions, carried (identities.SOURCES).
+    "user_sightings": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, source VARCHAR NOT NULL, "
+    "workspace_slug VARCHAR, account_id VARCHAR, display_name VARCHAR, nickname VARCHAR, user_type VARCHAR, "
+    "raw JSON",
     "workspace_members": f"{WS}, user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR, "
     "added_on TIMESTAMPTZ, last_accessed TIMESTAMPTZ, raw JSON",
     "groups": f"{WS}, group_slug VARCHAR NOT NULL, name VARCHAR, default_permission VARCHAR, auto_add "

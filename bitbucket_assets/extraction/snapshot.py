@@ -18,24 +18,35 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ..client.api import SkippedEntry
+from ..client.api import SkippedEntry, User
 from ..client.client import endpoint_family
 from ..clock import Clock, SystemClock
+from .gone import Gone
+from .identities import build_directory
 from .raw_schema import TABLES, column_names, create_raw_schema
 from .refresh import WorkspaceRefresh, carry_forward
 
 # Tables a checkpoint of the `effective` stage commits, and those any checkpoint commits.
 EFFECTIVE = "effective_repository_permissions"
 EFFECTIVE_TABLES = frozenset({EFFECTIVE})
-SHARED_TABLES = frozenset({"users", "anomalies"})
+SHARED_TABLES = frozenset({"user_sightings", "anomalies"})
 _EFFECTIVE_REPOSITORY = column_names(EFFECTIVE).index("repository_uuid")
-# A repository's rows in a snapshot, and the column naming it (`drop_repository`).
-REPOSITORY_ROWS = {
-    "repositories": "repository_uuid",
-    "repository_user_permissions": "repository_uuid",
-    "repository_group_permissions": "repository_uuid",
-    "fetch_log": "resource_id",
-    EFFECTIVE: "repository_uuid",
+# A resource's rows in a snapshot, and the column naming it (`drop_resource`). A new per-resource table joins
+# its kind here, so that a resource that is gone takes its rows with it.
+RESOURCE_ROWS: dict[str, dict[str, str]] = {
+    "repository": {
+        "repositories": "repository_uuid",
+        "repository_user_permissions": "repository_uuid",
+        "repository_group_permissions": "repository_uuid",
+        "fetch_log": "resource_id",
+        EFFECTIVE: "repository_uuid",
+    },
+    "project": {
+        "projects": "project_uuid",
+        "project_user_permissions": "project_uuid",
+        "project_group_permissions": "project_uuid",
+        "fetch_log": "resource_id",
+    },
 }
 
 
@@ -51,7 +62,7 @@ class SnapshotWriter:
         self.resumed = False
         self._skipped: list[dict[str, Any]] = []  # from worker threads; written at the next checkpoint
         self._skipped_lock = threading.Lock()
-        self._seen_users: set[str] = set()
+        self._sightings: set[tuple[str, str, str | None]] = set()  # (user, source, workspace) written
         # Pages stream through; DuckDB's cache would otherwise grow towards 80 % of RAM on a large sync.
         con.execute("SET memory_limit = '384MB'")
         create_raw_schema(con)
@@ -79,12 +90,7 @@ class SnapshotWriter:
                 "?",
                 [resume],
             )
-            self._seen_users = {
-                r[0]
-                for r in self.con.execute(
-                    "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [resume]
-                ).fetchall()
-            }
+            self._load_sightings()
             for table in TABLES:
                 self.counts[table] = self.con.execute(
                     f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [resume]
@@ -118,12 +124,35 @@ class SnapshotWriter:
         with self._skipped_lock:
             self._skipped.append(row)
 
-    def first_sighting(self, user_uuid: str) -> bool:
-        """True the first time a user is seen in this sync (users are shared by workspaces)."""
-        if user_uuid in self._seen_users:
-            return False
-        self._seen_users.add(user_uuid)
-        return True
+    def saw(self, user: User, source: str, workspace: str | None) -> None:
+        """A payload showed `user`: kept once per (user, source, workspace), merged into `raw.users` when the
+        snapshot is finished (identities.py)."""
+        key = (user.uuid, source, workspace)
+        if key in self._sightings:
+            return
+        self._sightings.add(key)
+        self.add(
+            "user_sightings",
+            {
+                "user_uuid": user.uuid,
+                "source": source,
+                "workspace_slug": workspace,
+                "account_id": user.account_id,
+                "display_name": user.display_name,
+                "nickname": user.nickname,
+                "user_type": user.type,
+                "raw": user.raw,
+            },
+        )
+
+    def _load_sightings(self) -> None:
+        self._sightings = {
+            (r[0], r[1], r[2])
+            for r in self.con.execute(
+                "SELECT user_uuid, source, workspace_slug FROM raw.user_sightings WHERE sync_id = ?",
+                [self.sync_id],
+            ).fetchall()
+        }
 
     def _flush(self, stage: str | None = None) -> None:
         """Write the buffered rows a checkpoint of `stage` accounts for (None: every buffered row)."""
@@ -178,36 +207,46 @@ class SnapshotWriter:
         self._flush()
         self._begin()
         carried = carry_forward(self.con, self.sync_id, refresh)
-        for table in ("repository_user_permissions", "repository_group_permissions", "fetch_log", "users"):
+        carried_tables = ("repository_user_permissions", "repository_group_permissions", "fetch_log")
+        for table in (*carried_tables, "user_sightings"):
             self.counts[table] = self.con.execute(
                 f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [self.sync_id]
             ).fetchone()[0]
-        self._seen_users.update(
-            r[0]
-            for r in self.con.execute(
-                "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [self.sync_id]
-            ).fetchall()
-        )
+        self._load_sightings()
         return carried
 
-    def drop_repository(self, workspace: str, repository_uuid: str) -> None:
-        """Leave a repository listed earlier in this sync out of it: its row, its lists and its effective-list
-        rows, buffered or written; the deletion commits with the next checkpoint (a resumed sync does it
-        again)."""
-        self._flush("repositories")  # every buffered row but the effective list's, which is filtered instead
-        buffered = self.buffers[EFFECTIVE]
-        kept = [row for row in buffered if row[_EFFECTIVE_REPOSITORY] != repository_uuid]
-        self.buffers[EFFECTIVE], self.counts[EFFECTIVE] = (
-            kept,
-            self.counts[EFFECTIVE] - (len(buffered) - len(kept)),
-        )
+    def drop_resource(self, kind: str, workspace: str, uuid: str) -> None:
+        """Leave a project or repository listed earlier in this sync out of it: its row, its lists and (for
+        a repository) its effective-list rows, buffered or written; the deletion commits with the next
+        checkpoint (a resumed sync does it again)."""
+        self._flush(kind + "s")  # every buffered row but the effective list's, which is filtered instead
+        if kind == "repository":
+            buffered = self.buffers[EFFECTIVE]
+            kept = [row for row in buffered if row[_EFFECTIVE_REPOSITORY] != uuid]
+            self.buffers[EFFECTIVE], self.counts[EFFECTIVE] = (
+                kept,
+                self.counts[EFFECTIVE] - (len(buffered) - len(kept)),
+            )
         self._begin()
-        for table, column in REPOSITORY_ROWS.items():
+        for table, column in RESOURCE_ROWS[kind].items():
             (deleted,) = self.con.execute(
                 f"DELETE FROM raw.{table} WHERE sync_id = ? AND workspace_slug = ? AND {column} = ?",
-                [self.sync_id, workspace, repository_uuid],
+                [self.sync_id, workspace, uuid],
             ).fetchone()
             self.counts[table] -= deleted
+
+    def note_gone(self, gone: Gone) -> None:
+        """Record a resource left out because Bitbucket says it is gone (`raw.anomalies`, next checkpoint)."""
+        resource = gone.resource
+        self.note_skipped(
+            SkippedEntry(
+                resource.workspace,
+                gone.endpoint,
+                1,
+                gone.reason,
+                {f"{resource.kind}_uuid": resource.uuid, resource.kind: resource.key},
+            )
+        )
 
     def counted(self, table: str, workspace: str) -> int:
         """Rows of the workspace in this sync's table, as committed (call it after the stage's last
@@ -249,6 +288,8 @@ class SnapshotWriter:
     ) -> None:
         """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
         self._flush()
+        self._begin()
+        self.counts["users"] = build_directory(self.con, self.sync_id)
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
         anomalies = dict(
             self.con.execute(

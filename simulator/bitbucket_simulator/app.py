@@ -69,6 +69,15 @@ CHANGE_2770 = error_body(
     {"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-2770"},
 )
 
+# What Bitbucket's router answers for a path no API serves, as quoted in public issue threads
+# (atlassian-api/atlassian-python-api#1146, #1471) and recorded by public clients (gildas/bitbucket-cli,
+# testdata/error-noapi.json).
+NO_API_HERE = error_body(
+    "Resource not found",
+    "There is no API hosted at this URL.\n\nFor information about our API's, please refer to the "
+    "documentation at: https://developer.atlassian.com/bitbucket/api/2/reference/",
+)
+
 
 class JSONResponse(StarletteJSONResponse):
     """orjson-rendered JSON: list pages of `large` are big, and the simulator must never be the bottleneck."""
@@ -142,7 +151,9 @@ class Simulator:
         self._effective_cache: tuple[int, dict[str, dict[str, str]]] = (-1, {})
         self._render_cache: dict[tuple, Any] = {}
         self._render_version = -1
-        self.app = _FaultsAndLog(self, Starlette(routes=self._routes()))
+        self.app = _FaultsAndLog(
+            self, Starlette(routes=self._routes(), exception_handlers={404: self.no_api_here})
+        )
 
     # ---- state helpers used by tests, benchmarks and the control endpoints ----
 
@@ -783,6 +794,12 @@ class Simulator:
         if self.removed_status == 404:
             return JSONResponse(error_body("Resource not found"), status_code=404)
         return JSONResponse(CHANGE_2770, status_code=410)
+
+    async def no_api_here(self, request: Request, exc: Exception) -> Response:
+        """A path no route serves: under /1.0 and /2.0, Bitbucket's router answer (docs/simulator.md)."""
+        if request.url.path.startswith(("/1.0/", "/2.0/")):
+            return JSONResponse(NO_API_HERE, status_code=404)
+        return PlainTextResponse("Not Found", status_code=404)
 
     async def oauth_token(self, request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
