@@ -66,6 +66,7 @@ from .refresh import (
     refresh_summary,
 )
 from .snapshot import SnapshotWriter
+from .vanished import Breaker
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,10 @@ class ExtractionOptions:
     admin_api: AtlassianAdminApi | None = None
     admin_managed: list[str] | None = None
     refresh: RefreshPolicy = field(default_factory=RefreshPolicy)  # which repositories' lists are read again
+    # The circuit breaker on disappearance (vanished.py), and whether this sync accepts what it would hold
+    # back (`sync --accept-vanished`): publish a held snapshot, or publish despite the breaker.
+    breaker: Breaker = field(default_factory=Breaker)
+    accept_vanished: bool = False
 
 
 NOT_ADMINISTERED = (
@@ -142,12 +147,59 @@ def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceS
     return WorkspaceSelection(found, {})
 
 
+def groups_refused(exc: BitbucketError) -> bool:
+    """Whether an error reading `/1.0/groups/{workspace}` is that workspace refusing it (403, 404, 405, 410,
+    or no API hosted there), rather than a credential without the scope or a failure a retry may fix."""
+    return isinstance(
+        exc, PermissionDeniedError | NotFoundError | EndpointNotFoundError | EndpointRemovedError
+    ) or (type(exc) is BitbucketError and exc.status == 405)
+
+
+def groups_refused_reason(exc: BitbucketError) -> str:
+    return (
+        f"its groups cannot be read ({exc}): without them every access through a group would be missing, "
+        "so the workspace keeps its last observed state"
+    )
+
+
+def read_groups(
+    api: BitbucketApi, writer: SnapshotWriter, selection: WorkspaceSelection, named: bool
+) -> dict[str, list[Group]]:
+    """Every covered workspace's groups, read before anything else of any workspace (a resumed sync skips the
+    workspaces whose groups it committed). A workspace that refuses them is skipped with the reason, like one
+    the credential does not administer, and the others go on; named in BITBUCKET_WORKSPACES, it is a
+    configuration error. The Atlassian Admin API is not asked instead: it lists the organization's groups, not
+    which of them a workspace uses, nor the slugs its permission lists name."""
+    groups: dict[str, list[Group]] = {}
+    for access in list(selection.covered):
+        if writer.checkpoint_done(access.slug, "members"):
+            continue
+        try:
+            groups[access.slug] = api.groups(access.slug)
+        except BitbucketError as exc:
+            if not groups_refused(exc):
+                raise
+            reason = groups_refused_reason(exc)
+            if named:
+                raise PermissionDeniedError(
+                    f"BITBUCKET_WORKSPACES names {access.slug}, but {reason} (or leave it out of "
+                    "BITBUCKET_WORKSPACES)",
+                    endpoint=exc.endpoint,
+                    status=exc.status,
+                    workspace=access.slug,
+                ) from None
+            selection.covered.remove(access)
+            selection.skipped[access.slug] = reason
+    return groups
+
+
 def extract_snapshot(
     api: BitbucketApi, writer: SnapshotWriter, options: ExtractionOptions
 ) -> WorkspaceSelection:
     """Extract every selected workspace; returns what was covered and skipped. Raises on anything
     incomplete."""
     selection = select_workspaces(api, options.workspaces)
+    groups = read_groups(api, writer, selection, named=bool(options.workspaces))
     for slug, reason in selection.skipped.items():
         log.warning("workspace %s skipped: %s", slug, reason)
     progress = SyncProgress(api.client, options.progress)
@@ -161,6 +213,8 @@ def extract_snapshot(
                 _WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead, effective)
                 for access in selection.covered
             ]
+            for extractor in extractors:
+                extractor.groups = groups.get(extractor.slug)
             for extractor in extractors:
                 extractor.run()
             effective.drain()
@@ -265,6 +319,7 @@ class _WorkspaceExtractor:
         self.refresh = WorkspaceRefresh(self.slug, "full")
         self.effective_unsaved = 0  # effective pages written since its last checkpoint
         self.gone: set[str] = set()  # repositories deleted since they were listed (_resource_gone)
+        self.groups: list[Group] | None = None  # read before every workspace's members (read_groups)
 
     def run(self) -> None:
         """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on
@@ -426,7 +481,7 @@ class _WorkspaceExtractor:
                     "raw": m.raw,
                 },
             )
-        for g in self.api.groups(slug):
+        for g in self.groups if self.groups is not None else self.api.groups(slug):
             group_members = g.members if org_groups is None else org_groups.members(g)
             add(
                 "groups",

@@ -89,7 +89,9 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     sync_id VARCHAR PRIMARY KEY,
     started_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ,
-    status VARCHAR NOT NULL,            -- running | complete | interrupted (resumable) | failed | abandoned
+    -- running | complete | interrupted (resumable) | failed | suspect (held back: too much vanished) |
+    -- abandoned (never published, rows deleted) | pruned (published, rows pruned by retention)
+    status VARCHAR NOT NULL,
     api_url VARCHAR,
     credential_kind VARCHAR,
     options JSON,                       -- what a resumed sync must match: API root and workspace filter
@@ -104,8 +106,10 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     anomalies JSON,                     -- list entries skipped, per endpoint family: {family: count}
     group_sources JSON,                 -- where each workspace's group members were read: {slug: source}
     repository_group_lists JSON,        -- how each workspace's repository group grants were read: {slug: how}
-    refresh JSON                        -- per workspace: full or incremental, lists read per reason, lists
+    refresh JSON,                       -- per workspace: full or incremental, lists read per reason, lists
     -- carried
+    vanished JSON,                      -- per workspace and kind, what vanished since its last observation
+    vanished_accepted BOOLEAN           -- published although over the breaker's limit (--accept-vanished)
 )
 """
 
@@ -127,8 +131,16 @@ def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
     # Warehouses created before these columns gain them.
-    for column in ("skipped_workspaces", "anomalies", "group_sources", "repository_group_lists", "refresh"):
+    for column in (
+        "skipped_workspaces",
+        "anomalies",
+        "group_sources",
+        "repository_group_lists",
+        "refresh",
+        "vanished",
+    ):
         con.execute(f"ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS {column} JSON")
+    con.execute("ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS vanished_accepted BOOLEAN")
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")

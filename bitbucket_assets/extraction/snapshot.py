@@ -63,22 +63,50 @@ class SnapshotWriter:
         self._skipped: list[dict[str, Any]] = []  # from worker threads; written at the next checkpoint
         self._skipped_lock = threading.Lock()
         self._sightings: set[tuple[str, str, str | None]] = set()  # (user, source, workspace) written
+        self._directory_built = False  # raw.users of this sync written from its sightings (finish_rows)
         # Pages stream through; DuckDB's cache would otherwise grow towards 80 % of RAM on a large sync.
         con.execute("SET memory_limit = '384MB'")
         create_raw_schema(con)
 
+    @staticmethod
+    def _key(api_url: str, options: dict[str, Any]) -> str:
+        return json.dumps({"api_url": api_url, **options}, sort_keys=True)
+
+    def held(self, api_url: str, options: dict[str, Any]) -> str | None:
+        """The snapshot held back as `suspect` that `accept_vanished` may publish: the newest sync of all,
+        made with the same settings (an older one is stale: a later sync saw Bitbucket since)."""
+        row = self.con.execute(
+            "SELECT sync_id, status, options FROM raw.syncs WHERE status NOT IN ('failed') "
+            "ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row and row[1] == "suspect" and row[2] == self._key(api_url, options) else None
+
+    def publish_held(self, sync_id: str) -> None:
+        """Publish a held snapshot as it was read: the change it shows was accepted (`accept_vanished`)."""
+        self.sync_id = sync_id
+        self.con.execute(
+            "UPDATE raw.syncs SET status = 'complete', vanished_accepted = true, error = NULL "
+            "WHERE sync_id = ?",
+            [sync_id],
+        )
+        for table in TABLES:
+            self.counts[table] = self.con.execute(
+                f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [sync_id]
+            ).fetchone()[0]
+
     def begin(self, api_url: str, credential_kind: str, options: dict[str, Any]) -> list[str]:
         """Resume an unfinished sync made with the same settings, or start a new one.
 
-        Returns the ids of unfinished syncs that were abandoned (their rows deleted)."""
-        key = json.dumps({"api_url": api_url, **options}, sort_keys=True)
+        Returns the ids of unfinished syncs that were abandoned (their rows deleted): those made with other
+        settings, and snapshots held back as `suspect` (never resumed; their manifest stays)."""
+        key = self._key(api_url, options)
         unfinished = self.con.execute(
-            # Failed syncs hold no rows, and pruned ones are history: only unfinished ones are resumed or
-            # abandoned.
-            "SELECT sync_id, status, options FROM raw.syncs WHERE status IN ('running', 'interrupted') "
-            "ORDER BY started_at DESC"
+            # Failed syncs hold no rows, and pruned ones are history: only unfinished and held ones are
+            # resumed or abandoned.
+            "SELECT sync_id, status, options FROM raw.syncs WHERE status IN ('running', 'interrupted', "
+            "'suspect') ORDER BY started_at DESC"
         ).fetchall()
-        resume = next((r[0] for r in unfinished if r[2] == key), None)
+        resume = next((r[0] for r in unfinished if r[2] == key and r[1] != "suspect"), None)
         abandoned = [r[0] for r in unfinished if r[0] != resume]
         for sync_id in abandoned:
             self._delete_rows(sync_id)
@@ -279,17 +307,28 @@ class SnapshotWriter:
 
     # ---- endings ----
 
+    def finish_rows(self) -> None:
+        """Write every buffered row and the sync's user directory (merged over its sightings), in the open
+        transaction: what the circuit breaker compares, and what `complete` publishes."""
+        self._flush()
+        self._begin()
+        if not self._directory_built:
+            self.counts["users"] = build_directory(self.con, self.sync_id)
+            self._directory_built = True
+
     def complete(
         self,
         workspaces: list[str],
         stats: dict[str, Any],
         skipped: dict[str, str] | None = None,
         refresh: dict[str, Any] | None = None,
+        vanished: list[dict] | None = None,
+        status: str = "complete",
+        accepted: bool = False,
     ) -> None:
-        """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
-        self._flush()
-        self._begin()
-        self.counts["users"] = build_directory(self.con, self.sync_id)
+        """Flush and publish: from this statement on, the snapshot is visible, all of it at once. With
+        `status='suspect'` the rows are kept but nothing is published (the circuit breaker, vanished.py)."""
+        self.finish_rows()
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
         anomalies = dict(
             self.con.execute(
@@ -311,11 +350,18 @@ class SnapshotWriter:
                 [self.sync_id],
             ).fetchall()
         )
+        held = (
+            "held back: too much vanished since the last observation; `sync --accept-vanished` publishes it"
+            if status == "suspect"
+            else None
+        )
         self.con.execute(
-            "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
+            "UPDATE raw.syncs SET status = ?, finished_at = ?, workspaces = ?, entity_counts = ?, "
             "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, "
-            "group_sources = ?, repository_group_lists = ?, refresh = ?, error = NULL WHERE sync_id = ?",
+            "group_sources = ?, repository_group_lists = ?, refresh = ?, vanished = ?, "
+            "vanished_accepted = ?, error = ? WHERE sync_id = ?",
             [
+                status,
                 self.clock.now(),
                 workspaces,
                 json.dumps(counts),
@@ -327,6 +373,9 @@ class SnapshotWriter:
                 json.dumps(group_sources),
                 json.dumps(group_lists),
                 json.dumps(refresh or {}),
+                json.dumps(vanished or []),
+                accepted,
+                held,
                 self.sync_id,
             ],
         )
