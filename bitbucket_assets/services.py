@@ -206,13 +206,31 @@ def check(settings: Settings):
     )
     admin_api = _admin_api(settings)
     try:
-        report = check_connection(client, admin_api, settings.admin_managed_workspaces)
+        report = check_connection(
+            client, admin_api, settings.admin_managed_workspaces, settings.workspace_filter
+        )
     finally:
         client.close()
         if admin_api is not None:
             admin_api.client.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
+    report.held_back = _held_back(settings)
     return report
+
+
+def _held_back(settings: Settings) -> list[str]:
+    """What `check` says of the warehouse's newest sync when the circuit breaker held it back (read briefly;
+    a warehouse that is busy or not there yet says nothing)."""
+    from .extraction.vanished import held_back
+    from .warehouse.files import WarehouseBusyError
+
+    if not settings.is_motherduck and not Path(settings.duckdb_path).exists():
+        return []
+    try:
+        with open_reader(settings.duckdb_path, wait_seconds=10.0) as con:
+            return held_back(con)
+    except WarehouseBusyError:
+        return ["the warehouse is busy (a sync running?): whether its last sync was held back is not known"]
 
 
 def _admin_api(settings: Settings):

@@ -115,10 +115,14 @@ class WorkspaceSelection:
 
 
 def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceSelection:
-    """`/2.0/user/workspaces`, filtered by slug or `{uuid}`. By default every workspace the credential
-    administers; the others are skipped with the reason. A filter entry the credential cannot see, or does
-    not administer, is a configuration error raised before anything else is fetched."""
-    accesses = api.user_workspaces()
+    """`/2.0/user/workspaces`, filtered by slug or `{uuid}` (`choose_workspaces`)."""
+    return choose_workspaces(api.user_workspaces(), wanted)
+
+
+def choose_workspaces(accesses: list[WorkspaceAccess], wanted: list[str] | None) -> WorkspaceSelection:
+    """The workspaces a sync covers: by default every workspace the credential administers; the others are
+    skipped with the reason. A filter entry the credential cannot see, or does not administer, is a
+    configuration error raised before anything else is fetched."""
     if not wanted:
         return WorkspaceSelection(
             [a for a in accesses if a.administrator],

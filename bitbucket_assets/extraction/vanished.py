@@ -11,6 +11,7 @@ is real, the next sync with `accept_vanished` (`sync --accept-vanished`) publish
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
 import duckdb
@@ -126,3 +127,34 @@ def compare(
                     )
                 )
     return out
+
+
+def held_back(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Lines about the newest sync when it is a snapshot held back as `suspect` (what `check` says), else
+    none."""
+    if not _has_syncs(con):
+        return []
+    row = con.execute(
+        "SELECT sync_id, status, finished_at, vanished FROM raw.syncs WHERE status <> 'failed' "
+        "ORDER BY started_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None or row[1] != "suspect":
+        return []
+    sync_id, _, finished_at, vanished = row
+    over = [Vanished(**v) for v in json.loads(vanished or "[]") if v["over_limit"]]
+    return [
+        f"last sync {sync_id} (finished {finished_at:%Y-%m-%d %H:%M %Z}) was HELD BACK as suspect: nothing "
+        "was published and the marts keep the state before it",
+        *[f"  vanished in {v.line()}" for v in over],
+        "  if the change is real, `bitbucket-access sync --accept-vanished` publishes it as it was read; if "
+        "not (a proxy, a credential, an API change), fix that and sync again",
+    ]
+
+
+def _has_syncs(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'raw' AND table_name = 'syncs'"
+        ).fetchone()[0]
+    )

@@ -133,9 +133,13 @@ class Simulator:
         admin_keys: OrgKeys | None = None,
         admin_page_limit: int = 100,
         group_privileges_status: int | None = None,
+        groups_status: dict[str, int] | None = None,
     ):
         """`group_privileges_status`: answer `/1.0/group-privileges` with this error status (404, 403, 410)
-        instead, as Bitbucket may for a workspace where the 1.0 API is no longer served."""
+        instead, as Bitbucket may for a workspace where the 1.0 API is no longer served. `groups_status`:
+        answer `/1.0/groups/{workspace}` of these workspaces with this error status instead (a workspace whose
+        groups an administrator's credential cannot read: DrFaust92/terraform-provider-bitbucket#235 reports
+        403 and 405 for workspaces administered from admin.atlassian.com)."""
         self.org = org
         self.admin = AdminApi(self, admin_keys, admin_page_limit)
         self.credentials = credentials or default_credentials(org)
@@ -143,6 +147,7 @@ class Simulator:
         self.faults = faults or Faults()
         self.removed_status = removed_status
         self.group_privileges_status = group_privileges_status
+        self.groups_status = dict(groups_status or {})
         self.request_log: list[RequestRecord] = []
         self.odd_entries = 0  # entries given `user: null` by the odd_entry_rate fault, for tests to compare
         # Called after each API request is answered: how a test makes something happen in Bitbucket mid-sync.
@@ -734,6 +739,8 @@ class Simulator:
 
     async def list_groups_v1(self, request: Request, cred: Credential) -> Response:
         ws = self._workspace_v1(cred, request.path_params["workspace"])
+        if ws.slug in self.groups_status:
+            raise ApiError(self.groups_status[ws.slug], f"Groups of workspace {ws.slug!r} are not available")
         p = self.payloads(request)
         return JSONResponse([p.group_v1(ws, g) for g in ws.groups.values()])
 
