@@ -246,9 +246,7 @@ def _probe_reads(api: BitbucketApi, slug: str, report: CheckReport) -> None:
         repo = None
     if repo:  # read by {uuid}, as a sync reads it
         probes.append(("permissions-config", lambda: api.repository_user_grants(slug, repo.uuid)))
-    for path, call in probes:
-        if path.startswith("/1.0/groups/"):
-            continue  # probed first (_probe_groups)
+    for _, call in probes:  # (the groups were probed first: _probe_groups)
         try:
             call()
         except MissingScopesError as exc:

@@ -384,8 +384,9 @@ class BitbucketApi:
     # what `check` probes
 
     def sync_read_probes(self, slug: str) -> list[tuple[str, Callable[[], Any]]]:
-        """One call per kind of read a sync makes in a workspace: the first page (of the sync's 100) of each
-        list, parsed as a sync parses it, so that entries a sync would skip reach `on_skip` here too."""
+        """One call per kind of 2.0 list a sync reads in a workspace: the first page (of the sync's 100) of
+        each, parsed as a sync parses it, so that entries a sync would skip reach `on_skip` here too. (The
+        groups, which a sync reads first, are `groups`.)"""
         ws = _workspace(slug)
         lists: list[tuple[str, Callable[[Any, str], Any]]] = [
             (f"{ws}/permissions", _member),
@@ -397,7 +398,6 @@ class BitbucketApi:
             (path, lambda path=path, parse=parse: self._first_page(path, parse, slug))
             for path, parse in lists
         ]
-        probes.append((f"/1.0/groups/{_seg(slug)}", lambda: self.groups(slug)))
         return probes
 
     def _first_page(self, path: str, parse: Callable[[Any, str], T], slug: str) -> list[T]:

@@ -560,7 +560,7 @@ class Simulator:
             rows = self.cached(("effective_rows", ws.slug), self._effective_rows, ws, repos)
         else:
             rows = self._effective_rows(ws, repos)
-        render = lambda x: p.repository_permission(ws, x[0], users[x[1]], x[2])  # noqa: E731
+        render = lambda x: p.repository_permission(ws, x[0], users[x[1]], x[2], effective_list=True)  # noqa: E731
         # Bitbucket leaves `size` out of this expensive listing.
         return self.page(request, rows, render, fields, with_size=False)
 
