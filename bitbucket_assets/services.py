@@ -116,6 +116,7 @@ def sync(settings: Settings, full: bool = False, accept_vanished: bool = False) 
     the run failed on purpose, at the blocking check `nothing_vanished`, before dbt."""
     from .defs import sync_job
     from .defs.resources import with_resources
+    from .extraction.vanished import vanished_entries
 
     definitions = with_resources(settings, sync_job.definitions())
     config = {"full": full, "accept_vanished": accept_vanished}
@@ -158,7 +159,7 @@ def sync(settings: Settings, full: bool = False, accept_vanished: bool = False) 
         resumed_from=None if sync_id == result.run_id or held_published else sync_id,
         held_published=held_published,
         status=row[8],
-        vanished=json.loads(row[9] or "[]"),
+        vanished=vanished_entries(row[9]),
         accepted=row[10],
     )
 

@@ -29,8 +29,8 @@ DEFAULT_RAW_SYNC_RETENTION = 30
 DEFAULT_SYNC_STALE_HOURS = 26.0
 # The circuit breaker (extraction/vanished.py): a sync in which more than this share of a workspace's
 # repositories, projects, members or groups vanished since its last observation, and at least
-# VANISHED_MIN_COUNT of them, is held back as `suspect` instead of published. No organisation loses a fifth of
-# one of them in a day; a wrong answer (a proxy, an API change) does.
+# VANISHED_MIN_COUNT of them (or all of them), is held back as `suspect` instead of published. No
+# organisation loses a fifth of one of them in a day; a wrong answer (a proxy, an API change) does.
 DEFAULT_MAX_VANISHED_SHARE = 0.2
 VANISHED_MIN_COUNT = 5
 DEFAULT_MAX_CHANGES_PER_RUN = 50

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .vanished import Vanished
+from .vanished import Vanished, vanished_entries
 
 
 @dataclass
@@ -155,7 +155,8 @@ def nothing_vanished(con, sync_id: str) -> CheckOutcome:
     status, vanished, accepted = con.execute(
         "SELECT status, vanished, vanished_accepted FROM raw.syncs WHERE sync_id = ?", [sync_id]
     ).fetchone()
-    entries = json.loads(vanished or "[]")
+    record = json.loads(vanished or "{}")
+    entries, limit = vanished_entries(vanished), record.get("limit", "")
     over = [v for v in entries if v["over_limit"]]
     lines = [Vanished(**v).line() for v in over or entries][:50]
     if status == "suspect":
@@ -172,7 +173,7 @@ def nothing_vanished(con, sync_id: str) -> CheckOutcome:
         "nothing_vanished",
         status != "suspect",
         description,
-        {"status": status, "vanished": lines, "accepted": bool(accepted)},
+        {"status": status, "vanished": lines, "accepted": bool(accepted), "limit": limit},
     )
 
 

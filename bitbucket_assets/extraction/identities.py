@@ -3,9 +3,10 @@ per user").
 
 Bitbucket shows the same person in many lists, with different fields: Atlassian's own examples give members
 and effective-permission entries without `account_id`, and permissions-config entries with it. Every sighting
-is kept (`raw.user_sightings`, one row per user, source and workspace); the sync's directory (`raw.users`) is
-built from them when the snapshot is finished: each field from the highest-ranked sighting that carries it, in
-the fixed order of `SOURCES`, ties broken by workspace and value, never by the order of the reads.
+is kept (`raw.user_sightings`, one row per distinct user, source, workspace and fields); the sync's directory
+(`raw.users`) is built from them when the snapshot is finished: each field from the highest-ranked sighting
+that carries it, in the fixed order of `SOURCES`, ties broken by workspace and value, never by the order of
+the reads.
 """
 
 from __future__ import annotations

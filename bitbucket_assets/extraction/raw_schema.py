@@ -19,7 +19,8 @@ TABLES: dict[str, str] = {
     # where no payload of the sync carried them; `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
     "users": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, display_name "
     "VARCHAR, nickname VARCHAR, raw JSON, user_type VARCHAR",
-    # Every payload that showed a user, once per (user, source, workspace): what `users` is merged from.
+    # Every payload that showed a user, once per distinct (user, source, workspace, fields): what `users` is
+    # merged from.
     # `source`: workspace_members, group_members, project_permissions, repository_permissions,
     # effective_permissions, carried (identities.SOURCES).
     "user_sightings": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, source VARCHAR NOT NULL, "
@@ -108,7 +109,8 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     repository_group_lists JSON,        -- how each workspace's repository group grants were read: {slug: how}
     refresh JSON,                       -- per workspace: full or incremental, lists read per reason, lists
     -- carried
-    vanished JSON,                      -- per workspace and kind, what vanished since its last observation
+    vanished JSON,                      -- {limit, entries}: per workspace and kind, what vanished since its
+    -- last observation (extraction/vanished.py)
     vanished_accepted BOOLEAN           -- published although over the breaker's limit (--accept-vanished)
 )
 """

@@ -62,7 +62,8 @@ class SnapshotWriter:
         self.resumed = False
         self._skipped: list[dict[str, Any]] = []  # from worker threads; written at the next checkpoint
         self._skipped_lock = threading.Lock()
-        self._sightings: set[tuple[str, str, str | None]] = set()  # (user, source, workspace) written
+        # (user, source, workspace, account id, display name, nickname, type) written: every distinct sighting
+        self._sightings: set[tuple] = set()
         self._directory_built = False  # raw.users of this sync written from its sightings (finish_rows)
         # Pages stream through; DuckDB's cache would otherwise grow towards 80 % of RAM on a large sync.
         con.execute("SET memory_limit = '384MB'")
@@ -153,9 +154,9 @@ class SnapshotWriter:
             self._skipped.append(row)
 
     def saw(self, user: User, source: str, workspace: str | None) -> None:
-        """A payload showed `user`: kept once per (user, source, workspace), merged into `raw.users` when the
-        snapshot is finished (identities.py)."""
-        key = (user.uuid, source, workspace)
+        """A payload showed `user`: kept once per distinct (user, source, workspace, fields), merged into
+        `raw.users` when the snapshot is finished (identities.py)."""
+        key = (user.uuid, source, workspace, user.account_id, user.display_name, user.nickname, user.type)
         if key in self._sightings:
             return
         self._sightings.add(key)
@@ -175,9 +176,10 @@ class SnapshotWriter:
 
     def _load_sightings(self) -> None:
         self._sightings = {
-            (r[0], r[1], r[2])
+            tuple(r)
             for r in self.con.execute(
-                "SELECT user_uuid, source, workspace_slug FROM raw.user_sightings WHERE sync_id = ?",
+                "SELECT user_uuid, source, workspace_slug, account_id, display_name, nickname, user_type "
+                "FROM raw.user_sightings WHERE sync_id = ?",
                 [self.sync_id],
             ).fetchall()
         }
@@ -322,7 +324,7 @@ class SnapshotWriter:
         stats: dict[str, Any],
         skipped: dict[str, str] | None = None,
         refresh: dict[str, Any] | None = None,
-        vanished: list[dict] | None = None,
+        vanished: dict | None = None,
         status: str = "complete",
         accepted: bool = False,
     ) -> None:
@@ -373,7 +375,7 @@ class SnapshotWriter:
                 json.dumps(group_sources),
                 json.dumps(group_lists),
                 json.dumps(refresh or {}),
-                json.dumps(vanished or []),
+                json.dumps(vanished or {}),
                 accepted,
                 held,
                 self.sync_id,

@@ -22,7 +22,7 @@ from ..client.api import USER_WORKSPACES
 from ..clock import Interrupted
 from .extract import ExtractionOptions, extract_snapshot
 from .snapshot import SnapshotWriter
-from .vanished import compare
+from .vanished import compare, vanished_entries
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def run_sync(
             client.stats.as_dict(),
             skipped=selection.skipped,
             refresh=selection.refresh,
-            vanished=[v.as_dict() for v in vanished],
+            vanished={"limit": options.breaker.describe(), "entries": [v.as_dict() for v in vanished]},
             status=status,
             accepted=bool(over) and options.accept_vanished,
         )
@@ -188,7 +188,7 @@ def _held_result(con: duckdb.DuckDBPyConnection, writer: SnapshotWriter) -> Sync
         skipped=json.loads(skipped or "{}"),
         group_sources=sources,
         refresh=json.loads(refresh or "{}"),
-        vanished=json.loads(vanished or "[]"),
+        vanished=vanished_entries(vanished),
         accepted=True,
         held_published=True,
     )

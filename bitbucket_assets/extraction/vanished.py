@@ -4,9 +4,9 @@ A wrong answer (a proxy, an API change, a credential that lost its rights) can l
 repositories, projects, members or groups were deleted. Published, it would read as "everyone lost access"
 and close every grant in the history. So before a sync publishes, each workspace it covered is compared with
 its last observation: when more than `max_share` of one kind of entity vanished, and at least `min_count` of
-them, the snapshot is held back (`raw.syncs.status = 'suspect'`): nothing is published, the marts keep the
-last state, and the sync, `check` and the asset check `nothing_vanished` say what vanished. When the change
-is real, the next sync with `accept_vanished` (`sync --accept-vanished`) publishes it.
+them (or all of them), the snapshot is held back (`raw.syncs.status = 'suspect'`): nothing is published, the
+marts keep the last state, and the sync, `check` and the asset check `nothing_vanished` say what vanished.
+When the change is real, the next sync with `accept_vanished` (`sync --accept-vanished`) publishes it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ KINDS = {
 @dataclass(frozen=True)
 class Breaker:
     """When a workspace's entities vanishing holds a snapshot back: more than `max_share` of one kind, and at
-    least `min_count` of them."""
+    least `min_count` of them or all of them (an empty answer is never "everyone left")."""
 
     max_share: float = DEFAULT_MAX_VANISHED_SHARE
     min_count: int = VANISHED_MIN_COUNT
@@ -42,12 +42,12 @@ class Breaker:
             raise ValueError(f"the vanished share must be in (0, 1], not {self.max_share}")
 
     def trips(self, vanished: int, before: int) -> bool:
-        return vanished >= self.min_count and vanished > self.max_share * before
+        return vanished > self.max_share * before and (vanished >= self.min_count or vanished == before)
 
     def describe(self) -> str:
         return (
-            f"more than {self.max_share:.0%} (BITBUCKET_MAX_VANISHED_SHARE), and at least {self.min_count}, "
-            "of a workspace's repositories, projects, members or groups"
+            f"more than {self.max_share:.0%} (BITBUCKET_MAX_VANISHED_SHARE), and at least {self.min_count} "
+            "or all, of a workspace's repositories, projects, members or groups"
         )
 
 
@@ -129,6 +129,12 @@ def compare(
     return out
 
 
+def vanished_entries(recorded: str | None) -> list[dict]:
+    """The entries of `raw.syncs.vanished` (`{"limit": ..., "entries": [...]}`, as `Vanished.as_dict`)."""
+    value = json.loads(recorded or "{}")
+    return list(value.get("entries", [])) if isinstance(value, dict) else []
+
+
 def held_back(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Lines about the newest sync when it is a snapshot held back as `suspect` (what `check` says), else
     none."""
@@ -141,7 +147,7 @@ def held_back(con: duckdb.DuckDBPyConnection) -> list[str]:
     if row is None or row[1] != "suspect":
         return []
     sync_id, _, finished_at, vanished = row
-    over = [Vanished(**v) for v in json.loads(vanished or "[]") if v["over_limit"]]
+    over = [Vanished(**v) for v in vanished_entries(vanished) if v["over_limit"]]
     return [
         f"last sync {sync_id} (finished {finished_at:%Y-%m-%d %H:%M %Z}) was HELD BACK as suspect: nothing "
         "was published and the marts keep the state before it",

@@ -240,7 +240,7 @@ group by e.workspace_slug, e.user_display_name, e.user_uuid, l.left_on
 #}
 {% macro path_kinds_in_words(sources) %}
 {%- set w -%}
-list_transform({{ sources }}, s -> case s when 'direct' then 'direct grants' when 'group' then 'groups'
+list_transform({{ sources }}, lambda s: case s when 'direct' then 'direct grants' when 'group' then 'groups'
     when 'project' then 'project permissions' when 'workspace' then 'the workspace owner role' else s end)
 {%- endset -%}
 (case when len({{ w }}) <= 1 then coalesce({{ w }}[1], 'no path')

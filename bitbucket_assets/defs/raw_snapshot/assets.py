@@ -111,8 +111,14 @@ def bitbucket_raw_snapshot(
     )
     try:
         with duckdb.get_connection() as con:
-            result = run_sync(client, con, options, sync_id=context.run.run_id)
-            outcomes = [check(con, result.sync_id) for check in ALL_CHECKS]
+            try:
+                result = run_sync(client, con, options, sync_id=context.run.run_id)
+                outcomes = [check(con, result.sync_id) for check in ALL_CHECKS]
+            except BaseException:
+                # DuckDBResource closes its connection only when the block ends normally; left open, it would
+                # hold the warehouse's file lock in this process after the run failed.
+                con.close()
+                raise
     finally:
         client.close()
         if admin_api is not None:
