@@ -15,6 +15,9 @@ from ...warehouse.files import WRITER_POOL
 from ..resources import BitbucketResource
 
 GROUP = "bitbucket_raw"
+# A run held back by the circuit breaker fails on purpose: retrying it (deploy/dagster.yaml retries failed
+# runs) would read Bitbucket again, abandon the held snapshot and hold back the same change (Dagster's tag).
+NO_RETRY = {"dagster/retry_on_asset_or_op_failure": "false"}
 RAW_SCHEMA = dg.AssetKey("raw_schema")
 RAW_TABLES = list(TABLES)
 CHECKED = dg.AssetKey(["raw", "repositories"])
@@ -137,6 +140,8 @@ def bitbucket_raw_snapshot(
     for v in result.over_limit:
         held = "held back (suspect): nothing published" if result.status == "suspect" else "accepted"
         context.log.warning(f"{Vanished(**v).line()} [{held}]")
+    if result.status == "suspect":
+        context.instance.add_run_tags(context.run.run_id, NO_RETRY)
     yield dg.MaterializeResult(
         asset_key=["raw", "syncs"],
         metadata={

@@ -75,11 +75,13 @@ def test_a_suspect_snapshot_fails_the_run_at_a_blocking_check_and_the_flag_publi
         "duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
     }
 
+    instance = dg.DagsterInstance.ephemeral()
+
     def run(**config) -> dg.ExecuteInProcessResult:
         return dg.materialize(
             [bitbucket_raw_snapshot],
             resources=resources,
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance,
             run_config={"ops": {"bitbucket_raw_snapshot": {"config": config}}},
             raise_on_error=False,
         )
@@ -101,6 +103,8 @@ def test_a_suspect_snapshot_fails_the_run_at_a_blocking_check_and_the_flag_publi
     assert check.metadata["vanished"].value[0].startswith("tiny-co: 30 of 100 members vanished (30%) since")
     failure = next(e for e in held.all_events if e.is_step_failure)
     assert "blocking asset check" in failure.step_failure_data.error.message
+    # Not retried by the deployment's run retries: a retry would only hold the same change back again.
+    assert instance.get_run_by_id(held.run_id).tags["dagster/retry_on_asset_or_op_failure"] == "false"
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         assert con.execute("SELECT status FROM raw.syncs ORDER BY started_at").fetchall() == [
             ("complete",),
