@@ -79,6 +79,12 @@ def main() -> None:
     """Bitbucket Cloud access warehouse: extract, model, review and provision access."""
 
 
+# `sync` exits with this when the snapshot was held back by the circuit breaker (nothing published): distinct
+# from success (0), failure (1) and click's usage errors (2), so a scheduler can tell "look at this" from
+# "broken".
+EXIT_SUSPECT = 3
+
+
 @main.command()
 @click.option(
     "--full",
@@ -86,17 +92,27 @@ def main() -> None:
     help="Read every repository's permission lists, not only those that are new, "
     "changed or due (BITBUCKET_REFRESH_MAX_AGE_DAYS).",
 )
-def sync(full: bool) -> None:
+@click.option(
+    "--accept-vanished",
+    is_flag=True,
+    help="Accept that more vanished than the circuit breaker allows (BITBUCKET_MAX_VANISHED_SHARE): publish "
+    "the snapshot held back as suspect (as it was read, no call) if it is the newest sync, else publish this "
+    "sync's whatever vanished.",
+)
+def sync(full: bool, accept_vanished: bool) -> None:
     """Extract a snapshot from BITBUCKET_API_URL into DUCKDB_PATH (runs the Dagster job in-process), showing
     its progress at every checkpoint. After the first, a sync is incremental: a repository's permission lists
-    are read when it is new, its effective access changed or they are due; the others are carried forward."""
+    are read when it is new, its effective access changed or they are due; the others are carried forward.
+    Exit status: 0 published, 1 failed, 3 held back as suspect (too much vanished; nothing published)."""
     from . import services
     from .progress_display import sync_progress
 
     with sync_progress():
-        summary = _run(services.sync, _settings(), full=full)
+        summary = _run(services.sync, _settings(), full=full, accept_vanished=accept_vanished)
     for line in summary.lines():
         _echo(line)
+    if summary.suspect:
+        sys.exit(EXIT_SUSPECT)
 
 
 @main.command()

@@ -55,16 +55,49 @@ class SyncSummary:
     # per workspace: lists read per reason, carried forward
     refresh: dict[str, dict] = field(default_factory=dict)
     resumed_from: str | None = None  # the sync this run resumed (killed or interrupted before), if any
+    # `complete`, or `suspect`: held back by the circuit breaker, nothing published (exit status 3)
+    status: str = "complete"
+    vanished: list[dict] = field(default_factory=list)  # what vanished per workspace and kind (vanished.py)
+    accepted: bool = False  # published although more vanished than the breaker allows (--accept-vanished)
+    held_published: bool = False  # a snapshot held back earlier, published now as it was read
+
+    @property
+    def suspect(self) -> bool:
+        return self.status == "suspect"
 
     def lines(self) -> list[str]:
+        from .extraction.vanished import Vanished
+
         total = self.checks_passed + len(self.checks_failed)
         failed = f"; FAILED: {', '.join(self.checks_failed)}" if self.checks_failed else ""
         resumed = " (resumed from its checkpoints)" if self.resumed_from else ""
+        over = [v for v in self.vanished if v["over_limit"]]
+        if self.suspect:
+            title = (
+                f"sync {self.sync_id} HELD BACK (suspect): too much vanished since the last observation; "
+                "nothing was published and the marts keep the last state"
+            )
+            after = [
+                "  if the change is real: bitbucket-access sync --accept-vanished (publishes this snapshot "
+                "as it was read)",
+                "  if it is not (a proxy, a credential, an API change): fix it; the next sync reads again",
+            ]
+        else:
+            held = " (held back earlier, published as it was read: accepted)" if self.held_published else ""
+            title = f"sync {self.sync_id} complete{resumed}{held}: workspaces {', '.join(self.workspaces)}"
+            after = []
         return [
-            f"sync {self.sync_id} complete{resumed}: workspaces {', '.join(self.workspaces)}",
+            title,
+            *[
+                f"  {'VANISHED' if v['over_limit'] else 'vanished'} in {Vanished(**v).line()}"
+                + (" (accepted)" if v["over_limit"] and self.accepted else "")
+                for v in (over if self.suspect else self.vanished)
+            ],
+            *after,
             *[f"  skipped workspace {slug}: {reason}" for slug, reason in self.skipped.items()],
             *[
-                f"  skipped entries in {family}: {n} (lacking their identity; listed in raw.anomalies)"
+                f"  skipped entries in {family}: {n} (lacking their identity, or resources deleted while the "
+                "sync ran; listed in raw.anomalies)"
                 for family, n in self.anomalies.items()
             ],
             *[f"  {slug}: {describe_refresh(refresh)}" for slug, refresh in self.refresh.items()],
@@ -75,33 +108,41 @@ class SyncSummary:
         ]
 
 
-def sync(settings: Settings, full: bool = False) -> SyncSummary:
+def sync(settings: Settings, full: bool = False, accept_vanished: bool = False) -> SyncSummary:
     """One snapshot and the dbt build over it: the `bitbucket_sync` job, run in-process on this deployment's
     Dagster instance (DAGSTER_HOME) or a throwaway one. `full`: read every repository's permission lists
-    (extraction/refresh.py)."""
+    (extraction/refresh.py). `accept_vanished`: publish what the circuit breaker would hold back
+    (extraction/vanished.py). A snapshot held back (`suspect`) is a summary with `suspect` set, not an error:
+    the run failed on purpose, at the blocking check `nothing_vanished`, before dbt."""
     from .defs import sync_job
     from .defs.resources import with_resources
+    from .extraction.vanished import vanished_entries
 
     definitions = with_resources(settings, sync_job.definitions())
-    run_config = {"ops": {"bitbucket_raw_snapshot": {"config": {"full": full}}}}
+    config = {"full": full, "accept_vanished": accept_vanished}
+    run_config = {"ops": {"bitbucket_raw_snapshot": {"config": config}}}
     result = _execute(settings, definitions, sync_job.SYNC_JOB, run_config)
-    if not result.success:
-        raise CommandError(_failure_message(result))
     # The sync's own id: a resumed sync keeps the id of the run that started it.
-    [snapshot] = [
+    snapshot = [
         m
         for m in result.asset_materializations_for_node("bitbucket_raw_snapshot")
         if m.asset_key.path[-1] == "syncs"
     ]
-    sync_id = snapshot.metadata["sync_id"].value
+    held = bool(snapshot) and snapshot[0].metadata["status"].value == "suspect"
+    if not result.success and not held:
+        raise CommandError(_failure_message(result))
+    sync_id = snapshot[0].metadata["sync_id"].value
     checks = result.get_asset_check_evaluations()
     with _connect(settings.duckdb_path, read_only=True) as con:
-        workspaces, counts, calls, retries, limited, skipped, anomalies, refresh = con.execute(
+        row = con.execute(
             "select workspaces, entity_counts, api_calls, retries, rate_limited, skipped_workspaces, "
-            "anomalies, refresh from raw.syncs where sync_id = ?",
+            "anomalies, refresh, status, vanished, coalesce(vanished_accepted, false) from raw.syncs "
+            "where sync_id = ?",
             [sync_id],
         ).fetchone()
-        marts = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in MART_COUNTS}
+        workspaces, counts, calls, retries, limited, skipped, anomalies, refresh = row[:8]
+        marts = _mart_counts(con)
+    held_published = bool(snapshot[0].metadata["held_published"].value)
     return SyncSummary(
         sync_id=sync_id,
         workspaces=list(workspaces),
@@ -115,8 +156,25 @@ def sync(settings: Settings, full: bool = False) -> SyncSummary:
         skipped=json.loads(skipped or "{}"),
         anomalies=json.loads(anomalies or "{}"),
         refresh=json.loads(refresh or "{}"),
-        resumed_from=None if sync_id == result.run_id else sync_id,
+        resumed_from=None if sync_id == result.run_id or held_published else sync_id,
+        held_published=held_published,
+        status=row[8],
+        vanished=vanished_entries(row[9]),
+        accepted=row[10],
     )
+
+
+def _mart_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows per mart, for the marts that exist (a snapshot held back before any build leaves none)."""
+    present = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()
+    }
+    return {
+        m: con.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in MART_COUNTS if m in present
+    }
 
 
 def _execute(settings: Settings, definitions, job_name: str, run_config: dict):
@@ -149,13 +207,31 @@ def check(settings: Settings):
     )
     admin_api = _admin_api(settings)
     try:
-        report = check_connection(client, admin_api, settings.admin_managed_workspaces)
+        report = check_connection(
+            client, admin_api, settings.admin_managed_workspaces, settings.workspace_filter
+        )
     finally:
         client.close()
         if admin_api is not None:
             admin_api.client.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
+    report.held_back = _held_back(settings)
     return report
+
+
+def _held_back(settings: Settings) -> list[str]:
+    """What `check` says of the warehouse's newest sync when the circuit breaker held it back (read briefly;
+    a warehouse that is busy or not there yet says nothing)."""
+    from .extraction.vanished import held_back
+    from .warehouse.files import WarehouseBusyError
+
+    if not settings.is_motherduck and not Path(settings.duckdb_path).exists():
+        return []
+    try:
+        with open_reader(settings.duckdb_path, wait_seconds=10.0) as con:
+            return held_back(con)
+    except WarehouseBusyError:
+        return ["the warehouse is busy (a sync running?): whether its last sync was held back is not known"]
 
 
 def _admin_api(settings: Settings):

@@ -27,6 +27,12 @@ DEFAULT_REFRESH_MAX_AGE_DAYS = 7
 DEFAULT_SYNC_TARGET_HOURS = 12.0
 DEFAULT_RAW_SYNC_RETENTION = 30
 DEFAULT_SYNC_STALE_HOURS = 26.0
+# The circuit breaker (extraction/vanished.py): a sync in which more than this share of a workspace's
+# repositories, projects, members or groups vanished since its last observation, and at least
+# VANISHED_MIN_COUNT of them (or all of them), is held back as `suspect` instead of published. No
+# organisation loses a fifth of one of them in a day; a wrong answer (a proxy, an API change) does.
+DEFAULT_MAX_VANISHED_SHARE = 0.2
+VANISHED_MIN_COUNT = 5
 DEFAULT_MAX_CHANGES_PER_RUN = 50
 DEFAULT_MAX_APPROVAL_AGE_DAYS = 30.0
 DEFAULT_PROTECTED_GROUPS = ("administrators",)
@@ -69,6 +75,10 @@ class Settings(BaseSettings):
     # The hours a daily sync should fit in: past them (estimated from the last sync), workspaces read every
     # repository's lists (one rate-limit bucket) instead of Bitbucket's effective list (the other).
     bitbucket_sync_target_hours: float = Field(DEFAULT_SYNC_TARGET_HOURS, gt=0)
+    # The circuit breaker: past this share of a workspace's repositories, projects, members or groups
+    # vanishing in one sync (and at least VANISHED_MIN_COUNT of them), the snapshot is held back as `suspect`;
+    # `sync --accept-vanished` publishes it when the change is real.
+    bitbucket_max_vanished_share: float = Field(DEFAULT_MAX_VANISHED_SHARE, gt=0, le=1)
 
     # Schedules.
     bitbucket_sync_cron: str = "0 5 * * *"

@@ -10,6 +10,7 @@ from .credentials import Credentials, credentials_from_env, credentials_from_set
 from .errors import (
     AuthenticationError,
     BitbucketError,
+    EndpointNotFoundError,
     EndpointRemovedError,
     MalformedResponseError,
     MissingScopesError,
@@ -26,6 +27,7 @@ __all__ = [
     "BitbucketError",
     "CallStats",
     "Credentials",
+    "EndpointNotFoundError",
     "EndpointRemovedError",
     "MalformedResponseError",
     "MissingScopesError",

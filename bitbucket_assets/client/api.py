@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from .client import BitbucketClient
-from .errors import MalformedResponseError, NotFoundError
+from .errors import EndpointNotFoundError, MalformedResponseError, NotFoundError
 
 T = TypeVar("T")
 
@@ -312,10 +312,14 @@ class BitbucketApi:
         return MembershipChange(response.status_code, response.status_code != 409, response.attempts > 1)
 
     def remove_group_member(self, slug: str, group: str, user_uuid: str) -> MembershipChange:
-        """DELETE the membership; 404 means the user was not a member."""
-        response = self.client.request(
-            "DELETE", self._membership(slug, group, user_uuid), workspace=slug, ok=(204, 404)
-        )
+        """DELETE the membership; a 404 in Bitbucket's error object means the user was not a member, one that
+        says no API is hosted there (or is not Bitbucket's) raises `EndpointNotFoundError`."""
+        path = self._membership(slug, group, user_uuid)
+        response = self.client.request("DELETE", path, workspace=slug, ok=(204, 404))
+        if response.status_code == 404:
+            error = self.client.error(response, path, slug)
+            if isinstance(error, EndpointNotFoundError):
+                raise error
         return MembershipChange(response.status_code, response.status_code != 404, response.attempts > 1)
 
     @staticmethod
@@ -352,34 +356,53 @@ class BitbucketApi:
         """Bitbucket's own effective repository permissions of every user (administrators only)."""
         return self._pages(f"{_workspace(slug)}/permissions/repositories", slug, resume_from, _effective)
 
+    def project(self, slug: str, project_key: str) -> Project:
+        """One project, read by its key (`NotFoundError` when Bitbucket says it does not exist)."""
+        path = f"{_workspace(slug)}/projects/{_seg(project_key)}"
+        return _project(self.client.get(path, workspace=slug), path)
+
+    def repository(self, slug: str, repository: str) -> Repository:
+        """One repository, read by slug or `{uuid}` (which Bitbucket accepts in the path and which survives a
+        rename); `NotFoundError` when Bitbucket says it does not exist."""
+        path = _repository_path(slug, repository)
+        return _repository(self.client.get(path, workspace=slug), path)
+
     def project_user_grants(self, slug: str, project_key: str) -> list[UserGrant]:
         return self._user_grants(f"{_workspace(slug)}/projects/{_seg(project_key)}", slug)
 
     def project_group_grants(self, slug: str, project_key: str) -> list[GroupGrant]:
         return self._group_grants(f"{_workspace(slug)}/projects/{_seg(project_key)}", slug)
 
-    def repository_user_grants(self, slug: str, repository_slug: str) -> list[UserGrant]:
-        return self._user_grants(_repository_path(slug, repository_slug), slug)
+    def repository_user_grants(self, slug: str, repository: str) -> list[UserGrant]:
+        """A repository's users list; `repository` is its slug or `{uuid}` (a sync reads by `{uuid}`, so
+        that a repository renamed since it was listed keeps its lists)."""
+        return self._user_grants(_repository_path(slug, repository), slug)
 
-    def repository_group_grants(self, slug: str, repository_slug: str) -> list[GroupGrant]:
-        return self._group_grants(_repository_path(slug, repository_slug), slug)
+    def repository_group_grants(self, slug: str, repository: str) -> list[GroupGrant]:
+        return self._group_grants(_repository_path(slug, repository), slug)
 
     # what `check` probes
 
     def sync_read_probes(self, slug: str) -> list[tuple[str, Callable[[], Any]]]:
-        """One cheap call (a first page of one item) per kind of read a sync makes in a workspace."""
+        """One call per kind of 2.0 list a sync reads in a workspace: the first page (of the sync's 100) of
+        each, parsed as a sync parses it, so that entries a sync would skip reach `on_skip` here too. (The
+        groups, which a sync reads first, are `groups`.)"""
         ws = _workspace(slug)
-        lists = [
-            f"{ws}/permissions",
-            f"{ws}/projects",
-            f"{ws}/permissions/repositories",
-            f"/2.0/repositories/{_seg(slug)}",
+        lists: list[tuple[str, Callable[[Any, str], Any]]] = [
+            (f"{ws}/permissions", _member),
+            (f"{ws}/projects", _project),
+            (f"{ws}/permissions/repositories", _effective),
+            (f"/2.0/repositories/{_seg(slug)}", _repository),
         ]
         probes: list[tuple[str, Callable[[], Any]]] = [
-            (path, lambda path=path: self.client.get(path, {"pagelen": 1}, workspace=slug)) for path in lists
+            (path, lambda path=path, parse=parse: self._first_page(path, parse, slug))
+            for path, parse in lists
         ]
-        probes.append((f"/1.0/groups/{_seg(slug)}", lambda: self.groups(slug)))
         return probes
+
+    def _first_page(self, path: str, parse: Callable[[Any, str], T], slug: str) -> list[T]:
+        values, _, _ = next(self.client.pages(path, workspace=slug))
+        return self._parse(values, parse, path, 1, slug)
 
     def first_repository(self, slug: str) -> Repository | None:
         path = f"/2.0/repositories/{_seg(slug)}"

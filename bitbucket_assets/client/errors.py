@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class BitbucketError(Exception):
-    """Base class: `endpoint` is the path called (no query string, no secrets), `status` the HTTP status."""
+    """Base class: `endpoint` is the path called (no query string, no secrets), `status` the HTTP status,
+    `body` the start of the answer's body (credentials scrubbed) where an error is about what was answered."""
 
     def __init__(
         self,
@@ -14,11 +15,13 @@ class BitbucketError(Exception):
         status: int | None = None,
         workspace: str | None = None,
         code: str | None = None,
+        body: str = "",
     ):
         where = f" [{endpoint}" + (f", workspace {workspace}" if workspace else "") + "]" if endpoint else ""
         super().__init__(message + where)
         self.endpoint, self.status, self.workspace = endpoint, status, workspace
         self.code = code  # the Atlassian Admin API's error code (`ADMIN-403-5`, ...); Bitbucket sends none
+        self.body = body
 
 
 class AuthenticationError(BitbucketError):
@@ -43,7 +46,16 @@ class PermissionDeniedError(BitbucketError):
 
 
 class NotFoundError(BitbucketError):
-    """404: absent, or private and invisible to this credential (Bitbucket does not say which)."""
+    """404 in Bitbucket's error object: absent, or private and invisible to this credential (Bitbucket does
+    not say which). Whether it is about the resource a caller named is the caller's question: a list that
+    answers 404 is taken as "gone" only when a read of the resource itself answers 404 too
+    (extraction/gone.py)."""
+
+
+class EndpointNotFoundError(BitbucketError):
+    """404 that says nothing about any resource: Bitbucket's router answering "There is no API hosted at this
+    URL" (a wrong path, an API change), or a body that is not Bitbucket's error object (a proxy or gateway).
+    Not a `NotFoundError`, so that nobody reads it as "absent"; `body` quotes what was answered."""
 
 
 class EndpointRemovedError(BitbucketError):

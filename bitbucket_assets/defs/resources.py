@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from ..client import BitbucketClient, Credentials, credentials_from_values
 from ..client.admin_api import AtlassianAdminApi
 from ..extraction.refresh import RefreshPolicy
+from ..extraction.vanished import Breaker
 from ..provisioning.approvals import ApproverPolicy
 from ..provisioning.engine import ProvisioningPolicy
 from ..settings import (
@@ -25,6 +26,7 @@ from ..settings import (
     DEFAULT_API_URL,
     DEFAULT_MAX_APPROVAL_AGE_DAYS,
     DEFAULT_MAX_CHANGES_PER_RUN,
+    DEFAULT_MAX_VANISHED_SHARE,
     DEFAULT_OAUTH_TOKEN_URL,
     DEFAULT_PROTECTED_GROUPS,
     DEFAULT_RAW_SYNC_RETENTION,
@@ -72,6 +74,7 @@ class BitbucketResource(_FromSettings):
     requests_per_hour: float = DEFAULT_REQUESTS_PER_HOUR
     refresh_max_age_days: int = DEFAULT_REFRESH_MAX_AGE_DAYS
     sync_target_hours: float = DEFAULT_SYNC_TARGET_HOURS
+    max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE  # the circuit breaker (extraction/vanished.py)
     admin_api_url: str = DEFAULT_ADMIN_API_URL
     admin_org_id: str | None = None
     admin_api_key: str | None = None
@@ -113,6 +116,9 @@ class BitbucketResource(_FromSettings):
 
     def refresh_policy(self, full: bool = False) -> RefreshPolicy:
         return RefreshPolicy(full, self.refresh_max_age_days, self.sync_target_hours)
+
+    def breaker(self) -> Breaker:
+        return Breaker(self.max_vanished_share)
 
 
 class ProvisioningResource(_FromSettings):

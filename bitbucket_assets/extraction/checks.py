@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from .vanished import Vanished, vanished_entries
 
 
 @dataclass
@@ -144,10 +147,43 @@ def no_entries_skipped(con, sync_id: str) -> CheckOutcome:
     )
 
 
+def nothing_vanished(con, sync_id: str) -> CheckOutcome:
+    """No workspace lost more of its repositories, projects, members or groups since its last observation
+    than the circuit breaker allows (extraction/vanished.py). Failing, the snapshot is held back (`suspect`)
+    and the run stops before dbt: the marts keep the last state until `sync --accept-vanished` publishes
+    it."""
+    status, vanished, accepted = con.execute(
+        "SELECT status, vanished, vanished_accepted FROM raw.syncs WHERE sync_id = ?", [sync_id]
+    ).fetchone()
+    record = json.loads(vanished or "{}")
+    entries, limit = vanished_entries(vanished), record.get("limit", "")
+    over = [v for v in entries if v["over_limit"]]
+    lines = [Vanished(**v).line() for v in over or entries][:50]
+    if status == "suspect":
+        description = (
+            "Too much vanished since the last observation: the snapshot is held back (status `suspect`) and "
+            "nothing is published. If the change is real, run `bitbucket-access sync --accept-vanished` (run "
+            "config `accept_vanished: true`) to publish it."
+        )
+    elif over and accepted:
+        description = "More vanished than the circuit breaker allows, and the change was accepted."
+    else:
+        description = "No workspace lost more than the circuit breaker allows since its last observation."
+    return CheckOutcome(
+        "nothing_vanished",
+        status != "suspect",
+        description,
+        {"status": status, "vanished": lines, "accepted": bool(accepted), "limit": limit},
+    )
+
+
 ALL_CHECKS = (
     permissions_fetched,
     permission_lists_fresh,
     memberships_point_at_known_users,
     no_unexpected_empty_entity,
     no_entries_skipped,
+    nothing_vanished,
 )
+# Checks whose failure stops the run before anything downstream reads the snapshot (blocking, in Dagster).
+BLOCKING = frozenset({"nothing_vanished"})

@@ -29,7 +29,14 @@ from datetime import datetime, timedelta
 from types import NoneType
 from typing import Any
 
-from ..client import BitbucketApi, BitbucketError, EndpointRemovedError, NotFoundError, PermissionDeniedError
+from ..client import (
+    BitbucketApi,
+    BitbucketError,
+    EndpointNotFoundError,
+    EndpointRemovedError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from ..client.admin_api import AtlassianAdminApi
 from ..client.api import (
     USER_WORKSPACES,
@@ -46,6 +53,7 @@ from ..client.api import (
     WorkspaceMember,
     administered_from_admin_atlassian,
 )
+from .gone import Gone, Listed, read_or_gone
 from .prefetch import Prefetch
 from .progress import Listener, SyncProgress
 from .refresh import (
@@ -58,6 +66,7 @@ from .refresh import (
     refresh_summary,
 )
 from .snapshot import SnapshotWriter
+from .vanished import Breaker
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +92,10 @@ class ExtractionOptions:
     admin_api: AtlassianAdminApi | None = None
     admin_managed: list[str] | None = None
     refresh: RefreshPolicy = field(default_factory=RefreshPolicy)  # which repositories' lists are read again
+    # The circuit breaker on disappearance (vanished.py), and whether this sync accepts what it would hold
+    # back (`sync --accept-vanished`): publish a held snapshot, or publish despite the breaker.
+    breaker: Breaker = field(default_factory=Breaker)
+    accept_vanished: bool = False
 
 
 NOT_ADMINISTERED = (
@@ -102,10 +115,14 @@ class WorkspaceSelection:
 
 
 def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceSelection:
-    """`/2.0/user/workspaces`, filtered by slug or `{uuid}`. By default every workspace the credential
-    administers; the others are skipped with the reason. A filter entry the credential cannot see, or does
-    not administer, is a configuration error raised before anything else is fetched."""
-    accesses = api.user_workspaces()
+    """`/2.0/user/workspaces`, filtered by slug or `{uuid}` (`choose_workspaces`)."""
+    return choose_workspaces(api.user_workspaces(), wanted)
+
+
+def choose_workspaces(accesses: list[WorkspaceAccess], wanted: list[str] | None) -> WorkspaceSelection:
+    """The workspaces a sync covers: by default every workspace the credential administers; the others are
+    skipped with the reason. A filter entry the credential cannot see, or does not administer, is a
+    configuration error raised before anything else is fetched."""
     if not wanted:
         return WorkspaceSelection(
             [a for a in accesses if a.administrator],
@@ -134,12 +151,59 @@ def select_workspaces(api: BitbucketApi, wanted: list[str] | None) -> WorkspaceS
     return WorkspaceSelection(found, {})
 
 
+def groups_refused(exc: BitbucketError) -> bool:
+    """Whether an error reading `/1.0/groups/{workspace}` is that workspace refusing it (403, 404, 405, 410,
+    or no API hosted there), rather than a credential without the scope or a failure a retry may fix."""
+    return isinstance(
+        exc, PermissionDeniedError | NotFoundError | EndpointNotFoundError | EndpointRemovedError
+    ) or (type(exc) is BitbucketError and exc.status == 405)
+
+
+def groups_refused_reason(exc: BitbucketError) -> str:
+    return (
+        f"its groups cannot be read ({exc}): without them every access through a group would be missing, "
+        "so the workspace keeps its last observed state"
+    )
+
+
+def read_groups(
+    api: BitbucketApi, writer: SnapshotWriter, selection: WorkspaceSelection, named: bool
+) -> dict[str, list[Group]]:
+    """Every covered workspace's groups, read before anything else of any workspace (a resumed sync skips the
+    workspaces whose groups it committed). A workspace that refuses them is skipped with the reason, like one
+    the credential does not administer, and the others go on; named in BITBUCKET_WORKSPACES, it is a
+    configuration error. The Atlassian Admin API is not asked instead: it lists the organization's groups, not
+    which of them a workspace uses, nor the slugs its permission lists name."""
+    groups: dict[str, list[Group]] = {}
+    for access in list(selection.covered):
+        if writer.checkpoint_done(access.slug, "members"):
+            continue
+        try:
+            groups[access.slug] = api.groups(access.slug)
+        except BitbucketError as exc:
+            if not groups_refused(exc):
+                raise
+            reason = groups_refused_reason(exc)
+            if named:
+                raise PermissionDeniedError(
+                    f"BITBUCKET_WORKSPACES names {access.slug}, but {reason} (or leave it out of "
+                    "BITBUCKET_WORKSPACES)",
+                    endpoint=exc.endpoint,
+                    status=exc.status,
+                    workspace=access.slug,
+                ) from None
+            selection.covered.remove(access)
+            selection.skipped[access.slug] = reason
+    return groups
+
+
 def extract_snapshot(
     api: BitbucketApi, writer: SnapshotWriter, options: ExtractionOptions
 ) -> WorkspaceSelection:
     """Extract every selected workspace; returns what was covered and skipped. Raises on anything
     incomplete."""
     selection = select_workspaces(api, options.workspaces)
+    groups = read_groups(api, writer, selection, named=bool(options.workspaces))
     for slug, reason in selection.skipped.items():
         log.warning("workspace %s skipped: %s", slug, reason)
     progress = SyncProgress(api.client, options.progress)
@@ -153,6 +217,8 @@ def extract_snapshot(
                 _WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead, effective)
                 for access in selection.covered
             ]
+            for extractor in extractors:
+                extractor.groups = groups.get(extractor.slug)
             for extractor in extractors:
                 extractor.run()
             effective.drain()
@@ -220,6 +286,16 @@ class _NotFetched(Exception):
     """A list left out because another list of the same page failed."""
 
 
+@dataclass(frozen=True)
+class _ListTarget:
+    """A project or repository whose permission lists are read, the key columns of its rows, and why it is
+    read (`read_reason`; None for projects, which are read every time)."""
+
+    resource: Listed
+    keys: dict
+    reason: str | None
+
+
 class _WorkspaceExtractor:
     def __init__(
         self,
@@ -246,7 +322,8 @@ class _WorkspaceExtractor:
         self.lists_instead = lists_instead.get(self.slug)
         self.refresh = WorkspaceRefresh(self.slug, "full")
         self.effective_unsaved = 0  # effective pages written since its last checkpoint
-        self.gone: set[str] = set()  # repositories deleted since they were listed (_repository_gone)
+        self.gone: set[str] = set()  # repositories deleted since they were listed (_resource_gone)
+        self.groups: list[Group] | None = None  # read before every workspace's members (read_groups)
 
     def run(self) -> None:
         """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on
@@ -294,10 +371,10 @@ class _WorkspaceExtractor:
                 )
             for start in range(0, len(changed), 100):
                 targets = [
-                    (slug, uuid, {"repository_uuid": uuid, "repository_slug": slug}, reason)
+                    self._repository_target(uuid, slug, reason)
                     for uuid, slug, reason in changed[start : start + 100]
                 ]
-                self._permission_lists("repository", targets, self._repository_lists())
+                self._permission_lists(targets, self._repository_lists())
                 self.writer.checkpoint(self.slug, "refresh", f"after {start + len(targets)}")
         self.writer.carry_forward(self.refresh)
         self.writer.checkpoint(self.slug, "refresh", None)
@@ -395,7 +472,7 @@ class _WorkspaceExtractor:
         )
         for m in members:
             user = m.user
-            self._saw(user)
+            self._saw(user, "workspace_members")
             add(
                 "workspace_members",
                 {
@@ -408,7 +485,7 @@ class _WorkspaceExtractor:
                     "raw": m.raw,
                 },
             )
-        for g in self.api.groups(slug):
+        for g in self.groups if self.groups is not None else self.api.groups(slug):
             group_members = g.members if org_groups is None else org_groups.members(g)
             add(
                 "groups",
@@ -423,7 +500,7 @@ class _WorkspaceExtractor:
                 },
             )
             for member in group_members:
-                self._saw(member)
+                self._saw(member, "group_members")
                 add(
                     "group_members",
                     {
@@ -445,21 +522,11 @@ class _WorkspaceExtractor:
             return None
         return _OrgGroupMembers(admin, self.api, self.writer, self.slug, members)
 
-    def _saw(self, user: User) -> None:
-        """Put a user in the sync's directory the first time any payload shows them: members, and also people
-        who hold access without membership (outside collaborators, app users, former users)."""
-        if self.writer.first_sighting(user.uuid):
-            self.writer.add(
-                "users",
-                {
-                    "user_uuid": user.uuid,
-                    "account_id": user.account_id,
-                    "display_name": user.display_name,
-                    "nickname": user.nickname,
-                    "user_type": user.type,
-                    "raw": user.raw,
-                },
-            )
+    def _saw(self, user: User, source: str) -> None:
+        """A payload of `source` (identities.SOURCES) showed a user: members, and also people who hold access
+        without membership (outside collaborators, app users, former users). The sync's directory merges every
+        sighting when the snapshot is finished."""
+        self.writer.saw(user, source, self.slug)
 
     def _projects_page(self, projects: list[Project]) -> None:
         targets = []
@@ -477,9 +544,9 @@ class _WorkspaceExtractor:
                     "raw": p.raw,
                 },
             )
-            targets.append((p.key, p.uuid, keys, None))
+            targets.append(_ListTarget(Listed("project", self.slug, p.key, p.uuid), keys, None))
         lists = {"users": self.api.project_user_grants, "groups": self.api.project_group_grants}
-        self._permission_lists("project", targets, lists)
+        self._permission_lists(targets, lists)
 
     def _repositories_page(self, repositories: list[Repository]) -> None:
         targets, late, bulk = [], [], self.repository_groups
@@ -503,21 +570,25 @@ class _WorkspaceExtractor:
             reason = self.refresh.reason(r.uuid)
             if bulk is not None and self._created_after_bulk(r):
                 # The bulk answer predates it, yet groups with `auto_add` reach it from birth: both its lists.
-                late.append(
-                    (r.slug, r.uuid, keys, reason or "new: created after the bulk group list was read")
-                )
+                why = reason or "new: created after the bulk group list was read"
+                late.append(self._repository_target(r.uuid, r.slug, why))
                 continue
             if bulk is not None:  # every repository's group grants are today's, from the one bulk call
                 self._write_list("repository", r.uuid, keys, "groups", bulk.get(r.slug, []), "bulk")
             if reason is not None:  # else: the plan decides after the effective list (refresh_changed)
-                targets.append((r.slug, r.uuid, keys, reason))
-        self._permission_lists("repository", targets, self._repository_lists())
+                targets.append(self._repository_target(r.uuid, r.slug, reason))
+        self._permission_lists(targets, self._repository_lists())
         if late:
             self._permission_lists(
-                "repository",
-                late,
-                {"users": self.api.repository_user_grants, "groups": self.api.repository_group_grants},
+                late, {"users": self.api.repository_user_grants, "groups": self.api.repository_group_grants}
             )
+
+    def _repository_target(self, uuid: str, slug: str, reason: str | None) -> _ListTarget:
+        return _ListTarget(
+            Listed("repository", self.slug, slug, uuid),
+            {"repository_uuid": uuid, "repository_slug": slug},
+            reason,
+        )
 
     def _created_after_bulk(self, repository: Repository) -> bool:
         """Created (by Bitbucket's `created_on`, less `CLOCK_SKEW`) after the bulk group list was read, which
@@ -546,9 +617,11 @@ class _WorkspaceExtractor:
         try:
             grants, source = self.api.group_privileges(self.slug), BULK_GROUP_LISTS
         except BitbucketError as exc:
-            refused = isinstance(exc, NotFoundError | PermissionDeniedError | EndpointRemovedError) or (
-                type(exc) is BitbucketError and exc.status == 405
-            )
+            # A routing 404 here says the bulk endpoint is not served (any more): the per-repository lists
+            # give the same grants at more calls, so it is a refusal, not a failure.
+            refused = isinstance(
+                exc, NotFoundError | EndpointNotFoundError | PermissionDeniedError | EndpointRemovedError
+            ) or (type(exc) is BitbucketError and exc.status == 405)
             if not refused:  # 5xx, 429, missing scopes, a malformed answer: a failure, not a refusal
                 raise
             log.warning(
@@ -565,7 +638,7 @@ class _WorkspaceExtractor:
         for e in entries:
             if e.repository_uuid in self.gone:
                 continue  # read before the repository was deleted; it is not in this snapshot
-            self._saw(e.user)
+            self._saw(e.user, "effective_permissions")
             self.writer.add(
                 "effective_repository_permissions",
                 {
@@ -578,31 +651,24 @@ class _WorkspaceExtractor:
                 },
             )
 
-    def _permission_lists(
-        self, scope: str, targets: list[tuple[str, str, dict, str | None]], lists: dict[str, Callable]
-    ) -> None:
-        """Permissions-config lists (`lists`: kind -> fetch) of projects or repositories (`targets`: key, id,
-        row keys, why read), fetched concurrently (bounded by the pool) and written in order, each with a
-        fetch-log row."""
-        jobs = [
-            (key, rid, keys, reason, kind, fetch)
-            for key, rid, keys, reason in targets
-            for kind, fetch in lists.items()
-        ]
+    def _permission_lists(self, targets: list[_ListTarget], lists: dict[str, Callable]) -> None:
+        """Permissions-config lists (`lists`: kind -> fetch) of projects or repositories (`targets`), fetched
+        concurrently (bounded by the pool) and written in order, each with a fetch-log row. A resource whose
+        lists and own read answer 404 was deleted since it was listed: it is left out (gone.py)."""
+        jobs = [(target, kind, fetch) for target in targets for kind, fetch in lists.items()]
         clock = self.api.client.clock
         handed_over, failed = clock.fork(), threading.Event()
 
-        def fetch(job: tuple) -> tuple[list | NotFoundError, float | None]:
+        def fetch(job: tuple[_ListTarget, str, Callable]) -> tuple[list | Gone, float | None]:
             if failed.is_set():
                 raise _NotFetched  # another list failed: the sync stops without spending calls on the rest
             clock.join(handed_over)  # on a simulated clock, the job starts when it was handed over
+            target, _, read = job
             try:
-                return job[5](self.slug, job[0]), clock.fork()
-            except NotFoundError as exc:
-                if scope != "repository":
-                    failed.set()
-                    raise
-                return exc, clock.fork()  # deleted since it was listed: left out below, not a failure
+                grants = read_or_gone(
+                    self.api, target.resource, lambda: read(self.slug, target.resource.path_id)
+                )
+                return grants, clock.fork()
             except BaseException:
                 failed.set()
                 raise
@@ -617,38 +683,34 @@ class _WorkspaceExtractor:
         results = [future.result() for future in futures]
         clock.join(max((t for _, t in results if t is not None), default=None))
         gone = {
-            job[1]: (job[0], grants)
+            job[0].resource.uuid: grants
             for job, (grants, _) in zip(jobs, results, strict=True)
-            if isinstance(grants, NotFoundError)
+            if isinstance(grants, Gone)
         }
-        for (_, rid, keys, reason, kind, _), (grants, _) in zip(jobs, results, strict=True):
-            if rid not in gone:
-                self._write_list(scope, rid, keys, kind, grants, reason)
-        for rid, (slug, exc) in gone.items():
-            self._repository_gone(slug, rid, exc)
+        for (target, kind, _), (grants, _) in zip(jobs, results, strict=True):
+            if target.resource.uuid not in gone:
+                resource = target.resource
+                self._write_list(resource.kind, resource.uuid, target.keys, kind, grants, target.reason)
+        for uuid, what in gone.items():
+            self._resource_gone(uuid, what)
 
-    def _repository_gone(self, slug: str, uuid: str, exc: NotFoundError) -> None:
-        """A repository listed earlier in this sync whose permission list now answers 404: deleted (or made
-        invisible to the credential) while the sync ran, which on a day-long sync of thousands of repositories
-        is routine. It is left out of the snapshot, as if listed after the deletion, and reported as an
-        anomaly."""
-        log.warning(
-            "workspace %s: repository %s answered 404 for its permission list (deleted since it was "
-            "listed); left out of this snapshot",
-            self.slug,
-            slug,
-        )
-        self.writer.drop_repository(self.slug, uuid)
-        self.gone.add(uuid)
-        why = "repository deleted while the sync ran: its permission list answered 404"
-        self.writer.note_skipped(SkippedEntry(self.slug, exc.endpoint, 1, why, {"repository_uuid": uuid}))
+    def _resource_gone(self, uuid: str, gone: Gone) -> None:
+        """A project or repository listed earlier in this sync that Bitbucket now says does not exist: deleted
+        (or made invisible to the credential) while the sync ran, which on a day-long sync of thousands of
+        repositories is routine. It is left out of the snapshot, as if listed after the deletion, and reported
+        as an anomaly; the circuit breaker (vanished.py) still weighs it."""
+        log.warning("workspace %s: %s; left out of this snapshot", self.slug, gone.reason)
+        self.writer.drop_resource(gone.resource.kind, self.slug, uuid)
+        if gone.resource.kind == "repository":
+            self.gone.add(uuid)
+        self.writer.note_gone(gone)
 
     def _write_list(
         self, scope: str, rid: str, keys: dict, kind: str, grants: list, reason: str | None
     ) -> None:
         for grant in grants:
             if isinstance(grant, UserGrant):
-                self._saw(grant.user)
+                self._saw(grant.user, f"{scope}_permissions")
         observed = {"observed_sync_id": self.writer.sync_id} if scope == "repository" else {}
         _write_grants(self.writer, scope, {**self.base, **keys, **observed}, grants)
         self.writer.add(

@@ -14,11 +14,18 @@ TABLES: dict[str, str] = {
     "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, "
     "raw JSON, group_source VARCHAR, repository_group_lists VARCHAR, effective_list VARCHAR, "
     "effective_pairs INTEGER",
-    # Everyone seen in a sync, from whichever payload showed them first: the member list, a 1.0 group's
-    # members, a permission list, the effective-permission list. `account_id` and `nickname` are null for a
-    # "Former user"; `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
+    # Everyone seen in a sync, one row per user, each field merged over the sync's sightings in a fixed order
+    # of sources (extraction/identities.py). `account_id` and `nickname` are null for a "Former user", and
+    # where no payload of the sync carried them; `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
     "users": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, display_name "
     "VARCHAR, nickname VARCHAR, raw JSON, user_type VARCHAR",
+    # Every payload that showed a user, once per distinct (user, source, workspace, fields): what `users` is
+    # merged from.
+    # `source`: workspace_members, group_members, project_permissions, repository_permissions,
+    # effective_permissions, carried (identities.SOURCES).
+    "user_sightings": "sync_id VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, source VARCHAR NOT NULL, "
+    "workspace_slug VARCHAR, account_id VARCHAR, display_name VARCHAR, nickname VARCHAR, user_type VARCHAR, "
+    "raw JSON",
     "workspace_members": f"{WS}, user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR, "
     "added_on TIMESTAMPTZ, last_accessed TIMESTAMPTZ, raw JSON",
     "groups": f"{WS}, group_slug VARCHAR NOT NULL, name VARCHAR, default_permission VARCHAR, auto_add "
@@ -83,7 +90,9 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     sync_id VARCHAR PRIMARY KEY,
     started_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ,
-    status VARCHAR NOT NULL,            -- running | complete | interrupted (resumable) | failed | abandoned
+    -- running | complete | interrupted (resumable) | failed | suspect (held back: too much vanished) |
+    -- abandoned (never published, rows deleted) | pruned (published, rows pruned by retention)
+    status VARCHAR NOT NULL,
     api_url VARCHAR,
     credential_kind VARCHAR,
     options JSON,                       -- what a resumed sync must match: API root and workspace filter
@@ -98,8 +107,11 @@ CREATE TABLE IF NOT EXISTS raw.syncs (
     anomalies JSON,                     -- list entries skipped, per endpoint family: {family: count}
     group_sources JSON,                 -- where each workspace's group members were read: {slug: source}
     repository_group_lists JSON,        -- how each workspace's repository group grants were read: {slug: how}
-    refresh JSON                        -- per workspace: full or incremental, lists read per reason, lists
+    refresh JSON,                       -- per workspace: full or incremental, lists read per reason, lists
     -- carried
+    vanished JSON,                      -- {limit, entries}: per workspace and kind, what vanished since its
+    -- last observation (extraction/vanished.py)
+    vanished_accepted BOOLEAN           -- published although over the breaker's limit (--accept-vanished)
 )
 """
 
@@ -121,8 +133,16 @@ def create_raw_schema(con) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(SYNCS)
     # Warehouses created before these columns gain them.
-    for column in ("skipped_workspaces", "anomalies", "group_sources", "repository_group_lists", "refresh"):
+    for column in (
+        "skipped_workspaces",
+        "anomalies",
+        "group_sources",
+        "repository_group_lists",
+        "refresh",
+        "vanished",
+    ):
         con.execute(f"ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS {column} JSON")
+    con.execute("ALTER TABLE raw.syncs ADD COLUMN IF NOT EXISTS vanished_accepted BOOLEAN")
     con.execute(CHECKPOINTS)
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns})")

@@ -350,15 +350,20 @@ def carry_forward(con: duckdb.DuckDBPyConnection, sync_id: str, refresh: Workspa
     """,
         args,
     )
-    # People who hold a carried grant but appear in no list read today still belong in the directory.
+    # People who hold a carried grant belong in the directory, with what the sync that read it knew of them (a
+    # sighting of source `carried`, ranked after today's: identities.py).
     con.execute(
         """
-        INSERT INTO raw.users BY NAME
-        SELECT * REPLACE ($1 AS sync_id) FROM raw.users u
+        INSERT INTO raw.user_sightings BY NAME
+        SELECT $1 AS sync_id, u.user_uuid, 'carried' AS source, $3 AS workspace_slug, u.account_id,
+               u.display_name, u.nickname, u.user_type, u.raw
+        FROM raw.users u
         WHERE u.sync_id = $2
           AND u.user_uuid IN (SELECT user_uuid FROM raw.repository_user_permissions
                               WHERE sync_id = $1 AND workspace_slug = $3 AND observed_sync_id <> $1)
-          AND NOT EXISTS (SELECT 1 FROM raw.users t WHERE t.sync_id = $1 AND t.user_uuid = u.user_uuid)
+          AND NOT EXISTS (SELECT 1 FROM raw.user_sightings t
+                          WHERE t.sync_id = $1 AND t.user_uuid = u.user_uuid AND t.source = 'carried'
+                            AND t.workspace_slug = $3)
     """,
         args,
     )

@@ -18,24 +18,35 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ..client.api import SkippedEntry
+from ..client.api import SkippedEntry, User
 from ..client.client import endpoint_family
 from ..clock import Clock, SystemClock
+from .gone import Gone
+from .identities import build_directory
 from .raw_schema import TABLES, column_names, create_raw_schema
 from .refresh import WorkspaceRefresh, carry_forward
 
 # Tables a checkpoint of the `effective` stage commits, and those any checkpoint commits.
 EFFECTIVE = "effective_repository_permissions"
 EFFECTIVE_TABLES = frozenset({EFFECTIVE})
-SHARED_TABLES = frozenset({"users", "anomalies"})
+SHARED_TABLES = frozenset({"user_sightings", "anomalies"})
 _EFFECTIVE_REPOSITORY = column_names(EFFECTIVE).index("repository_uuid")
-# A repository's rows in a snapshot, and the column naming it (`drop_repository`).
-REPOSITORY_ROWS = {
-    "repositories": "repository_uuid",
-    "repository_user_permissions": "repository_uuid",
-    "repository_group_permissions": "repository_uuid",
-    "fetch_log": "resource_id",
-    EFFECTIVE: "repository_uuid",
+# A resource's rows in a snapshot, and the column naming it (`drop_resource`). A new per-resource table joins
+# its kind here, so that a resource that is gone takes its rows with it.
+RESOURCE_ROWS: dict[str, dict[str, str]] = {
+    "repository": {
+        "repositories": "repository_uuid",
+        "repository_user_permissions": "repository_uuid",
+        "repository_group_permissions": "repository_uuid",
+        "fetch_log": "resource_id",
+        EFFECTIVE: "repository_uuid",
+    },
+    "project": {
+        "projects": "project_uuid",
+        "project_user_permissions": "project_uuid",
+        "project_group_permissions": "project_uuid",
+        "fetch_log": "resource_id",
+    },
 }
 
 
@@ -51,23 +62,52 @@ class SnapshotWriter:
         self.resumed = False
         self._skipped: list[dict[str, Any]] = []  # from worker threads; written at the next checkpoint
         self._skipped_lock = threading.Lock()
-        self._seen_users: set[str] = set()
+        # (user, source, workspace, account id, display name, nickname, type) written: every distinct sighting
+        self._sightings: set[tuple] = set()
+        self._directory_built = False  # raw.users of this sync written from its sightings (finish_rows)
         # Pages stream through; DuckDB's cache would otherwise grow towards 80 % of RAM on a large sync.
         con.execute("SET memory_limit = '384MB'")
         create_raw_schema(con)
 
+    @staticmethod
+    def _key(api_url: str, options: dict[str, Any]) -> str:
+        return json.dumps({"api_url": api_url, **options}, sort_keys=True)
+
+    def held(self, api_url: str, options: dict[str, Any]) -> str | None:
+        """The snapshot held back as `suspect` that `accept_vanished` may publish: the newest sync of all,
+        made with the same settings (an older one is stale: a later sync saw Bitbucket since)."""
+        row = self.con.execute(
+            "SELECT sync_id, status, options FROM raw.syncs WHERE status NOT IN ('failed') "
+            "ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row and row[1] == "suspect" and row[2] == self._key(api_url, options) else None
+
+    def publish_held(self, sync_id: str) -> None:
+        """Publish a held snapshot as it was read: the change it shows was accepted (`accept_vanished`)."""
+        self.sync_id = sync_id
+        self.con.execute(
+            "UPDATE raw.syncs SET status = 'complete', vanished_accepted = true, error = NULL "
+            "WHERE sync_id = ?",
+            [sync_id],
+        )
+        for table in TABLES:
+            self.counts[table] = self.con.execute(
+                f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [sync_id]
+            ).fetchone()[0]
+
     def begin(self, api_url: str, credential_kind: str, options: dict[str, Any]) -> list[str]:
         """Resume an unfinished sync made with the same settings, or start a new one.
 
-        Returns the ids of unfinished syncs that were abandoned (their rows deleted)."""
-        key = json.dumps({"api_url": api_url, **options}, sort_keys=True)
+        Returns the ids of unfinished syncs that were abandoned (their rows deleted): those made with other
+        settings, and snapshots held back as `suspect` (never resumed; their manifest stays)."""
+        key = self._key(api_url, options)
         unfinished = self.con.execute(
-            # Failed syncs hold no rows, and pruned ones are history: only unfinished ones are resumed or
-            # abandoned.
-            "SELECT sync_id, status, options FROM raw.syncs WHERE status IN ('running', 'interrupted') "
-            "ORDER BY started_at DESC"
+            # Failed syncs hold no rows, and pruned ones are history: only unfinished and held ones are
+            # resumed or abandoned.
+            "SELECT sync_id, status, options FROM raw.syncs WHERE status IN ('running', 'interrupted', "
+            "'suspect') ORDER BY started_at DESC"
         ).fetchall()
-        resume = next((r[0] for r in unfinished if r[2] == key), None)
+        resume = next((r[0] for r in unfinished if r[2] == key and r[1] != "suspect"), None)
         abandoned = [r[0] for r in unfinished if r[0] != resume]
         for sync_id in abandoned:
             self._delete_rows(sync_id)
@@ -79,12 +119,7 @@ class SnapshotWriter:
                 "?",
                 [resume],
             )
-            self._seen_users = {
-                r[0]
-                for r in self.con.execute(
-                    "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [resume]
-                ).fetchall()
-            }
+            self._load_sightings()
             for table in TABLES:
                 self.counts[table] = self.con.execute(
                     f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [resume]
@@ -118,12 +153,36 @@ class SnapshotWriter:
         with self._skipped_lock:
             self._skipped.append(row)
 
-    def first_sighting(self, user_uuid: str) -> bool:
-        """True the first time a user is seen in this sync (users are shared by workspaces)."""
-        if user_uuid in self._seen_users:
-            return False
-        self._seen_users.add(user_uuid)
-        return True
+    def saw(self, user: User, source: str, workspace: str | None) -> None:
+        """A payload showed `user`: kept once per distinct (user, source, workspace, fields), merged into
+        `raw.users` when the snapshot is finished (identities.py)."""
+        key = (user.uuid, source, workspace, user.account_id, user.display_name, user.nickname, user.type)
+        if key in self._sightings:
+            return
+        self._sightings.add(key)
+        self.add(
+            "user_sightings",
+            {
+                "user_uuid": user.uuid,
+                "source": source,
+                "workspace_slug": workspace,
+                "account_id": user.account_id,
+                "display_name": user.display_name,
+                "nickname": user.nickname,
+                "user_type": user.type,
+                "raw": user.raw,
+            },
+        )
+
+    def _load_sightings(self) -> None:
+        self._sightings = {
+            tuple(r)
+            for r in self.con.execute(
+                "SELECT user_uuid, source, workspace_slug, account_id, display_name, nickname, user_type "
+                "FROM raw.user_sightings WHERE sync_id = ?",
+                [self.sync_id],
+            ).fetchall()
+        }
 
     def _flush(self, stage: str | None = None) -> None:
         """Write the buffered rows a checkpoint of `stage` accounts for (None: every buffered row)."""
@@ -178,36 +237,46 @@ class SnapshotWriter:
         self._flush()
         self._begin()
         carried = carry_forward(self.con, self.sync_id, refresh)
-        for table in ("repository_user_permissions", "repository_group_permissions", "fetch_log", "users"):
+        carried_tables = ("repository_user_permissions", "repository_group_permissions", "fetch_log")
+        for table in (*carried_tables, "user_sightings"):
             self.counts[table] = self.con.execute(
                 f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [self.sync_id]
             ).fetchone()[0]
-        self._seen_users.update(
-            r[0]
-            for r in self.con.execute(
-                "SELECT user_uuid FROM raw.users WHERE sync_id = ?", [self.sync_id]
-            ).fetchall()
-        )
+        self._load_sightings()
         return carried
 
-    def drop_repository(self, workspace: str, repository_uuid: str) -> None:
-        """Leave a repository listed earlier in this sync out of it: its row, its lists and its effective-list
-        rows, buffered or written; the deletion commits with the next checkpoint (a resumed sync does it
-        again)."""
-        self._flush("repositories")  # every buffered row but the effective list's, which is filtered instead
-        buffered = self.buffers[EFFECTIVE]
-        kept = [row for row in buffered if row[_EFFECTIVE_REPOSITORY] != repository_uuid]
-        self.buffers[EFFECTIVE], self.counts[EFFECTIVE] = (
-            kept,
-            self.counts[EFFECTIVE] - (len(buffered) - len(kept)),
-        )
+    def drop_resource(self, kind: str, workspace: str, uuid: str) -> None:
+        """Leave a project or repository listed earlier in this sync out of it: its row, its lists and (for
+        a repository) its effective-list rows, buffered or written; the deletion commits with the next
+        checkpoint (a resumed sync does it again)."""
+        self._flush(kind + "s")  # every buffered row but the effective list's, which is filtered instead
+        if kind == "repository":
+            buffered = self.buffers[EFFECTIVE]
+            kept = [row for row in buffered if row[_EFFECTIVE_REPOSITORY] != uuid]
+            self.buffers[EFFECTIVE], self.counts[EFFECTIVE] = (
+                kept,
+                self.counts[EFFECTIVE] - (len(buffered) - len(kept)),
+            )
         self._begin()
-        for table, column in REPOSITORY_ROWS.items():
+        for table, column in RESOURCE_ROWS[kind].items():
             (deleted,) = self.con.execute(
                 f"DELETE FROM raw.{table} WHERE sync_id = ? AND workspace_slug = ? AND {column} = ?",
-                [self.sync_id, workspace, repository_uuid],
+                [self.sync_id, workspace, uuid],
             ).fetchone()
             self.counts[table] -= deleted
+
+    def note_gone(self, gone: Gone) -> None:
+        """Record a resource left out because Bitbucket says it is gone (`raw.anomalies`, next checkpoint)."""
+        resource = gone.resource
+        self.note_skipped(
+            SkippedEntry(
+                resource.workspace,
+                gone.endpoint,
+                1,
+                gone.reason,
+                {f"{resource.kind}_uuid": resource.uuid, resource.kind: resource.key},
+            )
+        )
 
     def counted(self, table: str, workspace: str) -> int:
         """Rows of the workspace in this sync's table, as committed (call it after the stage's last
@@ -240,15 +309,28 @@ class SnapshotWriter:
 
     # ---- endings ----
 
+    def finish_rows(self) -> None:
+        """Write every buffered row and the sync's user directory (merged over its sightings), in the open
+        transaction: what the circuit breaker compares, and what `complete` publishes."""
+        self._flush()
+        self._begin()
+        if not self._directory_built:
+            self.counts["users"] = build_directory(self.con, self.sync_id)
+            self._directory_built = True
+
     def complete(
         self,
         workspaces: list[str],
         stats: dict[str, Any],
         skipped: dict[str, str] | None = None,
         refresh: dict[str, Any] | None = None,
+        vanished: dict | None = None,
+        status: str = "complete",
+        accepted: bool = False,
     ) -> None:
-        """Flush and publish: from this statement on, the snapshot is visible, all of it at once."""
-        self._flush()
+        """Flush and publish: from this statement on, the snapshot is visible, all of it at once. With
+        `status='suspect'` the rows are kept but nothing is published (the circuit breaker, vanished.py)."""
+        self.finish_rows()
         counts = {t: self.counts.get(t, 0) for t in TABLES if t != "fetch_log"}
         anomalies = dict(
             self.con.execute(
@@ -270,11 +352,18 @@ class SnapshotWriter:
                 [self.sync_id],
             ).fetchall()
         )
+        held = (
+            "held back: too much vanished since the last observation; `sync --accept-vanished` publishes it"
+            if status == "suspect"
+            else None
+        )
         self.con.execute(
-            "UPDATE raw.syncs SET status = 'complete', finished_at = ?, workspaces = ?, entity_counts = ?, "
+            "UPDATE raw.syncs SET status = ?, finished_at = ?, workspaces = ?, entity_counts = ?, "
             "api_calls = ?, retries = ?, rate_limited = ?, skipped_workspaces = ?, anomalies = ?, "
-            "group_sources = ?, repository_group_lists = ?, refresh = ?, error = NULL WHERE sync_id = ?",
+            "group_sources = ?, repository_group_lists = ?, refresh = ?, vanished = ?, "
+            "vanished_accepted = ?, error = ? WHERE sync_id = ?",
             [
+                status,
                 self.clock.now(),
                 workspaces,
                 json.dumps(counts),
@@ -286,6 +375,9 @@ class SnapshotWriter:
                 json.dumps(group_sources),
                 json.dumps(group_lists),
                 json.dumps(refresh or {}),
+                json.dumps(vanished or {}),
+                accepted,
+                held,
                 self.sync_id,
             ],
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from ..client.api import USER_WORKSPACES
 from ..clock import Interrupted
 from .extract import ExtractionOptions, extract_snapshot
 from .snapshot import SnapshotWriter
+from .vanished import compare, vanished_entries
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,15 @@ class SyncResult:
     group_sources: dict[str, str] = field(default_factory=dict)
     # workspace -> lists read per reason, carried (refresh.py)
     refresh: dict[str, dict] = field(default_factory=dict)
+    # `complete` (published), or `suspect`: held back by the circuit breaker (vanished.py), nothing published
+    status: str = "complete"
+    vanished: list[dict] = field(default_factory=list)  # per workspace and kind, what vanished (Vanished)
+    accepted: bool = False  # published although over the breaker's limit (`accept_vanished`)
+    held_published: bool = False  # a snapshot held back earlier, published as read without any call
+
+    @property
+    def over_limit(self) -> list[dict]:
+        return [v for v in self.vanished if v["over_limit"]]
 
 
 def new_sync_id() -> str:
@@ -70,6 +81,10 @@ def run_sync(
         "full": options.refresh.full,
         "max_age_days": options.refresh.max_age_days,
     }
+    if options.accept_vanished and (held := writer.held(client.api_url, settings)) is not None:
+        log.warning("publishing sync %s, held back as suspect, as it was read (accepted)", held)
+        writer.publish_held(held)
+        return _held_result(con, writer)
     abandoned = writer.begin(client.api_url, client.credentials.kind, settings)
     if abandoned:
         log.warning(
@@ -96,8 +111,20 @@ def run_sync(
                 f"this credential administers no workspace{seen}: nothing to snapshot",
                 endpoint=USER_WORKSPACES,
             )
+        writer.finish_rows()
+        vanished = compare(con, writer.sync_id, workspaces, options.breaker)
+        over = [v for v in vanished if v.over_limit]
+        status = "suspect" if over and not options.accept_vanished else "complete"
+        for v in over:
+            log.warning("%s%s", v.line(), "" if status == "suspect" else " (accepted)")
         writer.complete(
-            workspaces, client.stats.as_dict(), skipped=selection.skipped, refresh=selection.refresh
+            workspaces,
+            client.stats.as_dict(),
+            skipped=selection.skipped,
+            refresh=selection.refresh,
+            vanished={"limit": options.breaker.describe(), "entries": [v.as_dict() for v in vanished]},
+            status=status,
+            accepted=bool(over) and options.accept_vanished,
         )
     except (RateLimitExhaustedError, ServerError, Interrupted) as exc:
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
@@ -128,4 +155,40 @@ def run_sync(
         selection.skipped,
         sources,
         selection.refresh,
+        status,
+        [v.as_dict() for v in vanished],
+        accepted=bool(over) and options.accept_vanished,
+    )
+
+
+def _held_result(con: duckdb.DuckDBPyConnection, writer: SnapshotWriter) -> SyncResult:
+    """What a held snapshot, now published, holds: read back from its manifest."""
+    workspaces, stats, retries, limited, skipped, refresh, vanished = con.execute(
+        "SELECT workspaces, api_calls, retries, rate_limited, skipped_workspaces, refresh, vanished "
+        "FROM raw.syncs WHERE sync_id = ?",
+        [writer.sync_id],
+    ).fetchone()
+    calls = json.loads(stats or "{}")
+    sources = dict(
+        con.execute(
+            "SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1",
+            [writer.sync_id],
+        ).fetchall()
+    )
+    return SyncResult(
+        writer.sync_id,
+        list(workspaces),
+        {k: v for k, v in writer.counts.items() if k != "fetch_log"},
+        {
+            "calls": sum(calls.values()),
+            "calls_by_family": calls,
+            "retries": retries or 0,
+            "rate_limited": limited or 0,
+        },
+        skipped=json.loads(skipped or "{}"),
+        group_sources=sources,
+        refresh=json.loads(refresh or "{}"),
+        vanished=vanished_entries(vanished),
+        accepted=True,
+        held_published=True,
     )

@@ -175,14 +175,17 @@ from eff where resource_type = 'repository'
 group by workspace_slug, user_display_name, user_uuid
 having bool_and(grant_sources = ['direct'])
 union all
+-- The path kinds the access really comes through, in words (a non-member's grants are usually direct, but a
+-- group or project path is listed as such).
 select 'access held outside the workspace membership', e.workspace_slug, 'user', '', e.user_display_name,
        e.user_uuid,
-       coalesce(p.user_type, 'user')
-       || case when p.account_id is null and coalesce(p.user_type, 'user') = 'user' then ' (deleted account)' else '' end
-       || ', not a member; reaches ' || count(*) || ' resources through direct grants'
+       coalesce(any_value(p.user_type), 'user')
+       || case when bool_or({{ is_deleted_account('p') }}) then ' (deleted account)' else '' end
+       || ', not a member; reaches ' || count(*) || ' resources through '
+       || {{ path_kinds_in_words('list_sort(list_distinct(flatten(list(e.grant_sources))))') }}
 from eff e left join people p using (user_uuid)
 where not e.is_workspace_member
-group by e.workspace_slug, e.user_display_name, e.user_uuid, p.user_type, p.account_id
+group by e.workspace_slug, e.user_display_name, e.user_uuid
 union all
 select 'dormant account', m.workspace_slug, 'user', '', p.display_name, m.user_uuid,
        'last accessed ' || strftime(m.last_accessed, '%Y-%m-%d')
@@ -218,4 +221,29 @@ inner join {{ leavers }} l on l.user_id in (e.user_uuid, e.user_account_id)
 where l.left_on <= cast({{ as_of }} as date)
 group by e.workspace_slug, e.user_display_name, e.user_uuid, l.left_on
 {% endif %}
+{% endmacro %}
+
+
+{#
+  A deleted Atlassian account, in the shape Bitbucket gives it: "Former user", no account id and no nickname in
+  any sighting (`u` a relation with dim_users' identity columns). A user whom the lists merely show without an
+  account id (Atlassian's examples of the member and effective lists do) is not one.
+#}
+{% macro is_deleted_account(u) %}
+({{ u }}.account_id is null and {{ u }}.nickname is null and {{ u }}.display_name = 'Former user'
+ and coalesce({{ u }}.user_type, 'user') = 'user')
+{% endmacro %}
+
+
+{#
+  A list of grant sources (`direct`, `group`, `project`, `workspace`) in words, e.g. "direct grants and
+  groups".
+#}
+{% macro path_kinds_in_words(sources) %}
+{%- set w -%}
+list_transform({{ sources }}, lambda s: case s when 'direct' then 'direct grants' when 'group' then 'groups'
+    when 'project' then 'project permissions' when 'workspace' then 'the workspace owner role' else s end)
+{%- endset -%}
+(case when len({{ w }}) <= 1 then coalesce({{ w }}[1], 'no path')
+      else array_to_string({{ w }}[1:len({{ w }}) - 1], ', ') || ' and ' || {{ w }}[len({{ w }})] end)
 {% endmacro %}

@@ -69,6 +69,15 @@ CHANGE_2770 = error_body(
     {"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-2770"},
 )
 
+# What Bitbucket's router answers for a path no API serves, as quoted in public issue threads
+# (atlassian-api/atlassian-python-api#1146, #1471) and recorded by public clients (gildas/bitbucket-cli,
+# testdata/error-noapi.json).
+NO_API_HERE = error_body(
+    "Resource not found",
+    "There is no API hosted at this URL.\n\nFor information about our API's, please refer to the "
+    "documentation at: https://developer.atlassian.com/bitbucket/api/2/reference/",
+)
+
 
 class JSONResponse(StarletteJSONResponse):
     """orjson-rendered JSON: list pages of `large` are big, and the simulator must never be the bottleneck."""
@@ -124,9 +133,13 @@ class Simulator:
         admin_keys: OrgKeys | None = None,
         admin_page_limit: int = 100,
         group_privileges_status: int | None = None,
+        groups_status: dict[str, int] | None = None,
     ):
         """`group_privileges_status`: answer `/1.0/group-privileges` with this error status (404, 403, 410)
-        instead, as Bitbucket may for a workspace where the 1.0 API is no longer served."""
+        instead, as Bitbucket may for a workspace where the 1.0 API is no longer served. `groups_status`:
+        answer `/1.0/groups/{workspace}` of these workspaces with this error status instead (a workspace whose
+        groups an administrator's credential cannot read: DrFaust92/terraform-provider-bitbucket#235 reports
+        403 and 405 for workspaces administered from admin.atlassian.com)."""
         self.org = org
         self.admin = AdminApi(self, admin_keys, admin_page_limit)
         self.credentials = credentials or default_credentials(org)
@@ -134,6 +147,7 @@ class Simulator:
         self.faults = faults or Faults()
         self.removed_status = removed_status
         self.group_privileges_status = group_privileges_status
+        self.groups_status = dict(groups_status or {})
         self.request_log: list[RequestRecord] = []
         self.odd_entries = 0  # entries given `user: null` by the odd_entry_rate fault, for tests to compare
         # Called after each API request is answered: how a test makes something happen in Bitbucket mid-sync.
@@ -142,7 +156,9 @@ class Simulator:
         self._effective_cache: tuple[int, dict[str, dict[str, str]]] = (-1, {})
         self._render_cache: dict[tuple, Any] = {}
         self._render_version = -1
-        self.app = _FaultsAndLog(self, Starlette(routes=self._routes()))
+        self.app = _FaultsAndLog(
+            self, Starlette(routes=self._routes(), exception_handlers={404: self.no_api_here})
+        )
 
     # ---- state helpers used by tests, benchmarks and the control endpoints ----
 
@@ -544,7 +560,7 @@ class Simulator:
             rows = self.cached(("effective_rows", ws.slug), self._effective_rows, ws, repos)
         else:
             rows = self._effective_rows(ws, repos)
-        render = lambda x: p.repository_permission(ws, x[0], users[x[1]], x[2])  # noqa: E731
+        render = lambda x: p.repository_permission(ws, x[0], users[x[1]], x[2], effective_list=True)  # noqa: E731
         # Bitbucket leaves `size` out of this expensive listing.
         return self.page(request, rows, render, fields, with_size=False)
 
@@ -723,6 +739,8 @@ class Simulator:
 
     async def list_groups_v1(self, request: Request, cred: Credential) -> Response:
         ws = self._workspace_v1(cred, request.path_params["workspace"])
+        if ws.slug in self.groups_status:
+            raise ApiError(self.groups_status[ws.slug], f"Groups of workspace {ws.slug!r} are not available")
         p = self.payloads(request)
         return JSONResponse([p.group_v1(ws, g) for g in ws.groups.values()])
 
@@ -783,6 +801,12 @@ class Simulator:
         if self.removed_status == 404:
             return JSONResponse(error_body("Resource not found"), status_code=404)
         return JSONResponse(CHANGE_2770, status_code=410)
+
+    async def no_api_here(self, request: Request, exc: Exception) -> Response:
+        """A path no route serves: under /1.0 and /2.0, Bitbucket's router answer (docs/simulator.md)."""
+        if request.url.path.startswith(("/1.0/", "/2.0/")):
+            return JSONResponse(NO_API_HERE, status_code=404)
+        return PlainTextResponse("Not Found", status_code=404)
 
     async def oauth_token(self, request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))

@@ -126,6 +126,9 @@ class Workspace:
     # Administered from admin.atlassian.com: 1.0 group writes are refused and the member
     # payloads carry no `added_on` / `last_accessed`.
     admin_managed: bool = False
+    # A user who owns the workspace's repositories (a personal workspace: the repository's `owner` is that
+    # user, not the workspace as a team); None: the workspace owns them.
+    repository_owner: str | None = None
     members: dict[str, Membership] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     projects: dict[str, Project] = field(default_factory=dict)
@@ -182,6 +185,21 @@ class Workspace:
         return max(perms, key=ranks.__getitem__) if perms else None
 
 
+# The shapes Atlassian documents where they differ from the simulator's defaults (docs/simulator.md,
+# "Documented shapes"); an organisation file turns each on by name (`documented_shapes`).
+DOCUMENTED_SHAPES = ("member_users", "effective_users", "group_refs", "current_user")
+
+
+@dataclass(frozen=True)
+class PayloadShapes:
+    """Which of Atlassian's documented shapes the simulator serves instead of its richer defaults."""
+
+    member_users: bool = False  # /workspaces/{ws}/permissions: users without account_id or links
+    effective_users: bool = False  # the effective list: users as {type, display_name, uuid}
+    group_refs: bool = False  # groups in permissions-config lists as {type: group, name, slug}, no owner
+    current_user: bool = False  # /2.0/user with `username` and `has_2fa_enabled: null`
+
+
 @dataclass
 class Organisation:
     """Everything the simulator serves, plus the clock the evolution step advances."""
@@ -194,6 +212,7 @@ class Organisation:
     operator_uuid: str | None = None
     seed: int = 0
     version: int = 0  # bumped by every mutation so caches know when to drop
+    shapes: PayloadShapes = field(default_factory=PayloadShapes)
 
     def touch(self) -> None:
         self.version += 1

@@ -1,4 +1,4 @@
-"""Named organisations (`tiny`, `demo`, `large`) and organisation files, behind one loader."""
+"""Named organisations (`tiny`, `documented`, `demo`, `large`) and organisation files, behind one loader."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from .generate import SHAPES, START, generate_company
 from .model import Organisation
 from .orgfile import load_organisation_file
 
-BUILTIN_FILES = {"tiny": Path(__file__).parent / "orgs" / "tiny.yaml"}
-NAMES = ("tiny", "demo", "large")
+BUILTIN_FILES = {name: Path(__file__).parent / "orgs" / f"{name}.yaml" for name in ("tiny", "documented")}
+NAMES = ("tiny", "documented", "demo", "large")
 
 
 def load_organisation(name_or_path: str, seed: int = 7, now: datetime | None = None) -> Organisation:
-    """`tiny`, `demo`, `large`, or the path of a YAML/JSON organisation file.
+    """`tiny`, `documented`, `demo`, `large`, or the path of a YAML/JSON organisation file.
 
     `now` sets a generated company's clock (default: a fixed date, so tests are reproducible); the
     identifiers depend only on the seed."""

@@ -2,8 +2,13 @@
 
 Format (every key but the names optional; identifiers are derived deterministically when absent)::
 
-    name: acme now: "2026-03-01T09:00:00+00:00" operator: ops                      # the user the default
-    credentials belong to users:
+    name: acme
+    now: "2026-03-01T09:00:00+00:00"
+    operator: ops                      # the user the default credentials belong to
+    # Atlassian's documented shapes instead of the richer defaults (docs/simulator.md, "Documented shapes"):
+    # member_users, effective_users, group_refs, current_user; or `all`.
+    documented_shapes: [member_users, group_refs]
+    users:
       - {key: ops, display_name: Ops Bot, email: ops@acme.example}
       - {key: ana, display_name: Ana Ruiz, account_status: active, contractor: false}
       - {key: oscar, display_name: Oscar Outside, outside: true}   # in no workspace's `members: all`
@@ -11,17 +16,24 @@ Format (every key but the names optional; identifiers are derived deterministica
       - {key: gone, former: true, outside: true}   # "Former user": no account_id, no nickname
     filler_users: {prefix: filler, count: 10}   # bulk users named filler-001 ...
     workspaces:
-      - slug: acme name: Acme admin_managed: false           # true: administered from admin.atlassian.com
-        (see admin_api.py) members: all                   # or a list of {user: KEY, role:
-        owner|member|create-project} owners: [ops] groups:
+      - slug: acme
+        name: Acme
+        admin_managed: false           # true: administered from admin.atlassian.com (see admin_api.py)
+        repository_owner: ana          # a user owns its repositories (a personal workspace)
+        members: all                   # or a list of {user: KEY, role: owner|member|create-project}
+        owners: [ops]
+        groups:
           - {slug: developers, name: Developers, members: [ana]}   # members: all is allowed too
-          # In an admin-managed workspace: synced from an identity provider, or granting an app at its user
-          limit.
+          # In an admin-managed workspace: synced from an identity provider, or granting an app at its
+          # user limit.
           - {slug: idp-team, name: IdP Team, members: [], idp_synced: true, user_limit_reached: false}
         projects:
-          - key: PAY name: Payments users: {ana: write} groups: {developers: create-repo} repositories:
-              - slug: payments-api users: {ana: admin, oscar: read} groups: {developers: read} is_private:
-                true
+          - key: PAY
+            name: Payments
+            users: {ana: write}
+            groups: {developers: create-repo}
+            repositories:
+              - {slug: payments-api, users: {ana: admin, oscar: read}, groups: {developers: read}}
 
 Users marked `outside` hold access only through grants on projects or repositories (outside collaborators,
 app users, former users), as real organisations have them.
@@ -38,12 +50,14 @@ from typing import Any
 import yaml
 
 from .model import (
+    DOCUMENTED_SHAPES,
     PROJECT_PERMISSIONS,
     REPOSITORY_PERMISSIONS,
     WORKSPACE_ROLES,
     Group,
     Membership,
     Organisation,
+    PayloadShapes,
     Project,
     Repository,
     User,
@@ -83,7 +97,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
 
     name = data.get("name") or Path(source).stem
     now = _parse_time(data.get("now", "2026-01-05T09:00:00+00:00"))
-    org = Organisation(name=name, now=now)
+    org = Organisation(name=name, now=now, shapes=_shapes(data.get("documented_shapes"), fail))
     by_key: dict[str, User] = {}
     outside: set[str] = set()  # users who are no workspace's member under `members: all`
 
@@ -147,6 +161,8 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
             is_private=w.get("is_private", True),
             admin_managed=bool(w.get("admin_managed", False)),
         )
+        if w.get("repository_owner"):
+            ws.repository_owner = user_ref(w["repository_owner"], f"{where}.repository_owner")
         members = w.get("members", "all")
         entries = [{"user": k} for k in by_key if k not in outside] if members == "all" else members
         for mi, m in enumerate(entries):
@@ -243,6 +259,18 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
         owners = [u for ws in org.workspaces.values() for u in ws.owners()]
         org.operator_uuid = owners[0] if owners else None
     return org
+
+
+def _shapes(value: Any, fail) -> PayloadShapes:
+    """`documented_shapes`: a list of DOCUMENTED_SHAPES names, or `all`."""
+    if value is None:
+        return PayloadShapes()
+    names = list(DOCUMENTED_SHAPES) if value == "all" else value
+    if not isinstance(names, list) or any(name not in DOCUMENTED_SHAPES for name in names):
+        raise fail(
+            "documented_shapes", f"expected `all` or a list of {', '.join(DOCUMENTED_SHAPES)}, not {value!r}"
+        )
+    return PayloadShapes(**{name: True for name in names})
 
 
 def _parse_time(value: Any) -> datetime:

@@ -33,6 +33,9 @@ class Payloads:
         links: no `account_id`, no `nickname`. An access token's bot user is `type: app_user`
         (docs/simulator.md)."""
         out: dict = {"type": user.kind, "uuid": user.uuid}
+        if full and self.org.shapes.current_user:
+            # The recorded /2.0/user answer: the account's `username`, and `has_2fa_enabled: null`.
+            out |= {"username": user.nickname, "has_2fa_enabled": None}
         if not user.is_former:
             out |= {"account_id": user.account_id}
         out["display_name"] = user.display_name
@@ -47,10 +50,25 @@ class Payloads:
             out |= {
                 "account_status": user.account_status,
                 "created_on": iso(user.created_on),
-                "has_2fa_enabled": True,
+                "has_2fa_enabled": None if self.org.shapes.current_user else True,
                 "is_staff": False,
             }
         return out
+
+    def member_user(self, user: User) -> dict:
+        """A user in `/workspaces/{ws}/permissions`: Atlassian's example sends `type`, `uuid`, `display_name`
+        and sometimes `nickname`, never `account_id` (with `documented_shapes: [member_users]`)."""
+        if not self.org.shapes.member_users:
+            return self.user(user)
+        out = {"type": user.kind, "uuid": user.uuid, "display_name": user.display_name}
+        return out | ({"nickname": user.nickname} if user.nickname else {})
+
+    def effective_user(self, user: User) -> dict:
+        """A user in the workspace's effective-permission list: Atlassian's example sends `type`,
+        `display_name` and `uuid` only (with `documented_shapes: [effective_users]`)."""
+        if not self.org.shapes.effective_users:
+            return self.user(user)
+        return {"type": user.kind, "display_name": user.display_name, "uuid": user.uuid}
 
     def workspace(self, ws: Workspace) -> dict:
         w = f"{self.api}/workspaces/{ws.slug}"
@@ -104,7 +122,7 @@ class Payloads:
         user = self.org.users[m.user_uuid]
         out = {
             "type": "workspace_membership",
-            "user": self.user(user),
+            "user": self.member_user(user) if with_permission else self.user(user),
             "workspace": self.workspace_ref(ws),
             "links": {"self": _link(f"{self.api}/workspaces/{ws.slug}/members/{enc(user.uuid)}")},
         }
@@ -180,7 +198,7 @@ class Payloads:
             "updated_on": iso(r.updated_on),
             "mainbranch": {"type": "branch", "name": "main"},
             "project": self.project(ws, ws.projects[r.project_key], brief=True),
-            "owner": self.team(ws),
+            "owner": self.user(self.org.users[ws.repository_owner]) if ws.repository_owner else self.team(ws),
             "workspace": self.workspace_ref(ws),
             "links": {
                 "self": _link(self_href),
@@ -201,7 +219,11 @@ class Payloads:
 
     def group_ref(self, ws: Workspace, g: Group) -> dict:
         """A group inside a permissions-config entry, in the sparse shape recorded responses carry: no `type`,
-        `full_slug`, `uuid` or `links`, and the owning workspace only as `owner.username`."""
+        `full_slug`, `uuid` or `links`, and the owning workspace only as `owner.username`; or, with
+        `documented_shapes: [group_refs]`, as Atlassian's examples show it: `type`, `name`, `slug`, no
+        owner."""
+        if self.org.shapes.group_refs:
+            return {"type": "group", "name": g.name, "slug": g.slug}
         return {"owner": {"username": ws.slug}, "slug": g.slug, "name": g.name}
 
     def grant(self, kind: str, parent_href: str, subject: dict, permission: str, subject_id: str) -> dict:
@@ -214,10 +236,12 @@ class Payloads:
             "links": {"self": _link(f"{parent_href}/permissions-config/{who}s/{enc(subject_id)}")},
         }
 
-    def repository_permission(self, ws: Workspace, r: Repository, user: User, permission: str) -> dict:
+    def repository_permission(
+        self, ws: Workspace, r: Repository, user: User, permission: str, effective_list: bool = False
+    ) -> dict:
         return {
             "type": "repository_permission",
-            "user": self.user(user),
+            "user": self.effective_user(user) if effective_list else self.user(user),
             "repository": self.repository(ws, r, brief=True),
             "permission": permission,
         }

@@ -45,9 +45,16 @@ def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> P
 
 
 def run_pipeline(
-    sim_url: str, email: str, db: str, selection=None, workspaces: str | None = None
+    sim_url: str,
+    email: str,
+    db: str,
+    selection=None,
+    workspaces: str | None = None,
+    run_config: dict | None = None,
+    raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
-    """The sync job (or `selection` of its assets) against a simulator, as the code location runs it."""
+    """The sync job (or `selection` of its assets) against a simulator (or a replay of recorded answers), as
+    the code location runs it."""
     settings = load_settings(
         bitbucket_api_url=sim_url,
         bitbucket_email=email,
@@ -62,6 +69,8 @@ def run_pipeline(
         resources=build_resources(settings),
         selection=selection,
         instance=dg.DagsterInstance.ephemeral(),
+        run_config=run_config,
+        raise_on_error=raise_on_error,
     )
 
 

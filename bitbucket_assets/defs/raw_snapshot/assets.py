@@ -4,16 +4,20 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from ...extraction.checks import ALL_CHECKS
+from ...extraction.checks import ALL_CHECKS, BLOCKING
 from ...extraction.extract import ExtractionOptions
 from ...extraction.progress import to_python_log
 from ...extraction.raw_schema import TABLES, create_raw_schema
 from ...extraction.refresh import FRESHNESS_VIEW, PLAN_VIEW, describe_refresh
 from ...extraction.sync import run_sync
+from ...extraction.vanished import Vanished
 from ...warehouse.files import WRITER_POOL
 from ..resources import BitbucketResource
 
 GROUP = "bitbucket_raw"
+# A run held back by the circuit breaker fails on purpose: retrying it (deploy/dagster.yaml retries failed
+# runs) would read Bitbucket again, abandon the held snapshot and hold back the same change (Dagster's tag).
+NO_RETRY = {"dagster/retry_on_asset_or_op_failure": "false"}
 RAW_SCHEMA = dg.AssetKey("raw_schema")
 RAW_TABLES = list(TABLES)
 CHECKED = dg.AssetKey(["raw", "repositories"])
@@ -42,7 +46,15 @@ SPECS = [
         for table in RAW_TABLES
     ],
 ]
-CHECK_SPECS = [dg.AssetCheckSpec(check.__name__, asset=CHECKED) for check in ALL_CHECKS]
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        check.__name__,
+        asset=CHECKED,
+        blocking=check.__name__ in BLOCKING,
+        description=(check.__doc__ or "").split("\n\n")[0].replace("\n    ", " "),
+    )
+    for check in ALL_CHECKS
+]
 
 
 @dg.asset(
@@ -64,6 +76,13 @@ class SnapshotConfig(dg.Config):
         default=False,
         description="Read every repository's permission lists, instead of those that are new, changed or due "
         "(BITBUCKET_REFRESH_MAX_AGE_DAYS); the rest are carried forward from the sync that read them.",
+    )
+    accept_vanished: bool = Field(
+        default=False,
+        description="Accept that more vanished than the circuit breaker allows "
+        "(BITBUCKET_MAX_VANISHED_SHARE): publish the snapshot the last run held back as `suspect` (as it was "
+        "read, without calling Bitbucket) when it is the newest sync and was made with the same settings, "
+        "else publish this run's snapshot whatever vanished.",
     )
 
 
@@ -87,14 +106,22 @@ def bitbucket_raw_snapshot(
         admin_api=admin_api,
         admin_managed=bitbucket.admin_managed(),
         refresh=bitbucket.refresh_policy(full=config.full),
+        breaker=bitbucket.breaker(),
+        accept_vanished=config.accept_vanished,
         # At every checkpoint: a line in the run's log, and the event for a terminal running the job
         # in-process.
         progress=[lambda event: context.log.info(event.line()), to_python_log],
     )
     try:
         with duckdb.get_connection() as con:
-            result = run_sync(client, con, options, sync_id=context.run.run_id)
-            outcomes = [check(con, result.sync_id) for check in ALL_CHECKS]
+            try:
+                result = run_sync(client, con, options, sync_id=context.run.run_id)
+                outcomes = [check(con, result.sync_id) for check in ALL_CHECKS]
+            except BaseException:
+                # DuckDBResource closes its connection only when the block ends normally; left open, it would
+                # hold the warehouse's file lock in this process after the run failed.
+                con.close()
+                raise
     finally:
         client.close()
         if admin_api is not None:
@@ -108,10 +135,19 @@ def bitbucket_raw_snapshot(
         context.log.warning(f"workspace {slug} skipped: {reason}")
     for slug, refresh in result.refresh.items():
         context.log.info(f"workspace {slug}: {describe_refresh(refresh)}")
+    if result.held_published:
+        context.log.warning(f"sync {result.sync_id}, held back as suspect, published as read (accepted)")
+    for v in result.over_limit:
+        held = "held back (suspect): nothing published" if result.status == "suspect" else "accepted"
+        context.log.warning(f"{Vanished(**v).line()} [{held}]")
+    if result.status == "suspect":
+        context.instance.add_run_tags(context.run.run_id, NO_RETRY)
     yield dg.MaterializeResult(
         asset_key=["raw", "syncs"],
         metadata={
             "sync_id": result.sync_id,
+            "status": result.status,
+            "held_published": result.held_published,
             "workspaces": ", ".join(result.workspaces),
             "api_calls": stats["calls"],
             "retries": stats["retries"],
@@ -120,12 +156,17 @@ def bitbucket_raw_snapshot(
             "skipped_workspaces": result.skipped,
             "group_sources": result.group_sources,
             "refresh": result.refresh,
+            "vanished": [Vanished(**v).line() for v in result.vanished],
         },
     )
     for table in RAW_TABLES:
         yield dg.MaterializeResult(
             asset_key=["raw", table],
-            metadata={"sync_id": result.sync_id, "dagster/row_count": result.counts.get(table, 0)},
+            metadata={
+                "sync_id": result.sync_id,
+                "status": result.status,
+                "dagster/row_count": result.counts.get(table, 0),
+            },
         )
     for outcome in outcomes:
         yield dg.AssetCheckResult(

@@ -24,11 +24,21 @@ roles as (
     group by user_uuid
 ),
 
+-- One identity per user over every sync holding a workspace's latest observation: each field from the newest
+-- sync that carries it (each sync's row is already merged over its own sightings: extraction/identities.py), so
+-- that a user a newer sync saw only in lists without account ids keeps the id an older observation had.
 latest_user as (
-    select *
+    select
+        user_uuid,
+        arg_max(account_id, synced_at) filter (where account_id is not null) as account_id,
+        arg_max(display_name, synced_at) filter (where display_name is not null) as display_name,
+        arg_max(nickname, synced_at) filter (where nickname is not null) as nickname,
+        arg_max(user_type, synced_at) filter (where user_type is not null) as user_type,
+        arg_max(sync_id, synced_at) as sync_id,
+        max(synced_at) as synced_at
     from {{ ref('stg_bitbucket__users') }}
     where {{ latest_observation_syncs() }}
-    qualify row_number() over (partition by user_uuid order by synced_at desc) = 1
+    group by user_uuid
 )
 
 select
@@ -38,8 +48,7 @@ select
     u.nickname,
     u.user_type,
     r.user_uuid is not null as is_workspace_member,
-    -- A deleted Atlassian account: Bitbucket keeps its uuid and shows it as "Former user", with no account id.
-    u.account_id is null and coalesce(u.user_type, 'user') = 'user' as is_former_user,
+    {{ is_deleted_account('u') }} as is_former_user,
     s.seen_in,
     s.workspaces,
     coalesce(r.workspace_roles, []::varchar[]) as workspace_roles,

@@ -52,6 +52,50 @@ def test_sync_prints_plain_progress_lines_off_a_terminal_and_dagster_logs_them(m
         assert manifest.run_id == run.run_id and manifest.asset_materialization.metadata["sync_id"].value
 
 
+def test_a_sync_held_back_exits_3_check_says_why_and_accepting_publishes_it(make_sim, tmp_path) -> None:
+    """The circuit breaker as a user meets it: exit status 3 (not 0, not 1), nothing published, `check` names
+    what vanished, `sync --accept-vanished` publishes the held snapshot without calling Bitbucket."""
+    sim = make_sim()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITBUCKET_", "DUCKDB_", "DAGSTER_"))}
+    env.update(
+        {
+            "BITBUCKET_API_URL": sim.url,
+            "BITBUCKET_EMAIL": sim.email,
+            "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+            "BITBUCKET_REQUESTS_PER_HOUR": "36000",
+            "DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+        }
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path
+        )
+
+    assert run("sync").returncode == 0
+    ws = sim.org.workspaces["tiny-co"]
+    with sim.simulator.lock:  # a third of the members vanish at once (a proxy, a broken directory sync...)
+        for uuid in [u for u in ws.members if sim.org.users[u].nickname.startswith("filler")][:30]:
+            del ws.members[uuid]
+            for group in ws.groups.values():
+                group.members = [m for m in group.members if m != uuid]
+        sim.org.touch()
+    held = run("sync")
+    assert held.returncode == 3, held.stderr[-2000:]
+    assert "HELD BACK (suspect)" in held.stdout and "VANISHED in tiny-co: 30 of 100 members" in held.stdout
+    assert "bitbucket-access sync --accept-vanished" in held.stdout
+    check = run("check")
+    assert (
+        "was HELD BACK as suspect" in check.stdout and "tiny-co: 30 of 100 members vanished" in check.stdout
+    )
+    calls = len(sim.simulator.request_log)
+    accepted = run("sync", "--accept-vanished")
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    assert "(held back earlier, published as it was read: accepted)" in accepted.stdout
+    assert len(sim.simulator.request_log) == calls
+    assert "HELD BACK" not in run("check").stdout
+
+
 def test_check_command_exit_status(make_sim) -> None:
     sim = make_sim()
     env = {
@@ -61,7 +105,8 @@ def test_check_command_exit_status(make_sim) -> None:
         "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
     }
     ok = subprocess.run([CLI, "check"], capture_output=True, text=True, env=env, timeout=120)
-    assert ok.returncode == 0 and "verdict: ready to sync and to provision" in ok.stdout
+    assert ok.returncode == 0
+    assert "verdict: ready to sync; ready to provision in tiny-co, not in tiny-labs (see above)" in ok.stdout
     bad = subprocess.run(
         [CLI, "check"],
         capture_output=True,

@@ -98,3 +98,37 @@ def test_sparse_objects_are_accepted_and_missing_identities_are_named() -> None:
             {"permission": "read", "repository": {"name": "r"}, "user": {"uuid": "{u}"}},
             "/2.0/workspaces/w/permissions/repositories",
         )
+
+
+def test_a_routing_404_on_a_membership_removal_is_an_error_not_no_change(make_sim) -> None:
+    """DELETE answers 404 when the user was not a member (`no_change`); a 404 that says no API is hosted there
+    (a proxy, an API change) must not read as that."""
+    from bitbucket_assets.client import EndpointNotFoundError
+
+    sim = make_sim()
+    router = sim.simulator.app.app.router
+    router.routes = [r for r in router.routes if not getattr(r, "path", "").endswith("/members/{member}")]
+    ben = sim.user("ben")
+    with pytest.raises(EndpointNotFoundError, match="no API is hosted at this URL"):
+        api_for(sim).remove_group_member("tiny-co", "developers", ben.uuid)
+    assert ben.uuid in sim.org.workspaces["tiny-co"].groups["developers"].members
+
+
+def test_an_error_body_echoing_the_credential_is_quoted_without_it() -> None:
+    """A hostile proxy may echo the request's Authorization header into an error body, which errors quote."""
+    import base64
+
+    from bitbucket_assets.client import EndpointNotFoundError
+    from tests.support.replay import Answer, ReplayServer, Scenario
+
+    secret, email = "ATATT3xEchoedSecret0001", "someone@example.com"
+    basic = base64.b64encode(f"{email}:{secret}".encode()).decode()
+    echo = f"<html>no route for /x; you sent Authorization: Basic {basic} (token {secret})</html>".encode()
+    scenario = Scenario("echo", {}, Answer(404, echo, "inline"))
+    with ReplayServer(scenario) as server:
+        client = BitbucketClient(Credentials.api_token(email, secret), server.url, requests_per_hour=1e7)
+        with pytest.raises(EndpointNotFoundError) as excinfo:
+            client.get("/2.0/user")
+    message = str(excinfo.value)
+    assert "the body is not Bitbucket's error object" in message and "no route for /x" in message
+    assert secret not in message and basic not in message and "Basic ***" in message

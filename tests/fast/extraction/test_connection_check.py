@@ -15,6 +15,7 @@ from bitbucket_simulator import (
     SIM_ORG_API_KEY,
     SIM_ORG_API_KEY_READ_ONLY,
     SIM_ORG_ID,
+    Faults,
 )
 from tests.support.extraction import sync
 
@@ -23,15 +24,23 @@ def client(sim, creds) -> BitbucketClient:
     return BitbucketClient(creds, sim.url, requests_per_hour=1e7, backoff_base=0.01, backoff_max=0.02)
 
 
-def test_full_token_is_ready_for_everything(make_sim) -> None:
+def test_full_token_names_each_workspaces_provisioning_state(make_sim) -> None:
     sim = make_sim()
     report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)))
     assert report.identity.startswith("Access Sync Bot {")
     assert report.workspaces == [("tiny-co", True), ("tiny-labs", True)]
-    assert report.can_sync and report.can_provision
-    # tiny-labs is administered from admin.atlassian.com: the 1.0 group write is refused there, and said so.
-    assert list(report.provisioning_elsewhere) == ["tiny-labs"]
-    assert report.lines()[-1] == "verdict: ready to sync and to provision (except in tiny-labs)"
+    assert report.can_sync and report.provisioning == "partly ready" and not report.can_provision
+    # tiny-labs is administered from admin.atlassian.com and no Admin API is set: said so, per workspace.
+    assert {slug: p.state for slug, p in report.provisioning_by_workspace.items()} == {
+        "tiny-co": "ready",
+        "tiny-labs": "not ready",
+    }
+    assert report_line(report, "provisioning in tiny-co") == (
+        "provisioning in tiny-co: ready: through the Bitbucket 1.0 groups API"
+    )
+    assert report.lines()[-1] == (
+        "verdict: ready to sync; ready to provision in tiny-co, not in tiny-labs (see above)"
+    )
     # The provisioning probe changed nothing.
     assert not [r for r in sim.simulator.request_log if r.method == "PUT" and r.status == 200]
 
@@ -49,7 +58,7 @@ def test_read_only_token_lists_what_provisioning_lacks(make_sim) -> None:
     report = check_connection(client(sim, Credentials.api_token("ro@tiny.example", "ro-token")))
     assert report.can_sync and not report.can_provision
     assert report.missing_for_provisioning == {"write:permission:bitbucket"}
-    assert "verdict: ready to sync, not ready to provision" in report.lines()
+    assert report.lines()[-1] == "verdict: ready to sync, not ready to provision in any workspace (see above)"
 
 
 def test_missing_read_scopes_and_non_admin(make_sim) -> None:
@@ -92,8 +101,16 @@ def test_missing_scope_fails_the_sync_and_names_them(make_sim, tmp_path) -> None
         sync(sim, tmp_path / "w.duckdb", token="no-groups")
 
 
-@pytest.mark.parametrize("administered", ["tiny-co", "tiny-labs"])
-def test_the_verdict_does_not_depend_on_which_workspace_comes_first(make_sim, administered) -> None:
+@pytest.mark.parametrize(
+    ("administered", "verdict"),
+    [
+        ("tiny-co", "verdict: ready to sync and to provision"),
+        # The only workspace is administered from admin.atlassian.com and no Admin API is set: nothing can be
+        # provisioned, and the verdict says so (it said "ready ... (except in tiny-labs)").
+        ("tiny-labs", "verdict: ready to sync, not ready to provision in any workspace (see above)"),
+    ],
+)
+def test_the_verdict_does_not_depend_on_which_workspace_comes_first(make_sim, administered, verdict) -> None:
     sim = make_sim()
     other = {"tiny-co": "tiny-labs", "tiny-labs": "tiny-co"}[administered]
     sim.org.workspaces[other].members[sim.org.operator_uuid].role = "member"
@@ -101,7 +118,7 @@ def test_the_verdict_does_not_depend_on_which_workspace_comes_first(make_sim, ad
     report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)))
     assert report.administered == [administered] and report.can_sync
     assert f"workspace {other}: member (not an administrator): skipped by a sync" in report.lines()
-    assert report.lines()[-1].startswith("verdict: ready to sync and to provision")
+    assert report.lines()[-1] == verdict
 
 
 def test_an_answer_check_does_not_understand_leaves_provisioning_unknown_not_sync(make_sim) -> None:
@@ -116,7 +133,8 @@ def test_an_answer_check_does_not_understand_leaves_provisioning_unknown_not_syn
         route.methods = {"PATCH"}
     report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)))
     assert report.can_sync and report.provisioning == "unknown"
-    assert any("HTTP 405" in p for p in report.provisioning_unknown)
+    tiny_co = report.provisioning_by_workspace["tiny-co"]
+    assert tiny_co.state == "unknown" and "HTTP 405" in tiny_co.detail
     assert report.lines()[-1] == "verdict: ready to sync, provisioning unknown (see above)"
 
 
@@ -129,9 +147,9 @@ def test_admin_managed_workspaces_are_checked_against_the_admin_api(make_sim) ->
 
     ready = check_connection(bitbucket, admin(SIM_ORG_API_KEY))
     assert report_line(ready, "provisioning in tiny-labs") == (
-        "provisioning in tiny-labs: administered from admin.atlassian.com (detected: Bitbucket sends no "
-        f"added_on for its members); through the Atlassian Admin API (organization {SIM_ORG_ID}, directory "
-        f"{SIM_DIRECTORY_ID}): the key may change group memberships"
+        "provisioning in tiny-labs: ready: administered from admin.atlassian.com (detected: Bitbucket sends "
+        f"no added_on for its members); through the Atlassian Admin API (organization {SIM_ORG_ID}, "
+        f"directory {SIM_DIRECTORY_ID}): the key may change group memberships"
     )
     assert ready.lines()[-1] == "verdict: ready to sync and to provision"
     # The write probe changed nothing, on either API.
@@ -142,7 +160,9 @@ def test_admin_managed_workspaces_are_checked_against_the_admin_api(make_sim) ->
     line = report_line(refused, "provisioning in tiny-labs")
     assert "the Atlassian Admin API refuses: permission denied (HTTP 403)" in line
     assert "does not have the permission to manage groups" in line and SIM_ORG_API_KEY_READ_ONLY not in line
-    assert refused.lines()[-1] == "verdict: ready to sync and to provision (except in tiny-labs)"
+    assert refused.lines()[-1] == (
+        "verdict: ready to sync; ready to provision in tiny-co, not in tiny-labs (see above)"
+    )
 
     unset = check_connection(bitbucket, None, admin_managed=["tiny-labs"])
     assert "named in BITBUCKET_ADMIN_MANAGED_WORKSPACES" in report_line(unset, "provisioning in tiny-labs")
@@ -154,3 +174,33 @@ def test_admin_managed_workspaces_are_checked_against_the_admin_api(make_sim) ->
 def report_line(report, prefix: str) -> str:
     [line] = [line for line in report.lines() if line.startswith(prefix)]
     return line
+
+
+def test_entries_a_sync_would_skip_are_warnings_with_counts(make_sim, tmp_path) -> None:
+    """A sync skips entries without their identity (raw.anomalies) and succeeds: `check` says the same, with
+    counts, instead of "NOT ready to sync"."""
+    sim = make_sim(faults=Faults(seed=3, odd_entry_rate=0.05))
+    # (admin_managed=[]: no second read of the member list to detect admin-managed workspaces)
+    report = check_connection(client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN)), admin_managed=[])
+    assert sim.simulator.odd_entries > 0
+    assert report.can_sync and not report.problems
+    assert sum(report.skipped_entries.values()) == sim.simulator.odd_entries
+    warnings = [line for line in report.lines() if line.startswith("warning: ")]
+    assert warnings and all("would be skipped by a sync (entry without `user`" in w for w in warnings)
+    assert any(w.startswith("warning: tiny-co: ") and "2.0/workspaces/*/permissions " in w for w in warnings)
+    result = sync(sim, tmp_path / "w.duckdb")  # and the sync indeed goes through, skipping such entries
+    assert result.counts["anomalies"] > 0
+
+
+def test_a_workspace_whose_groups_are_refused_is_what_a_sync_skips(make_sim, tmp_path) -> None:
+    sim = make_sim(groups_status={"tiny-labs": 403})
+    bitbucket = client(sim, Credentials.api_token(sim.email, SIM_API_TOKEN))
+    report = check_connection(bitbucket)
+    assert report.can_sync and report.covered == ["tiny-co"]
+    line = report_line(report, "workspace tiny-labs")
+    assert line.startswith("workspace tiny-labs: skipped by a sync: its groups cannot be read (permission")
+    named = check_connection(bitbucket, workspaces=["tiny-labs"])
+    assert not named.can_sync and named.problems[0].startswith(
+        "BITBUCKET_WORKSPACES names tiny-labs, but its groups cannot be read"
+    )
+    assert named.lines()[-1] == "verdict: NOT ready to sync"

@@ -266,10 +266,12 @@ def test_null_user_entries_are_skipped_and_the_rest_is_exact(make_sim, tmp_path)
     assert odd.counts["anomalies"] == odd_sim.simulator.odd_entries
     clean_rows = snapshot(tmp_path / "clean.duckdb", clean.sync_id)
     odd_rows = snapshot(tmp_path / "odd.duckdb", odd.sync_id)
-    # One row less for each skipped entry and nothing else (users derive from member entries: not counted).
-    entries = [t for t in RAW if t not in ("anomalies", "users")]
+    # One row less for each skipped entry and nothing else (users and their sightings derive from entries: not
+    # counted).
+    derived = ("users", "user_sightings")
+    entries = [t for t in RAW if t not in ("anomalies", *derived)]
     assert sum(len(clean_rows[t]) - len(odd_rows[t]) for t in entries) == odd_sim.simulator.odd_entries
-    assert all(set(odd_rows[t]) <= set(clean_rows[t]) for t in [*entries, "users"])
+    assert all(set(odd_rows[t]) <= set(clean_rows[t]) for t in [*entries, *derived])
     with duckdb.connect(str(tmp_path / "odd.duckdb"), read_only=True) as con:
         reasons = {r[0] for r in con.execute("SELECT DISTINCT reason FROM raw.anomalies").fetchall()}
     assert reasons == {"entry without `user`"}

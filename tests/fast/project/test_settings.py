@@ -80,7 +80,7 @@ def test_resources_carry_the_settings_and_run_config_only_per_run_switches(clean
     assert resources["provisioning"].policy(max_changes_per_run=10).max_changes_per_run == 10
     # Run config holds only the per-run switches.
     for job_name, op, switches in [
-        ("bitbucket_sync", "bitbucket_raw_snapshot", {"full"}),
+        ("bitbucket_sync", "bitbucket_raw_snapshot", {"full", "accept_vanished"}),
         ("provision_group_membership", "apply_approved_requests", {"dry_run", "max_changes_per_run"}),
         ("expire_jit_access", "expire_just_in_time_access", {"dry_run", "max_changes_per_run"}),
     ]:

@@ -131,6 +131,15 @@ def test_organisation_files_yaml_and_json(tmp_path) -> None:
             "permission 'owner' for 'a' is not one of read, write, create-repo, admin",
         ),
         ({"users": [{"display_name": "x"}]}, "users[0]: every user needs a `key`"),
+        (
+            {"documented_shapes": ["member_users", "owners"]},
+            "documented_shapes: expected `all` or a list of member_users, effective_users, group_refs, "
+            "current_user, not ['member_users', 'owners']",
+        ),
+        (
+            {"users": [{"key": "a"}], "workspaces": [{"slug": "w", "repository_owner": "zz"}]},
+            "workspaces[0].repository_owner: unknown user 'zz'",
+        ),
     ],
 )
 def test_organisation_file_errors_name_the_entry(tmp_path, data: dict, message: str) -> None:

@@ -335,11 +335,13 @@ def test_a_repository_deleted_while_the_sync_runs_or_between_syncs_leaves_the_sn
             refresh = result.refresh["tiny-co"]
             # ledger gone, then runbooks too
             assert sum(refresh["read"].values()) + refresh["carried"] == 6 - day
-        reads = [
-            r for r in simulator.calls("GET", "/2.0/repositories/tiny-co/ledger/permissions-config/users")
-        ]
-    # Day 2: listed, then its list answered 404; it is not in that snapshot and the anomaly says why.
-    assert [r.status for r in reads][-1] == 404
+        # (its lists are read by {uuid}, and the simulator logs the decoded path)
+        path = f"/2.0/repositories/tiny-co/{ledger}"
+        reads = simulator.calls("GET", f"{path}/permissions-config/users")
+        confirmations = [r.status for r in simulator.calls("GET", path) if r.path == path]
+    # Day 2: listed, then its list answered 404, and so did the repository itself; it is not in that snapshot
+    # and the anomaly says why.
+    assert [r.status for r in reads][-1] == 404 and confirmations == [404]
     day2 = warehouse.results[1].sync_id
     for table, column in (
         ("repositories", "repository_uuid"),
@@ -349,8 +351,13 @@ def test_a_repository_deleted_while_the_sync_runs_or_between_syncs_leaves_the_sn
         assert warehouse.query(
             f"select count(*) from raw.{table} where sync_id = ? and {column} = ?", [day2, ledger]
         ) == [(0,)], table
+    quoted = ledger.replace("{", "%7B").replace("}", "%7D")
     assert warehouse.query("select workspace_slug, reason from raw.anomalies where sync_id = ?", [day2]) == [
-        ("tiny-co", "repository deleted while the sync ran: its permission list answered 404")
+        (
+            "tiny-co",
+            f"repository deleted while the sync ran: /2.0/repositories/tiny-co/{quoted}/permissions-config/"
+            f"users and /2.0/repositories/tiny-co/{quoted} answered 404",
+        )
     ]
     # Neither repository is in the marts any more, and every version of their grants is closed.
     for uuid in (ledger, runbooks):
