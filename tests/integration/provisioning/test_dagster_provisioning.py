@@ -18,6 +18,7 @@ from bitbucket_assets.defs.access_requests.jobs import (
 from bitbucket_assets.defs.resources import BitbucketResource, ProvisioningResource
 from bitbucket_simulator import SIM_API_TOKEN
 from tests.support.provisioning import NOW, add_request, log, statuses, writes
+from tests.support.signing import add_signed_request, keypair, signed_policy
 
 
 def resources(sim, db: str) -> dict:
@@ -92,3 +93,37 @@ def test_sensor_requests_a_run_only_when_approved_requests_wait(make_sim, wareho
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_signed_requests_through_the_sensor_the_job_and_the_expiry_job(make_sim, warehouse, tmp_path) -> None:
+    """A signed row inserted with SQL (no approved_by: the signer is the approver) starts the job through the
+    sensor; the job applies it with the deployment's policy; an unsigned protected change is rejected; the
+    expiry job ends the grant."""
+    sim = make_sim()
+    key = keypair(tmp_path, "olga")
+    _, policy = signed_policy(tmp_path, sim, {"olga@tiny.example": key})
+    signed = {"approved_by": None, "allow_protected": True, "expires_at": NOW + timedelta(days=1)}
+    add_signed_request(warehouse, "signed", sim.user("finn"), "leads", key, **signed)
+    add_request(warehouse, "unsigned", sim.user("zoe"), "leads", allow_protected=True)
+    with dg.build_sensor_context(resources={"duckdb": DuckDBResource(database=warehouse)}) as context:
+        assert isinstance(approved_requests_sensor(context), dg.RunRequest)
+    deployed = {
+        **resources(sim, warehouse),
+        "provisioning": ProvisioningResource(approver_policy=policy, protected_groups="leads"),
+    }
+    run = provision_group_membership.execute_in_process(resources=deployed)
+    assert run.success
+    got = statuses(warehouse)
+    assert got["signed"] == ("applied", None) and got["unsigned"][1].startswith(
+        "unsigned: the approver policy"
+    )
+    with duckdb.connect(warehouse) as con:  # time passes
+        con.execute(
+            "update provisioning.access_requests set expires_at = ? where request_id = 'signed'",
+            [NOW - timedelta(minutes=1)],
+        )
+    assert expire_jit_access.execute_in_process(resources=deployed).success
+    assert statuses(warehouse)["signed"][0] == "expired" and [w.method for w in writes(sim)] == [
+        "PUT",
+        "DELETE",
+    ]
