@@ -171,7 +171,10 @@ SECTIONS = (
     ("Changes in the period", "changes"),
     ("Provisioning actions in the period", "provisioning"),
     ("Open risks at the end of the period", "risks"),
-    ("Access reviews: campaigns and their completion (reviewer empty: the whole campaign)", "review_campaigns"),
+    (
+        "Access reviews: campaigns and their completion (reviewer empty: the whole campaign)",
+        "review_campaigns",
+    ),
     ("Access reviews: every decision made in the period, and who signed it", "attestations"),
 )
 TABLE_ROWS = 200  # per section in the report; the CSV beside it holds them all
