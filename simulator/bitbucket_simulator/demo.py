@@ -30,7 +30,12 @@ from bitbucket_assets.provisioning.signed_requests import sign_request
 from bitbucket_assets.reporting.review_import import sign_review
 from bitbucket_assets.settings import Settings, load_settings, process_environment
 from bitbucket_assets.signing import public_key
-from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR, dbt_executable, read_copy_path
+from bitbucket_assets.warehouse.files import (
+    DBT_PROJECT_DIR,
+    dbt_executable,
+    publish_read_copy,
+    read_copy_path,
+)
 
 from . import (
     SIM_API_TOKEN,
@@ -120,6 +125,9 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
             echo(line)
         for line in _signed_review(settings, org, signers, database):
             echo(line)
+        # The review and its revocation came after the sync's read copy: publish it again, so the dashboard
+        # and the evidence pack show them.
+        publish_read_copy(settings.duckdb_path)
         calls = len(server.simulator.request_log)
     echo(f"{calls} API calls answered by the simulator.")
     evidence_dir = database.with_name(database.stem + "-evidence")

@@ -79,6 +79,8 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert unproven == 0 and attested == [("keep", 5, 5), ("revoke", 1, 1)]
     evidence = demo_warehouse.db.with_name("demo-evidence") / "evidence.html"
     assert f"Evidence pack: {evidence}" in out and evidence.exists()
+    attestations = (evidence.parent / "attestations.csv").read_text(encoding="utf-8").splitlines()
+    assert len(attestations) == 7 and "key_fingerprint" in attestations[0]  # the header and six decisions
     assert "bitbucket-access dashboard" in out and "demo --dagster" in out
     with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs").fetchall()
