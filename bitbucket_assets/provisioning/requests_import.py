@@ -385,8 +385,10 @@ def sign_file(plan: SigningPlan, private_key: str | Path, out: str | Path | None
         for line in text.splitlines():
             if line.strip():
                 item = json.loads(line)
-                if item.get("request_id") in signatures:
-                    item.update(filled, approval_signature=signatures[item["request_id"]])
+                # read_requests strips values: match the id as it was signed, spaces or not
+                request_id = str(item.get("request_id") or "").strip()
+                if request_id in signatures:
+                    item.update(filled, approval_signature=signatures[request_id])
                 line = json.dumps(item, ensure_ascii=False)
             lines.append(line)
         output = "\n".join(lines) + "\n"

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from bitbucket_assets.provisioning.approvals import ApproverPolicy, People
+from bitbucket_assets.provisioning.requests_import import (
+    plan_signing,
+    read_requests,
+    sign_file,
+)
 from bitbucket_assets.provisioning.signed_requests import (
     SIGNED_FIELDS,
     approval_text,
@@ -101,3 +107,37 @@ def test_the_signature_is_checked_where_required_and_wherever_present(olga) -> N
     assert named.problem.startswith("approved_by names 'ciso@x.example', but the approval is signed by 'olga")
     # Without a policy nothing can be checked: as before, and every surface says no policy is set.
     assert check_request_signature(signed, ApproverPolicy(), ("leads",), people).signer is None
+
+
+def test_requests_sign_writes_json_lines_that_import_as_signed(olga, tmp_path) -> None:
+    """JSON Lines carry the signature as a field, like CSV's column; an id written with spaces around it (read
+    stripped) is signed all the same, and every other field is written back as it was."""
+    key, policy = olga
+    path = tmp_path / "requests.jsonl"
+    rows = [
+        {**_file_row(REQUEST), "request_id": " r1 "},
+        {**_file_row(REQUEST), "request_id": "r2", "group_slug": "developers", "allow_protected": False},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    plan = plan_signing(path, "olga@x.example", WHEN)
+    assert [rid for rid, _ in plan.texts()] == ["r1", "r2"]
+    sign_file(plan, key)
+    written = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert all(w["approval_signature"].startswith("-----BEGIN SSH SIGNATURE-----") for w in written)
+    assert [w["reason"] for w in written] == [REQUEST["reason"]] * 2
+    read = read_requests(path)
+    checks = [check_request_signature(row, policy, ("leads",), People(policy)) for row in read]
+    assert [(r["request_id"], r["approved_by"]) for r in read] == [
+        ("r1", "olga@x.example"),
+        ("r2", "olga@x.example"),
+    ]
+    assert [(c.problem, c.signer.principal) for c in checks] == [(None, "olga@x.example")] * 2
+
+
+def _file_row(request: dict) -> dict:
+    """A request as a file holds it: times as ISO-8601 text, the approver left to the signer."""
+    return {
+        **{k: v.isoformat() if isinstance(v, datetime) else v for k, v in request.items()},
+        "approved_by": None,
+        "approved_at": None,
+    }
