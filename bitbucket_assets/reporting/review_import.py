@@ -428,6 +428,20 @@ def record_review_import(
                 f"{plan.file.name}: line {clashes[0]['file_line']}: decision: another import decided this "
                 "item meanwhile; import the file again to see why; nothing imported"
             )
+        # The plan was checked on a read-only connection: access that changed since (a request approved or
+        # a snapshot published in between) refuses the file as it would have then. Request users are
+        # {uuid}s or account ids, so the snapshot's links compare them without the policy's emails.
+        people = snapshot_people(con, ApproverPolicy())
+        changes = _changes_since_export(
+            con, _campaigns(con, {d["campaign_id"] for d in plan.decisions}), people
+        )
+        changed = [d for d in plan.decisions if (d["campaign_id"], d["review_item"]) in changes]
+        if changed:
+            first = changed[0]
+            raise ReviewImportError(
+                f"{plan.file.name}: line {first['file_line']}: "
+                f"{changes[(first['campaign_id'], first['review_item'])]} (meanwhile); nothing imported"
+            )
         if plan.decisions or plan.requests:
             con.execute(
                 "insert or ignore into provisioning.review_files values (?, ?, ?, ?, ?, ?, ?)",

@@ -13,7 +13,15 @@ import duckdb
 import pytest
 
 from bitbucket_assets.reporting.review import new_campaign, register_campaign, write_review
-from bitbucket_assets.reporting.review_import import ReviewImportError, import_review, sign_review
+from bitbucket_assets.reporting.review_import import (
+    ReviewFile,
+    ReviewImportError,
+    import_review,
+    plan_review_import,
+    record_review_import,
+    sign_review,
+    signature_beside,
+)
 from tests.support.provisioning import add_request, provision, statuses, writes
 from tests.support.signing import keypair, signed_policy
 
@@ -231,3 +239,38 @@ def test_a_decision_on_access_that_changed_after_the_export_is_refused(tiny_hist
     )
     with duckdb.connect(db, read_only=True) as con:
         assert con.execute("select count(*) from provisioning.review_decisions").fetchone() == (0,)
+
+
+def test_access_that_changes_between_the_check_and_the_recording_refuses_the_file(
+    make_sim, warehouse, tmp_path, keys
+) -> None:
+    """`review import` checks the file on a read-only connection and records it under the writer's lock: a
+    request approved in between is found again when recording, and nothing is imported."""
+    sim = make_sim()
+    approvals, _ = signed_policy(tmp_path, sim, {"olga@tiny.example": keys["olga"]})
+    rows = export(warehouse, tmp_path / "review.csv")
+    zoe = decide(rows, 'Zoë O\'Brien "Zed" Łukasiewicz', "on-call", "keep")
+    path = signed(rows, tmp_path / "review.csv", keys["olga"])
+    file = ReviewFile.read(path)
+    with duckdb.connect(warehouse, read_only=True) as con:
+        plan = plan_review_import(con, file, signature_beside(path), approvals=approvals)
+    assert [d["decision"] for d in plan.decisions] == ["keep"]
+    add_request(
+        warehouse, "meanwhile", sim.user("zoe"), "on-call", action="remove", approved_at=datetime.now(UTC)
+    )
+    with duckdb.connect(warehouse) as con, pytest.raises(ReviewImportError) as refused:
+        record_review_import(con, plan, signature_beside(path))
+    assert str(refused.value) == (
+        f"review.csv: line {line_of(rows, zoe)}: access changed after the export: request meanwhile (remove "
+        f"in group on-call, approved {_approved_at(warehouse, 'meanwhile'):%Y-%m-%d %H:%M} UTC); decide it "
+        "in a new campaign (meanwhile); nothing imported"
+    )
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute("select count(*) from provisioning.review_decisions").fetchone() == (0,)
+
+
+def _approved_at(db: str, request_id: str) -> datetime:
+    with duckdb.connect(db, read_only=True) as con:
+        return con.execute(
+            "select approved_at from provisioning.access_requests where request_id = ?", [request_id]
+        ).fetchone()[0]
