@@ -203,8 +203,9 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool, signe
 def demo_signers(org: Organisation, database: Path, requested: set[str]) -> DemoSigners:
     """Two people of the first workspace (owners first; none whose access the demo's requests change) get a
     key each, and a policy that names them: the approver for every workspace and for protected groups, the
-    reviewer for every workspace; every request needs a signature. Keys and policy sit beside the warehouse,
-    readable by their owner only, as an approver's key and the deployment's policy would."""
+    reviewer for every workspace; every request needs a signature. Keys and policy sit in a directory beside
+    the warehouse that only its owner can open, as an approver's key and the deployment's policy would: the
+    policy is refused in a directory others can write, which the warehouse's may be (a umask of 002)."""
     ws = next(iter(org.workspaces.values()))
     candidates = sorted(
         (u for u, m in ws.members.items() if u != org.operator_uuid and u not in requested),
@@ -213,6 +214,7 @@ def demo_signers(org: Organisation, database: Path, requested: set[str]) -> Demo
     approver, reviewer = (org.users[u] for u in candidates[:2])
     keys = database.with_name(database.stem + "-keys")
     keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys.chmod(0o700)  # mkdir's mode is masked by the umask, and an existing directory keeps its own
     made = {}
     for who, name in ((approver, "approver"), (reviewer, "reviewer")):
         key = keys / name
@@ -224,7 +226,7 @@ def demo_signers(org: Organisation, database: Path, requested: set[str]) -> Demo
             capture_output=True,
         )
         made[name] = key
-    policy = database.with_name(database.stem + "-approvers.yaml")
+    policy = keys / "approvers.yaml"
     policy.write_text(
         "# The demo's approver policy (docs/provisioning.md): written by `bitbucket-access demo`.\n"
         "identities:\n"
