@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -16,6 +17,8 @@ from bitbucket_assets.defs.access_requests.jobs import (
     provision_group_membership,
 )
 from bitbucket_assets.defs.resources import BitbucketResource, ProvisioningResource
+from bitbucket_assets.reporting.review import new_campaign, register_campaign, write_review
+from bitbucket_assets.reporting.review_import import import_review, sign_review
 from bitbucket_simulator import SIM_API_TOKEN
 from tests.support.provisioning import NOW, add_request, log, statuses, writes
 from tests.support.signing import add_signed_request, keypair, signed_policy
@@ -127,3 +130,35 @@ def test_signed_requests_through_the_sensor_the_job_and_the_expiry_job(make_sim,
         "PUT",
         "DELETE",
     ]
+
+
+def test_a_signed_review_revokes_through_the_sensor_and_the_job(make_sim, warehouse, tmp_path) -> None:
+    """A signed review's revocation waits as an approved request: the sensor starts the job, and the job,
+    with the deployment's policy, checks the signed file again and applies it."""
+    sim = make_sim()
+    key = keypair(tmp_path, "olga")
+    approvals, policy = signed_policy(tmp_path, sim, {"olga@tiny.example": key})
+    path = tmp_path / "review.csv"
+    with duckdb.connect(warehouse, read_only=True) as con:
+        campaign = new_campaign(con, datetime.now(UTC), "tiny-co")
+    with duckdb.connect(warehouse) as con:
+        register_campaign(con, campaign, datetime.now(UTC))
+    write_review(campaign.rows, path, "csv")
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    for row in rows:
+        if row["user_display_name"] == "Ben Okafor" and row["resource_key"] == "payments-api":
+            row["decision"] = "revoke"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    sign_review(path, key)
+    with duckdb.connect(warehouse) as con:
+        assert import_review(con, path, approvals=approvals).created == 1
+    with dg.build_sensor_context(resources={"duckdb": DuckDBResource(database=warehouse)}) as context:
+        assert isinstance(approved_requests_sensor(context), dg.RunRequest)
+    deployed = {**resources(sim, warehouse), "provisioning": ProvisioningResource(approver_policy=policy)}
+    assert provision_group_membership.execute_in_process(resources=deployed).success
+    assert [(status, reason) for status, reason in statuses(warehouse).values()] == [("applied", None)]
+    assert sim.user("ben").uuid not in sim.org.workspaces["tiny-co"].groups["developers"].members
+    assert [w.method for w in writes(sim)] == ["DELETE"]
