@@ -41,7 +41,7 @@ def _run(call, *args, **kwargs):
     from .provisioning.approvals import ApproverPolicyError
     from .provisioning.requests_import import RequestImportError
     from .reporting.evidence import EvidenceOutputError
-    from .reporting.review import ReviewImportError
+    from .reporting.review_files import ReviewImportError
     from .services import CommandError
     from .warehouse.files import WarehouseBusyError
 
@@ -142,6 +142,53 @@ def import_requests_command(path: str) -> None:
     _echo(f"imported {count} request(s) into provisioning.access_requests")
 
 
+@requests.command("sign")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Your SSH key (a private key, or a public key whose private half your ssh-agent holds).",
+)
+@click.option(
+    "--approver",
+    default=None,
+    help="Your name as the approver policy lists it (default: the principal of --key in "
+    "BITBUCKET_APPROVER_POLICY).",
+)
+@click.option(
+    "--request",
+    "request_ids",
+    multiple=True,
+    help="Sign only this request (repeatable); default: every request of the file not signed yet.",
+)
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="Write here instead of PATH.")
+@click.option("--yes", is_flag=True, help="Sign without asking (the texts are printed all the same).")
+def sign_requests_command(
+    path: str, key: str, approver: str | None, request_ids: tuple[str, ...], out: str | None, yes: bool
+) -> None:
+    """Approve requests of a CSV or JSON Lines file: print the text of each, sign it with your SSH key and
+    write the signature into its approval_signature column (approved_by and approved_at are set with it)."""
+    from . import services
+
+    settings = _settings()
+    plan = _run(services.plan_request_signing, settings, path, key, approver, request_ids)
+    if not plan.requests:
+        _echo(f"nothing to sign in {path}: every request is signed already (--request re-signs one)")
+        return
+    for request_id, text in plan.texts():
+        _echo(f"-- request {request_id}, as you approve it:")
+        for line in text.splitlines():
+            _echo(f"   {line}")
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Sign {len(plan.requests)} request(s) as {plan.approver}?", abort=True)
+    target = _run(services.sign_requests, plan, key, out)
+    _echo(
+        f"signed {len(plan.requests)} request(s) as {plan.approver} in {target}; next: "
+        f"`bitbucket-access requests import {target}`"
+    )
+
+
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Show and log the plan; call nothing, change nothing.")
 @click.option(
@@ -181,33 +228,79 @@ def review() -> None:
 @click.option("--workspace", default=None, help="Only this workspace.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="xlsx", show_default=True)
 @click.option("--out", "out", default=None, help="Output file (default: access-review-<date>.<format>).")
-def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None) -> None:
+@click.option(
+    "--due",
+    default=None,
+    help="Date or timestamp (UTC) after which the campaign takes no decision (default: "
+    "BITBUCKET_REVIEW_DUE_DAYS, 30 days, from now).",
+)
+def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None, due: str | None) -> None:
     """One row per (user, resource, permission) with every grant path and reviewer/decision columns."""
     from . import services
 
     if out and not Path(out).resolve().parent.is_dir():
         raise click.BadParameter(f"the directory of {out} does not exist", param_hint="--out")
     when = _timestamp(as_of, "--as-of")
-    target, count, campaign = _run(services.review_export, _settings(), when, workspace, fmt, out)
+    until = _timestamp(due, "--due") if due else None
+    target, count, campaign = _run(services.review_export, _settings(), when, workspace, fmt, out, until)
     _echo(
-        f"wrote {count} review rows to {target} (campaign {campaign}; only its rows, unchanged, can be "
-        "imported)"
+        f"wrote {count} review rows to {target} (campaign {campaign.campaign_id}, due "
+        f"{campaign.due_at:%Y-%m-%d %H:%M} UTC; only its rows, unchanged, can be imported)"
     )
+    _echo(
+        f"The reviewer fills reviewer/decision/comment, then signs the file: `bitbucket-access review sign "
+        f"{target} --key ~/.ssh/id_ed25519`"
+    )
+
+
+@review.command("sign")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Your SSH key (a private key, or a public key whose private half your ssh-agent holds).",
+)
+def review_sign(path: str, key: str) -> None:
+    """Sign a completed review file as its reviewer: writes PATH.sig beside it (the same as `ssh-keygen -Y
+    sign -n bitbucket-access-review -f KEY PATH`). Every decision in the file is then yours."""
+    from . import services
+
+    signature = _run(services.sign_review, path, key)
+    _echo(f"signed {path}: {signature}; next: `bitbucket-access review import {path}`")
 
 
 @review.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def review_import(path: str) -> None:
-    """Turn `revoke` decisions into approved `remove` requests for the provisioning job."""
+@click.option(
+    "--signature",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The reviewer's detached signature (default: PATH.sig beside the file).",
+)
+def review_import(path: str, signature: str | None) -> None:
+    """Record every decision of a signed review file (keep and revoke) and turn each `revoke` into approved
+    `remove` requests for the provisioning job."""
     from . import services
 
-    result = _run(services.review_import, _settings(), path)
+    result, policy = _run(services.review_import, _settings(), path, signature)
     before = len(result.requests) - result.created
     _echo(
         f"{result.created} remove request(s) created"
         + (f" ({before} already imported before)" if before else "")
         + f"; {result.kept} access(es) kept"
     )
+    who = (
+        f"signed by {result.reviewer} ({result.key_fingerprint})"
+        if result.key_fingerprint
+        else f"by {result.reviewer or 'nobody'}, UNSIGNED (no approver policy to check a signature against)"
+    )
+    _echo(
+        f"{len(result.decisions)} decision(s) recorded in provisioning.review_decisions"
+        + (f" ({result.repeated} recorded before)" if result.repeated else "")
+        + f", {who}; file SHA-256 {result.file.sha256}"
+    )
+    _echo(f"  {policy}")
     for line in result.manual:
         _echo(f"  manual: {line}")
     _echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -330,38 +330,147 @@ def verify_provisioning_log(settings: Settings):
 
 
 def import_requests(settings: Settings, path: str) -> int:
+    """Read and check the file (approvals and signatures, against the snapshot) before taking the writer's
+    lock, then insert every row at once."""
     from .provisioning.approvals import ApproverPolicy
-    from .provisioning.requests_import import import_requests as import_file
+    from .provisioning.requests_import import check_requests, read_requests, store_requests
 
     approvals = ApproverPolicy.load(settings.bitbucket_approver_policy)
+    rows = read_requests(path)
+    with _snapshot(settings) as con:
+        rows = check_requests(rows, path, approvals, settings.protected_groups, con)
     with open_writer(settings.duckdb_path) as con:
-        return import_file(con, path, approvals, settings.protected_groups)
+        return store_requests(con, path, rows)
+
+
+def plan_request_signing(
+    settings: Settings, path: str, key: str, approver: str | None, request_ids: tuple[str, ...]
+):
+    """What `requests sign` will sign (`requests_import.SigningPlan`), as whom: `approver`, else the principal
+    the approver policy lists for the key."""
+    from .provisioning.approvals import ApproverPolicy
+    from .provisioning.requests_import import plan_signing
+
+    if approver is None:
+        policy = ApproverPolicy.load(settings.bitbucket_approver_policy)
+        if not policy.configured:
+            raise CommandError(
+                "no approver policy to find the key's principal in (BITBUCKET_APPROVER_POLICY): name "
+                "yourself with --approver, as the policy's allowed_signers will"
+            )
+        approver = policy.principal_of_key(_public_key(key))
+        if approver is None:
+            raise CommandError(
+                f"the key {key} is not in the allowed_signers of the approver policy {policy.source}: ask "
+                "for it to be added, or sign with the key that is"
+            )
+    return plan_signing(path, approver, SystemClock().now(), request_ids)
+
+
+def sign_requests(plan, key: str, out: str | None = None) -> Path:
+    """Sign the planned requests with `key` and write the file (`requests_import.sign_file`)."""
+    from .provisioning.requests_import import sign_file
+
+    return _signing(sign_file, plan, key, out)
+
+
+def _public_key(key: str) -> str:
+    """The public half of a key file: the file itself when it is one, else KEY.pub beside it, else derived."""
+    from .signing import public_key
+
+    path = Path(key)
+    for candidate in (path, path.with_name(path.name + ".pub")):
+        if candidate.suffix == ".pub" and candidate.is_file():
+            return candidate.read_text(encoding="utf-8").strip()
+    return _signing(public_key, path)
+
+
+def _signing(call, *args):
+    """A signing step whose failure (`signing.SignatureError`) is a message for the user."""
+    from .signing import SignatureError
+
+    try:
+        return call(*args)
+    except SignatureError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def _snapshot(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """The warehouse read-only (waiting while a writer holds it) to check against; None before it exists."""
+    if not settings.is_motherduck and not Path(settings.duckdb_path).exists():
+        yield None
+        return
+    with open_reader(settings.duckdb_path) as con:
+        yield con
 
 
 # ---- reviews and evidence ----
 
 
-def review_export(settings: Settings, as_of: datetime, workspace: str | None, fmt: str, out: str | None):
-    """The population as a new review campaign: registered in the warehouse (waiting for the writer lock as
-    provisioning does), then written to the file."""
+def review_export(
+    settings: Settings,
+    as_of: datetime,
+    workspace: str | None,
+    fmt: str,
+    out: str | None,
+    due: datetime | None = None,
+):
+    """The population as a new review campaign, due at `due` (default: BITBUCKET_REVIEW_DUE_DAYS from now):
+    registered in the warehouse (waiting for the writer lock as provisioning does), then written to the
+    file."""
     from .reporting.review import new_campaign, register_campaign, write_review
 
+    now = SystemClock().now()
+    due = due or now + timedelta(days=settings.bitbucket_review_due_days)
+    if due <= now:
+        raise CommandError(f"--due {due:%Y-%m-%d %H:%M} UTC is already past")
     with _connect(report_database(settings), read_only=True) as con:
-        campaign = new_campaign(con, as_of, workspace)
+        campaign = new_campaign(con, as_of, workspace, due)
     target = Path(out or f"access-review-{as_of:%Y-%m-%d}-{campaign.campaign_id}.{fmt}")
     with open_writer(settings.duckdb_path) as con:
-        register_campaign(con, campaign, SystemClock().now())
+        register_campaign(con, campaign, now)
     write_review(campaign.rows, target, fmt)
-    return target, len(campaign.rows), campaign.campaign_id
+    return target, len(campaign.rows), campaign
 
 
-def review_import(settings: Settings, path: str):
+def review_import(settings: Settings, path: str, signature: str | None = None):
+    """Read the file and its signature (default: FILE.sig beside it), check them against the warehouse
+    read-only, then record the decisions and requests: the writer's lock is held only while they are
+    inserted."""
     from .provisioning.approvals import ApproverPolicy
-    from .reporting.review import import_review
+    from .reporting.review_import import (
+        ReviewFile,
+        plan_review_import,
+        record_review_import,
+        signature_beside,
+    )
 
     approvals = ApproverPolicy.load(settings.bitbucket_approver_policy)
+    file = ReviewFile.read(Path(path))
+    signed = Path(signature).read_text(encoding="utf-8") if signature else signature_beside(Path(path))
+    with _snapshot(settings) as con:
+        if con is None:
+            raise CommandError(f"no warehouse at {settings.duckdb_path}: nothing to import a review into")
+        plan = plan_review_import(
+            con,
+            file,
+            signed,
+            SystemClock().now(),
+            approvals,
+            settings.protected_groups,
+            settings.bitbucket_review_max_rows,
+        )
     with open_writer(settings.duckdb_path) as con:
-        return import_review(con, Path(path), approvals=approvals, protected=settings.protected_groups)
+        result = record_review_import(con, plan, signed)
+    return result, approvals.describe()
+
+
+def sign_review(path: str, key: str) -> Path:
+    """Sign a completed review file as its reviewer: FILE.sig beside it."""
+    from .reporting.review_import import sign_review as sign
+
+    return _signing(sign, Path(path), key)
 
 
 def evidence(settings: Settings, start: datetime, end: datetime, out: str, replace: bool = False):

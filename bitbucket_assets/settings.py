@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Every default the project has, written once. `Settings` uses them, and so do the library's keyword defaults
@@ -36,6 +36,11 @@ VANISHED_MIN_COUNT = 5
 DEFAULT_MAX_CHANGES_PER_RUN = 50
 DEFAULT_MAX_APPROVAL_AGE_DAYS = 30.0
 DEFAULT_PROTECTED_GROUPS = ("administrators",)
+# An access-review campaign takes decisions until this many days after its export (`review export --due`).
+DEFAULT_REVIEW_DUE_DAYS = 30
+# A review file with more rows than this is refused before its rows are read (a workbook of 1,000 users by
+# 250 repositories holds 250,000).
+DEFAULT_REVIEW_MAX_ROWS = 500_000
 # Relative to the directory the command runs in; resolved to an absolute path when read, so Dagster, dbt
 # (which runs in dbt_project/) and every reader open the same file.
 DEFAULT_DUCKDB_PATH = "data/bitbucket_access.duckdb"
@@ -93,6 +98,11 @@ class Settings(BaseSettings):
     bitbucket_max_approval_age_days: float = Field(DEFAULT_MAX_APPROVAL_AGE_DAYS, gt=0)
     bitbucket_max_changes_per_run: int = Field(DEFAULT_MAX_CHANGES_PER_RUN, ge=0)
 
+    # Access reviews: how long a campaign takes decisions after its export, and the most rows a review file
+    # may hold (checked before its rows are read).
+    bitbucket_review_due_days: int = Field(DEFAULT_REVIEW_DUE_DAYS, ge=1)
+    bitbucket_review_max_rows: int = Field(DEFAULT_REVIEW_MAX_ROWS, ge=1)
+
     # Workspaces administered from admin.atlassian.com: their groups are organization groups, changed (and
     # their members read) through the Atlassian Admin API with an organization API key (docs/provisioning.md).
     bitbucket_admin_org_id: str | None = None
@@ -123,6 +133,14 @@ class Settings(BaseSettings):
         if value is None or value.startswith("md:"):
             return value
         return str(Path(value).expanduser().resolve())
+
+    @model_validator(mode="after")
+    def _policy_named_when_set(self) -> Settings:
+        """Read from the process environment, a policy variable that is set but empty is an error, not "no
+        policy" (every other empty variable counts as unset)."""
+        if type(self) is Settings and self.bitbucket_approver_policy is None:
+            empty_policy_problem(os.environ)
+        return self
 
     @field_validator("bitbucket_api_url", "bitbucket_oauth_token_url", "bitbucket_admin_api_url")
     @classmethod
@@ -182,7 +200,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     """
     try:
         if env is None and not overrides:
+            empty_policy_problem(os.environ)
             return Settings()
+        if "bitbucket_approver_policy" not in overrides:
+            empty_policy_problem(env or {})
         values = {
             k.lower(): v for k, v in (env or {}).items() if v != "" and k.lower() in Settings.model_fields
         }
@@ -198,6 +219,19 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 
 class SettingsError(ValueError):
     """A variable has a value the settings cannot use; the message names it (never its value)."""
+
+
+POLICY_VARIABLE = "BITBUCKET_APPROVER_POLICY"
+
+
+def empty_policy_problem(environment: Mapping[str, str]) -> None:
+    """A policy variable set but empty would silently mean "anyone may approve": refuse it."""
+    value = environment.get(POLICY_VARIABLE)
+    if value is not None and not value.strip():
+        raise SettingsError(
+            f"{POLICY_VARIABLE} is set but empty: name the approver policy file, or unset the variable to "
+            "run without a policy (every surface then says so)"
+        )
 
 
 class _ExplicitSettings(Settings):

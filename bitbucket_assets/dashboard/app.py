@@ -266,5 +266,13 @@ try:
         download(requests, "requests", ws=workspace)
         st.subheader("Every attempt")
         st.dataframe(readable(log), width="stretch", hide_index=True)
+        campaigns, attestations = data.reviews(workspace)
+        st.subheader("Access reviews: campaigns and their completion")
+        st.caption("Items decided of items exported, by reviewer (reviewer empty: the whole campaign).")
+        st.dataframe(readable(campaigns), width="stretch", hide_index=True)
+        download(campaigns, "review-campaigns", ws=workspace)
+        st.subheader("Attestations: every keep and revoke, who signed it, and the file's SHA-256")
+        st.dataframe(readable(attestations), width="stretch", hide_index=True)
+        download(attestations, "attestations", ws=workspace)
 except FileNotFoundError as exc:
     st.error(str(exc))

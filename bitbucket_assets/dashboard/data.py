@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ..provisioning.approvals import ApproverPolicy
+from ..provisioning.approvals import ApproverPolicy, ApproverPolicyError
 from ..reporting.evidence import QUERIES
-from ..settings import load_settings
+from ..settings import SettingsError, load_settings
 from ..warehouse.files import reader_database
 
 # The trends the overview draws, one chart each: column of `marts.fct_workspace_trends` -> title.
@@ -76,8 +76,12 @@ def sign_in_required() -> bool:
 
 
 def approver_policy() -> tuple[bool, str]:
-    """Whether an approver policy is configured, and the sentence that says which (or that none is)."""
-    policy = ApproverPolicy.load(load_settings().bitbucket_approver_policy)
+    """Whether an approver policy is configured, and the sentence that says which (or that none is, or why the
+    one named is refused)."""
+    try:
+        policy = ApproverPolicy.load(load_settings().bitbucket_approver_policy)
+    except (ApproverPolicyError, SettingsError) as exc:
+        return False, f"approver policy REFUSED: {exc}"
     return policy.configured, policy.describe()
 
 
@@ -210,3 +214,22 @@ def provisioning(workspace: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
         requests = requests[requests.workspace_slug == workspace].reset_index(drop=True)
         log = log[log.workspace_slug == workspace].reset_index(drop=True)
     return requests, log
+
+
+def reviews(workspace: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Access-review campaigns with their completion (by reviewer; reviewer empty: the whole campaign), and
+    every attestation, latest first."""
+    try:
+        campaigns = query(
+            "select * from provisioning.review_completion where $ws is null or workspace_slug is null or "
+            "workspace_slug = $ws order by created_at desc, campaign_id, reviewer nulls first",
+            {"ws": workspace},
+        )
+        attestations = query(
+            "select * from provisioning.attestations where $ws is null or workspace_slug = $ws "
+            "order by decided_at desc, campaign_id, review_item",
+            {"ws": workspace},
+        )
+    except duckdb.CatalogException:
+        return pd.DataFrame(), pd.DataFrame()
+    return campaigns, attestations

@@ -48,8 +48,9 @@ from ..settings import (
     DEFAULT_PROTECTED_GROUPS,
 )
 from . import audit_log
-from .approvals import ApproverPolicy, snapshot_group_members
+from .approvals import ApproverPolicy, snapshot_group_members, snapshot_people
 from .backends import ADMIN_API, Backends, MembershipBackend, idp_refusal
+from .signed_requests import SignatureCheck, check_request_signature
 from .tables import ACTIONS, create_provisioning_tables
 
 
@@ -100,6 +101,8 @@ class Provisioner:
         self.now = now or self.clock.now()  # the moment approval age and expiry are judged at
         self.approvals = approvals or ApproverPolicy()
         self._group_members = snapshot_group_members(con)
+        self.people = snapshot_people(con, self.approvals)
+        self._review_proofs: dict = {}  # signed review files read this run (reporting/review.py)
         self.report = ProvisioningReport()
         self.head: str | None = None  # the log's chain head after this run's last row
         self._members: dict[tuple[str, str], set[str]] = {}
@@ -141,34 +144,72 @@ class Provisioner:
         return self.report
 
     def expire(self) -> ProvisioningReport:
-        """Undo just-in-time grants whose time is up, unless another active approved request still covers
-        them."""
+        """End just-in-time grants whose time is up. Whether a membership is still covered is decided from its
+        intended state: the latest decision about it (by approval time) wins, so a later removal ends an
+        earlier add's cover and a later just-in-time request extends or shortens the expiry. Users are
+        compared as one person (`People`), whether a request names them by `{uuid}` or account id."""
         self.reconcile_intents()
         due = self._rows(
-            "select * from provisioning.access_requests where status = 'applied' and action = 'add' "
-            "and expires_at is not null and expires_at <= ? order by expires_at, request_id",
+            "select * from provisioning.access_requests where action = 'add' and status in ('applied', "
+            "'no_change') and expires_at is not null and expires_at <= ? order by expires_at, request_id",
             [self.now],
         )
+        memberships: dict[tuple[str, str, str], list[dict]] = {}
         for request in due:
-            cover = self._rows(
-                # An add that found the user already in the group (no_change) covers the membership too.
-                "select request_id from provisioning.access_requests where status in ('applied', "
-                "'no_change') and action = 'add' and workspace_slug = ? and group_slug = ? and user_id = ? "
-                "and request_id <> ? and (expires_at is null or expires_at > ?) order by request_id limit 1",
-                [
-                    request["workspace_slug"],
-                    request["group_slug"],
-                    request["user_id"],
-                    request["request_id"],
-                    self.now,
-                ],
-            )
-            if cover:
-                note = f"expired; access kept because request {cover[0]['request_id']} still covers it"
-                self._finish(request, "expired", note, action="expire")
+            key = (request["workspace_slug"], request["group_slug"], self.people.key(request["user_id"]))
+            memberships.setdefault(key, []).append(request)
+        for (ws, group, user), ended in memberships.items():
+            latest = max(self._decisions(ws, group, user), key=_decision_order)
+            if (
+                latest["action"] == "add"
+                and latest["status"] != "expired"
+                and (latest["expires_at"] is None or latest["expires_at"] > self.now)
+            ):
+                for request in ended:
+                    note = f"expired; access kept because request {latest['request_id']} still covers it"
+                    self._finish(request, "expired", note, action="expire")
                 continue
-            self._apply(request, action="remove", log_action="expire", success="expired")
+            ended.sort(key=_decision_order)
+            last = ended[-1]
+            if not self._made_by_this_system(ws, group, user):
+                why = (
+                    f"the later removal {latest['request_id']} had ended it"
+                    if latest["action"] == "remove"
+                    else "the membership was not made by this system (it existed before the request)"
+                )
+                for request in ended:
+                    self._finish(request, "expired", f"expired; nothing removed: {why}", action="expire")
+                continue
+            for request in ended[:-1]:
+                note = f"expired; the membership ends with request {last['request_id']}"
+                self._finish(request, "expired", note, action="expire")
+            self._apply(last, action="remove", log_action="expire", success="expired")
         return self.report
+
+    def _decisions(self, ws: str, group: str, user: str) -> list[dict]:
+        """Every request that took effect on this membership: adds applied, found in place or expired since,
+        and removals applied or found done."""
+        rows = self._rows(
+            "select * from provisioning.access_requests where workspace_slug = ? and group_slug = ? and "
+            "((action = 'add' and status in ('applied', 'no_change', 'expired')) or "
+            "(action = 'remove' and status in ('applied', 'no_change')))",
+            [ws, group],
+        )
+        return [r for r in rows if self.people.key(r["user_id"]) == user]
+
+    def _made_by_this_system(self, ws: str, group: str, user: str) -> bool:
+        """Whether this system's last change to the membership (in the log's order) was the add that made it:
+        a membership that existed before any request of ours, or that we removed since, is not removed at
+        expiry."""
+        rows = self._rows(
+            "select user_uuid, action, outcome, http_status, error from provisioning.provisioning_log "
+            "where not dry_run and workspace_slug = ? and group_slug = ? and "
+            "((action in ('add', 'remove') and outcome = 'applied') or (action = 'expire' and outcome = "
+            "'expired' and (http_status is not null or error = ?))) order by seq nulls first, attempted_at",
+            [ws, group, RECONCILED],
+        )
+        changes = [r["action"] for r in rows if r["user_uuid"] and self.people.key(r["user_uuid"]) == user]
+        return bool(changes) and changes[-1] == "add"
 
     # ---- crash recovery ----
 
@@ -190,7 +231,7 @@ class Provisioner:
                 self._finish(
                     request,
                     outcome,
-                    "the previous run's call had taken effect (reconciled after a crash)",
+                    RECONCILED,
                     action="expire" if outcome == "expired" else request["action"],
                     user_uuid=intent["user_uuid"],
                     backend=backend.name,
@@ -216,9 +257,16 @@ class Provisioner:
         """Rules that need no call; the live ones follow in `_apply`."""
         if request["action"] not in ACTIONS:
             return f"action {request['action']!r} is not one of add, remove"
+        proof = self._proof(request)
+        if proof.problem:
+            return proof.problem
+        if proof.signer is not None and not request["approved_by"]:
+            request["approved_by"] = proof.signer.principal  # the approver is the signer
         if not request["approved_by"]:
             return "no approver (approved_by is empty)"
-        approval = self.approvals.approval_problem(request, self.policy.protected_groups, self._group_members)
+        approval = self.approvals.approval_problem(
+            request, self.policy.protected_groups, self._group_members, self.people
+        )
         if approval:
             return approval
         if request["approved_at"] is None:
@@ -238,6 +286,17 @@ class Provisioner:
             return "expires_at is already past"
         snapshot_problem = self._snapshot_problem(request)
         return snapshot_problem
+
+    def _proof(self, request: dict) -> SignatureCheck:
+        """The approval's proof: its approver's signature, or, for a request a review import made, the
+        reviewer's signed file (checked again here: the warehouse is not trusted to hold the truth)."""
+        if request.get("review_file_sha256") and not request.get("approval_signature"):
+            if not self.approvals.configured:
+                return SignatureCheck()
+            from ..reporting.review_import import review_request_proof  # reporting builds on provisioning
+
+            return review_request_proof(self.con, request, self.approvals, self.people, self._review_proofs)
+        return check_request_signature(request, self.approvals, self.policy.protected_groups, self.people)
 
     def _without_conflicts(self, requests: list[dict], dry_run: bool) -> list[dict]:
         """An add and a remove of the same membership in one run: which one wins would depend on their order,
@@ -261,18 +320,8 @@ class Provisioner:
         return sorted(kept, key=requests.index)
 
     def _user_key(self, request: dict) -> str:
-        """The user as one key whether the request names a {uuid} or an account id (from the latest
-        snapshot)."""
-        user_id = request["user_id"]
-        try:
-            row = self.con.execute(
-                "select any_value(user_uuid) from staging.stg_bitbucket__workspace_members "
-                "where workspace_slug = ? and (user_uuid = ? or account_id = ?)",
-                [request["workspace_slug"], user_id, user_id],
-            ).fetchone()
-        except duckdb.CatalogException:
-            row = None
-        return (row[0] if row and row[0] else user_id).lower()
+        """The user as one person whether the request names a {uuid} or an account id."""
+        return self.people.key(request["user_id"])
 
     def _snapshot_problem(self, request: dict) -> str | None:
         """User and group must exist in the workspace's latest complete snapshot (when there is one)."""
@@ -400,9 +449,9 @@ class Provisioner:
                 backend=backend,
             )
             self.con.execute(
-                "update provisioning.access_requests set status = ?, status_reason = ?, updated_at = ? "
-                "where request_id = ?",
-                [outcome, note, self.clock.now(), request["request_id"]],
+                "update provisioning.access_requests set status = ?, status_reason = ?, updated_at = ?, "
+                "approved_by = coalesce(approved_by, ?) where request_id = ?",
+                [outcome, note, self.clock.now(), request["approved_by"], request["request_id"]],
             )
             self.con.execute(
                 "delete from provisioning.provisioning_intents where request_id = ?", [request["request_id"]]
@@ -462,6 +511,14 @@ class Provisioner:
         cursor = self.con.execute(sql, params or [])
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+RECONCILED = "the previous run's call had taken effect (reconciled after a crash)"
+
+
+def _decision_order(request: dict) -> tuple:
+    """Decisions in the order they were made: by approval time, then when they were recorded."""
+    return (request["approved_at"] or request["created_at"], request["created_at"], request["request_id"])
 
 
 def _explain(exc: BitbucketError, group: str) -> str:

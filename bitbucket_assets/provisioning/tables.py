@@ -116,6 +116,65 @@ DDL = [
     FROM provisioning.provisioning_log l
     LEFT JOIN provisioning.access_requests r USING (request_id)
     """,
+    # Proof of approval: the approver's signature over the request's text (signed_requests.py), or, for a
+    # request made by a review import, the SHA-256 of the signed review file it came from (review_files).
+    "ALTER TABLE provisioning.access_requests ADD COLUMN IF NOT EXISTS approval_signature VARCHAR",
+    "ALTER TABLE provisioning.access_requests ADD COLUMN IF NOT EXISTS review_file_sha256 VARCHAR",
+    # A campaign takes decisions until its due time (set at export).
+    "ALTER TABLE provisioning.review_campaigns ADD COLUMN IF NOT EXISTS due_at TIMESTAMPTZ",
+    """
+    -- Every review file imported: its bytes, and the reviewer's detached signature over them, so that each
+    -- decision (and each request a revoke made) can be checked again against the reviewer's key.
+    CREATE TABLE IF NOT EXISTS provisioning.review_files (
+        file_sha256 VARCHAR PRIMARY KEY,
+        file_name VARCHAR NOT NULL,
+        content BLOB NOT NULL,
+        signature VARCHAR,                   -- null: imported without an approver policy (unsigned)
+        reviewer VARCHAR NOT NULL,           -- the signer's principal (unsigned: the reviewer cells)
+        key_fingerprint VARCHAR,
+        imported_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    -- Attestations: every decision of a review, keep as well as revoke, by whom, when and from which file.
+    CREATE TABLE IF NOT EXISTS provisioning.review_decisions (
+        campaign_id VARCHAR NOT NULL,
+        review_item VARCHAR NOT NULL,
+        decision VARCHAR NOT NULL,           -- keep | revoke
+        comment VARCHAR,
+        reviewer VARCHAR NOT NULL,
+        key_fingerprint VARCHAR,             -- the reviewer's key; null: unsigned (no approver policy)
+        decided_at TIMESTAMPTZ NOT NULL,     -- when the file was imported
+        file_sha256 VARCHAR NOT NULL,
+        file_line INTEGER NOT NULL,
+        PRIMARY KEY (campaign_id, review_item)
+    )
+    """,
+    """
+    -- The attestations reports read: each decision with the access it was about.
+    CREATE OR REPLACE VIEW provisioning.attestations AS
+    SELECT d.decided_at, d.campaign_id, d.review_item, i.workspace_slug, i.resource_type, i.resource_key,
+           i.user_uuid, i.user_account_id, i.user_display_name, i.permission, d.decision, d.comment,
+           d.reviewer, d.key_fingerprint, d.file_sha256, d.file_line
+    FROM provisioning.review_decisions d
+    JOIN provisioning.review_items i USING (campaign_id, review_item)
+    """,
+    """
+    -- Each campaign's completion: items decided of items exported, in all (reviewer null) and by reviewer.
+    CREATE OR REPLACE VIEW provisioning.review_completion AS
+    WITH decided AS (
+        SELECT campaign_id, reviewer, count(*) AS items_decided,
+               count(*) FILTER (WHERE decision = 'keep') AS kept,
+               count(*) FILTER (WHERE decision = 'revoke') AS revoked
+        FROM provisioning.review_decisions
+        GROUP BY GROUPING SETS ((campaign_id), (campaign_id, reviewer))
+    )
+    SELECT c.campaign_id, c.workspace_slug, c.as_of, c.created_at, c.due_at, c.item_count AS items_exported,
+           d.reviewer, coalesce(d.items_decided, 0) AS items_decided, coalesce(d.kept, 0) AS kept,
+           coalesce(d.revoked, 0) AS revoked
+    FROM provisioning.review_campaigns c
+    LEFT JOIN decided d USING (campaign_id)
+    """,
     """
     CREATE TABLE IF NOT EXISTS provisioning.provisioning_intents (
         request_id VARCHAR NOT NULL,

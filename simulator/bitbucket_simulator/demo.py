@@ -6,6 +6,7 @@ file): a user's own `BITBUCKET_*` variables never reach it, and it never changes
 
 from __future__ import annotations
 
+import csv
 import signal
 import subprocess
 import sys
@@ -25,8 +26,16 @@ from bitbucket_assets.extraction.sync import run_sync
 from bitbucket_assets.provisioning.approvals import ApproverPolicy
 from bitbucket_assets.provisioning.engine import Provisioner
 from bitbucket_assets.provisioning.requests_import import insert_requests
+from bitbucket_assets.provisioning.signed_requests import sign_request
+from bitbucket_assets.reporting.review_import import sign_review
 from bitbucket_assets.settings import Settings, load_settings, process_environment
-from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR, dbt_executable, read_copy_path
+from bitbucket_assets.signing import public_key
+from bitbucket_assets.warehouse.files import (
+    DBT_PROJECT_DIR,
+    dbt_executable,
+    publish_read_copy,
+    read_copy_path,
+)
 
 from . import (
     SIM_API_TOKEN,
@@ -46,11 +55,28 @@ class DemoResult:
     settings: Settings
     evidence_report: Path
     api_calls: int
+    keys: Path | None = None  # the demo approver's and reviewer's keys
 
 
-def demo_settings(server_url: str, operator_email: str, duckdb_path: str) -> Settings:
+@dataclass(frozen=True)
+class DemoSigners:
+    """The demo's approver policy and the two people it lets sign: an approver, and a reviewer."""
+
+    policy: Path
+    keys: Path
+    approver: str  # principals: their emails, mapped to their account ids in the policy
+    approver_key: Path
+    reviewer: str
+    reviewer_key: Path
+    reviewer_uuid: str
+
+
+def demo_settings(
+    server_url: str, operator_email: str, duckdb_path: str, approver_policy: str | None = None
+) -> Settings:
     """Settings that point at a simulator; nothing is read from the environment."""
     return load_settings(
+        bitbucket_approver_policy=approver_policy,
         bitbucket_api_url=server_url,
         bitbucket_email=operator_email,
         bitbucket_api_token=SIM_API_TOKEN,
@@ -66,9 +92,10 @@ def demo_settings(server_url: str, operator_email: str, duckdb_path: str) -> Set
 def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[str], None]) -> DemoResult:
     """A warehouse with `days` daily snapshots ending today. Every day but the last is extracted over HTTP by
     the real extraction on a simulated clock dated that day (the organisation evolving between days), with
-    approved requests provisioned on the third day and just-in-time grants expired when due; the last day is
-    the Dagster sync job on the real clock, whose dbt build folds every day in, as it does after a downtime.
-    Then an evidence pack over the whole period."""
+    approved requests, signed by the demo approver, provisioned on the third day and just-in-time grants
+    expired when due; the last day is the Dagster sync job on the real clock, whose dbt build folds every day
+    in, as it does after a downtime. Then one access review, signed by the demo reviewer, whose revocation the
+    provisioning job applies, and an evidence pack over the whole period."""
     if days < 2:
         raise services.CommandError("the demo needs at least 2 days: simulated ones, then today's sync")
     database = fresh_demo_database(duckdb_path)
@@ -76,14 +103,19 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
     first = (today - timedelta(days=days - 1)).replace(hour=5, minute=0, second=0)
     org = load_organisation(org_name, now=first)
     provisioning_day = min(2, days - 2)
+    requests = demo_requests(org, first + timedelta(days=provisioning_day))
+    signers = demo_signers(org, database, {r["user_id"] for r in requests})
     with SimulatorServer(Simulator(org)) as server:
-        settings = demo_settings(server.url, org.users[org.operator_uuid].email, str(database))
+        settings = demo_settings(
+            server.url, org.users[org.operator_uuid].email, str(database), str(signers.policy)
+        )
         settings.ensure_warehouse_directory()
         echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
+        echo(ApproverPolicy.load(str(signers.policy)).describe())
         for day in range(days - 1):
             if day:
                 _advance(server.simulator, org, echo)
-            for line in _simulated_day(settings, org, day == provisioning_day):
+            for line in _simulated_day(settings, org, day == provisioning_day, signers):
                 echo(line)
             if day == 0:
                 create_refresh_plan(settings.duckdb_path)  # later days are incremental, as after a real build
@@ -91,13 +123,18 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
         echo(f"-- {today:%Y-%m-%d} (today): the Dagster sync job, whose dbt build takes in every day above")
         for line in services.sync(settings).lines():
             echo(line)
+        for line in _signed_review(settings, org, signers, database):
+            echo(line)
+        # The review and its revocation came after the sync's read copy: publish it again, so the dashboard
+        # and the evidence pack show them.
+        publish_read_copy(settings.duckdb_path)
         calls = len(server.simulator.request_log)
     echo(f"{calls} API calls answered by the simulator.")
     evidence_dir = database.with_name(database.stem + "-evidence")
     pack = services.evidence(
         settings, first - timedelta(days=1), datetime.now(UTC), str(evidence_dir), replace=True
     )
-    return DemoResult(settings, pack.report, calls)
+    return DemoResult(settings, pack.report, calls, signers.keys)
 
 
 def _advance(simulator: Simulator, org: Organisation, echo: Callable[[str], None]) -> None:
@@ -105,10 +142,10 @@ def _advance(simulator: Simulator, org: Organisation, echo: Callable[[str], None
     echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
 
 
-def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> list[str]:
+def _simulated_day(settings: Settings, org: Organisation, provision: bool, signers: DemoSigners) -> list[str]:
     """One day of the past on a clock that starts at the organisation's date: a sync (the real extraction,
-    over HTTP), the expiry of just-in-time grants that are due, and on one day the demo's approved requests.
-    """
+    over HTTP), the expiry of just-in-time grants that are due, and on one day the demo's approved requests,
+    each signed by the demo approver."""
     clock = SimulatedClock(org.now)
     client = BitbucketClient(
         credentials_from_settings(settings),
@@ -135,14 +172,25 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> li
                 f"{clock.now():%Y-%m-%d %H:%M} UTC on a simulated clock; {result.stats['calls']} API calls; "
                 f"{modes}: permission lists of {read} repositories read, {carried} carried forward)"
             )
-            policy = ApproverPolicy()
+            policy = ApproverPolicy.load(settings.bitbucket_approver_policy)
             expiry = Provisioner(client, con, approvals=policy, admin_api=admin)
             expiry.expire()
             if expiry.report.outcomes:
                 lines += services.provisioning_summary(con, expiry.run_id, False, policy.describe()).lines()
             if provision:
-                lines.append("-- approved requests (one just-in-time, one in an admin-managed workspace)")
-                insert_requests(con, demo_requests(org, clock.now()), skip_existing=True)
+                lines.append(
+                    f"-- approved requests, signed by {signers.approver} (one just-in-time, one in an "
+                    "admin-managed workspace)"
+                )
+                signed = [
+                    {
+                        **r,
+                        "approved_by": signers.approver,
+                        "approval_signature": sign_request(r, signers.approver_key),
+                    }
+                    for r in demo_requests(org, clock.now())
+                ]
+                insert_requests(con, signed, skip_existing=True)
                 run = Provisioner(client, con, approvals=policy, admin_api=admin)
                 run.provision()
                 lines += services.provisioning_summary(con, run.run_id, False, policy.describe()).lines()
@@ -150,6 +198,87 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> li
         client.close()
         admin.client.close()
     return lines
+
+
+def demo_signers(org: Organisation, database: Path, requested: set[str]) -> DemoSigners:
+    """Two people of the first workspace (owners first; none whose access the demo's requests change) get a
+    key each, and a policy that names them: the approver for every workspace and for protected groups, the
+    reviewer for every workspace; every request needs a signature. Keys and policy sit in a directory beside
+    the warehouse that only its owner can open, as an approver's key and the deployment's policy would: the
+    policy is refused in a directory others can write, which the warehouse's may be (a umask of 002)."""
+    ws = next(iter(org.workspaces.values()))
+    candidates = sorted(
+        (u for u, m in ws.members.items() if u != org.operator_uuid and u not in requested),
+        key=lambda u: (ws.members[u].role != "owner", org.users[u].email),
+    )
+    approver, reviewer = (org.users[u] for u in candidates[:2])
+    keys = database.with_name(database.stem + "-keys")
+    keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys.chmod(0o700)  # mkdir's mode is masked by the umask, and an existing directory keeps its own
+    made = {}
+    for who, name in ((approver, "approver"), (reviewer, "reviewer")):
+        key = keys / name
+        key.unlink(missing_ok=True)
+        key.with_name(name + ".pub").unlink(missing_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", who.email, "-f", str(key)],
+            check=True,
+            capture_output=True,
+        )
+        made[name] = key
+    policy = keys / "approvers.yaml"
+    policy.write_text(
+        "# The demo's approver policy (docs/provisioning.md): written by `bitbucket-access demo`.\n"
+        "identities:\n"
+        f'  {approver.email}: "{approver.account_id}"\n'
+        f'  {reviewer.email}: "{reviewer.account_id}"\n'
+        "approvers:\n"
+        f'  "*": {{people: [{approver.email}, {reviewer.email}]}}\n'
+        "protected_approvers:\n"
+        f'  "*": {{people: [{approver.email}]}}\n'
+        "require_signatures: always\n"
+        "allowed_signers: |\n"
+        f"  {approver.email} {public_key(made['approver'])}\n"
+        f"  {reviewer.email} {public_key(made['reviewer'])}\n",
+        encoding="utf-8",
+    )
+    policy.chmod(0o600)
+    return DemoSigners(
+        policy, keys, approver.email, made["approver"], reviewer.email, made["reviewer"], reviewer.uuid
+    )
+
+
+def _signed_review(settings: Settings, org: Organisation, signers: DemoSigners, database: Path) -> list[str]:
+    """One access review of the first workspace: the demo reviewer keeps the first few rows, revokes one group
+    membership, signs the file and imports it; the provisioning job then applies the revocation."""
+    ws = next(iter(org.workspaces.values()))
+    now = datetime.now(UTC)
+    path = database.with_name(database.stem + "-review.csv")
+    target, count, campaign = services.review_export(settings, now, ws.slug, "csv", str(path))
+    with target.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    others = [r for r in rows if r["user_uuid"] != signers.reviewer_uuid]
+    revoked = next(
+        r
+        for r in others
+        if r["resource_type"] == "group" and r["resource_key"] not in ("administrators", "everyone")
+    )
+    revoked.update(decision="revoke", comment="moved to another team")
+    for row in [r for r in others if r is not revoked][:5]:
+        row.update(decision="keep", comment="still needed")
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    sign_review(target, signers.reviewer_key)
+    result, _ = services.review_import(settings, str(target))
+    lines = [
+        f"-- access review: campaign {campaign.campaign_id} of {count} rows in {ws.slug} ({target.name}), "
+        f"due {campaign.due_at:%Y-%m-%d}; {result.reviewer} signed {len(result.decisions)} decisions "
+        f"({result.kept} keep, {result.revoked} revoke), recorded with the file's SHA-256 "
+        f"{result.file.sha256[:12]}",
+    ]
+    return lines + services.provision(settings).lines()
 
 
 def create_refresh_plan(duckdb_path: str) -> None:
@@ -309,13 +438,15 @@ def demo_requests(org: Organisation, now: datetime) -> list[dict]:
 
 def closing_lines(result: DemoResult) -> list[str]:
     database = result.settings.duckdb_path
+    policy = result.settings.bitbucket_approver_policy
     return [
         "",
         f"Warehouse:     {database} (written by the pipeline only)",
         f"Analysts open: {read_copy_path(database)} (marts in schema `marts`; questions in the README)",
         f"Evidence pack: {result.evidence_report}",
-        f"Dashboard:     DUCKDB_PATH={database} .venv/bin/bitbucket-access dashboard   -> "
-        "http://127.0.0.1:8501",
+        f"Policy:        {policy} (signatures required; the demo's signing keys in {result.keys})",
+        f"Dashboard:     DUCKDB_PATH={database} BITBUCKET_APPROVER_POLICY={policy} "
+        ".venv/bin/bitbucket-access dashboard   -> http://127.0.0.1:8501",
         "Dagster UI:    .venv/bin/bitbucket-access demo --dagster   -> http://127.0.0.1:3000 (on the "
         "simulator)",
     ]

@@ -134,6 +134,8 @@ def policy(tmp_path, sim):
         f"""
 identities:
   Cleo.Lead@Tiny.Example: "{cleo.account_id}"
+  olga@tiny.example: "{sim.user("olga").account_id}"
+  ciso@tiny.example: "557058:c150c150-0000-4000-8000-00000000c150"
 approvers:
   "*": {{people: [olga@tiny.example], bitbucket_group: leads}}
 protected_approvers:

@@ -132,11 +132,13 @@ def expire_jit_access():
 
 
 def approved_pending(database: str) -> list[str]:
-    """Ids of approved requests waiting for the job, read with a brief read-only connection."""
+    """Ids of approved requests waiting for the job (as the job selects them: an approver or an approval time,
+    such as a signed row inserted with SQL), read with a brief read-only connection."""
     with duckdb_lib.connect(database, read_only=True) as con:
         rows = con.execute(
             "select request_id from provisioning.access_requests "
-            "where status = 'pending' and approved_by is not null order by request_id"
+            "where status = 'pending' and (approved_by is not null or approved_at is not null) "
+            "order by request_id"
         ).fetchall()
     return [r[0] for r in rows]
 

@@ -61,8 +61,26 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert (
         "demo-org-northwind-labs: add -> applied [atlassian-admin-api]" in out and SIM_ORG_API_KEY not in out
     )
+    # Every request signed by the demo approver, under a policy that requires it; one signed review, whose
+    # revocation the provisioning job applied.
+    assert "signatures required for every request; 2 signer key(s)" in out
+    assert re.search(r"-- approved requests, signed by \S+@northwind\.example", out)
+    assert re.search(r"-- access review: campaign \w+ .* signed 6 decisions \(5 keep, 1 revoke\)", out)
+    assert re.search(r"review-\w+-\w+-\S+: remove -> applied \[bitbucket-1\.0\]", out)
+    with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
+        unproven = con.execute(
+            "select count(*) from provisioning.access_requests where approval_signature is null and "
+            "review_file_sha256 is null"
+        ).fetchone()[0]
+        attested = con.execute(
+            "select decision, count(*), count(key_fingerprint) from provisioning.attestations group by 1 "
+            "order by 1"
+        ).fetchall()
+    assert unproven == 0 and attested == [("keep", 5, 5), ("revoke", 1, 1)]
     evidence = demo_warehouse.db.with_name("demo-evidence") / "evidence.html"
     assert f"Evidence pack: {evidence}" in out and evidence.exists()
+    attestations = (evidence.parent / "attestations.csv").read_text(encoding="utf-8").splitlines()
+    assert len(attestations) == 7 and "key_fingerprint" in attestations[0]  # the header and six decisions
     assert "bitbucket-access dashboard" in out and "demo --dagster" in out
     with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
         statuses = con.execute("SELECT status FROM raw.syncs").fetchall()

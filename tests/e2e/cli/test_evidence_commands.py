@@ -65,5 +65,14 @@ def test_period_and_output_mistakes_are_clear_errors(tiny_history: History, tmp_
         tiny_history.db, "--from", "2000-01-01", "--to", "2099-01-01", "--out", str(pack), "--replace"
     )
     assert replaced.returncode == 0 and sorted(p.name for p in pack.iterdir()) == sorted(
-        ["evidence.html", "manifest.json", "population.csv", "changes.csv", "provisioning.csv", "risks.csv"]
+        [
+            "evidence.html",
+            "manifest.json",
+            "population.csv",
+            "changes.csv",
+            "provisioning.csv",
+            "risks.csv",
+            "attestations.csv",
+            "review_campaigns.csv",
+        ]
     )

@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bitbucket_assets.provisioning.approvals import ApproverPolicy
-from bitbucket_assets.reporting.review import ReviewImportError, import_review
+from bitbucket_assets.reporting.review_import import ReviewImportError, import_review
 from tests.support import CLI
 from tests.support.provisioning import statuses
+from tests.support.signing import keypair, signed_policy
 
 
 def cli(db: str, *args: str, **env) -> subprocess.CompletedProcess:
@@ -116,68 +116,64 @@ def test_files_with_the_same_name_never_collide_and_a_second_import_adds_nothing
     }
 
 
-def test_nobody_decides_on_their_own_access(make_sim, warehouse, tmp_path) -> None:
+def test_nobody_decides_on_their_own_access_keep_or_revoke(make_sim, warehouse, tmp_path) -> None:
     sim = make_sim()
     ben = sim.user("ben")
     rows = export(warehouse, tmp_path / "review.csv")
     revoke(rows, "Ben Okafor", "payments-api", reviewer=ben.account_id)
-    path = save(rows, tmp_path / "self.csv")
-    with (
-        duckdb.connect(warehouse) as con,
-        pytest.raises(ReviewImportError, match="may not decide on their own"),
-    ):
-        import_review(con, path)
-    # By policy, a second reviewer may confirm such a decision.
-    policy = tmp_path / "approvers.yaml"
-    policy.write_text(
-        f'identities: {{olga@tiny.example: "{sim.user("olga").account_id}"}}\n'
-        f'approvers: {{"*": {{people: [{ben.account_id}, olga@tiny.example]}}}}\nself_review: '
-        "second_reviewer\n",
-        encoding="utf-8",
-    )
-    approvals = ApproverPolicy.load(str(policy))
-    with duckdb.connect(warehouse) as con, pytest.raises(ReviewImportError, match="needs a second reviewer"):
-        import_review(con, path, approvals=approvals)
-    for row in rows:
-        row["second_reviewer"] = "olga@tiny.example" if row["decision"] else ""
-    with duckdb.connect(warehouse) as con:
-        result = import_review(con, save(rows, tmp_path / "confirmed.csv"), approvals=approvals)
-    assert [r["group_slug"] for r in result.requests] == ["developers"] and result.created == 1
+    for decision in ("revoke", "keep"):
+        next(r for r in rows if r["decision"])["decision"] = decision
+        path = save(rows, tmp_path / f"self-{decision}.csv")
+        with (
+            duckdb.connect(warehouse) as con,
+            pytest.raises(ReviewImportError, match=r"may not decide on their own access \(keep or revoke\)"),
+        ):
+            import_review(con, path)
+    assert statuses(warehouse) == {}
 
 
-def test_reviewers_must_be_approvers_the_policy_knows(make_sim, warehouse, tmp_path) -> None:
+def test_with_a_policy_only_a_signed_file_counts_and_its_signer_is_the_reviewer(
+    make_sim, warehouse, tmp_path
+) -> None:
     sim = make_sim()
-    policy = tmp_path / "approvers.yaml"
-    policy.write_text(
-        f'approvers: {{"*": {{people: ["{sim.user("olga").account_id}"]}}}}\n', encoding="utf-8"
+    keys = {name: keypair(tmp_path, name) for name in ("olga", "zoe")}
+    _, policy = signed_policy(
+        tmp_path,
+        sim,
+        {"olga@tiny.example": keys["olga"], sim.user("zoe").account_id: keys["zoe"]},
     )
     rows = export(warehouse, tmp_path / "review.csv")
-    revoke(rows, "Ben Okafor", "payments-api", reviewer="olga@tiny.example")  # an email the policy cannot map
-    unmapped = cli(
-        warehouse,
-        "review",
-        "import",
-        str(save(rows, tmp_path / "a.csv")),
-        BITBUCKET_APPROVER_POLICY=str(policy),
+    revoke(rows, "Ben Okafor", "payments-api", reviewer="")
+    path = save(rows, tmp_path / "a.csv")
+    unsigned = cli(warehouse, "review", "import", str(path), BITBUCKET_APPROVER_POLICY=policy)
+    assert (
+        unsigned.returncode == 1
+        and "a.csv: not signed: the reviewer signs the completed file" in unsigned.stderr
+    )
+    # Zoe has a key, but is not an approver: her signed decisions are refused.
+    signed = cli(warehouse, "review", "sign", str(path), "--key", str(keys["zoe"]))
+    assert signed.returncode == 0 and (tmp_path / "a.csv.sig").exists(), signed.stderr
+    stranger = cli(warehouse, "review", "import", str(path), BITBUCKET_APPROVER_POLICY=policy)
+    assert stranger.returncode == 1 and "may not review access in workspace 'tiny-co'" in stranger.stderr
+    # A reviewer cell naming someone other than the signer is refused.
+    revoke(rows, "Ben Okafor", "payments-api", reviewer="cleo@tiny.example")
+    save(rows, path)
+    assert cli(warehouse, "review", "sign", str(path), "--key", str(keys["olga"])).returncode == 0
+    named = cli(warehouse, "review", "import", str(path), BITBUCKET_APPROVER_POLICY=policy)
+    assert named.returncode == 1 and "reviewer: 'cleo@tiny.example' is not the file's signer" in named.stderr
+    # Olga's signed file: every decision is hers, whatever the cells say (nothing, or her own name).
+    revoke(rows, "Ben Okafor", "payments-api", reviewer="")
+    save(rows, path)
+    assert cli(warehouse, "review", "sign", str(path), "--key", str(keys["olga"])).returncode == 0
+    allowed = cli(warehouse, "review", "import", str(path), BITBUCKET_APPROVER_POLICY=policy)
+    assert allowed.returncode == 0 and allowed.stdout.startswith("1 remove request(s) created"), (
+        allowed.stderr
     )
     assert (
-        unmapped.returncode == 1 and "is neither an account id nor an email mapped to one" in unmapped.stderr
+        "1 decision(s) recorded in provisioning.review_decisions, signed by olga@tiny.example (SHA256:"
+        in (allowed.stdout)
     )
-    revoke(rows, "Ben Okafor", "payments-api", reviewer=sim.user("zoe").account_id)  # known, not an approver
-    stranger = cli(
-        warehouse,
-        "review",
-        "import",
-        str(save(rows, tmp_path / "b.csv")),
-        BITBUCKET_APPROVER_POLICY=str(policy),
-    )
-    assert stranger.returncode == 1 and "may not approve requests for workspace 'tiny-co'" in stranger.stderr
-    revoke(rows, "Ben Okafor", "payments-api", reviewer=sim.user("olga").account_id)
-    allowed = cli(
-        warehouse,
-        "review",
-        "import",
-        str(save(rows, tmp_path / "c.csv")),
-        BITBUCKET_APPROVER_POLICY=str(policy),
-    )
-    assert allowed.returncode == 0 and allowed.stdout.startswith("1 remove request(s) created")
+    # The file was changed after it was signed: refused.
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    changed = cli(warehouse, "review", "import", str(path), BITBUCKET_APPROVER_POLICY=policy)
+    assert changed.returncode == 1 and "review signature refused" in changed.stderr

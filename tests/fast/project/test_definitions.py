@@ -23,6 +23,11 @@ BOOKKEEPING = {
     "provisioning.provisioning_intents": "provisioning's intents (a killed run finishes from them)",
     "provisioning.review_campaigns": "review export/import: the campaigns exported",
     "provisioning.review_items": "review export/import: the rows each campaign exported",
+    "provisioning.review_files": "review import: each signed file (provisioning reads it again to check a "
+    "review's revocation)",
+    "provisioning.review_decisions": "review import: every decision, the attestations",
+    "provisioning.attestations": "a documented view over the decisions for reports",
+    "provisioning.review_completion": "a documented view of each campaign's completion for reports",
     "provisioning.actions": "a documented view over the provisioning log for reports",
     "maintenance.history_clustering": "history_order's own log of its rewrites",
     "reporting.evidence_packs": "the evidence command's record of the packs it wrote",

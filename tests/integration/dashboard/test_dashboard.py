@@ -159,9 +159,21 @@ def test_provisioning(dashboard_db, monkeypatch) -> None:
     requests = sql(dashboard_db, "select count(*) from provisioning.access_requests")
     applied = sql(dashboard_db, "select count(*) from provisioning.access_requests where status = 'applied'")
     assert metric(app, "Requests") == str(requests) and metric(app, "Applied") == str(applied)
-    assert requests == 4  # the demo's three requests and this test's one
+    assert requests == 5  # the demo's three requests, its review's revocation and this test's one
     labs = run("Provisioning", dashboard_db, monkeypatch, ws="northwind-labs")
     assert metric(labs, "Requests") == "1"  # the demo's request through the Atlassian Admin API
+    # The demo's signed review: its campaign's completion, and every attestation with its signer.
+    assert [h.value for h in app.subheader][2:] == [
+        "Access reviews: campaigns and their completion",
+        "Attestations: every keep and revoke, who signed it, and the file's SHA-256",
+    ]
+    campaigns, attestations = app.dataframe[2].value, app.dataframe[3].value
+    assert len(attestations) == 6 and set(attestations.decision) == {"keep", "revoke"}
+    assert attestations.key_fingerprint.str.startswith("SHA256:").all()
+    whole = campaigns[campaigns.reviewer.isna()]
+    assert whole[["items_decided", "kept", "revoked"]].values.tolist() == [[6, 5, 1]]
+    exported = sql(dashboard_db, "select item_count from provisioning.review_campaigns")
+    assert int(whole.items_exported.iloc[0]) == exported
 
 
 def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:

@@ -11,13 +11,12 @@ from openpyxl import load_workbook
 
 from bitbucket_assets.reporting.review import (
     COLUMNS,
-    ReviewImportError,
     export_rows,
-    import_review,
     new_campaign,
     register_campaign,
     write_review,
 )
+from bitbucket_assets.reporting.review_import import ReviewImportError, import_review
 from tests.support.provisioning import provision, statuses
 
 
@@ -72,6 +71,7 @@ def test_round_trip_revoke_becomes_an_applied_removal(make_sim, warehouse, tmp_p
             row[header.index("reviewer")].value = "olga@tiny.example"
         elif values["user_display_name"] == "Ana Ruiz":
             row[header.index("decision")].value = "keep"
+            row[header.index("reviewer")].value = "olga@tiny.example"
     book.save(book_path)
 
     with duckdb.connect(warehouse) as con:
@@ -98,5 +98,5 @@ def test_bad_decisions_are_named_and_nothing_is_imported(warehouse, tmp_path) ->
     with duckdb.connect(warehouse) as con, pytest.raises(ReviewImportError) as excinfo:
         import_review(con, path)
     assert "line 2: decision: 'maybe' is not keep or revoke" in str(excinfo.value)
-    assert "line 3: reviewer: required for a revoke" in str(excinfo.value)
+    assert "line 3: reviewer: required for a decision" in str(excinfo.value)
     assert statuses(warehouse) == {}

@@ -1,14 +1,11 @@
-"""Who may approve: invisible characters, unlisted approvers, self-granted protection, conflicting
-requests."""
+"""Who may approve: invisible characters, unlisted approvers, conflicting requests (protected groups and
+signatures: test_signed_approvals.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from bitbucket_assets.provisioning.approvals import ApproverPolicy, ApproverPolicyError, normalise_identity
-from bitbucket_assets.provisioning.engine import ProvisioningPolicy
 from tests.support.provisioning import add_request, log, policy_file, provision, statuses, writes
 
 
@@ -52,38 +49,6 @@ def test_only_listed_approvers_and_group_members_may_approve(policy, warehouse) 
     assert {k: got[k][0] for k in ("listed", "by-group", "by-email")} == dict.fromkeys(
         ("listed", "by-group", "by-email"), "applied"
     )
-
-
-def test_allow_protected_needs_a_protected_approver(policy, warehouse) -> None:
-    sim, approvals, _ = policy
-    protected = ProvisioningPolicy(protected_groups=("leads",))
-    add_request(
-        warehouse,
-        "self-granted",
-        sim.user("finn"),
-        "leads",
-        approved_by="olga@tiny.example",
-        allow_protected=True,
-    )
-    provision(sim, warehouse, approvals=approvals, policy=protected)
-    status, reason = statuses(warehouse)["self-granted"]
-    assert status == "rejected" and "may not approve changes to protected group 'leads'" in reason
-    add_request(
-        warehouse, "by-ciso", sim.user("zoe"), "leads", approved_by="ciso@tiny.example", allow_protected=True
-    )
-    provision(sim, warehouse, approvals=approvals, policy=protected)
-    # the CISO is a protected approver, not an approver
-    assert statuses(warehouse)["by-ciso"][0] == "rejected"
-    add_request(
-        warehouse, "both", sim.user("carl"), "leads", approved_by="olga@tiny.example", allow_protected=True
-    )
-    text = (
-        'approvers: {"*": {people: [olga@tiny.example]}}\n'
-        'protected_approvers: {"*": {people: [olga@tiny.example]}}'
-    )
-    ciso_everywhere = ApproverPolicy.load(policy_file(Path(approvals.source).parent, text))
-    provision(sim, warehouse, approvals=ciso_everywhere, policy=protected)
-    assert statuses(warehouse)["both"][0] == "applied"
 
 
 def test_an_add_and_a_remove_of_the_same_membership_are_both_refused(make_sim, warehouse) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -16,8 +17,11 @@ from bitbucket_assets.defs.access_requests.jobs import (
     provision_group_membership,
 )
 from bitbucket_assets.defs.resources import BitbucketResource, ProvisioningResource
+from bitbucket_assets.reporting.review import new_campaign, register_campaign, write_review
+from bitbucket_assets.reporting.review_import import import_review, sign_review
 from bitbucket_simulator import SIM_API_TOKEN
 from tests.support.provisioning import NOW, add_request, log, statuses, writes
+from tests.support.signing import add_signed_request, keypair, signed_policy
 
 
 def resources(sim, db: str) -> dict:
@@ -92,3 +96,69 @@ def test_sensor_requests_a_run_only_when_approved_requests_wait(make_sim, wareho
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_signed_requests_through_the_sensor_the_job_and_the_expiry_job(make_sim, warehouse, tmp_path) -> None:
+    """A signed row inserted with SQL (no approved_by: the signer is the approver) starts the job through the
+    sensor; the job applies it with the deployment's policy; an unsigned protected change is rejected; the
+    expiry job ends the grant."""
+    sim = make_sim()
+    key = keypair(tmp_path, "olga")
+    _, policy = signed_policy(tmp_path, sim, {"olga@tiny.example": key})
+    signed = {"approved_by": None, "allow_protected": True, "expires_at": NOW + timedelta(days=1)}
+    add_signed_request(warehouse, "signed", sim.user("finn"), "leads", key, **signed)
+    add_request(warehouse, "unsigned", sim.user("zoe"), "leads", allow_protected=True)
+    with dg.build_sensor_context(resources={"duckdb": DuckDBResource(database=warehouse)}) as context:
+        assert isinstance(approved_requests_sensor(context), dg.RunRequest)
+    deployed = {
+        **resources(sim, warehouse),
+        "provisioning": ProvisioningResource(approver_policy=policy, protected_groups="leads"),
+    }
+    run = provision_group_membership.execute_in_process(resources=deployed)
+    assert run.success
+    got = statuses(warehouse)
+    assert got["signed"] == ("applied", None) and got["unsigned"][1].startswith(
+        "unsigned: the approver policy"
+    )
+    with duckdb.connect(warehouse) as con:  # time passes
+        con.execute(
+            "update provisioning.access_requests set expires_at = ? where request_id = 'signed'",
+            [NOW - timedelta(minutes=1)],
+        )
+    assert expire_jit_access.execute_in_process(resources=deployed).success
+    assert statuses(warehouse)["signed"][0] == "expired" and [w.method for w in writes(sim)] == [
+        "PUT",
+        "DELETE",
+    ]
+
+
+def test_a_signed_review_revokes_through_the_sensor_and_the_job(make_sim, warehouse, tmp_path) -> None:
+    """A signed review's revocation waits as an approved request: the sensor starts the job, and the job,
+    with the deployment's policy, checks the signed file again and applies it."""
+    sim = make_sim()
+    key = keypair(tmp_path, "olga")
+    approvals, policy = signed_policy(tmp_path, sim, {"olga@tiny.example": key})
+    path = tmp_path / "review.csv"
+    with duckdb.connect(warehouse, read_only=True) as con:
+        campaign = new_campaign(con, datetime.now(UTC), "tiny-co")
+    with duckdb.connect(warehouse) as con:
+        register_campaign(con, campaign, datetime.now(UTC))
+    write_review(campaign.rows, path, "csv")
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    for row in rows:
+        if row["user_display_name"] == "Ben Okafor" and row["resource_key"] == "payments-api":
+            row["decision"] = "revoke"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    sign_review(path, key)
+    with duckdb.connect(warehouse) as con:
+        assert import_review(con, path, approvals=approvals).created == 1
+    with dg.build_sensor_context(resources={"duckdb": DuckDBResource(database=warehouse)}) as context:
+        assert isinstance(approved_requests_sensor(context), dg.RunRequest)
+    deployed = {**resources(sim, warehouse), "provisioning": ProvisioningResource(approver_policy=policy)}
+    assert provision_group_membership.execute_in_process(resources=deployed).success
+    assert [(status, reason) for status, reason in statuses(warehouse).values()] == [("applied", None)]
+    assert sim.user("ben").uuid not in sim.org.workspaces["tiny-co"].groups["developers"].members
+    assert [w.method for w in writes(sim)] == ["DELETE"]

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from bitbucket_assets.provisioning.requests_import import RequestImportError, import_requests, read_requests
-from bitbucket_assets.reporting.review import ReviewImportError, read_review
+from bitbucket_assets.reporting.review_import import ReviewImportError, read_review
 
 HEADER = "request_id,workspace_slug,group_slug,user_id,action,requested_by,approved_by,approved_at,reason\n"
 UUID = "{0b6d6d6e-1111-4222-8333-444455556666}"
