@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 
 from bitbucket_assets.provisioning.audit_log import verify_log
+from bitbucket_assets.service_key import UNSIGNED
 from bitbucket_simulator import SIM_API_TOKEN
 from tests.support import CLI
 from tests.support.provisioning import REQUESTS_HEADER as HEADER
@@ -133,8 +134,11 @@ def test_an_intact_trail_verifies_and_carries_the_approval_reference(make_sim, w
     assert result.intact and result.rows == 4
     out = verify_cli(warehouse)
     assert (
-        out.returncode == 0 and out.stdout.strip() == f"provisioning log intact: 4 rows, head {result.head}"
+        out.returncode == 0
+        and out.stdout.splitlines()[0] == f"provisioning log intact: 4 rows, head {result.head}"
     )
+    # Unsigned, and no run recorded in a Dagster instance: the output says what the verdict rests on.
+    assert f"  note: the provisioning log is {UNSIGNED}" in out.stdout.splitlines()
 
 
 def test_an_altered_row_is_named_and_a_cut_tail_shows_against_the_recorded_head(make_sim, warehouse) -> None:
@@ -151,8 +155,10 @@ def test_an_altered_row_is_named_and_a_cut_tail_shows_against_the_recorded_head(
         con.execute("update provisioning.provisioning_log set approved_by = 'ceo@tiny.example' where seq = 1")
         con.execute("delete from provisioning.provisioning_log where seq = 3")
     out = verify_cli(warehouse)
-    assert out.returncode == 1 and "provisioning log ALTERED: 1 problem(s)" in out.stdout
+    assert out.returncode == 1 and "provisioning log ALTERED: 2 problem(s)" in out.stdout
     assert f"row 1 (log_id {ids[0]}, request r0): its fields were changed after it was written" in out.stdout
+    # Even unsigned, the cut shows: the request the erased row applied is applied without its row.
+    assert "request r2 is applied, but the log holds no row that made it so" in out.stdout
     # The chain up to the cut is consistent, but its head is no longer the one recorded after the run.
     with duckdb.connect(warehouse, read_only=True) as con:
         assert verify_log(con).head != recorded_head

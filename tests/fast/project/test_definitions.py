@@ -24,6 +24,7 @@ BOOKKEEPING = {
     "provisioning.review_campaigns": "review export/import: the campaigns exported",
     "provisioning.review_items": "review export/import: the rows each campaign exported",
     "provisioning.actions": "a documented view over the provisioning log for reports",
+    "provisioning.log_heads": "the provisioning log's signed heads, written with each of its rows",
     "maintenance.history_clustering": "history_order's own log of its rewrites",
     "reporting.evidence_packs": "the evidence command's record of the packs it wrote",
 }
