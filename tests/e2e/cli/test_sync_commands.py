@@ -13,6 +13,7 @@ from bitbucket_assets.client import (
     BitbucketClient,
     Credentials,
 )
+from bitbucket_assets.service_key import UNSIGNED
 from bitbucket_simulator import (
     SIM_API_TOKEN,
 )
@@ -112,7 +113,7 @@ def test_sync_refuses_a_checkpoint_rewritten_to_another_host_and_sends_it_nothin
         assert con.execute("select status from raw.syncs").fetchall() == [("failed",)]
 
 
-def test_check_command_exit_status(make_sim) -> None:
+def test_check_command_exit_status(make_sim, clean_env) -> None:
     sim = make_sim()
     env = {
         **os.environ,
@@ -122,6 +123,7 @@ def test_check_command_exit_status(make_sim) -> None:
     }
     ok = subprocess.run([CLI, "check"], capture_output=True, text=True, env=env, timeout=120)
     assert ok.returncode == 0 and "verdict: ready to sync and to provision" in ok.stdout
+    assert f"signing: {UNSIGNED}" in ok.stdout.splitlines()  # no BITBUCKET_SIGNING_KEY: says what that means
     bad = subprocess.run(
         [CLI, "check"],
         capture_output=True,
