@@ -44,6 +44,8 @@ def test_dockerfile_values_and_instance_agree() -> None:
     assert build[0][1].endswith("AS build") and any(w == "COPY" and "--from=build" in a for w, a in final)
     user = [a for w, a in final if w == "USER"]
     assert user == ["dagster"]  # not root
+    # signing.py runs ssh-keygen: the image that runs provisioning and evidence carries it.
+    assert any(w == "RUN" and "install" in a and "openssh-client" in a for w, a in final)
     assert any(w == "RUN" and "dbt parse" in a for w, a in build)
     assert any(w == "RUN" and '".[production]"' in a for w, a in build)
     cmd = exec_form(next(a for w, a in final if w == "CMD"))
