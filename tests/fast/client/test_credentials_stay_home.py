@@ -37,6 +37,7 @@ def credentials(kind: str, api: Listener) -> Credentials:
         "access_token": Credentials.access_token(TOKEN),
         "app_password": Credentials.app_password("svc", TOKEN),
         "oauth": Credentials.oauth(CLIENT_ID, CLIENT_SECRET, api.url + TOKEN_PATH),
+        "admin_api_key": Credentials.org_api_key(TOKEN),
     }[kind]
 
 
@@ -78,7 +79,7 @@ ELSEWHERE = {
 }
 
 
-@pytest.mark.parametrize("kind", ["api_token", "access_token", "app_password", "oauth"])
+@pytest.mark.parametrize("kind", ["api_token", "access_token", "app_password", "oauth", "admin_api_key"])
 @pytest.mark.parametrize("variant", list(ELSEWHERE))
 def test_a_next_link_to_another_origin_is_refused_and_nothing_reaches_it(kind: str, variant: str) -> None:
     with Listener() as elsewhere, Listener() as api:
@@ -107,7 +108,7 @@ def test_the_refusal_names_where_the_link_pointed(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-@pytest.mark.parametrize("kind", ["api_token", "access_token", "oauth"])
+@pytest.mark.parametrize("kind", ["api_token", "access_token", "oauth", "admin_api_key"])
 def test_a_redirect_is_never_followed(status: int, kind: str) -> None:
     with Listener() as elsewhere, Listener() as api:
         moved = Answer(status, {}, {"Location": elsewhere.url + "/2.0/user"})
