@@ -13,7 +13,8 @@ RUN /opt/venv/bin/pip install --no-cache-dir -e ".[production]"
 RUN cd dbt_project && /opt/venv/bin/dbt parse --quiet --profiles-dir .
 
 FROM python:3.11-slim
-# Approvals and reviews are signatures that OpenSSH's ssh-keygen checks (bitbucket_assets/signing.py).
+# ssh-keygen (openssh-client) checks approvals' and reviews' signatures, and signs the provisioning log's head
+# and evidence packs (bitbucket_assets/signing.py).
 RUN apt-get update && apt-get install -y --no-install-recommends openssh-client && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 dagster
 COPY --from=build /opt/venv /opt/venv

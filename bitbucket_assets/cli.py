@@ -43,6 +43,7 @@ def _run(call, *args, **kwargs):
     from .reporting.evidence import EvidenceOutputError
     from .reporting.review_files import ReviewImportError
     from .services import CommandError
+    from .signing import SignatureError
     from .warehouse.files import WarehouseBusyError
 
     actionable = (
@@ -53,6 +54,7 @@ def _run(call, *args, **kwargs):
         ApproverPolicyError,
         WarehouseBusyError,
         EvidenceOutputError,
+        SignatureError,  # a signing key that cannot sign, a public key file that cannot be read
     )
     try:
         return call(*args, **kwargs)
@@ -207,11 +209,15 @@ def provision(dry_run: bool, max_changes: int | None, expire: bool, verify_log: 
         result = _run(services.verify_provisioning_log, _settings())
         if result.intact:
             _echo(f"provisioning log intact: {result.rows} rows, head {result.head}")
-            return
-        _echo(f"provisioning log ALTERED: {len(result.problems)} problem(s)")
+        else:
+            _echo(f"provisioning log ALTERED: {len(result.problems)} problem(s)")
         for problem in result.problems:
             _echo(f"  {problem}")
-        sys.exit(1)
+        for note in result.notes:
+            _echo(f"  note: {note}")
+        if not result.intact:
+            sys.exit(1)
+        return
 
     summary = _run(services.provision, _settings(), dry_run=dry_run, max_changes=max_changes, expire=expire)
     for line in summary.lines():
@@ -341,6 +347,8 @@ def evidence_verify(directory: str) -> None:
     result = _run(services.verify_evidence, _settings(), directory)
     for name in result.checked:
         _echo(f"  ok: {name}")
+    for note in result.notes:
+        _echo(f"  note: {note}")
     if not result.intact:
         for problem in result.problems:
             _echo(f"  ALTERED: {problem}")

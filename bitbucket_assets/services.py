@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -216,6 +216,7 @@ def check(settings: Settings):
             admin_api.client.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
     report.held_back = _held_back(settings)
+    report.notes.append(service_key(settings).describe())
     return report
 
 
@@ -232,6 +233,13 @@ def _held_back(settings: Settings) -> list[str]:
             return held_back(con)
     except WarehouseBusyError:
         return ["the warehouse is busy (a sync running?): whether its last sync was held back is not known"]
+
+
+def service_key(settings: Settings):
+    """The service's signing key and where verifiers find its public key (`service_key.ServiceKey`)."""
+    from .service_key import ServiceKey
+
+    return ServiceKey.from_paths(settings.bitbucket_signing_key, settings.bitbucket_signing_public_key)
 
 
 def _admin_api(settings: Settings):
@@ -261,6 +269,8 @@ class ProvisioningSummary:
     log: list[tuple[str, str, str, int | None, str, str | None]]
     head: str | None = None  # the provisioning log's hash-chain head after the run
     approvals: str = ""  # which approver policy applied, or that none is set
+    head_seq: int | None = None  # the head's row
+    signed: bool = False  # whether the head is signed with the service's key
 
     def lines(self) -> list[str]:
         title = ("plan (dry run): " if self.dry_run else "provisioning: ") + ", ".join(
@@ -273,8 +283,12 @@ class ProvisioningSummary:
             + (f" {err}" if err else "")
             for request_id, action, outcome, status, err, backend in self.log
         ]
+        from .service_key import UNSIGNED
+
+        signed = "signed with the service's key" if self.signed else UNSIGNED
         trail = (
-            f"  log head: {self.head}  (`provision --verify-log` checks the trail up to here)"
+            f"  log head: {self.head} (row {self.head_seq}; {signed}; `provision --verify-log` checks the "
+            "trail up to here)"
             if self.head
             else None
         )
@@ -313,20 +327,56 @@ def provisioning_summary(con: duckdb.DuckDBPyConnection, run_id: str, dry_run: b
         "from provisioning.provisioning_log where run_id = ? order by seq",
         [run_id],
     ).fetchall()
-    head = con.execute("select arg_max(row_hash, seq) from provisioning.provisioning_log").fetchone()[0]
+    head, seq = con.execute(
+        "select arg_max(row_hash, seq), max(seq) from provisioning.provisioning_log"
+    ).fetchone()
+    signed = con.execute("select count(*) from provisioning.log_heads where seq = ?", [seq]).fetchone()[0] > 0
     names = ("planned", "rejected") if dry_run else OUTCOMES
     outcomes = {name: sum(1 for row in log if row[2] == name) for name in names}
-    return ProvisioningSummary(run_id, dry_run, outcomes, log, head, approvals)
+    return ProvisioningSummary(run_id, dry_run, outcomes, log, head, approvals, seq, signed)
 
 
 def verify_provisioning_log(settings: Settings):
-    """Recompute the provisioning log's hash chain (`provisioning.audit_log.Verification`)."""
+    """Recompute the provisioning log's hash chain, check its signed head with the public key, and compare it
+    with the head the deployment's Dagster instance recorded (`provisioning.audit_log.Verification`)."""
     from .provisioning.audit_log import verify_log
     from .provisioning.tables import create_provisioning_tables
 
+    recorded = _recorded_log_heads(settings)
     with open_writer(settings.duckdb_path) as con:
         create_provisioning_tables(con)  # adds the chain columns to a warehouse written before them
-        return verify_log(con)
+        result = verify_log(con, service_key(settings), recorded)
+    if not settings.dagster_home:
+        result.notes.append(
+            "no head recorded outside the warehouse to compare with (DAGSTER_HOME is not set, so runs leave "
+            "no record in a Dagster instance): a log cut back in every table at once would not show"
+        )
+    elif not recorded:
+        result.notes.append(
+            f"the Dagster instance at {settings.dagster_home} records no provisioning run yet"
+        )
+    return result
+
+
+def _recorded_log_heads(settings: Settings):
+    """The log head the latest provisioning run recorded in Dagster's event log (DAGSTER_HOME), outside the
+    warehouse."""
+    from .provisioning.audit_log import RecordedHead
+
+    if not settings.dagster_home:
+        return []
+    import dagster as dg
+
+    from .defs.access_requests.assets import PROVISIONING_LOG
+
+    with dg.DagsterInstance.from_config(settings.dagster_home) as instance:
+        event = instance.get_latest_materialization_event(PROVISIONING_LOG)
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    head = metadata.get("log_head")
+    if head is None or not head.value:
+        return []
+    when = datetime.fromtimestamp(event.timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [RecordedHead(str(head.value), f"Dagster run {event.run_id} ({when})")]
 
 
 def import_requests(settings: Settings, path: str) -> int:
@@ -474,24 +524,27 @@ def sign_review(path: str, key: str) -> Path:
 
 
 def evidence(settings: Settings, start: datetime, end: datetime, out: str, replace: bool = False):
-    """Write the pack from the analysts' copy, then record its digests in the warehouse itself (waiting for
-    the writer lock like any writer), so that `evidence verify` can tell an altered pack."""
+    """Write the pack from the analysts' copy (its manifest signed with the service's key when one is set),
+    then record its digests in the warehouse itself (waiting for the writer lock like any writer), so that
+    `evidence verify` can tell an altered pack."""
     from .reporting.evidence import build_evidence_pack
     from .reporting.pack_integrity import record_pack
 
     with _connect(report_database(settings), read_only=True) as con:
-        pack = build_evidence_pack(con, start, end, Path(out), replace=replace)
+        pack = build_evidence_pack(con, start, end, Path(out), replace=replace, key=service_key(settings))
     with _connect(settings.duckdb_path) as con:
         record_pack(con, pack.directory, pack.manifest, SystemClock().now())
     return pack
 
 
 def verify_evidence(settings: Settings, directory: str):
-    """Recompute the pack's digests and compare them with its manifest and the warehouse's record."""
+    """Check the manifest's signature with the public key, recompute the pack's digests and compare them with
+    its manifest and the warehouse's record, and check that the provisioning log still holds the pack's
+    head."""
     from .reporting.pack_integrity import verify_pack
 
     with _connect(settings.duckdb_path, read_only=True) as con:
-        return verify_pack(Path(directory), con)
+        return verify_pack(Path(directory), con, service_key(settings))
 
 
 def _failure_message(result) -> str:

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # may hold (checked before its rows are read).
     bitbucket_review_due_days: int = Field(DEFAULT_REVIEW_DUE_DAYS, ge=1)
     bitbucket_review_max_rows: int = Field(DEFAULT_REVIEW_MAX_ROWS, ge=1)
+    # The service's own signing key (an OpenSSH private key file, kept outside the warehouse like the API
+    # token): it signs the provisioning log's head and every evidence pack's manifest. Verifiers check them
+    # with the public key (`key.pub`, or allowed_signers lines for the principal `bitbucket-access`); default:
+    # the public half of the signing key (service_key.py).
+    bitbucket_signing_key: str | None = None
+    bitbucket_signing_public_key: str | None = None
 
     # Workspaces administered from admin.atlassian.com: their groups are organization groups, changed (and
     # their members read) through the Atlassian Admin API with an organization API key (docs/provisioning.md).
@@ -126,7 +132,14 @@ class Settings(BaseSettings):
     bitbucket_alert_webhook: SecretStr | None = None
     bitbucket_sync_stale_hours: float = Field(DEFAULT_SYNC_STALE_HOURS, gt=0)
 
-    @field_validator("duckdb_path", "bitbucket_dashboard_db", "bitbucket_approver_policy", "dagster_home")
+    @field_validator(
+        "duckdb_path",
+        "bitbucket_dashboard_db",
+        "bitbucket_approver_policy",
+        "dagster_home",
+        "bitbucket_signing_key",
+        "bitbucket_signing_public_key",
+    )
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
         """MotherDuck databases (`md:`) are names, not files; every file path becomes absolute."""
@@ -249,9 +262,11 @@ def environment_variable_holds(variable: str, value: str) -> bool:
 
 
 def reject_credentials_in_url(url: str, variable: str = "BITBUCKET_API_URL") -> str:
-    """An API URL must not carry `user:password@`: it would be stored (raw.syncs) and logged as a plain
-    URL."""
+    """An API URL is an http(s) URL with a host (its origin is where the credential may go), and must not
+    carry `user:password@`: it would be stored (raw.syncs) and logged as a plain URL."""
     parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{variable} must be an http(s) URL with a host, such as {DEFAULT_API_URL}")
     if parts.username or parts.password:
         raise ValueError(
             f"{variable} must not contain credentials (user:password@...): set BITBUCKET_EMAIL and "

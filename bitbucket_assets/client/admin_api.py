@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..settings import DEFAULT_ADMIN_API_URL
-from .api import MembershipChange, _required, _seg
+from .api import MembershipChange, _required, _seg, _typed
 from .client import BitbucketClient
 from .credentials import Credentials
 from .errors import MalformedResponseError, NotFoundError
@@ -102,10 +103,7 @@ class AtlassianAdminApi:
         """The organization's directories (read once per instance: they do not change during a run)."""
         if self._directories is None:
             path = self.directories_endpoint
-            self._directories = [
-                Directory(_required(d, "directoryId", path), d.get("name"))
-                for d in self._pages("GET", path, {})
-            ]
+            self._directories = [_typed(_directory, d, path) for d in self._pages("GET", path, {})]
         return self._directories
 
     def find_group(self, name: str) -> OrgGroup | None:
@@ -121,7 +119,7 @@ class AtlassianAdminApi:
             path = f"{self._org}/directories/{_seg(directory)}/groups/search"
             for g in self._pages("POST", path, {"groupNames": [name]}):
                 if str(g.get("name") or "").casefold() == name.casefold():
-                    found.append(_group(g, directory, path))
+                    found.append(_typed(partial(_group, directory=directory), g, path))
         if len(found) > 1:
             where = ", ".join(sorted(g.directory_id for g in found))
             raise MalformedResponseError(
@@ -132,10 +130,7 @@ class AtlassianAdminApi:
 
     def group_members(self, group: OrgGroup) -> list[OrgUser]:
         path = f"{self._org}/directories/{_seg(group.directory_id)}/users/search"
-        return [
-            OrgUser(_required(u, "accountId", path), u.get("name"), u.get("nickname"), u)
-            for u in self._pages("POST", path, {"groupIds": [group.group_id]})
-        ]
+        return [_typed(_user, u, path) for u in self._pages("POST", path, {"groupIds": [group.group_id]})]
 
     def add_member(self, group: OrgGroup, account_id: str) -> MembershipChange:
         """POST the membership. An answer that the user already is a member (409 Conflict) is
@@ -185,8 +180,10 @@ class AtlassianAdminApi:
 
     def _pages(self, method: str, path: str, body: dict[str, Any]) -> Iterator[dict]:
         """Every item of a cursor-paginated list (`data`, `links.next`): GET takes the cursor as a query
-        parameter, the POST searches in the body."""
+        parameter, the POST searches in the body. A cursor already followed, or more pages than the client's
+        `max_pages`, is a malformed answer: the list would never end."""
         cursor: str | None = None
+        followed: set[str] = set()
         page = 1
         while True:
             if method == "GET":
@@ -201,12 +198,35 @@ class AtlassianAdminApi:
                 raise MalformedResponseError(f"page {page} has no `data` list", endpoint=path)
             yield from (item for item in data if isinstance(item, dict))
             links = parsed.get("links") if isinstance(parsed.get("links"), dict) else {}
-            cursor, page = links.get("next") or None, page + 1
-            if not cursor:
+            cursor = links.get("next") or None
+            if cursor is None:
                 return
+            problem = (
+                "is not text"
+                if not isinstance(cursor, str)
+                else "was already followed"
+                if cursor in followed
+                else f"leads past {self.client.max_pages} pages"
+                if page >= self.client.max_pages
+                else None
+            )
+            if problem:
+                raise MalformedResponseError(
+                    f"the cursor of page {page} {problem}: the list would never end", endpoint=path
+                )
+            page += 1
+            followed.add(cursor)
 
 
-def _group(g: dict, directory: str, endpoint: str) -> OrgGroup:
+def _directory(d: dict, endpoint: str) -> Directory:
+    return Directory(_required(d, "directoryId", endpoint), d.get("name"))
+
+
+def _user(u: dict, endpoint: str) -> OrgUser:
+    return OrgUser(_required(u, "accountId", endpoint), u.get("name"), u.get("nickname"), u)
+
+
+def _group(g: dict, endpoint: str, directory: str) -> OrgGroup:
     return OrgGroup(
         group_id=_required(g, "id", endpoint),
         name=g.get("name"),

@@ -12,7 +12,7 @@ Path segments are quoted with no safe characters, so a `/` in a slug can never r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -206,42 +206,44 @@ class BitbucketApi:
 
     def current_user(self) -> User:
         path = "/2.0/user"
-        return _user(self.client.get(path), path)
+        return _typed(_user, self.client.get(path), path)
 
     def user(self, user_id: str) -> User:
         """Any user by `{uuid}` or account id (`/2.0/users/{selected_user}`)."""
         path = f"/2.0/users/{_seg(user_id)}"
-        return _user(self.client.get(path), path)
+        return _typed(_user, self.client.get(path), path)
 
     def user_workspaces(self) -> list[WorkspaceAccess]:
         """Every workspace the credential sees (`/2.0/user/workspaces`; the 2026 replacement of
         `/2.0/workspaces`)."""
         path = USER_WORKSPACES
-        out = []
-        for entry in self.client.paginate(path):
-            ws = _required(entry, "workspace", path)
-            out.append(
-                WorkspaceAccess(
-                    slug=_required(ws, "slug", path),
-                    uuid=ws.get("uuid"),
-                    name=ws.get("name"),
-                    administrator=bool(entry.get("administrator")),
-                    raw=entry,
-                )
+
+        def access(entry: Any, endpoint: str) -> WorkspaceAccess:
+            ws = _required(entry, "workspace", endpoint)
+            return WorkspaceAccess(
+                slug=_required(ws, "slug", endpoint),
+                uuid=ws.get("uuid"),
+                name=ws.get("name"),
+                administrator=bool(entry.get("administrator")),
+                raw=entry,
             )
-        return out
+
+        return [_typed(access, entry, path) for entry in self.client.paginate(path)]
 
     def workspace(self, slug: str) -> Workspace:
         path = _workspace(slug)
-        ws = self.client.get(path, workspace=slug)
-        return Workspace(
-            uuid=_required(ws, "uuid", path),
-            slug=ws.get("slug") or slug,
-            name=ws.get("name"),
-            is_private=ws.get("is_private"),
-            created_on=ws.get("created_on"),
-            raw=ws,
-        )
+
+        def workspace(ws: Any, endpoint: str) -> Workspace:
+            return Workspace(
+                uuid=_required(ws, "uuid", endpoint),
+                slug=ws.get("slug") or slug,
+                name=ws.get("name"),
+                is_private=ws.get("is_private"),
+                created_on=ws.get("created_on"),
+                raw=ws,
+            )
+
+        return _typed(workspace, self.client.get(path, workspace=slug), path)
 
     def workspace_members(self, slug: str) -> list[WorkspaceMember]:
         """Members with their workspace role (`/permissions`: the same people as `/members`, plus the
@@ -258,7 +260,7 @@ class BitbucketApi:
         """One member by `{uuid}` or account id; `UnknownUserError` when they are not a member."""
         path = f"{_workspace(slug)}/members/{_seg(user_id)}"
         try:
-            return _member(self.client.get(path, workspace=slug), path)
+            return _typed(_member, self.client.get(path, workspace=slug), path)
         except NotFoundError as exc:
             raise UnknownUserError(
                 f"user {user_id!r} is not a member of workspace {slug!r}",
@@ -407,7 +409,7 @@ class BitbucketApi:
     def first_repository(self, slug: str) -> Repository | None:
         path = f"/2.0/repositories/{_seg(slug)}"
         for values, _, _ in self.client.pages(path, {"pagelen": 1}, workspace=slug):
-            return _repository(values[0], path) if values else None
+            return _typed(_repository, values[0], path, 1) if values else None
         return None
 
     # internals
@@ -416,7 +418,7 @@ class BitbucketApi:
         self, path: str, slug: str, resume_from: str | None, parse: Callable[[Any, str], T]
     ) -> Iterator[Page[T]]:
         for number, (values, next_url, size) in enumerate(
-            self.client.pages(resume_from or path, workspace=slug), 1
+            self.client.pages(path, workspace=slug, resume_from=resume_from), 1
         ):
             yield Page(self._parse(values, parse, path, number, slug), next_url, size)
 
@@ -431,7 +433,7 @@ class BitbucketApi:
         items = []
         for value in values:
             try:
-                items.append(parse(value, endpoint))
+                items.append(_typed(parse, value, endpoint, page))
             except MissingFieldError as exc:
                 if self.on_skip is None:
                     raise
@@ -458,6 +460,44 @@ def _group(slug: str, group: str) -> str:
 
 def _repository_path(slug: str, repository_slug: str) -> str:
     return f"/2.0/repositories/{_seg(slug)}/{_seg(repository_slug)}"
+
+
+def _typed(parse: Callable[[Any, str], T], value: Any, endpoint: str, page: int | None = None) -> T:
+    """`parse(value)`, where JSON of a shape the model cannot use (an array where an object belongs, an object
+    where text belongs) is a `MalformedResponseError` naming the endpoint; a missing identity stays a
+    `MissingFieldError` (a list skips such an entry)."""
+    try:
+        item = parse(value, endpoint)
+    except MissingFieldError:
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+        item = None
+    if item is None or not _scalar_fields(item):
+        where = f"page {page}: " if page else ""
+        raise MalformedResponseError(
+            f"{where}an object of a shape Bitbucket does not send ({type(value).__name__})", endpoint=endpoint
+        )
+    return item
+
+
+def _scalar_fields(item: Any) -> bool:
+    """Every field of a parsed result (or of each part of a pair) but its raw JSON holds text, a number, a
+    boolean or nothing (or results of its own, such as a group's members)."""
+    if isinstance(item, tuple):
+        return all(_scalar_fields(part) if is_dataclass(part) else isinstance(part, str) for part in item)
+    for f in fields(item):
+        value = getattr(item, f.name)
+        if f.name == "raw":
+            ok = isinstance(value, dict)
+        elif is_dataclass(value):
+            ok = _scalar_fields(value)
+        elif isinstance(value, tuple):
+            ok = all(is_dataclass(v) and _scalar_fields(v) for v in value)
+        else:
+            ok = value is None or isinstance(value, str | int | float | bool)
+        if not ok:
+            return False
+    return True
 
 
 def _required(obj: Any, name: str, endpoint: str) -> Any:

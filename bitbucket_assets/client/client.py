@@ -5,18 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import json
 import logging
+import math
 import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from ..clock import Clock, SystemClock, require_real_clock
@@ -27,6 +26,7 @@ from .errors import (
     BitbucketError,
     EndpointNotFoundError,
     EndpointRemovedError,
+    ForeignOriginError,
     MalformedResponseError,
     MissingScopesError,
     NotFoundError,
@@ -34,6 +34,8 @@ from .errors import (
     RateLimitExhaustedError,
     ServerError,
 )
+from .json_body import MAX_JSON_DEPTH, TooDeep, parse_json
+from .origins import guarded_session, origin_of, require_origin
 from .pacer import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,11 @@ class CallStats:
 
 # A server that does not implement the call (or the HTTP version) will not on the next try either.
 PERMANENT_5XX = (501, 505)
+PAGE_LENGTH = 100  # the most Bitbucket serves per page of a 2.0 list
+# The most pages one list is followed for when Bitbucket sends no `size` (10 million entries at 100 a page:
+# beyond any list of a real organisation, and a stop for a `next` chain that never ends). A list with a `size`
+# stops sooner: at the pages its size needs, with room for a list that grows while it is read.
+MAX_PAGES = 100_000
 
 
 class _Transient(Exception):
@@ -118,7 +125,9 @@ class BitbucketClient:
       retried with exponential backoff and full jitter, honouring `Retry-After` when Bitbucket sends it;
     - calls are paced by a token bucket per rate-limit bucket (`/2.0/repositories/*` and the rest),
       `requests_per_hour` each, so a long sync never needs a 429;
-    - lists are followed through `next` at `pagelen=100`;
+    - lists are followed through `next` at `pagelen=100`, up to a page cap, and never twice through one link;
+    - the credential goes only to the origin of `api_url`: a `next` link, a redirect or a checkpoint that
+      points elsewhere is refused before anything is sent (`origins.py`);
     - errors are typed (`errors.py`) and name endpoint and workspace, never the credential;
     - every wait (pacing, backoff) is on `clock`, so a stopping run stops waiting at once.
 
@@ -140,17 +149,22 @@ class BitbucketClient:
         clock: Clock | None = None,
         rate_limit_backoff: float = 60.0,
         rate_limit_wait: float = 900.0,
+        max_pages: int = MAX_PAGES,
     ):
         self.api_url = reject_credentials_in_url(api_url.rstrip("/"))
+        origin = origin_of(self.api_url)
+        if origin is None:
+            raise ValueError(f"the API root {self.api_url!r} is not an http(s) URL with a host")
+        self.origin = origin
         self.clock = clock or SystemClock()
         require_real_clock(self.clock, self.api_url)
         self.credentials = credentials
         self.timeout = timeout
         self.max_workers = max_workers
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=max_workers, pool_maxsize=max_workers * 2, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.max_pages = max_pages
+        self.session = guarded_session(
+            origin, pool_connections=max_workers, pool_maxsize=max_workers * 2, max_retries=0
+        )
         self.session.headers["Accept"] = "application/json"
         self.session.auth = credentials.auth(self.session, timeout, self.clock)
         self.requests_per_hour = requests_per_hour
@@ -171,27 +185,63 @@ class BitbucketClient:
         return self.request("GET", path, params=params, workspace=workspace).parsed
 
     def pages(
-        self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        workspace: str | None = None,
+        resume_from: str | None = None,
     ) -> Iterator[tuple[list, str | None, int | None]]:
-        """Every page of a 2.0 list as `(values, next, size)`, following `next` (opaque) until it is absent;
-        `size` is the list's length when Bitbucket sends it (not every list does).
+        """Every page of the 2.0 list at `path` as `(values, next, size)`, following `next` (opaque) until it
+        is absent; `size` is the list's length when Bitbucket sends it (not every list does).
 
-        `path` may also be a `next` URL kept from an earlier run: the list then continues from there.
+        `resume_from`: a `next` URL kept from an earlier run; the list continues from there. It, and every
+        `next` link, must lead to this list on the configured origin, or nothing is sent. A list stops with
+        `MalformedResponseError` at a `next` link it already followed, and past its page cap: the pages its
+        `size` needs at its `pagelen` (with room for a list that grows meanwhile), else `max_pages`.
         """
-        url: str | None = path
-        resumed = path.startswith(("http://", "https://"))
-        query: dict[str, Any] | None = None if resumed else {"pagelen": 100, **(params or {})}
+        list_url = self.api_url + path
+        if resume_from is None:
+            url: str = list_url
+            query: dict[str, Any] | None = {"pagelen": PAGE_LENGTH, **(params or {})}
+        else:
+            self._require_same_list(resume_from, list_url, "the checkpoint to resume from", workspace)
+            url, query = resume_from, None
+        requested = int((query or {}).get("pagelen") or PAGE_LENGTH)
+        followed: set[str] = set()
+        largest: int | None = None  # the largest `size` the list has claimed so far
         page = 1
-        while url:
+        while True:
             body = self.request("GET", url, params=query, workspace=workspace).parsed
             values = body.get("values") if isinstance(body, dict) else None
             if not isinstance(values, list):
                 raise MalformedResponseError(
-                    f"page {page} has no `values` list", endpoint=_path(url), workspace=workspace
+                    f"page {page} has no `values` list", endpoint=_path(list_url), workspace=workspace
                 )
-            size = body.get("size") if isinstance(body.get("size"), int) else None
-            url, query, page = body.get("next"), None, page + 1
-            yield values, url, size
+            size = _count(body.get("size"))
+            largest = max(largest or 0, size) if size is not None else largest
+            pagelen = _count(body.get("pagelen")) or len(values) or requested
+            next_url = body.get("next")
+            if next_url is not None:
+                self._require_next(next_url, list_url, page, followed, workspace)
+                cap = self._page_cap(largest, pagelen)
+                if page >= cap:
+                    claimed = (
+                        f"it says it holds {largest} entries, {pagelen} a page"
+                        if largest is not None
+                        else "it sends no `size`"
+                    )
+                    raise MalformedResponseError(
+                        f"the list did not end after {page} pages ({claimed}): stopped at the cap of {cap} "
+                        "pages",
+                        endpoint=_path(list_url),
+                        workspace=workspace,
+                    )
+                followed.add(next_url)
+            yield values, next_url, size
+            if next_url is None:
+                return
+            url, query, page = next_url, None, page + 1
 
     def paginate(
         self, path: str, params: dict[str, Any] | None = None, *, workspace: str | None = None
@@ -210,8 +260,12 @@ class BitbucketClient:
         ok: tuple[int, ...] = (200,),
     ) -> requests.Response:
         """One call with pacing and retries; returns the response when its status is in `ok`, with `attempts`
-        (how many tries it took)."""
-        url = path if path.startswith(("http://", "https://")) else self.api_url + path
+        (how many tries it took). `path` is relative to the API root, or an absolute URL of its origin."""
+        absolute = path.startswith(("http://", "https://"))
+        url = path if absolute else self.api_url + path
+        require_origin(
+            url, self.origin, "the URL" if absolute else "the path", endpoint=_path(url), workspace=workspace
+        )
         retrying = Retrying(
             stop=self._stop,
             wait=self._wait,
@@ -247,6 +301,42 @@ class BitbucketClient:
         self.clock.interrupt()
 
     # ---- internals ----
+
+    def _require_same_list(self, url: object, list_url: str, what: str, workspace: str | None) -> None:
+        """`url` continues the list at `list_url`: same origin (else `ForeignOriginError`), same path."""
+        require_origin(url, self.origin, what, endpoint=_path(list_url), workspace=workspace)
+        if _normalised_path(url) != _normalised_path(list_url):
+            raise MalformedResponseError(
+                f"{what} leads to another list ({urlsplit(url).path}): refused",
+                endpoint=_path(list_url),
+                workspace=workspace,
+            )
+
+    def _require_next(
+        self, next_url: object, list_url: str, page: int, followed: set[str], workspace: str | None
+    ) -> None:
+        what = f"the `next` link of page {page}"
+        if not isinstance(next_url, str):
+            raise MalformedResponseError(
+                f"{what} is not a URL ({type(next_url).__name__})",
+                endpoint=_path(list_url),
+                workspace=workspace,
+            )
+        self._require_same_list(next_url, list_url, what, workspace)
+        if next_url in followed:
+            raise MalformedResponseError(
+                f"{what} leads back to a page already read: the list would never end",
+                endpoint=_path(list_url),
+                workspace=workspace,
+            )
+
+    def _page_cap(self, size: int | None, pagelen: int) -> int:
+        """How many pages a list may take: those its `size` needs, a tenth more (at least 10) for a list that
+        grows while it is read; `max_pages` at most, and without a `size`."""
+        if size is None:
+            return self.max_pages
+        needed = math.ceil(size / max(1, pagelen))
+        return min(self.max_pages, needed + max(10, needed // 10))
 
     def _attempt(self, method, url, params, json_body, workspace, ok) -> requests.Response:
         endpoint = _path(url)
@@ -293,10 +383,35 @@ class BitbucketClient:
                 ),
                 _retry_after(response),
             )
+        if 300 <= status < 400:
+            raise self._redirect(response, url, endpoint, workspace)
         if status == 401 and isinstance(self.session.auth, _OAuthClientCredentials):
             self.session.auth.invalidate()  # an expired OAuth token: fetch a new one and try again
             raise _Transient(self._error(response, endpoint, workspace))
         raise self._error(response, endpoint, workspace)
+
+    def _redirect(
+        self, response: requests.Response, url: str, endpoint: str, workspace: str | None
+    ) -> BitbucketError:
+        """Redirects are never followed: one to another origin would carry the credential there."""
+        status, target = response.status_code, urljoin(url, response.headers.get("Location") or "")
+        found = origin_of(target)
+        if found != self.origin:
+            where = str(found) if found else "no http(s) origin"
+            return ForeignOriginError(
+                f"HTTP {status} redirects to {where}, not to the configured origin {self.origin}: not "
+                "followed, nothing was sent there",
+                endpoint=endpoint,
+                status=status,
+                workspace=workspace,
+                origin=str(found) if found else None,
+            )
+        return BitbucketError(
+            f"HTTP {status} redirects to {urlsplit(target).path}: redirects are not followed",
+            endpoint=endpoint,
+            status=status,
+            workspace=workspace,
+        )
 
     def _error(self, response: requests.Response, endpoint: str, workspace: str | None) -> BitbucketError:
         status = response.status_code
@@ -317,8 +432,8 @@ class BitbucketClient:
             if isinstance(detail, dict) and "required" in detail:
                 return MissingScopesError(
                     "the credential lacks required scopes.",
-                    required=list(detail.get("required") or []),
-                    granted=list(detail.get("granted") or []),
+                    required=_strings(detail.get("required")),
+                    granted=_strings(detail.get("granted")),
                     **kw,
                 )
             return PermissionDeniedError(f"permission denied (HTTP 403): {message}", **kw)
@@ -338,8 +453,16 @@ class BitbucketClient:
 
     def _json(self, response: requests.Response, url: str, workspace: str | None) -> Any:
         try:
-            return response.json()
-        except (json.JSONDecodeError, ValueError):
+            return parse_json(response)
+        except TooDeep:
+            raise MalformedResponseError(
+                f"the response is JSON nested deeper than {MAX_JSON_DEPTH} levels: not a document Bitbucket "
+                "sends",
+                endpoint=_path(url),
+                status=response.status_code,
+                workspace=workspace,
+            ) from None
+        except ValueError:
             query = urlsplit(url).query
             where = f" (page {query})" if query else ""
             raise _Transient(
@@ -394,6 +517,21 @@ def _path(url: str) -> str:
     return urlsplit(url).path
 
 
+def _normalised_path(url: str) -> str:
+    """A URL's path as Bitbucket's `next` links may spell it: percent-decoded, without a trailing slash."""
+    return unquote(urlsplit(url).path).rstrip("/").casefold()
+
+
+def _count(value: Any) -> int | None:
+    """A list's `size` or `pagelen` when it is a count (a bool, a negative number or a string is not)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _strings(value: Any) -> list[str]:
+    """Scopes of a 403's `detail`: strings only, whatever the body holds."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
@@ -413,8 +551,8 @@ def _not_about_a_resource(response: requests.Response) -> str | None:
     hosted at the URL, or a body that is not an error object Bitbucket (`error`) or the Atlassian Admin API
     (`errors`) sends, such as a proxy's page."""
     try:
-        body = response.json()
-    except ValueError:
+        body = parse_json(response)
+    except ValueError:  # not JSON, or nested too deep to use
         return "the body is not Bitbucket's error object (a proxy or gateway answered?)"
     if isinstance(body, dict) and isinstance(body.get("errors"), list):
         return None
@@ -451,14 +589,20 @@ def _error_message(response: requests.Response) -> tuple[str, Any, str | None]:
     """Message, detail and code of an error body: Bitbucket's `{"error": {"message", "detail"}}`, or the
     Atlassian Admin API's `{"errors": [{"code", "title", "detail"}]}`."""
     try:
-        body = response.json()
-    except ValueError:
+        body = parse_json(response)
+    except ValueError:  # not JSON, or nested too deep to use
         return (response.text[:200] or response.reason or "").strip(), None, None
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        text = ": ".join(str(first[k]) for k in ("title", "detail") if first.get(k)) or response.reason
-        return str(text), None, first.get("code")
+        text = ": ".join(_text(first.get(k)) for k in ("title", "detail") if _text(first.get(k)))
+        code = first.get("code")
+        return text or str(response.reason), None, code if isinstance(code, str) else None
     error = body.get("error", {}) if isinstance(body, dict) else {}
     error = error if isinstance(error, dict) else {}
-    return str(error.get("message") or response.reason), error.get("detail"), None
+    return _text(error.get("message")) or str(response.reason), error.get("detail"), None
+
+
+def _text(value: Any) -> str:
+    """A message field of an error body: a string (at most 500 characters), or nothing."""
+    return value[:500] if isinstance(value, str) else ""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from ..clock import Clock, SystemClock
 from ..settings import DEFAULT_OAUTH_TOKEN_URL, Settings, load_settings
-from .errors import AuthenticationError
+from .errors import AuthenticationError, MalformedResponseError
+from .json_body import parse_json
+from .origins import guarded_session, origin_of
 
 Kind = Literal["api_token", "access_token", "oauth", "app_password", "org_api_key"]
 NO_CREDENTIAL = (
@@ -63,11 +67,13 @@ class Credentials:
         return cls("org_api_key", "", key)
 
     def auth(self, session: requests.Session, timeout: float, clock: Clock | None = None) -> AuthBase:
+        """How requests of `session` carry this credential. An OAuth consumer's secret goes only to its token
+        endpoint, on a session of its own (`_OAuthClientCredentials`)."""
         if self.kind in ("api_token", "app_password"):
             return HTTPBasicAuth(self.username, self.secret)
         if self.kind in ("access_token", "org_api_key"):
             return _Bearer(lambda: self.secret)
-        return _OAuthClientCredentials(self, session, timeout, clock or SystemClock())
+        return _OAuthClientCredentials(self, timeout, clock or SystemClock())
 
 
 def credentials_from_values(
@@ -126,13 +132,23 @@ class _Bearer(AuthBase):
 
 
 class _OAuthClientCredentials(_Bearer):
-    """Client-credentials grant; the token is renewed a minute before it expires (or on a 401)."""
+    """Client-credentials grant; the token is renewed a minute before it expires (or on a 401).
+
+    The consumer's secret is sent to `BITBUCKET_OAUTH_TOKEN_URL` only, over a session that can reach nothing
+    but that URL's origin and follows no redirect; the token it returns goes to the API origin only (the
+    client's session)."""
 
     MARGIN = 60.0
 
-    def __init__(self, creds: Credentials, session: requests.Session, timeout: float, clock: Clock):
+    def __init__(self, creds: Credentials, timeout: float, clock: Clock):
         super().__init__(self._current)
-        self.creds, self.session, self.timeout, self.clock = creds, session, timeout, clock
+        self.creds, self.timeout, self.clock = creds, timeout, clock
+        origin = origin_of(creds.token_url)
+        if origin is None:
+            raise AuthenticationError(
+                "BITBUCKET_OAUTH_TOKEN_URL is not an http(s) URL with a host", endpoint=_path(creds.token_url)
+            )
+        self.session = guarded_session(origin, max_retries=0)
         self._token: str | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
@@ -150,27 +166,66 @@ class _OAuthClientCredentials(_Bearer):
             return self._token
 
     def _fetch(self) -> None:
+        endpoint = _path(self.creds.token_url)
         try:
             response = self.session.post(
                 self.creds.token_url,
                 data={"grant_type": "client_credentials"},
                 auth=(self.creds.username, self.creds.secret),
                 timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise AuthenticationError(
-                f"OAuth token endpoint unreachable: {type(exc).__name__}", endpoint=self.creds.token_url
+                f"OAuth token endpoint unreachable: {type(exc).__name__}", endpoint=endpoint
             ) from None
+        if 300 <= response.status_code < 400:
+            target = origin_of(urljoin(self.creds.token_url, response.headers.get("Location") or ""))
+            raise AuthenticationError(
+                f"the OAuth token endpoint redirects (HTTP {response.status_code}) to "
+                f"{target or 'no http(s) origin'}: not followed, the consumer's secret goes only to "
+                "BITBUCKET_OAUTH_TOKEN_URL",
+                endpoint=endpoint,
+                status=response.status_code,
+            )
         if response.status_code != 200:
             raise AuthenticationError(
                 f"OAuth client-credentials grant refused (HTTP {response.status_code}): check "
                 "BITBUCKET_OAUTH_CLIENT_ID and BITBUCKET_OAUTH_CLIENT_SECRET",
-                endpoint=self.creds.token_url,
+                endpoint=endpoint,
                 status=response.status_code,
             )
-        body = response.json()
-        self._token = body["access_token"]
-        self._lifetime = float(body.get("expires_in", 3600))
+        token, lifetime = _token_of(response)
+        if token is None:
+            raise MalformedResponseError(
+                "the OAuth token endpoint answered without a usable `access_token`",
+                endpoint=endpoint,
+                status=response.status_code,
+            )
+        self._token, self._lifetime = token, lifetime
         self._expires = self.clock.monotonic() + self._lifetime
 
     _lifetime = 3600.0
+
+
+# A bearer token as OAuth 2.0 defines it (RFC 6750 b64token): nothing a header could be split on.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _token_of(response: requests.Response) -> tuple[str | None, float]:
+    """The access token and its lifetime in seconds from a token endpoint's answer; None when there is no
+    usable token (not JSON, another shape, a token that is not a bearer token)."""
+    try:
+        body = parse_json(response)
+    except ValueError:
+        return None, 0.0
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not _BEARER_TOKEN.fullmatch(token):
+        return None, 0.0
+    lifetime = body.get("expires_in", 3600)
+    valid = isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and 0 < lifetime < 1e9
+    return token, float(lifetime) if valid else 3600.0
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path

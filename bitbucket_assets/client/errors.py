@@ -70,5 +70,14 @@ class ServerError(BitbucketError):
     """5xx or a dropped connection after every retry."""
 
 
+class ForeignOriginError(BitbucketError):
+    """A URL (a `next` link, a redirect, a stored checkpoint) that leaves the configured origin: refused
+    before anything, the credential least of all, is sent there. `origin` is where it pointed."""
+
+    def __init__(self, message: str, *, origin: str | None = None, **kw):
+        super().__init__(message, **kw)
+        self.origin = origin
+
+
 class MalformedResponseError(BitbucketError):
     """A body that is not the JSON Bitbucket documents (after retries), or lacks a required field."""

@@ -3,11 +3,17 @@
 Run with `bitbucket-access dashboard` (or `streamlit run bitbucket_assets/dashboard/app.py`). The page, the
 workspace, the snapshot date and each page's choice live in the URL, so any view can be linked; tables
 download as CSV named after the view and its parameters; people and resources link to their pages.
+
+Names come from Bitbucket, where anyone types them: none is ever interpreted (`rendering.py`). Text holding
+one is shown by `say` and `linked_table`, HTML-escaped into elements of the dashboard's own, never through
+Streamlit's Markdown; data frames, pickers and charts get `visible` text. The only links are the dashboard's,
+built by `link`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
@@ -15,14 +21,22 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bitbucket_assets.dashboard import data
-from bitbucket_assets.reporting.safe_text import spreadsheet_cell
+from bitbucket_assets.dashboard import data, rendering
+from bitbucket_assets.dashboard.rendering import Link
+from bitbucket_assets.reporting.safe_text import spreadsheet_cell, visible
 
 PAGES = ("Overview", "Who has access", "Person", "Changes", "Risks", "Provisioning")
 ALL = "All workspaces"
 TABLE_ROWS = 300  # rows shown as a linked table; the download holds them all
 
+
+def say(text, tag: str = "p", css: str = "", where=st) -> None:
+    """Text that may hold names, in one element of the dashboard's own: shown as typed, never as Markdown."""
+    where.html(rendering.element(text, tag, css))
+
+
 st.set_page_config(page_title="Bitbucket access", layout="wide")
+st.html(rendering.CSS)
 if data.sign_in_required():
     # Nothing below runs, and no query is made, until the identity provider has signed the user in.
     if not st.user.get("is_logged_in", False):
@@ -31,7 +45,11 @@ if data.sign_in_required():
         if st.button("Sign in"):
             st.login()
         st.stop()
-    st.sidebar.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'you'}")
+    say(
+        f"Signed in as {st.user.get('email') or st.user.get('name') or 'you'}",
+        css="bb-caption",
+        where=st.sidebar,
+    )
     if st.sidebar.button("Sign out"):
         st.logout()
 
@@ -48,7 +66,8 @@ def choose(label: str, options: list, name: str, fmt=str):
     wanted = param(name)
     keys = [str(o) for o in options]
     index = keys.index(wanted) if wanted in keys else 0
-    choice = st.sidebar.selectbox(label, options, index=index, format_func=fmt, key=f"pick_{name}")
+    shown = lambda option: visible(fmt(option))  # noqa: E731 - a picker shows names as typed
+    choice = st.sidebar.selectbox(label, options, index=index, format_func=shown, key=f"pick_{name}")
     st.query_params[name] = str(choice)
     return choice
 
@@ -63,10 +82,10 @@ def end_of(day: date) -> datetime:
     return datetime.combine(day, time.max).replace(tzinfo=UTC)
 
 
-def md(text) -> str:
-    """Text from Bitbucket (a display name, a slug) made inert in a Markdown cell."""
-    text = "" if text is None or (isinstance(text, float) and pd.isna(text)) else str(text)
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$])", r"\\\1", text.replace("\n", " "))
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame for `st.dataframe` and charts (plain text): readable timestamps, and every text cell with its
+    control and bidi characters shown as escapes."""
+    return readable(frame).map(lambda v: visible(v) if isinstance(v, str) else v)
 
 
 def readable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -92,10 +111,12 @@ def download(frame: pd.DataFrame, view: str, **parameters) -> None:
     )
 
 
-def linked_table(frame: pd.DataFrame) -> None:
-    """A static table whose Markdown cells hold links (the first TABLE_ROWS rows; the download has them
-    all)."""
-    st.table(frame.head(TABLE_ROWS))
+def linked_table(frame: pd.DataFrame, column: str, links: Sequence[Link]) -> None:
+    """A static table whose first column, `column`, holds the dashboard's `links` (the first TABLE_ROWS rows;
+    the download has them all)."""
+    shown = readable(frame).head(TABLE_ROWS)
+    rows = list(shown.itertuples(index=False, name=None))
+    st.html(rendering.linked_table(column, links[:TABLE_ROWS], list(shown.columns), rows))
     if len(frame) > TABLE_ROWS:
         st.caption(f"First {TABLE_ROWS} of {len(frame)} rows: download the CSV for all of them.")
 
@@ -114,7 +135,7 @@ try:
     as_of_day = choose("Snapshot date", days, "as_of", fmt=lambda d: f"{d:%Y-%m-%d}")
     as_of = end_of(as_of_day)
     st.sidebar.caption(f"As of the end of {as_of_day:%Y-%m-%d} (UTC): what the last sync that day saw.")
-    st.sidebar.caption(f"Warehouse (read copy): `{data.warehouse_path()}`")
+    say(f"Warehouse (read copy): {data.warehouse_path()}", css="bb-caption", where=st.sidebar)
     scope = workspace or "every workspace"
 
     if page == "Overview":
@@ -125,9 +146,10 @@ try:
         cols = st.columns(len(data.MEASURES))
         for col, (name, title) in zip(cols, data.MEASURES.items(), strict=True):
             col.metric(title, f"{int(latest[name]):,}")
-        st.caption(
+        say(
             f"{scope}, at the last sync of {as_of_day:%Y-%m-%d}; {len(series)} snapshots from "
-            f"{series.synced_at.min():%Y-%m-%d} to {series.synced_at.max():%Y-%m-%d}"
+            f"{series.synced_at.min():%Y-%m-%d} to {series.synced_at.max():%Y-%m-%d}",
+            css="bb-caption",
         )
         marker = (
             alt.Chart(pd.DataFrame({"as_of": [pd.Timestamp(as_of)]}))
@@ -148,7 +170,7 @@ try:
                 )
             )
             grid[i % 3].altair_chart((line + marker).properties(title=title, height=180), width="stretch")
-        per_day = data.changes_per_day(workspace)
+        per_day = data.changes_per_day(workspace)  # its labels are the change kinds, never names
         bars = (
             alt.Chart(per_day)
             .mark_bar()
@@ -168,33 +190,28 @@ try:
         options = data.resources(workspace)
         keys = [f"{r.workspace_slug}|{r.resource_type}|{r.resource_key}" for r in options.itertuples()]
         if not keys:
-            st.info(f"No repository or project in {scope}.")
+            say(f"No repository or project in {scope}.", css="bb-note")
             st.stop()
         resource = choose("Repository or project", keys, "resource", fmt=lambda k: " / ".join(k.split("|")))
         ws, kind, key = resource.split("|")
-        st.subheader(f"{kind} {ws}/{key}")
+        say(f"{kind} {ws}/{key}", tag="h3")
         table = data.who_has_access(ws, kind, key, as_of)
         st.metric("Users with access", len(table))
-        shown = readable(table)
-        shown.insert(
-            0,
-            "person",
-            [
-                f"[{md(n)}]({link('Person', user=u)})"
-                for n, u in zip(table.user_display_name, table.user_uuid, strict=True)
-            ],
-        )
-        linked_table(shown.drop(columns=["user_uuid", "user_display_name"]))
+        people_links = [
+            Link(name, link("Person", user=uuid))
+            for name, uuid in zip(table.user_display_name, table.user_uuid, strict=True)
+        ]
+        linked_table(table.drop(columns=["user_uuid", "user_display_name"]), "person", people_links)
         download(table, "who-has-access", ws=ws, kind=kind, key=key, as_of=f"{as_of_day:%Y-%m-%d}")
         st.subheader("History")
         history = data.resource_history(ws, kind, key)
-        st.dataframe(readable(history), width="stretch", hide_index=True)
+        st.dataframe(plain(history), width="stretch", hide_index=True)
 
     elif page == "Person":
         st.title("Person")
         users = data.people(workspace)
         if users.empty:
-            st.info(f"Nobody in {scope}.")
+            say(f"Nobody in {scope}.", css="bb-note")
             st.stop()
         labels = dict(
             zip(
@@ -207,24 +224,17 @@ try:
             )
         )
         user_uuid = choose("User", list(labels), "user", fmt=lambda u: labels.get(u, u))
-        st.subheader(labels[user_uuid])
+        say(labels[user_uuid], tag="h3")
         access = data.person_access(user_uuid, workspace, as_of)
         st.metric("Resources reachable", len(access))
-        shown = readable(access)
-        shown.insert(
-            0,
-            "resource",
-            [
-                f"[{md(w)}/{md(k)}]({link('Who has access', resource=f'{w}|{t}|{k}')})"
-                for w, t, k in zip(
-                    access.workspace_slug, access.resource_type, access.resource_key, strict=True
-                )
-            ],
-        )
-        linked_table(shown.drop(columns=["workspace_slug", "resource_key"]))
+        resource_links = [
+            Link(f"{w}/{k}", link("Who has access", resource=f"{w}|{t}|{k}"))
+            for w, t, k in zip(access.workspace_slug, access.resource_type, access.resource_key, strict=True)
+        ]
+        linked_table(access.drop(columns=["workspace_slug", "resource_key"]), "resource", resource_links)
         download(access, "person", user=user_uuid.strip("{}"), ws=workspace, as_of=f"{as_of_day:%Y-%m-%d}")
         st.subheader("History")
-        st.dataframe(readable(data.person_history(user_uuid, workspace)), width="stretch", hide_index=True)
+        st.dataframe(plain(data.person_history(user_uuid, workspace)), width="stretch", hide_index=True)
 
     elif page == "Changes":
         st.title("Changes")
@@ -235,44 +245,44 @@ try:
         cols = st.columns(3)
         for col, kind in zip(cols, ("added", "removed", "changed"), strict=True):
             col.metric(kind.capitalize(), int(counts.get(kind, 0)))
-        st.caption(f"{scope}, from {start:%Y-%m-%d} to the end of {end:%Y-%m-%d} (UTC)")
-        st.dataframe(readable(table), width="stretch", hide_index=True)
+        say(f"{scope}, from {start:%Y-%m-%d} to the end of {end:%Y-%m-%d} (UTC)", css="bb-caption")
+        st.dataframe(plain(table), width="stretch", hide_index=True)
         download(table, "changes", ws=workspace, start=f"{start:%Y-%m-%d}", end=f"{end:%Y-%m-%d}")
 
     elif page == "Risks":
         st.title("Risks")
         table = data.risks(as_of, workspace)
         st.metric("Open risks", len(table))
-        st.caption(f"{scope}, as of the end of {as_of_day:%Y-%m-%d}")
+        say(f"{scope}, as of the end of {as_of_day:%Y-%m-%d}", css="bb-caption")
         download(table, "risks", ws=workspace, as_of=f"{as_of_day:%Y-%m-%d}")
         for risk, rows in table.groupby("risk", sort=False):
             why, what = data.RISK_GUIDE.get(risk, ("", ""))
-            st.subheader(f"{risk} ({len(rows)})")
+            say(f"{risk} ({len(rows)})", tag="h3")
             if why:
                 st.markdown(f"**Why it matters:** {why}  \n**What to do:** {what}")
-            st.dataframe(rows.drop(columns=["risk"]), width="stretch", hide_index=True)
+            st.dataframe(plain(rows.drop(columns=["risk"])), width="stretch", hide_index=True)
 
     elif page == "Provisioning":
         st.title("Provisioning")
         configured, policy = data.approver_policy()
-        (st.caption if configured else st.warning)(policy)
+        say(policy, css="bb-caption" if configured else "bb-warning")
         requests, log = data.provisioning(workspace)
         cols = st.columns(3)
         cols[0].metric("Requests", len(requests))
         cols[1].metric("Applied", int((requests.status == "applied").sum()) if len(requests) else 0)
         cols[2].metric("Just-in-time expiries", int((log.outcome == "expired").sum()) if len(log) else 0)
         st.subheader("Requests and approvals")
-        st.dataframe(readable(requests), width="stretch", hide_index=True)
+        st.dataframe(plain(requests), width="stretch", hide_index=True)
         download(requests, "requests", ws=workspace)
         st.subheader("Every attempt")
-        st.dataframe(readable(log), width="stretch", hide_index=True)
+        st.dataframe(plain(log), width="stretch", hide_index=True)
         campaigns, attestations = data.reviews(workspace)
         st.subheader("Access reviews: campaigns and their completion")
         st.caption("Items decided of items exported, by reviewer (reviewer empty: the whole campaign).")
-        st.dataframe(readable(campaigns), width="stretch", hide_index=True)
+        st.dataframe(plain(campaigns), width="stretch", hide_index=True)
         download(campaigns, "review-campaigns", ws=workspace)
         st.subheader("Attestations: every keep and revoke, who signed it, and the file's SHA-256")
-        st.dataframe(readable(attestations), width="stretch", hide_index=True)
+        st.dataframe(plain(attestations), width="stretch", hide_index=True)
         download(attestations, "attestations", ws=workspace)
 except FileNotFoundError as exc:
-    st.error(str(exc))
+    say(str(exc), css="bb-error")

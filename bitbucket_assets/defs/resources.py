@@ -21,6 +21,7 @@ from ..extraction.refresh import RefreshPolicy
 from ..extraction.vanished import Breaker
 from ..provisioning.approvals import ApproverPolicy
 from ..provisioning.engine import ProvisioningPolicy
+from ..service_key import ServiceKey
 from ..settings import (
     DEFAULT_ADMIN_API_URL,
     DEFAULT_API_URL,
@@ -122,16 +123,22 @@ class BitbucketResource(_FromSettings):
 
 
 class ProvisioningResource(_FromSettings):
-    """Who may approve (the approver policy file), which groups are protected, how old an approval may be, and
-    the deployment's cap on changes per run (a run's config may lower or raise it for that run)."""
+    """Who may approve (the approver policy file), which groups are protected, how old an approval may be, the
+    deployment's cap on changes per run (a run's config may lower or raise it for that run), and the key that
+    signs the provisioning log's head."""
 
     approver_policy: str | None = None
     protected_groups: str = ",".join(DEFAULT_PROTECTED_GROUPS)
     max_approval_age_days: float = DEFAULT_MAX_APPROVAL_AGE_DAYS
     max_changes_per_run: int = DEFAULT_MAX_CHANGES_PER_RUN
+    signing_key: str | None = None  # the private key file that signs the log's head (not its content)
+    signing_public_key: str | None = None
 
     def approvals(self) -> ApproverPolicy:
         return ApproverPolicy.load(self.approver_policy)
+
+    def service_key(self) -> ServiceKey:
+        return ServiceKey.from_paths(self.signing_key, self.signing_public_key)
 
     def policy(self, max_changes_per_run: int | None = None) -> ProvisioningPolicy:
         cap = self.max_changes_per_run if max_changes_per_run is None else max_changes_per_run

@@ -293,6 +293,14 @@ class SnapshotWriter:
         ).fetchone()
         return row[0]
 
+    def resume_urls(self) -> list[tuple[str, str, str]]:
+        """(workspace, stage, next URL) of every stage this sync will continue from a stored link."""
+        return self.con.execute(
+            "SELECT workspace_slug, stage, next_url FROM raw.sync_checkpoints WHERE sync_id = ? AND NOT done "
+            "AND next_url IS NOT NULL ORDER BY ALL",
+            [self.sync_id],
+        ).fetchall()
+
     def checkpoint_done(self, workspace: str, stage: str) -> bool:
         return self.resume_point(workspace, stage) == ""
 

@@ -19,6 +19,7 @@ from ..client import (
     ServerError,
 )
 from ..client.api import USER_WORKSPACES
+from ..client.origins import require_origin
 from ..clock import Interrupted
 from .extract import ExtractionOptions, extract_snapshot
 from .snapshot import SnapshotWriter
@@ -95,6 +96,12 @@ def run_sync(
     if writer.resumed:
         log.info("resuming sync %s from its checkpoints", writer.sync_id)
     try:
+        if writer.resumed:
+            # The warehouse is no authority on where the credential may go: a stored link that leaves the
+            # API's origin fails the sync (removing its rows) before any call, so the next sync starts afresh.
+            for workspace, stage, url in writer.resume_urls():
+                what = f"the checkpoint of sync {writer.sync_id} (workspace {workspace}, stage {stage})"
+                require_origin(url, client.origin, what, workspace=workspace)
         # Entries lacking their identity are skipped into raw.anomalies; a malformed page still fails the
         # sync.
         selection = extract_snapshot(BitbucketApi(client, on_skip=writer.note_skipped), writer, options)

@@ -42,6 +42,7 @@ from ..client.admin_api import (
     AtlassianAdminApi,
 )
 from ..clock import Clock, SystemClock
+from ..service_key import ServiceKey
 from ..settings import (
     DEFAULT_MAX_APPROVAL_AGE_DAYS,
     DEFAULT_MAX_CHANGES_PER_RUN,
@@ -87,10 +88,15 @@ class Provisioner:
         approvals: ApproverPolicy | None = None,
         admin_api: AtlassianAdminApi | None = None,
         admin_managed: list[str] | None = None,
+        signing: ServiceKey | None = None,
     ):
         """`admin_api`: the organization's Atlassian Admin API, which changes the groups of workspaces
         administered from admin.atlassian.com (`admin_managed` names them; None: detected from the latest
-        snapshot)."""
+        snapshot). `signing`: the service's key, which signs the log's head after every row; a key that
+        cannot sign stops the run here, before any call."""
+        self.signing = signing or ServiceKey()
+        if self.signing.signs:
+            self.signing.probe()
         self.client, self.con = client, con
         self.api = BitbucketApi(client) if client is not None else None
         self.backends = Backends(con, self.api, admin_api, admin_managed)
@@ -493,6 +499,7 @@ class Provisioner:
                 "dry_run": dry_run,
                 "backend": backend,
             },
+            self.signing,
         )
 
     def _live_members(

@@ -1,9 +1,9 @@
 """The provisioning tables (schema `provisioning`) in the warehouse.
 
 `access_requests` is the input people (or the access-review import) write; the pipeline maintains its
-`status`. `provisioning_log` has one row per attempt, hash-chained (`audit_log.py`). `provisioning_intents`
-records a call before it is made, so a run killed at any point can tell, by reading live membership, whether
-the call took effect.
+`status`. `provisioning_log` has one row per attempt, hash-chained, its head signed into `log_heads`
+(`audit_log.py`). `provisioning_intents` records a call before it is made, so a run killed at any point can
+tell, by reading live membership, whether the call took effect.
 """
 
 from __future__ import annotations
@@ -174,6 +174,16 @@ DDL = [
            coalesce(d.revoked, 0) AS revoked
     FROM provisioning.review_campaigns c
     LEFT JOIN decided d USING (campaign_id)
+    """,
+    """
+    -- The log's head signed with the service's key after each row (audit_log.py): seq and row_hash of that
+    -- row, when, and the OpenSSH signature over them.
+    CREATE TABLE IF NOT EXISTS provisioning.log_heads (
+        seq BIGINT PRIMARY KEY,
+        row_hash VARCHAR NOT NULL,
+        signed_at TIMESTAMPTZ NOT NULL,
+        signature VARCHAR NOT NULL
+    )
     """,
     """
     CREATE TABLE IF NOT EXISTS provisioning.provisioning_intents (

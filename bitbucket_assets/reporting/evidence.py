@@ -18,7 +18,17 @@ import pandas as pd
 import vl_convert
 from jinja2 import Environment, PackageLoader
 
-from .pack_integrity import MANIFEST, REPORT, syncs_drawn_on, write_manifest
+from ..service_key import PRINCIPAL, UNSIGNED, ServiceKey
+from ..signing import NAMESPACES
+from .pack_integrity import (
+    MANIFEST,
+    REPORT,
+    SIGNATURE,
+    manifest_of,
+    provisioning_log_head,
+    syncs_drawn_on,
+    write_manifest,
+)
 from .safe_text import spreadsheet_cell, text
 
 # Every query selects from the marts and documented views: the access rules live in dbt
@@ -82,7 +92,7 @@ class EvidenceOutputError(ValueError):
     """The output directory holds files that are not an evidence pack this tool may replace."""
 
 
-PACK_FILES = (REPORT, MANIFEST, *(f"{name}.csv" for name in QUERIES))
+PACK_FILES = (REPORT, MANIFEST, SIGNATURE, *(f"{name}.csv" for name in QUERIES))
 
 
 def _prepare(out: Path, replace: bool) -> None:
@@ -106,9 +116,17 @@ def _prepare(out: Path, replace: bool) -> None:
 
 
 def build_evidence_pack(
-    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, out: Path, replace: bool = False
+    con: duckdb.DuckDBPyConnection,
+    start: datetime,
+    end: datetime,
+    out: Path,
+    replace: bool = False,
+    key: ServiceKey | None = None,
 ) -> EvidencePack:
-    """Write the pack into `out` (new or empty; `replace` swaps an earlier pack for this one)."""
+    """Write the pack into `out` (new or empty; `replace` swaps an earlier pack for this one), its manifest
+    signed with `key` when it signs (a key that cannot sign stops here, before any file is written)."""
+    key = key or ServiceKey()
+    fingerprint = key.probe().fingerprint if key.signs else None
     _prepare(out, replace)
     params = {"from": start, "to": end}
     tables: dict[str, tuple[list[str], list[tuple]]] = {}
@@ -155,9 +173,21 @@ def build_evidence_pack(
         "to": end.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(),
     }
-    manifest = write_manifest(out, parameters, syncs, QUERIES)
+    signing = (
+        {
+            "key": fingerprint,
+            "principal": PRINCIPAL,
+            "namespace": NAMESPACES["evidence"],
+            "signature": SIGNATURE,
+        }
+        if fingerprint
+        else None
+    )
+    manifest = manifest_of(out, parameters, syncs, QUERIES, provisioning_log_head(con), signing)
     report = out / REPORT
     report.write_text(_render(metrics, tables, manifest), encoding="utf-8")
+    manifest = write_manifest(out, manifest, key)
+    metrics["signed"] = f"{SIGNATURE} (key {fingerprint})" if fingerprint else UNSIGNED
     return EvidencePack(out, report, metrics, manifest)
 
 
@@ -252,4 +282,7 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
         generated_at=_when(parameters["generated_at"]),
         syncs=syncs,
         files=manifest["files"],
+        signing=manifest["signing"],
+        unsigned=UNSIGNED,
+        log_head=manifest["provisioning_log"],
     )

@@ -1,7 +1,11 @@
 """What lets an auditor trust an evidence pack ("information produced by the entity"): a manifest naming the
 parameters, the syncs drawn on (with their completeness figures and reconciliation result), the exact SQL, row
-count and SHA-256 of every CSV; the pack's digests recorded in the warehouse; and a check that recomputes
-them.
+count and SHA-256 of every CSV and of the report, and the provisioning log's head at the time; the manifest
+signed with the service's key (`manifest.json.sig`, an OpenSSH signature anyone can check with the public
+key); the pack's digests recorded in the warehouse; and a check that recomputes them all.
+
+Without the signature, a pack resists only someone who cannot write to the warehouse: whoever can may rewrite
+a CSV, recompute the manifest and record its new digest. With it, they would need the private key.
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ from typing import Any
 
 import duckdb
 
+from ..provisioning.audit_log import head_problem
+from ..service_key import UNSIGNED, ServiceKey
+from ..signing import SignatureError
+
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"  # where `ssh-keygen -Y sign` puts the signature of manifest.json
 REPORT = "evidence.html"
 
 # The syncs a pack draws on: the last one at or before the start of the period (its baseline) and every one in
@@ -81,8 +90,17 @@ def syncs_drawn_on(con: duckdb.DuckDBPyConnection, start: datetime, end: datetim
     return [{k: _plain(v) for k, v in zip(names, row, strict=True)} for row in cursor.fetchall()]
 
 
-def write_manifest(out: Path, parameters: dict[str, str], syncs: list[dict], queries: dict[str, str]) -> dict:
-    """manifest.json beside the CSVs: parameters, syncs, and per CSV its SQL, rows and SHA-256."""
+def manifest_of(
+    out: Path,
+    parameters: dict[str, str],
+    syncs: list[dict],
+    queries: dict[str, str],
+    log_head: dict | None,
+    signing: dict | None,
+) -> dict:
+    """The manifest of the CSVs in `out`: parameters, syncs, per CSV its SQL, rows and SHA-256, the
+    provisioning log's head, and which key signs it (None: unsigned). The report's digest is added by
+    `write_manifest`, once the report is written."""
     files = {
         f"{name}.csv": {
             "sql": " ".join(sql.split()),
@@ -91,11 +109,36 @@ def write_manifest(out: Path, parameters: dict[str, str], syncs: list[dict], que
         }
         for name, sql in queries.items()
     }
-    manifest = {"tool": "bitbucket-access", "parameters": parameters, "syncs": syncs, "files": files}
-    (out / MANIFEST).write_text(
-        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8"
-    )
+    return {
+        "tool": "bitbucket-access",
+        "parameters": parameters,
+        "syncs": syncs,
+        "files": files,
+        "provisioning_log": log_head,
+        "signing": signing,
+    }
+
+
+def write_manifest(out: Path, manifest: dict, key: ServiceKey) -> dict:
+    """manifest.json beside the report, with the report's digest; signed into manifest.json.sig when `key`
+    signs."""
+    manifest = {**manifest, "report": {"file": REPORT, "sha256": sha256_of(out / REPORT)}}
+    text = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    (out / MANIFEST).write_text(text, "utf-8")
+    if key.signs:
+        (out / SIGNATURE).write_text(key.sign(text.encode(), "evidence"), "utf-8")
     return manifest
+
+
+def provisioning_log_head(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The provisioning log's last row and hash (None: no log yet)."""
+    try:
+        seq, row_hash = con.execute(
+            "select max(seq), arg_max(row_hash, seq) from provisioning.provisioning_log"
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return {"seq": seq, "row_hash": row_hash} if seq is not None else None
 
 
 def record_pack(
@@ -126,15 +169,20 @@ class Verification:
     directory: Path
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the verdict rests on: signed or not
 
     @property
     def intact(self) -> bool:
         return not self.problems
 
 
-def verify_pack(directory: Path, con: duckdb.DuckDBPyConnection | None) -> Verification:
-    """Recompute every file's rows and SHA-256 against the manifest, and the manifest's and report's digests
-    against the warehouse's record; each difference names the file."""
+def verify_pack(
+    directory: Path, con: duckdb.DuckDBPyConnection | None, key: ServiceKey | None = None
+) -> Verification:
+    """Check the manifest's signature with the public key (when one is configured), recompute every file's
+    rows and SHA-256 against the manifest, the manifest's and report's digests against the warehouse's record,
+    and that the provisioning log still holds the head the pack recorded; each difference names the file."""
+    key = key or ServiceKey()
     result = Verification(directory)
     manifest_path = directory / MANIFEST
     if not manifest_path.exists():
@@ -143,9 +191,11 @@ def verify_pack(directory: Path, con: duckdb.DuckDBPyConnection | None) -> Verif
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         files = manifest["files"]
+        generated_at = datetime.fromisoformat(manifest["parameters"]["generated_at"])
     except (ValueError, KeyError, TypeError):
         result.problems.append(f"{MANIFEST}: not a manifest this tool wrote")
         return result
+    _check_signature(directory, manifest_path.read_bytes(), generated_at, key, result)
     for name, expected in sorted(files.items()):
         path = directory / name
         if not path.exists():
@@ -157,6 +207,9 @@ def verify_pack(directory: Path, con: duckdb.DuckDBPyConnection | None) -> Verif
             result.problems.append(f"{name}: {csv_rows(path)} rows, the manifest says {expected['rows']}")
         else:
             result.checked.append(name)
+    report = manifest.get("report") if isinstance(manifest.get("report"), dict) else None
+    if report and (directory / REPORT).exists() and sha256_of(directory / REPORT) != report.get("sha256"):
+        result.problems.append(f"{REPORT}: altered (SHA-256 differs from the manifest)")
     if con is None:
         result.problems.append("no warehouse to compare the pack's digests with")
         return result
@@ -178,4 +231,48 @@ def verify_pack(directory: Path, con: duckdb.DuckDBPyConnection | None) -> Verif
         result.problems.append(f"{REPORT}: altered (SHA-256 differs from the warehouse's record)")
     else:
         result.checked += [MANIFEST, REPORT]
+    _check_log_head(con, manifest.get("provisioning_log"), result)
     return result
+
+
+def _check_signature(
+    directory: Path, manifest: bytes, generated_at: datetime, key: ServiceKey, result: Verification
+) -> None:
+    signature = directory / SIGNATURE
+    if not key.verifies:
+        result.notes.append(f"the pack is {UNSIGNED}")
+        if signature.exists():
+            result.notes.append(
+                f"{SIGNATURE} is there, but no public key is configured to check it: set "
+                "BITBUCKET_SIGNING_PUBLIC_KEY"
+            )
+        return
+    if not signature.exists():
+        result.problems.append(
+            f"{SIGNATURE}: missing: the pack is not signed, or its signature was removed, so nothing shows "
+            f"that {MANIFEST} is the one this tool wrote"
+        )
+        return
+    try:
+        made = key.check(manifest, signature.read_text(encoding="utf-8"), "evidence", at=generated_at)
+    except (SignatureError, UnicodeDecodeError) as exc:
+        result.problems.append(f"{MANIFEST}: its signature does not verify ({exc}): altered or forged")
+        return
+    result.checked.append(SIGNATURE)
+    result.notes.append(f"{MANIFEST} is signed by the service's key {made.fingerprint}")
+
+
+def _check_log_head(con: duckdb.DuckDBPyConnection, head: object, result: Verification) -> None:
+    """The provisioning log must still hold the head the pack recorded (rows may have been added since)."""
+    if not isinstance(head, dict):
+        return
+    try:
+        problem = head_problem(con, int(head["seq"]), str(head["row_hash"]), "this pack")
+    except (KeyError, TypeError, ValueError):
+        problem = f"{MANIFEST}: its provisioning log head is not one this tool wrote"
+    except duckdb.CatalogException:
+        problem = "the provisioning log this pack recorded is gone from the warehouse"
+    if problem:
+        result.problems.append(problem)
+    else:
+        result.checked.append(f"provisioning log (row {head['seq']})")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import duckdb
+import pytest
 
-from bitbucket_assets.client import BitbucketClient, Credentials
+from bitbucket_assets.client import BitbucketClient, Credentials, ServerError
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.raw_schema import TABLES
 from bitbucket_assets.extraction.sync import run_sync
@@ -44,3 +45,30 @@ def snapshot(db, sync_id: str) -> dict[str, list[tuple]]:
                 key=repr,
             )
         return out
+
+
+def interrupt_a_sync(sim, db) -> str:
+    """A sync of `tiny` that stops, resumable, in the middle: tiny-co committed, tiny-labs after its projects
+    (a grant to a group the simulator cannot render makes its group privileges answer 500 every time).
+    Returns its id; the simulator is healthy again afterwards."""
+    grants = sim.org.workspaces["tiny-labs"].repositories["experiments"].group_grants
+    grants["ghost"] = "read"
+    sim.org.touch()
+    with pytest.raises(ServerError, match="HTTP 500"):
+        sync(sim, db, max_retries=1)
+    del grants["ghost"]
+    sim.org.touch()
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT sync_id FROM raw.syncs WHERE status = 'interrupted'").fetchone()[0]
+
+
+def plant_checkpoint(
+    db, sync_id: str, next_url: str, workspace: str = "tiny-labs", stage: str = "repositories"
+):
+    """What someone with write access to the warehouse can do: make the interrupted sync continue `stage` of
+    `workspace` from `next_url` when the next sync resumes it."""
+    with duckdb.connect(str(db)) as con:
+        con.execute(
+            "INSERT OR REPLACE INTO raw.sync_checkpoints VALUES (?, ?, ?, ?, false, now())",
+            [sync_id, workspace, stage, next_url],
+        )

@@ -9,6 +9,7 @@ import duckdb
 
 from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.client.admin_api import AtlassianAdminApi
+from bitbucket_assets.provisioning import audit_log
 from bitbucket_assets.provisioning.approvals import ApproverPolicy
 from bitbucket_assets.provisioning.engine import Provisioner, ProvisioningPolicy
 from bitbucket_simulator import SIM_API_TOKEN, SIM_ORG_API_KEY, SIM_ORG_ID
@@ -60,9 +61,11 @@ def provision(
     approvals=None,
     admin=None,
     admin_managed=None,
+    signing=None,
     **client_kw,
 ) -> Provisioner:
-    """One provisioning run; `admin`: the Admin API for workspaces administered from admin.atlassian.com."""
+    """One provisioning run; `admin`: the Admin API for workspaces administered from admin.atlassian.com;
+    `signing`: the service's key, which signs the log's head."""
     token = client_kw.pop("token", SIM_API_TOKEN)
     client = BitbucketClient(Credentials.api_token(sim.email, token), sim.url, **{**FAST, **client_kw})
     with duckdb.connect(db) as con:
@@ -74,6 +77,7 @@ def provision(
             approvals=approvals,
             admin_api=admin,
             admin_managed=admin_managed,
+            signing=signing,
         )
         p.provision(dry_run=dry_run)
     return p
@@ -143,3 +147,20 @@ protected_approvers:
 """,
     )
     return sim, ApproverPolicy.load(path), path
+
+
+def rechain(db: str) -> None:
+    """What someone who can write to the warehouse can do after changing rows: recompute the whole chain, so
+    that every row hashes right and follows the one before."""
+    columns = [*audit_log.HASHED, *audit_log.HASHED_WHEN_SET]
+    with duckdb.connect(db) as con:
+        cursor = con.execute(f"select {', '.join(columns)} from provisioning.provisioning_log order by seq")
+        rows = [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+        prev = audit_log.GENESIS
+        for row in rows:
+            row["prev_hash"] = prev
+            prev = audit_log.row_hash(row)
+            con.execute(
+                "update provisioning.provisioning_log set prev_hash = ?, row_hash = ? where log_id = ?",
+                [row["prev_hash"], prev, row["log_id"]],
+            )

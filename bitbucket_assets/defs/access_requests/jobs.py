@@ -36,6 +36,8 @@ def _provisioner(
 ) -> Provisioner:
     approvals = provisioning.approvals()
     (context.log.info if approvals.configured else context.log.warning)(approvals.describe())
+    signing = provisioning.service_key()
+    (context.log.info if signing.signs else context.log.warning)(signing.describe())
     admin_api = bitbucket.get_admin_api()  # makes no call until a workspace needs it
     if admin_api:
         context.log.info(
@@ -55,6 +57,7 @@ def _provisioner(
         approvals=approvals,
         admin_api=admin_api,
         admin_managed=bitbucket.admin_managed(),
+        signing=signing,
     )
 
 
@@ -71,10 +74,11 @@ def _summary(context: dg.OpExecutionContext, provisioner: Provisioner, label: st
         "planned": len(report.planned),
         "reconciled": len(report.reconciled),
         "log_head": head,
+        "log_head_signed": provisioner.signing.signs,
     }
     if head:
-        # The chain head, kept in Dagster's event log, outside the warehouse: a trail cut short shows against
-        # it.
+        # The chain head, kept in Dagster's event log, outside the warehouse: `provision --verify-log` finds
+        # it there (DAGSTER_HOME), so a trail cut short or rewritten shows against it.
         context.log_event(dg.AssetMaterialization(PROVISIONING_LOG, metadata=metadata))
     return dg.Output(None, metadata=metadata)
 

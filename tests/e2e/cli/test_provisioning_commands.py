@@ -9,10 +9,12 @@ import dagster as dg
 import duckdb
 
 from bitbucket_assets.provisioning.audit_log import verify_log
+from bitbucket_assets.service_key import UNSIGNED
 from bitbucket_simulator import SIM_API_TOKEN
 from tests.support import CLI
+from tests.support.keys import service_keys
 from tests.support.provisioning import REQUESTS_HEADER as HEADER
-from tests.support.provisioning import add_request, provision, writes
+from tests.support.provisioning import add_request, provision, rechain, writes
 
 
 def test_cli_provision(make_sim, warehouse, tmp_path) -> None:
@@ -56,6 +58,52 @@ def test_cli_provision(make_sim, warehouse, tmp_path) -> None:
         )
         assert recorded.run_id == run.run_id
         assert recorded.asset_materialization.metadata["log_head"].value == printed_head
+
+
+def test_cli_signs_the_log_and_an_auditor_with_the_public_key_finds_a_rewrite(make_sim, warehouse, tmp_path):
+    sim = make_sim()
+    signer, verifier = service_keys(tmp_path)
+    add_request(warehouse, "r1", sim.user("finn"), "leads")
+    add_request(warehouse, "r2", sim.user("zoe"), "leads")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BITBUCKET_", "DAGSTER_HOME"))},
+        "BITBUCKET_API_URL": sim.url,
+        "BITBUCKET_EMAIL": sim.email,
+        "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+        "DUCKDB_PATH": warehouse,
+        "BITBUCKET_REQUESTS_PER_HOUR": "1000000",
+        "BITBUCKET_SIGNING_KEY": str(signer.private_key),
+    }
+    done = subprocess.run([CLI, "provision"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "(row 2; signed with the service's key; `provision --verify-log` checks" in done.stdout
+    checked = subprocess.run([CLI, "check"], capture_output=True, text=True, env=env, timeout=120)
+    assert "signing: the provisioning log's head and evidence manifests are signed with key SHA256:" in (
+        checked.stdout
+    )
+    # Someone rewrites who approved r1 and recomputes the chain; an auditor holds only the public key.
+    with duckdb.connect(warehouse) as con:
+        con.execute("update provisioning.provisioning_log set approved_by = 'ceo@tiny.example' where seq = 1")
+    rechain(warehouse)
+    auditor = {
+        **{k: v for k, v in env.items() if not k.startswith("BITBUCKET_")},
+        "BITBUCKET_SIGNING_PUBLIC_KEY": str(verifier.public_keys),
+    }
+    out = subprocess.run(
+        [CLI, "provision", "--verify-log"], capture_output=True, text=True, env=auditor, timeout=120
+    )
+    assert out.returncode == 1 and "provisioning log ALTERED: 1 problem(s)" in out.stdout
+    assert "  row 1 is not the row that was signed (its hash differs from the signed head)" in out.stdout
+    # A private key others can read is refused, by `check` and before any call by `provision`.
+    signer.private_key.chmod(0o644)
+    add_request(warehouse, "r3", sim.user("carl"), "leads")
+    checked = subprocess.run([CLI, "check"], capture_output=True, text=True, env=env, timeout=120)
+    calls = len(sim.simulator.request_log)
+    refused = subprocess.run([CLI, "provision"], capture_output=True, text=True, env=env, timeout=120)
+    problem = f"BITBUCKET_SIGNING_KEY {signer.private_key} can be read by others (mode 644): chmod 600 it"
+    assert f"signing: PROBLEM: {problem}" in checked.stdout
+    assert refused.returncode == 1 and problem in refused.stderr and "Traceback" not in refused.stderr
+    assert len(sim.simulator.request_log) == calls
 
 
 def test_cli_import(tmp_path) -> None:
@@ -133,8 +181,11 @@ def test_an_intact_trail_verifies_and_carries_the_approval_reference(make_sim, w
     assert result.intact and result.rows == 4
     out = verify_cli(warehouse)
     assert (
-        out.returncode == 0 and out.stdout.strip() == f"provisioning log intact: 4 rows, head {result.head}"
+        out.returncode == 0
+        and out.stdout.splitlines()[0] == f"provisioning log intact: 4 rows, head {result.head}"
     )
+    # Unsigned, and no run recorded in a Dagster instance: the output says what the verdict rests on.
+    assert f"  note: the provisioning log is {UNSIGNED}" in out.stdout.splitlines()
 
 
 def test_an_altered_row_is_named_and_a_cut_tail_shows_against_the_recorded_head(make_sim, warehouse) -> None:
@@ -151,8 +202,10 @@ def test_an_altered_row_is_named_and_a_cut_tail_shows_against_the_recorded_head(
         con.execute("update provisioning.provisioning_log set approved_by = 'ceo@tiny.example' where seq = 1")
         con.execute("delete from provisioning.provisioning_log where seq = 3")
     out = verify_cli(warehouse)
-    assert out.returncode == 1 and "provisioning log ALTERED: 1 problem(s)" in out.stdout
+    assert out.returncode == 1 and "provisioning log ALTERED: 2 problem(s)" in out.stdout
     assert f"row 1 (log_id {ids[0]}, request r0): its fields were changed after it was written" in out.stdout
+    # Even unsigned, the cut shows: the request the erased row applied is applied without its row.
+    assert "request r2 is applied, but the log holds no row that made it so" in out.stdout
     # The chain up to the cut is consistent, but its head is no longer the one recorded after the run.
     with duckdb.connect(warehouse, read_only=True) as con:
         assert verify_log(con).head != recorded_head

@@ -6,16 +6,20 @@ import os
 import subprocess
 
 import dagster as dg
+import duckdb
 import pytest
 
 from bitbucket_assets.client import (
     BitbucketClient,
     Credentials,
 )
+from bitbucket_assets.service_key import UNSIGNED
 from bitbucket_simulator import (
     SIM_API_TOKEN,
 )
 from tests.support import CLI
+from tests.support.extraction import interrupt_a_sync, plant_checkpoint
+from tests.support.listener import Listener
 
 SECRET = "ATATT3xSettingsTestSecret0001"
 
@@ -96,7 +100,64 @@ def test_a_sync_held_back_exits_3_check_says_why_and_accepting_publishes_it(make
     assert "HELD BACK" not in run("check").stdout
 
 
-def test_check_command_exit_status(make_sim) -> None:
+def sync_env(sim, db) -> dict[str, str]:
+    """The sync command's environment against `sim`, on a throwaway Dagster instance (no DAGSTER_HOME)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITBUCKET_", "DUCKDB_", "DAGSTER_HOME"))}
+    return {
+        **env,
+        "BITBUCKET_API_URL": sim.url,
+        "BITBUCKET_EMAIL": sim.email,
+        "BITBUCKET_API_TOKEN": SIM_API_TOKEN,
+        "BITBUCKET_REQUESTS_PER_HOUR": "36000",
+        "DUCKDB_PATH": str(db),
+    }
+
+
+def test_a_resumed_sync_exits_0_and_prints_its_summary(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    db = tmp_path / "w.duckdb"
+    interrupted = interrupt_a_sync(sim, db)
+    done = subprocess.run(
+        [CLI, "sync"], capture_output=True, text=True, env=sync_env(sim, db), timeout=600, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = done.stdout[done.stdout.index(f"sync {interrupted} complete") :].splitlines()
+    assert (
+        summary[0]
+        == f"sync {interrupted} complete (resumed from its checkpoints): workspaces tiny-co, tiny-labs"
+    )
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select sync_id, status, resumes from raw.syncs").fetchall() == [
+            (interrupted, "complete", 1)
+        ]
+        grants = con.execute("select count(*) from marts.fct_grants").fetchone()[0]
+    assert f"  marts/fct_grants: {grants} rows" in summary and grants > 0
+    assert summary[-1].startswith("  checks: ") and "FAILED" not in summary[-1]
+
+
+def test_sync_refuses_a_checkpoint_rewritten_to_another_host_and_sends_it_nothing(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    db = tmp_path / "w.duckdb"
+    interrupted = interrupt_a_sync(sim, db)
+    with Listener() as elsewhere:
+        plant_checkpoint(db, interrupted, elsewhere.url + "/2.0/repositories/tiny-labs?page=2")
+        before = len(sim.simulator.request_log)
+        done = subprocess.run(
+            [CLI, "sync"], capture_output=True, text=True, env=sync_env(sim, db), timeout=600, cwd=tmp_path
+        )
+    assert elsewhere.received == []
+    assert len(sim.simulator.request_log) == before
+    assert done.returncode == 1
+    assert (
+        f"the checkpoint of sync {interrupted} (workspace tiny-labs, stage repositories) points to "
+        f"http://127.0.0.1:{elsewhere.port}, not to the configured origin {sim.url}: refused" in done.stderr
+    )
+    assert SIM_API_TOKEN not in done.stdout + done.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select status from raw.syncs").fetchall() == [("failed",)]
+
+
+def test_check_command_exit_status(make_sim, clean_env) -> None:
     sim = make_sim()
     env = {
         **os.environ,
@@ -107,6 +168,7 @@ def test_check_command_exit_status(make_sim) -> None:
     ok = subprocess.run([CLI, "check"], capture_output=True, text=True, env=env, timeout=120)
     assert ok.returncode == 0
     assert "verdict: ready to sync; ready to provision in tiny-co, not in tiny-labs (see above)" in ok.stdout
+    assert f"signing: {UNSIGNED}" in ok.stdout.splitlines()  # no BITBUCKET_SIGNING_KEY: says what that means
     bad = subprocess.run(
         [CLI, "check"],
         capture_output=True,

@@ -2,71 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import duckdb
 import pytest
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and DRIVER):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Debian's chromium and chromium-driver: .ci/run installs them")
-    pytest.skip(
-        "headless Chromium is not installed (apt-get install chromium chromium-driver)",
-        allow_module_level=True,
-    )
+from tests.support.browser import dashboard_in_chromium, require_chromium
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+require_chromium()
+
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from bitbucket_assets.dashboard.data import MEASURES  # noqa: E402
-from tests.support import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def served(dashboard_db):
-    port = free_port()
-    exe = Path(sys.executable).parent / "bitbucket-access"
-    proc = subprocess.Popen(
-        [str(exe), "dashboard", "--port", str(port)],
-        env={**os.environ, "BITBUCKET_DASHBOARD_DB": dashboard_db},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver, f"http://127.0.0.1:{port}"
-    driver.quit()
-    proc.terminate()
-    proc.wait(timeout=10)
+    with dashboard_in_chromium(dashboard_db) as served:
+        yield served
 
 
 def metrics(driver, url: str, page: str, **params: str) -> dict[str, str]:

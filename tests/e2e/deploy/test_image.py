@@ -44,8 +44,8 @@ def test_dockerfile_values_and_instance_agree() -> None:
     assert build[0][1].endswith("AS build") and any(w == "COPY" and "--from=build" in a for w, a in final)
     user = [a for w, a in final if w == "USER"]
     assert user == ["dagster"]  # not root
-    # ssh-keygen checks approvals' and reviews' signatures wherever the code runs.
-    assert any(w == "RUN" and "openssh-client" in a for w, a in final)
+    # signing.py runs ssh-keygen: it checks approvals and reviews, signs the log's head and evidence packs.
+    assert any(w == "RUN" and "install" in a and "openssh-client" in a for w, a in final)
     assert any(w == "RUN" and "dbt parse" in a for w, a in build)
     assert any(w == "RUN" and '".[production]"' in a for w, a in build)
     cmd = exec_form(next(a for w, a in final if w == "CMD"))

@@ -29,6 +29,7 @@ BOOKKEEPING = {
     "provisioning.attestations": "a documented view over the decisions for reports",
     "provisioning.review_completion": "a documented view of each campaign's completion for reports",
     "provisioning.actions": "a documented view over the provisioning log for reports",
+    "provisioning.log_heads": "the provisioning log's signed heads, written with each of its rows",
     "maintenance.history_clustering": "history_order's own log of its rewrites",
     "reporting.evidence_packs": "the evidence command's record of the packs it wrote",
 }

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from bitbucket_assets import services
 from bitbucket_assets.defs.access_requests.jobs import (
     approved_requests_sensor,
     expire_jit_access,
@@ -19,7 +20,9 @@ from bitbucket_assets.defs.access_requests.jobs import (
 from bitbucket_assets.defs.resources import BitbucketResource, ProvisioningResource
 from bitbucket_assets.reporting.review import new_campaign, register_campaign, write_review
 from bitbucket_assets.reporting.review_import import import_review, sign_review
+from bitbucket_assets.settings import load_settings
 from bitbucket_simulator import SIM_API_TOKEN
+from tests.support.keys import service_keys
 from tests.support.provisioning import NOW, add_request, log, statuses, writes
 from tests.support.signing import add_signed_request, keypair, signed_policy
 
@@ -162,3 +165,42 @@ def test_a_signed_review_revokes_through_the_sensor_and_the_job(make_sim, wareho
     assert [(status, reason) for status, reason in statuses(warehouse).values()] == [("applied", None)]
     assert sim.user("ben").uuid not in sim.org.workspaces["tiny-co"].groups["developers"].members
     assert [w.method for w in writes(sim)] == ["DELETE"]
+
+
+def test_a_log_rolled_back_in_every_table_shows_against_the_head_dagster_recorded(
+    make_sim, warehouse, tmp_path
+) -> None:
+    """Each provisioning run records the log's head in Dagster's event log (DAGSTER_HOME), outside the
+    warehouse: a log cut back consistently (its last row, that row's signed head and the request it applied)
+    verifies on its own, but not against that record."""
+    sim = make_sim()
+    signer, verifier = service_keys(tmp_path)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    common = {"duckdb_path": warehouse, "dagster_home": str(home)}
+    settings = load_settings(
+        bitbucket_api_url=sim.url,
+        bitbucket_email=sim.email,
+        bitbucket_api_token=SIM_API_TOKEN,
+        bitbucket_requests_per_hour=1e7,
+        bitbucket_signing_key=str(signer.private_key),
+        **common,
+    )
+    add_request(warehouse, "r1", sim.user("finn"), "leads")
+    add_request(warehouse, "r2", sim.user("zoe"), "leads")
+    summary = services.provision(settings)
+    assert summary.signed and summary.head_seq == 2
+    auditor = load_settings(bitbucket_signing_public_key=str(verifier.public_keys), **common)
+    intact = services.verify_provisioning_log(auditor)
+    assert intact.intact, intact.problems
+    assert f"the head Dagster run {summary.run_id} (" in " ".join(intact.notes)
+    with duckdb.connect(warehouse) as con:
+        con.execute("delete from provisioning.provisioning_log where seq = 2")
+        con.execute("delete from provisioning.log_heads where seq = 2")
+        con.execute("delete from provisioning.access_requests where request_id = 'r2'")
+    problems = services.verify_provisioning_log(auditor).problems
+    assert len(problems) == 1 and problems[0].startswith(f"Dagster run {summary.run_id} (")
+    assert problems[0].endswith(
+        f"recorded the log's head {summary.head}, which the log no longer holds: rows were cut or rewritten "
+        "since"
+    )
