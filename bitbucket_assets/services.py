@@ -114,6 +114,8 @@ def sync(settings: Settings, full: bool = False, accept_vanished: bool = False) 
     (extraction/refresh.py). `accept_vanished`: publish what the circuit breaker would hold back
     (extraction/vanished.py). A snapshot held back (`suspect`) is a summary with `suspect` set, not an error:
     the run failed on purpose, at the blocking check `nothing_vanished`, before dbt."""
+    preflight_sync(settings, call_bitbucket=not accept_vanished)  # before Dagster is even imported
+
     from .defs import sync_job
     from .defs.resources import with_resources
     from .extraction.vanished import vanished_entries
@@ -164,6 +166,38 @@ def sync(settings: Settings, full: bool = False, accept_vanished: bool = False) 
     )
 
 
+def preflight_sync(settings: Settings, call_bitbucket: bool = True) -> None:
+    """What would make a sync fail, found before any work (before Dagster starts, dbt parses or a table is
+    created): a warehouse path that cannot be written, and, with `call_bitbucket`, a refused credential, an
+    unreachable API or a BITBUCKET_WORKSPACES entry the credential cannot cover. One call
+    (`/2.0/user/workspaces`), retried only twice: a wrong URL is said in seconds, not after a minute of
+    backoff. Raises `CommandError` or the client's `BitbucketError`, whose messages say what to do."""
+    from .client import BitbucketApi, BitbucketClient, credentials_from_settings
+    from .extraction.extract import choose_workspaces
+    from .warehouse.files import warehouse_path_problem
+
+    problem = warehouse_path_problem(settings.duckdb_path)
+    if problem:
+        raise CommandError(problem)
+    if not call_bitbucket:
+        return
+    client = BitbucketClient(
+        credentials_from_settings(settings),
+        settings.bitbucket_api_url,
+        requests_per_hour=settings.bitbucket_requests_per_hour,
+        max_retries=PREFLIGHT_RETRIES,
+    )
+    try:
+        choose_workspaces(BitbucketApi(client).user_workspaces(), settings.workspace_filter)
+    finally:
+        client.close()
+
+
+# Retries of the calls `check` and the sync's preflight make: enough for a blip, few enough that a wrong URL
+# or a host that is down is reported in seconds.
+PREFLIGHT_RETRIES = 2
+
+
 def _mart_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows per mart, for the marts that exist (a snapshot held back before any build leaves none)."""
     present = {
@@ -199,11 +233,13 @@ def check(settings: Settings):
     from .client import BitbucketClient, credentials_from_settings
     from .connection_check import check_connection
     from .provisioning.approvals import ApproverPolicy
+    from .warehouse.files import warehouse_path_problem
 
     client = BitbucketClient(
         credentials_from_settings(settings),
         settings.bitbucket_api_url,
         requests_per_hour=settings.bitbucket_requests_per_hour,
+        max_retries=PREFLIGHT_RETRIES,
     )
     admin_api = _admin_api(settings)
     try:
@@ -215,6 +251,9 @@ def check(settings: Settings):
         if admin_api is not None:
             admin_api.client.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
+    problem = warehouse_path_problem(settings.duckdb_path)
+    if problem:
+        report.problems.append(problem)
     report.held_back = _held_back(settings)
     return report
 
@@ -386,9 +425,21 @@ def verify_evidence(settings: Settings, directory: str):
 
 
 def _failure_message(result) -> str:
-    """The innermost error of the first failed step: what the user can act on."""
+    """The innermost error of the first failed step, as its message alone: what the user can act on."""
     failure = next((e for e in result.all_events if e.is_step_failure), None)
     error = failure.step_failure_data.error if failure else None
     while error is not None and error.cause is not None:
         error = error.cause
-    return error.message.strip().splitlines()[-1] if error and error.message.strip() else "the run failed"
+    if error is None or not error.message.strip():
+        return "the run failed"
+    return error_text(error.message, error.cls_name)
+
+
+def error_text(message: str, cls_name: str | None) -> str:
+    """Dagster's serialized error without its `package.module.Class: ` prefix (a class path says nothing to
+    whoever runs the command), on one line."""
+    text = " ".join(message.split())
+    head, sep, rest = text.partition(": ")
+    if sep and cls_name and (head == cls_name or head.endswith("." + cls_name)):
+        return rest
+    return text

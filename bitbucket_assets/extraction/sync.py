@@ -21,6 +21,7 @@ from ..client import (
 from ..client.api import USER_WORKSPACES
 from ..clock import Interrupted
 from .extract import ExtractionOptions, extract_snapshot
+from .progress import EVENTS
 from .snapshot import SnapshotWriter
 from .vanished import compare, vanished_entries
 
@@ -93,7 +94,9 @@ def run_sync(
             ", ".join(abandoned),
         )
     if writer.resumed:
-        log.info("resuming sync %s from its checkpoints", writer.sync_id)
+        # To whoever shows the sync's progress (the CLI's display), and to the run's log.
+        EVENTS.info("resuming sync %s", writer.resume_description())
+        log.info("resuming sync %s", writer.resume_description())
     try:
         # Entries lacking their identity are skipped into raw.anomalies; a malformed page still fails the
         # sync.
