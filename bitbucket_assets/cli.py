@@ -489,9 +489,16 @@ def demo(org_name: str, days: int, with_dagster: bool, port: int) -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         home = Path(process_environment().get("DAGSTER_HOME") or "dagster_home")
         sys.exit(run_dagster_demo(org_name, chosen, port, home, click.echo))
-    result = _run(run_demo, org_name, days, chosen, click.echo)
+    with _details("demo", settings) as out:
+
+        def story(line: str) -> None:
+            print(_safe(line), file=out.terminal, flush=True)
+
+        result = _run(run_demo, org_name, days, chosen, story, click.echo)
     for line in closing_lines(result):
         _echo(line)
+    if out.log_path:
+        _echo(f"Details:       {out.log_path} (every day's sync, Dagster's and dbt's lines)")
 
 
 if __name__ == "__main__":
