@@ -291,13 +291,40 @@ def _admin_api(settings: Settings):
 # ---- provisioning ----
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One row of the provisioning log, as the `provision` command shows it: who, which group, where."""
+
+    request_id: str
+    action: str
+    outcome: str
+    http_status: int | None
+    error: str
+    backend: str | None
+    person: str  # the display name (and nickname) of the user; their id when no snapshot named them
+    group: str  # the group's name, else its slug
+    workspace: str  # the workspace's name, else its slug
+
+    def line(self) -> str:
+        change = {
+            "add": f"add {self.person} to {self.group} in {self.workspace}",
+            "remove": f"remove {self.person} from {self.group} in {self.workspace}",
+            "expire": f"expire {self.person}'s membership of {self.group} in {self.workspace}",
+        }.get(self.action, f"{self.action} {self.person} / {self.group} in {self.workspace}")
+        return (
+            f"  {self.request_id}: {change} -> {self.outcome}"
+            + (f" [{self.backend}]" if self.backend and self.outcome != "planned" else "")
+            + (f" (HTTP {self.http_status})" if self.http_status else "")
+            + (f" {self.error}" if self.error else "")
+        )
+
+
 @dataclass
 class ProvisioningSummary:
     run_id: str
     dry_run: bool
     outcomes: dict[str, int]
-    # request, action, outcome, HTTP status, error, API
-    log: list[tuple[str, str, str, int | None, str, str | None]]
+    log: list[Attempt]
     head: str | None = None  # the provisioning log's hash-chain head after the run
     approvals: str = ""  # which approver policy applied, or that none is set
 
@@ -305,19 +332,17 @@ class ProvisioningSummary:
         title = ("plan (dry run): " if self.dry_run else "provisioning: ") + ", ".join(
             f"{k} {v}" for k, v in self.outcomes.items()
         )
-        attempts = [
-            f"  {request_id}: {action} -> {outcome}"
-            + (f" [{backend}]" if backend and outcome != "planned" else "")
-            + (f" (HTTP {status})" if status else "")
-            + (f" {err}" if err else "")
-            for request_id, action, outcome, status, err, backend in self.log
-        ]
         trail = (
             f"  log head: {self.head}  (`provision --verify-log` checks the trail up to here)"
             if self.head
             else None
         )
-        return [title, *attempts, *([trail] if trail else []), f"  {self.approvals}"]
+        return [
+            title,
+            *[attempt.line() for attempt in self.log],
+            *([trail] if trail else []),
+            f"  {self.approvals}",
+        ]
 
 
 def provision(
@@ -346,15 +371,28 @@ def provision(
 
 
 def provisioning_summary(con: duckdb.DuckDBPyConnection, run_id: str, dry_run: bool, approvals: str):
-    """What one provisioning run did, from the log (the durable record)."""
-    log = con.execute(
-        "select request_id, action, outcome, http_status, coalesce(error, ''), backend "
-        "from provisioning.provisioning_log where run_id = ? order by seq",
+    """What one provisioning run did, from the log (the durable record), with people, groups and workspaces
+    named as the newest snapshot names them (ids stay in the log)."""
+    from .provisioning.names import names_for
+
+    rows = con.execute(
+        "select request_id, action, outcome, http_status, coalesce(error, ''), backend, user_uuid, "
+        "workspace_slug, group_slug from provisioning.provisioning_log where run_id = ? order by seq",
         [run_id],
     ).fetchall()
+    names = names_for(con, {r[6] for r in rows if r[6]}, {(r[7], r[8]) for r in rows})
+    log = [
+        Attempt(
+            *row[:6],
+            person=names.person(row[6]),
+            group=names.group(row[7], row[8]),
+            workspace=names.workspace(row[7]),
+        )
+        for row in rows
+    ]
     head = con.execute("select arg_max(row_hash, seq) from provisioning.provisioning_log").fetchone()[0]
-    names = ("planned", "rejected") if dry_run else OUTCOMES
-    outcomes = {name: sum(1 for row in log if row[2] == name) for name in names}
+    names_shown = ("planned", "rejected") if dry_run else OUTCOMES
+    outcomes = {name: sum(1 for a in log if a.outcome == name) for name in names_shown}
     return ProvisioningSummary(run_id, dry_run, outcomes, log, head, approvals)
 
 
