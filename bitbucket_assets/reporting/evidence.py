@@ -45,9 +45,13 @@ QUERIES = {
         where not dry_run and attempted_at >= $from and attempted_at <= $to
         order by attempted_at
     """,
+    # Every finding with its severity and guidance (dbt_project/seeds/risk_guidance.csv), and a row `checked:
+    # none` for each risk that found nothing: "checked, none" is not "not checked".
     "risks": """
-        select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail
-        from marts.access_risks_as_of($to)
+        select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
+               severity, why_it_matters, what_to_do, is_finding
+        from marts.risk_register_as_of($to, null)
+        order by severity_order, risk, workspace_slug, resource_key, user_display_name
     """,
 }
 
@@ -126,7 +130,7 @@ def build_evidence_pack(
         "removed": sum(1 for r in changes if r[2] == "removed"),
         "changed": sum(1 for r in changes if r[2] == "changed"),
         "provisioning_actions": len(tables["provisioning"][1]),
-        "open_risks": len(risks),
+        "open_risks": sum(1 for r in risks if r[-1]),  # findings, not the `checked: none` rows
     }
     try:
         syncs = syncs_drawn_on(con, start, end)
@@ -184,7 +188,7 @@ def _when(value: str) -> str:
 def _render(metrics: dict, tables: dict, manifest: dict) -> str:
     changes_by_day = Counter(text(row[0])[:10] for row in tables["changes"][1])
     population = Counter(f"{row[1]} {row[7]}" for row in tables["population"][1])
-    risks = Counter(row[0] for row in tables["risks"][1])
+    risks = Counter(row[0] for row in tables["risks"][1] if row[-1])
     charts = [
         {"title": title, "svg": bar_chart_svg(title, counts)}
         for title, counts in (
