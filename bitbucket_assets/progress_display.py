@@ -74,10 +74,14 @@ class _RichDisplay:
     def __init__(self, console: Console):
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),  # pulses while a list's length is unknown (total None)
+            BarColumn(bar_width=16),  # pulses while a list's length is unknown (total None)
             TextColumn("{task.fields[pages]}"),
             TextColumn("{task.fields[detail]}"),
             console=console,
+            # Python's stdout and stderr go to the run's log file (command_log.py): rich must not bring them
+            # back to the terminal.
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self.tasks: dict[tuple[str, str], TaskID] = {}
 
@@ -93,13 +97,13 @@ class _RichDisplay:
             self.progress.console.print(terminal_line(event), markup=False, highlight=False)
             return
         key = (event.workspace, event.stage)
-        detail = terminal_line(event.line().split("; ", 1)[1])
+        detail = terminal_line(event.short())
         if event.finished:
-            pages = f"{event.pages_done} page{'s' if event.pages_done != 1 else ''}, done"
+            pages = "done"
         elif event.pages_expected is None:
-            pages = f"page {event.pages_done} (length not given)"
+            pages = f"page {event.pages_done}"
         else:
-            pages = f"page {event.pages_done}/{event.pages_expected}"
+            pages = f"{event.pages_done}/{event.pages_expected}"
         total = event.pages_done if event.finished else event.pages_expected
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(

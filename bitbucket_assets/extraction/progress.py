@@ -50,6 +50,12 @@ class ProgressEvent:
             f"{self.rate_limited} rate-limited, {_duration(self.paced_seconds)} paced{eta}"
         )
 
+    def short(self) -> str:
+        """The figures for a narrow live display: the stage's calls, 429s if any, pacing, time left."""
+        limited = f", {self.rate_limited} 429s" if self.rate_limited else ""
+        eta = "" if self.finished else f", {self.eta()}"
+        return f"{self.stage_calls} calls{limited}, {_duration(self.paced_seconds)} paced{eta}"
+
     def eta(self) -> str:
         """The time left in the stage, in words."""
         if self.eta_seconds is None:

@@ -83,3 +83,21 @@ def test_a_resumed_sync_is_announced_with_when_it_began_and_where_it_continues(t
             "repositories (part read)",
             "retrying: cannot reach x; retry 1 of 6 in 0.5 s",
         ]
+
+
+def test_the_live_display_leaves_stdout_and_stderr_to_the_run_log() -> None:
+    """On a terminal the live display draws on its own stream; Python's stdout and stderr (Dagster's console
+    lines, a trace) stay where the command sent them (the run's log file), not brought to the terminal."""
+    import os
+    import pty
+    import sys
+
+    from bitbucket_assets.progress_display import sync_progress
+
+    leader, follower = pty.openpty()
+    before = sys.stdout, sys.stderr
+    with os.fdopen(follower, "w") as terminal:
+        assert terminal.isatty()
+        with sync_progress(terminal):
+            assert (sys.stdout, sys.stderr) == before
+    os.close(leader)
