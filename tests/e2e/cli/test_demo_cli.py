@@ -67,7 +67,7 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert "provisioning: applied 3," in out
     assert (
         re.search(
-            r"demo-org-northwind-labs: add [A-Z][^{]+ to [^{]+ in [^{]+ -> applied \[atlassian-admin-api\]",
+            r"demo-org-northwind-labs: add [^{]+ to [^{]+ in [^{]+ -> applied \[atlassian-admin-api\]",
             out,
         )
         and SIM_ORG_API_KEY not in out
