@@ -254,23 +254,37 @@ def check(settings: Settings):
     problem = warehouse_path_problem(settings.duckdb_path)
     if problem:
         report.problems.append(problem)
-    report.held_back = _held_back(settings)
+    state = _warehouse_state(settings)
+    report.held_back = state.held_back
+    if state.problem:
+        report.problems.append(state.problem)
     return report
 
 
-def _held_back(settings: Settings) -> list[str]:
-    """What `check` says of the warehouse's newest sync when the circuit breaker held it back (read briefly;
-    a warehouse that is busy or not there yet says nothing)."""
+@dataclass(frozen=True)
+class WarehouseState:
+    """What `check` says of the warehouse: its newest sync held back (lines), or why it cannot be read."""
+
+    held_back: list[str]
+    problem: str | None = None
+
+
+def _warehouse_state(settings: Settings) -> WarehouseState:
+    """Whether the warehouse's newest sync was held back by the circuit breaker (read briefly; a warehouse
+    that is busy or not there yet says nothing), or why the file cannot be opened (a sync would fail too)."""
     from .extraction.vanished import held_back
-    from .warehouse.files import WarehouseBusyError
+    from .warehouse.files import WarehouseBusyError, WarehouseUnavailableError
 
     if not settings.is_motherduck and not Path(settings.duckdb_path).exists():
-        return []
+        return WarehouseState([])
     try:
         with open_reader(settings.duckdb_path, wait_seconds=10.0) as con:
-            return held_back(con)
+            return WarehouseState(held_back(con))
     except WarehouseBusyError:
-        return ["the warehouse is busy (a sync running?): whether its last sync was held back is not known"]
+        busy = "the warehouse is busy (a sync running?): whether its last sync was held back is not known"
+        return WarehouseState([busy])
+    except WarehouseUnavailableError as exc:
+        return WarehouseState([], str(exc))
 
 
 def _admin_api(settings: Settings):

@@ -130,3 +130,12 @@ def test_version_and_help_are_whole() -> None:
         commands = shown.stdout.split("Commands:")[1].splitlines()
         assert commands and not [line for line in commands if line.rstrip().endswith("...")], shown.stdout
     assert "--verbose" in subprocess.run([CLI, "sync", "--help"], capture_output=True, text=True).stdout
+
+
+def test_check_says_a_warehouse_file_that_is_not_a_database_would_fail_a_sync(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    (tmp_path / "w.duckdb").write_bytes(b"not a database" * 500)
+    check = run(environment(tmp_path, sim.url, sim.email), "check", cwd=tmp_path)
+    assert check.returncode == 1 and "verdict: NOT ready to sync" in check.stdout
+    assert f"problem: cannot open the warehouse {tmp_path / 'w.duckdb'}: " in check.stdout
+    assert "not a valid DuckDB database" in check.stdout and "Traceback" not in check.stderr
