@@ -9,12 +9,19 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .settings import Settings, SettingsError, load_settings, process_environment
+
+if TYPE_CHECKING:
+    from .command_log import CommandOutput
 
 
 def _echo(message: str) -> None:
@@ -35,8 +42,29 @@ def _settings() -> Settings:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-def _run(call, *args, **kwargs):
-    """Call a service; errors a user can act on become a one-line message and exit status 1."""
+def _verbose() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().meta.get("verbose"))
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().meta["verbose"] = True
+
+
+verbose_option = click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_verbose,
+    help="Show Dagster's and dbt's lines and the trace of a failure on the terminal.",
+)
+
+
+def _actionable() -> tuple[type[Exception], ...]:
+    """Errors whose message says what was wrong and what to do: shown as they are, in one line."""
     from .client import BitbucketError
     from .provisioning.approvals import ApproverPolicyError
     from .provisioning.requests_import import RequestImportError
@@ -44,22 +72,68 @@ def _run(call, *args, **kwargs):
     from .reporting.review_files import ReviewImportError
     from .services import CommandError
     from .signing import SignatureError
-    from .warehouse.files import WarehouseBusyError
+    from .warehouse.files import WarehouseBusyError, WarehouseUnavailableError
 
-    actionable = (
+    return (
         CommandError,
         BitbucketError,
         RequestImportError,
         ReviewImportError,
         ApproverPolicyError,
         WarehouseBusyError,
+        WarehouseUnavailableError,
         EvidenceOutputError,
         SignatureError,  # a signing key that cannot sign, a public key file that cannot be read
     )
+
+
+def _run(call, *args, **kwargs):
+    """Call a service. Every failure becomes one line and exit status 1: an error a user can act on says what
+    was wrong and what to do; anything else names itself and where its trace is (`--verbose` shows the trace
+    on the terminal instead)."""
     try:
         return call(*args, **kwargs)
-    except actionable as exc:
-        raise click.ClickException(_safe(str(exc))) from None
+    except _actionable() as exc:
+        if _verbose():
+            raise
+        details = _details_note()
+        if details:
+            traceback.print_exc()  # into the command's log, where stderr goes for now
+        raise click.ClickException(_safe(_one_line(str(exc)) + details)) from None
+    except Exception as exc:
+        if _verbose():
+            raise
+        where = _details_note()
+        if where:
+            traceback.print_exc()  # into the command's log
+        where = where or " (run again with --verbose for the trace)"
+        raise click.ClickException(
+            _safe(f"unexpected error ({type(exc).__name__}): {_one_line(str(exc))}{where}")
+        ) from None
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _details_note() -> str:
+    context = click.get_current_context(silent=True)
+    path = context.find_root().meta.get("log_path") if context else None
+    return f" (details: {path})" if path else ""
+
+
+@contextmanager
+def _details(command: str, settings: Settings, notices: bool = True) -> Iterator[CommandOutput]:
+    """Run the block with the libraries' output in this run's log file (`command_log.py`), the client's
+    retries shown as lines on the terminal unless `notices` is off (the sync's display shows them)."""
+    from .command_log import details_to_log, retry_notices
+
+    context = click.get_current_context()
+    with details_to_log(settings.log_directory, command, _verbose()) as out:
+        context.find_root().meta["log_path"] = out.log_path
+        show = (lambda line: print(f"retrying: {line}", file=out.terminal, flush=True)) if notices else None
+        with retry_notices(show) if show else nullcontext():
+            yield out
 
 
 def _timestamp(value: str, option: str, end_of_day: bool = True) -> datetime:
@@ -76,9 +150,14 @@ def _timestamp(value: str, option: str, end_of_day: bool = True) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@click.group()
+@click.group(context_settings={"max_content_width": 110})
+@click.version_option(package_name="bitbucket-access", prog_name="bitbucket-access")
+@verbose_option
 def main() -> None:
-    """Bitbucket Cloud access warehouse: extract, model, review and provision access."""
+    """Bitbucket Cloud access warehouse: extract, model, review and provision access.
+
+    Errors are one line with what to do (exit status 1); `--verbose` (here or after any command) shows the
+    trace and Dagster's and dbt's lines, which otherwise go to a log file (BITBUCKET_LOG_DIR)."""
 
 
 # `sync` exits with this when the snapshot was held back by the circuit breaker (nothing published): distinct
@@ -87,7 +166,8 @@ def main() -> None:
 EXIT_SUSPECT = 3
 
 
-@main.command()
+@main.command(short_help="Extract a snapshot into DUCKDB_PATH and build the marts.")
+@verbose_option
 @click.option(
     "--full",
     is_flag=True,
@@ -109,32 +189,40 @@ def sync(full: bool, accept_vanished: bool) -> None:
     from . import services
     from .progress_display import sync_progress
 
-    with sync_progress():
-        summary = _run(services.sync, _settings(), full=full, accept_vanished=accept_vanished)
+    settings = _settings()
+    with _details("sync", settings, notices=False) as out, sync_progress(out.terminal):
+        summary = _run(services.sync, settings, full=full, accept_vanished=accept_vanished)
     for line in summary.lines():
         _echo(line)
+    if out.log_path:
+        _echo(f"  details (Dagster's and dbt's lines): {out.log_path}")
     if summary.suspect:
         sys.exit(EXIT_SUSPECT)
 
 
-@main.command()
+@main.command(short_help="Test the connection, the credential and the warehouse path.")
+@verbose_option
 def check() -> None:
-    """Test the connection: identity, credential kind, workspaces, admin rights, missing scopes."""
+    """Test the connection: identity, credential kind, workspaces, admin rights, missing scopes; and whether
+    DUCKDB_PATH can be written."""
     from . import services
+    from .command_log import retry_notices
 
-    report = _run(services.check, _settings())
+    with retry_notices(lambda line: click.echo(f"retrying: {line}")):
+        report = _run(services.check, _settings())
     for line in report.lines():
         _echo(line)
     if not report.can_sync:
         sys.exit(1)
 
 
-@main.group()
+@main.group(short_help="Import group-membership requests.")
 def requests() -> None:
     """Group-membership requests (provisioning.access_requests)."""
 
 
-@requests.command("import")
+@requests.command("import", short_help="Import requests from CSV or JSON Lines (all rows or none).")
+@verbose_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def import_requests_command(path: str) -> None:
     """Import requests from a CSV or JSON Lines file: every row valid, or nothing imported."""
@@ -191,7 +279,8 @@ def sign_requests_command(
     )
 
 
-@main.command()
+@main.command(short_help="Fulfil approved group-membership requests (--dry-run: the plan).")
+@verbose_option
 @click.option("--dry-run", is_flag=True, help="Show and log the plan; call nothing, change nothing.")
 @click.option(
     "--max-changes",
@@ -219,17 +308,22 @@ def provision(dry_run: bool, max_changes: int | None, expire: bool, verify_log: 
             sys.exit(1)
         return
 
-    summary = _run(services.provision, _settings(), dry_run=dry_run, max_changes=max_changes, expire=expire)
+    settings = _settings()
+    with _details("provision", settings) as out:
+        summary = _run(services.provision, settings, dry_run=dry_run, max_changes=max_changes, expire=expire)
     for line in summary.lines():
         _echo(line)
+    if out.log_path:
+        _echo(f"  details (Dagster's lines): {out.log_path}")
 
 
-@main.group()
+@main.group(short_help="Export a user access review; import its decisions.")
 def review() -> None:
     """User access reviews: export the population for reviewers, import their decisions."""
 
 
-@review.command("export")
+@review.command("export", short_help="Write the review population as a new campaign (xlsx or CSV).")
+@verbose_option
 @click.option("--as-of", "as_of", required=True, help="Date or timestamp (UTC) the population is taken at.")
 @click.option("--workspace", default=None, help="Only this workspace.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="xlsx", show_default=True)
@@ -276,7 +370,8 @@ def review_sign(path: str, key: str) -> None:
     _echo(f"signed {path}: {signature}; next: `bitbucket-access review import {path}`")
 
 
-@review.command("import")
+@review.command("import", short_help="Turn signed `revoke` decisions into remove requests.")
+@verbose_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--signature",
@@ -312,7 +407,8 @@ def review_import(path: str, signature: str | None) -> None:
     _echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")
 
 
-@main.group(invoke_without_command=True)
+@main.group(invoke_without_command=True, short_help="Write the evidence pack for a period; `verify` one.")
+@verbose_option
 @click.option("--from", "start", help="Start date or timestamp (UTC).")
 @click.option("--to", "end", help="End date or timestamp (UTC).")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Directory to write.")
@@ -337,7 +433,8 @@ def evidence(ctx: click.Context, start: str | None, end: str | None, out: str | 
         _echo(f"  {key}: {value}")
 
 
-@evidence.command("verify")
+@evidence.command("verify", short_help="Check a pack against its manifest and the warehouse.")
+@verbose_option
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
 def evidence_verify(directory: str) -> None:
     """Recompute every file's rows and SHA-256 and compare them with manifest.json and the warehouse's
@@ -359,7 +456,7 @@ def evidence_verify(directory: str) -> None:
     )
 
 
-@main.command()
+@main.command(short_help="Serve the audit dashboard over the read copy.")
 @click.option("--port", default=8501, show_default=True)
 @click.option(
     "--host",
@@ -413,7 +510,7 @@ def _require_simulator() -> None:
         )
 
 
-@main.command()
+@main.command(short_help="Serve a simulated Bitbucket Cloud on loopback.")
 @click.option(
     "--port", default=7990, show_default=True, help="Loopback port to listen on (0: any free port)."
 )
@@ -462,7 +559,8 @@ def simulator(
     server.serve_forever()
 
 
-@main.command()
+@main.command(short_help="Run the whole pipeline against the built-in simulator.")
+@verbose_option
 @click.option("--org", "org_name", default="demo", show_default=True)
 @click.option(
     "--days",
@@ -492,9 +590,16 @@ def demo(org_name: str, days: int, with_dagster: bool, port: int) -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         home = Path(process_environment().get("DAGSTER_HOME") or "dagster_home")
         sys.exit(run_dagster_demo(org_name, chosen, port, home, click.echo))
-    result = _run(run_demo, org_name, days, chosen, click.echo)
+    with _details("demo", settings) as out:
+
+        def story(line: str) -> None:
+            print(_safe(line), file=out.terminal, flush=True)
+
+        result = _run(run_demo, org_name, days, chosen, story, click.echo)
     for line in closing_lines(result):
         _echo(line)
+    if out.log_path:
+        _echo(f"Details:       {out.log_path} (every day's sync, Dagster's and dbt's lines)")
 
 
 if __name__ == "__main__":

@@ -114,6 +114,8 @@ def sync(settings: Settings, full: bool = False, accept_vanished: bool = False) 
     (extraction/refresh.py). `accept_vanished`: publish what the circuit breaker would hold back
     (extraction/vanished.py). A snapshot held back (`suspect`) is a summary with `suspect` set, not an error:
     the run failed on purpose, at the blocking check `nothing_vanished`, before dbt."""
+    preflight_sync(settings, call_bitbucket=not accept_vanished)  # before Dagster is even imported
+
     from .defs import sync_job
     from .defs.resources import with_resources
     from .extraction.vanished import vanished_entries
@@ -164,6 +166,38 @@ def sync(settings: Settings, full: bool = False, accept_vanished: bool = False) 
     )
 
 
+def preflight_sync(settings: Settings, call_bitbucket: bool = True) -> None:
+    """What would make a sync fail, found before any work (before Dagster starts, dbt parses or a table is
+    created): a warehouse path that cannot be written, and, with `call_bitbucket`, a refused credential, an
+    unreachable API or a BITBUCKET_WORKSPACES entry the credential cannot cover. One call
+    (`/2.0/user/workspaces`), retried only twice: a wrong URL is said in seconds, not after a minute of
+    backoff. Raises `CommandError` or the client's `BitbucketError`, whose messages say what to do."""
+    from .client import BitbucketApi, BitbucketClient, credentials_from_settings
+    from .extraction.extract import choose_workspaces
+    from .warehouse.files import warehouse_path_problem
+
+    problem = warehouse_path_problem(settings.duckdb_path)
+    if problem:
+        raise CommandError(problem)
+    if not call_bitbucket:
+        return
+    client = BitbucketClient(
+        credentials_from_settings(settings),
+        settings.bitbucket_api_url,
+        requests_per_hour=settings.bitbucket_requests_per_hour,
+        max_retries=PREFLIGHT_RETRIES,
+    )
+    try:
+        choose_workspaces(BitbucketApi(client).user_workspaces(), settings.workspace_filter)
+    finally:
+        client.close()
+
+
+# Retries of the calls `check` and the sync's preflight make: enough for a blip, few enough that a wrong URL
+# or a host that is down is reported in seconds.
+PREFLIGHT_RETRIES = 2
+
+
 def _mart_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows per mart, for the marts that exist (a snapshot held back before any build leaves none)."""
     present = {
@@ -199,11 +233,13 @@ def check(settings: Settings):
     from .client import BitbucketClient, credentials_from_settings
     from .connection_check import check_connection
     from .provisioning.approvals import ApproverPolicy
+    from .warehouse.files import warehouse_path_problem
 
     client = BitbucketClient(
         credentials_from_settings(settings),
         settings.bitbucket_api_url,
         requests_per_hour=settings.bitbucket_requests_per_hour,
+        max_retries=PREFLIGHT_RETRIES,
     )
     admin_api = _admin_api(settings)
     try:
@@ -215,24 +251,41 @@ def check(settings: Settings):
         if admin_api is not None:
             admin_api.client.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
-    report.held_back = _held_back(settings)
+    problem = warehouse_path_problem(settings.duckdb_path)
+    if problem:
+        report.problems.append(problem)
+    state = _warehouse_state(settings)
+    report.held_back = state.held_back
+    if state.problem:
+        report.problems.append(state.problem)
     report.notes.append(service_key(settings).describe())
     return report
 
 
-def _held_back(settings: Settings) -> list[str]:
-    """What `check` says of the warehouse's newest sync when the circuit breaker held it back (read briefly;
-    a warehouse that is busy or not there yet says nothing)."""
+@dataclass(frozen=True)
+class WarehouseState:
+    """What `check` says of the warehouse: its newest sync held back (lines), or why it cannot be read."""
+
+    held_back: list[str]
+    problem: str | None = None
+
+
+def _warehouse_state(settings: Settings) -> WarehouseState:
+    """Whether the warehouse's newest sync was held back by the circuit breaker (read briefly; a warehouse
+    that is busy or not there yet says nothing), or why the file cannot be opened (a sync would fail too)."""
     from .extraction.vanished import held_back
-    from .warehouse.files import WarehouseBusyError
+    from .warehouse.files import WarehouseBusyError, WarehouseUnavailableError
 
     if not settings.is_motherduck and not Path(settings.duckdb_path).exists():
-        return []
+        return WarehouseState([])
     try:
         with open_reader(settings.duckdb_path, wait_seconds=10.0) as con:
-            return held_back(con)
+            return WarehouseState(held_back(con))
     except WarehouseBusyError:
-        return ["the warehouse is busy (a sync running?): whether its last sync was held back is not known"]
+        busy = "the warehouse is busy (a sync running?): whether its last sync was held back is not known"
+        return WarehouseState([busy])
+    except WarehouseUnavailableError as exc:
+        return WarehouseState([], str(exc))
 
 
 def service_key(settings: Settings):
@@ -260,13 +313,40 @@ def _admin_api(settings: Settings):
 # ---- provisioning ----
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One row of the provisioning log, as the `provision` command shows it: who, which group, where."""
+
+    request_id: str
+    action: str
+    outcome: str
+    http_status: int | None
+    error: str
+    backend: str | None
+    person: str  # the display name (and nickname) of the user; their id when no snapshot named them
+    group: str  # the group's name, else its slug
+    workspace: str  # the workspace's name, else its slug
+
+    def line(self) -> str:
+        change = {
+            "add": f"add {self.person} to {self.group} in {self.workspace}",
+            "remove": f"remove {self.person} from {self.group} in {self.workspace}",
+            "expire": f"expire {self.person}'s membership of {self.group} in {self.workspace}",
+        }.get(self.action, f"{self.action} {self.person} / {self.group} in {self.workspace}")
+        return (
+            f"  {self.request_id}: {change} -> {self.outcome}"
+            + (f" [{self.backend}]" if self.backend and self.outcome != "planned" else "")
+            + (f" (HTTP {self.http_status})" if self.http_status else "")
+            + (f" {self.error}" if self.error else "")
+        )
+
+
 @dataclass
 class ProvisioningSummary:
     run_id: str
     dry_run: bool
     outcomes: dict[str, int]
-    # request, action, outcome, HTTP status, error, API
-    log: list[tuple[str, str, str, int | None, str, str | None]]
+    log: list[Attempt]
     head: str | None = None  # the provisioning log's hash-chain head after the run
     approvals: str = ""  # which approver policy applied, or that none is set
     head_seq: int | None = None  # the head's row
@@ -276,13 +356,6 @@ class ProvisioningSummary:
         title = ("plan (dry run): " if self.dry_run else "provisioning: ") + ", ".join(
             f"{k} {v}" for k, v in self.outcomes.items()
         )
-        attempts = [
-            f"  {request_id}: {action} -> {outcome}"
-            + (f" [{backend}]" if backend and outcome != "planned" else "")
-            + (f" (HTTP {status})" if status else "")
-            + (f" {err}" if err else "")
-            for request_id, action, outcome, status, err, backend in self.log
-        ]
         from .service_key import UNSIGNED
 
         signed = "signed with the service's key" if self.signed else UNSIGNED
@@ -292,7 +365,12 @@ class ProvisioningSummary:
             if self.head
             else None
         )
-        return [title, *attempts, *([trail] if trail else []), f"  {self.approvals}"]
+        return [
+            title,
+            *[attempt.line() for attempt in self.log],
+            *([trail] if trail else []),
+            f"  {self.approvals}",
+        ]
 
 
 def provision(
@@ -321,18 +399,31 @@ def provision(
 
 
 def provisioning_summary(con: duckdb.DuckDBPyConnection, run_id: str, dry_run: bool, approvals: str):
-    """What one provisioning run did, from the log (the durable record)."""
-    log = con.execute(
-        "select request_id, action, outcome, http_status, coalesce(error, ''), backend "
-        "from provisioning.provisioning_log where run_id = ? order by seq",
+    """What one provisioning run did, from the log (the durable record), with people, groups and workspaces
+    named as the newest snapshot names them (ids stay in the log)."""
+    from .provisioning.names import names_for
+
+    rows = con.execute(
+        "select request_id, action, outcome, http_status, coalesce(error, ''), backend, user_uuid, "
+        "workspace_slug, group_slug from provisioning.provisioning_log where run_id = ? order by seq",
         [run_id],
     ).fetchall()
+    names = names_for(con, {r[6] for r in rows if r[6]}, {(r[7], r[8]) for r in rows})
+    log = [
+        Attempt(
+            *row[:6],
+            person=names.person(row[6]),
+            group=names.group(row[7], row[8]),
+            workspace=names.workspace(row[7]),
+        )
+        for row in rows
+    ]
     head, seq = con.execute(
         "select arg_max(row_hash, seq), max(seq) from provisioning.provisioning_log"
     ).fetchone()
     signed = con.execute("select count(*) from provisioning.log_heads where seq = ?", [seq]).fetchone()[0] > 0
-    names = ("planned", "rejected") if dry_run else OUTCOMES
-    outcomes = {name: sum(1 for row in log if row[2] == name) for name in names}
+    names_shown = ("planned", "rejected") if dry_run else OUTCOMES
+    outcomes = {name: sum(1 for a in log if a.outcome == name) for name in names_shown}
     return ProvisioningSummary(run_id, dry_run, outcomes, log, head, approvals, seq, signed)
 
 
@@ -548,9 +639,21 @@ def verify_evidence(settings: Settings, directory: str):
 
 
 def _failure_message(result) -> str:
-    """The innermost error of the first failed step: what the user can act on."""
+    """The innermost error of the first failed step, as its message alone: what the user can act on."""
     failure = next((e for e in result.all_events if e.is_step_failure), None)
     error = failure.step_failure_data.error if failure else None
     while error is not None and error.cause is not None:
         error = error.cause
-    return error.message.strip().splitlines()[-1] if error and error.message.strip() else "the run failed"
+    if error is None or not error.message.strip():
+        return "the run failed"
+    return error_text(error.message, error.cls_name)
+
+
+def error_text(message: str, cls_name: str | None) -> str:
+    """Dagster's serialized error without its `package.module.Class: ` prefix (a class path says nothing to
+    whoever runs the command), on one line."""
+    text = " ".join(message.split())
+    head, sep, rest = text.partition(": ")
+    if sep and cls_name and (head == cls_name or head.endswith("." + cls_name)):
+        return rest
+    return text

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     bitbucket_raw_sync_retention: int = Field(DEFAULT_RAW_SYNC_RETENTION, ge=1)
     bitbucket_dashboard_db: str | None = None  # the file the dashboard reads; default: the read copy
     bitbucket_dashboard_sign_in: bool = False  # require OIDC sign-in (Streamlit's st.login) before any data
+    # Where commands keep their details (Dagster's event lines, dbt's output, traces): default `logs/` beside
+    # the warehouse file.
+    bitbucket_log_dir: str | None = None
 
     # Dagster's instance (Dagster's own variable): CLI runs are recorded there, and show in its UI, when set.
     dagster_home: str | None = None
@@ -139,6 +142,7 @@ class Settings(BaseSettings):
         "dagster_home",
         "bitbucket_signing_key",
         "bitbucket_signing_public_key",
+        "bitbucket_log_dir",
     )
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
@@ -188,6 +192,13 @@ class Settings(BaseSettings):
         """The value of a secret field (`bitbucket_api_token`, ...), for the one place that hands it on."""
         value = getattr(self, field)
         return value.get_secret_value() if value is not None else None
+
+    @property
+    def log_directory(self) -> Path:
+        """BITBUCKET_LOG_DIR, else `logs/` beside the warehouse file (MotherDuck: `logs/` in this folder)."""
+        if self.bitbucket_log_dir:
+            return Path(self.bitbucket_log_dir)
+        return Path("logs").resolve() if self.is_motherduck else Path(self.duckdb_path).parent / "logs"
 
     def ensure_warehouse_directory(self) -> None:
         """Create the directory of a file warehouse (DuckDB creates the file, not its folder)."""

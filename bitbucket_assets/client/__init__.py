@@ -10,6 +10,7 @@ from .credentials import Credentials, credentials_from_env, credentials_from_set
 from .errors import (
     AuthenticationError,
     BitbucketError,
+    ConnectionFailedError,
     EndpointNotFoundError,
     EndpointRemovedError,
     ForeignOriginError,
@@ -27,6 +28,7 @@ __all__ = [
     "BitbucketClient",
     "BitbucketError",
     "CallStats",
+    "ConnectionFailedError",
     "Credentials",
     "EndpointNotFoundError",
     "EndpointRemovedError",

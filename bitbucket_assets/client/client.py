@@ -24,6 +24,7 @@ from .credentials import APP_PASSWORD_HINT, Credentials, _OAuthClientCredentials
 from .errors import (
     AuthenticationError,
     BitbucketError,
+    ConnectionFailedError,
     EndpointNotFoundError,
     EndpointRemovedError,
     ForeignOriginError,
@@ -36,7 +37,7 @@ from .errors import (
 )
 from .json_body import MAX_JSON_DEPTH, TooDeep, parse_json
 from .origins import guarded_session, origin_of, require_origin
-from .pacer import TokenBucket
+from .pacer import TokenBucket, WaitTimer
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class CallStats:
     """What a client did: HTTP calls per endpoint family, retries, 429s, seconds spent pacing."""
 
     calls: Counter = field(default_factory=Counter)
+    # (workspace, endpoint family) -> calls: what each workspace's stages cost (progress.py)
+    by_workspace: Counter = field(default_factory=Counter)
     retries: int = 0
     rate_limited: int = 0
     server_errors: int = 0
@@ -85,6 +88,12 @@ class CallStats:
     @property
     def total(self) -> int:
         return sum(self.calls.values())
+
+    def calls_of(self, workspace: str, families) -> int:
+        """Calls made for `workspace` to the endpoint families `families` accepts (a predicate)."""
+        with self._lock:
+            counts = self.by_workspace.items()
+            return sum(n for (ws, family), n in counts if ws == workspace and families(family))
 
     def snapshot(self) -> tuple[int, int]:
         """(calls, 429s) so far, consistent with each other."""
@@ -168,8 +177,9 @@ class BitbucketClient:
         self.session.headers["Accept"] = "application/json"
         self.session.auth = credentials.auth(self.session, timeout, self.clock)
         self.requests_per_hour = requests_per_hour
+        self.pacing = WaitTimer(self.clock)  # wall-clock time spent waiting for either bucket
         self.buckets = {
-            group: TokenBucket(requests_per_hour, per=window_seconds, clock=self.clock)
+            group: TokenBucket(requests_per_hour, per=window_seconds, clock=self.clock, timer=self.pacing)
             for group in ("repositories", "api")
         }
         self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
@@ -341,17 +351,23 @@ class BitbucketClient:
     def _attempt(self, method, url, params, json_body, workspace, ok) -> requests.Response:
         endpoint = _path(url)
         self.buckets["repositories" if endpoint.startswith("/2.0/repositories") else "api"].acquire()
+        family = endpoint_family(endpoint)
         with self.stats._lock:
-            self.stats.calls[endpoint_family(endpoint)] += 1
+            self.stats.calls[family] += 1
+            self.stats.by_workspace[(workspace or "", family)] += 1
         try:
             response = self.session.request(
                 method, url, params=params, json=json_body, timeout=self.timeout, allow_redirects=False
             )
             response.content  # noqa: B018 - read the whole body here so a cut connection is retried
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            host = urlsplit(url).netloc
             raise _Transient(
-                ServerError(
-                    f"connection failed ({type(exc).__name__})", endpoint=endpoint, workspace=workspace
+                ConnectionFailedError(
+                    f"cannot reach {host}: {connection_failure(exc, self.timeout)} — check the URL "
+                    f"(BITBUCKET_API_URL: {self.api_url}) and that {host} is reachable from this machine",
+                    endpoint=endpoint,
+                    workspace=workspace,
                 )
             ) from None
         status = response.status_code
@@ -511,6 +527,14 @@ class BitbucketClient:
     def _count_retry(self, state: RetryCallState) -> None:
         with self.stats._lock:
             self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and not isinstance(exc.final, RateLimitExhaustedError):
+            # Whoever watches (a terminal, the run log) sees what the pause is for, not a silent hang. (A
+            # rate-limit wait says so in `_wait`.)
+            pause = state.next_action.sleep if state.next_action else 0.0
+            log.warning(
+                "%s; retry %d of %d in %.1f s", exc.final, state.attempt_number, self.max_retries, pause
+            )
 
 
 def _path(url: str) -> str:
@@ -530,6 +554,22 @@ def _count(value: Any) -> int | None:
 def _strings(value: Any) -> list[str]:
     """Scopes of a 403's `detail`: strings only, whatever the body holds."""
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def connection_failure(exc: Exception, timeout: float) -> str:
+    """Why a request got no HTTP answer, in words (requests wraps urllib3's reason several levels deep)."""
+    text = str(exc).lower()
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g} s (timed out)"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "the TLS handshake failed (a proxy, or a certificate this machine does not trust?)"
+    if "refused" in text:
+        return "connection refused (nothing listens there?)"
+    if any(marker in text for marker in ("name or service not known", "nodename nor servname", "resolution")):
+        return "the host name does not resolve"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError) or "reset" in text or "aborted" in text:
+        return "the connection was cut during the answer"
+    return f"the connection failed ({type(exc).__name__})"
 
 
 def _retry_after(response: requests.Response) -> float | None:

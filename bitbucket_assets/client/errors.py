@@ -79,5 +79,10 @@ class ForeignOriginError(BitbucketError):
         self.origin = origin
 
 
+class ConnectionFailedError(ServerError):
+    """No HTTP answer at all after every retry: refused, unknown host, timed out, TLS refused, cut. The
+    message names the host and the reason, and what to check."""
+
+
 class MalformedResponseError(BitbucketError):
     """A body that is not the JSON Bitbucket documents (after retries), or lacks a required field."""

@@ -4,8 +4,41 @@ instead of living on 429s (Bitbucket allows about 1,000 requests per rolling hou
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..clock import Clock, SystemClock
+
+
+class WaitTimer:
+    """Wall-clock time during which at least one thread waited for the pacing budget: ten threads waiting the
+    same minute count one minute, not ten (what "paced" means to whoever reads a sync's progress)."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.waiting = 0
+        self.since = 0.0
+        self.total = 0.0
+
+    @contextmanager
+    def wait(self) -> Iterator[None]:
+        with self.lock:
+            if self.waiting == 0:
+                self.since = self.clock.monotonic()
+            self.waiting += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.waiting -= 1
+                if self.waiting == 0:
+                    self.total += max(0.0, self.clock.monotonic() - self.since)
+
+    def seconds(self) -> float:
+        with self.lock:
+            running = max(0.0, self.clock.monotonic() - self.since) if self.waiting else 0.0
+            return self.total + running
 
 
 class TokenBucket:
@@ -16,9 +49,15 @@ class TokenBucket:
     """
 
     def __init__(
-        self, rate: float, per: float = 3600.0, burst: int | None = None, clock: Clock | None = None
+        self,
+        rate: float,
+        per: float = 3600.0,
+        burst: int | None = None,
+        clock: Clock | None = None,
+        timer: WaitTimer | None = None,
     ):
         self.clock = clock or SystemClock()
+        self.timer = timer or WaitTimer(self.clock)  # shared by a client's buckets: one wall clock
         self.interval = per / rate
         # A small burst keeps short syncs fast while a long one converges to the budget.
         self.capacity = float(burst if burst is not None else max(1, min(50, int(rate // 20))))
@@ -37,5 +76,6 @@ class TokenBucket:
             if self.tokens >= 0:
                 return
             deadline = now + (-self.tokens) * self.interval
-            self.waited += deadline - now
-        self.clock.sleep_until(deadline)
+            self.waited += deadline - now  # summed over threads: the budget's debt, not time passed
+        with self.timer.wait():
+            self.clock.sleep_until(deadline)

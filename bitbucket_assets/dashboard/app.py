@@ -252,15 +252,20 @@ try:
     elif page == "Risks":
         st.title("Risks")
         table = data.risks(as_of, workspace)
-        st.metric("Open risks", len(table))
+        st.metric("Open risks", int(table.is_finding.sum()) if len(table) else 0)
         say(f"{scope}, as of the end of {as_of_day:%Y-%m-%d}", css="bb-caption")
         download(table, "risks", ws=workspace, as_of=f"{as_of_day:%Y-%m-%d}")
-        for risk, rows in table.groupby("risk", sort=False):
-            why, what = data.RISK_GUIDE.get(risk, ("", ""))
-            say(f"{risk} ({len(rows)})", tag="h3")
-            if why:
-                st.markdown(f"**Why it matters:** {why}  \n**What to do:** {what}")
-            st.dataframe(plain(rows.drop(columns=["risk"])), width="stretch", hide_index=True)
+        for risk, rows in table.groupby("risk", sort=False):  # the most severe first
+            first = rows.iloc[0]
+            findings = rows[rows.is_finding]
+            count = len(findings) if len(findings) else "checked: none"
+            say(f"{risk} ({count}; {first.severity})", tag="h3")
+            st.markdown(f"**Why it matters:** {first.why_it_matters}  \n**What to do:** {first.what_to_do}")
+            if len(findings):
+                shown = findings.drop(
+                    columns=["risk", "severity", "why_it_matters", "what_to_do", "is_finding"]
+                )
+                st.dataframe(plain(shown), width="stretch", hide_index=True)
 
     elif page == "Provisioning":
         st.title("Provisioning")

@@ -27,48 +27,6 @@ MEASURES = {
     "grant_paths": "Grant paths",
 }
 
-# Why each risk of `marts.access_risks_as_of` matters, and what to do about it.
-RISK_GUIDE: dict[str, tuple[str, str]] = {
-    "workspace owner": (
-        "Owners are administrators of every repository and can change anyone's access.",
-        "Keep owners few and named; remove the role from anyone who does not administer the workspace.",
-    ),
-    "direct admin grant": (
-        "Admin on a repository or project given to one person bypasses the groups reviews are organised by.",
-        "Grant admin through a group, or confirm this one in the next access review.",
-    ),
-    "access only through direct grants": (
-        "Someone reaching code only through per-person grants is easily forgotten when they change teams.",
-        "Move the access to a team group, or remove it.",
-    ),
-    "access held outside the workspace membership": (
-        "Outside collaborators, app users and deleted accounts keep access that no member review lists.",
-        "Confirm each with its owner; remove grants that nobody claims.",
-    ),
-    "dormant account": (
-        "An account unused for 90 days still holds all its access, and is a target if its credentials leak.",
-        "Ask whether it is still needed; remove the person from groups and grants if not.",
-    ),
-    "dormant accounts unknown": (
-        "Bitbucket does not say when members of this workspace last used it (its users are managed in "
-        "admin.atlassian.com), so dormancy cannot be checked here.",
-        "Check last activity in admin.atlassian.com (user last active dates), or review this workspace by "
-        "hand.",
-    ),
-    "repository without an admin": (
-        "Only workspace owners can manage this repository's access, so nobody close to it reviews it.",
-        "Name a repository admin (preferably through a group).",
-    ),
-    "public repository": (
-        "Anyone on the internet can read and clone it.",
-        "Make sure it is meant to be public; make it private otherwise.",
-    ),
-    "access still held by a leaver": (
-        "Someone HR reported as gone can still reach code.",
-        "Remove their grants and group memberships now (a revoke request does it with an approval).",
-    ),
-}
-
 
 def sign_in_required() -> bool:
     """BITBUCKET_DASHBOARD_SIGN_IN: require Streamlit's OIDC sign-in (`[auth]` in .streamlit/secrets.toml)."""
@@ -198,9 +156,18 @@ def changes(start: datetime, end: datetime, workspace: str | None) -> pd.DataFra
     return table if workspace is None else table[table.workspace_slug == workspace].reset_index(drop=True)
 
 
+# The risk register (findings with their severity and guidance, `checked: none` for a risk without one), the
+# most severe first; the words are dbt's seed (dbt_project/seeds/risk_guidance.csv), as in risks.csv.
+RISKS = """
+    select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
+           severity, why_it_matters, what_to_do, is_finding
+    from marts.risk_register_as_of($to, $ws)
+    order by severity_order, risk, workspace_slug, resource_key, user_display_name
+"""
+
+
 def risks(as_of: datetime, workspace: str | None) -> pd.DataFrame:
-    table = query(QUERIES["risks"], {"to": as_of})
-    return table if workspace is None else table[table.workspace_slug == workspace].reset_index(drop=True)
+    return query(RISKS, {"to": as_of, "ws": workspace})
 
 
 def provisioning(workspace: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:

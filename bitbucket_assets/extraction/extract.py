@@ -138,7 +138,8 @@ def choose_workspaces(accesses: list[WorkspaceAccess], wanted: list[str] | None)
         visible = ", ".join(a.slug for a in accesses) or "none"
         raise PermissionDeniedError(
             f"BITBUCKET_WORKSPACES names {', '.join(missing)}, which this credential cannot see (visible: "
-            f"{visible})",
+            f"{visible}) — correct BITBUCKET_WORKSPACES, or leave it unset to sync every workspace the "
+            "credential administers",
             endpoint=USER_WORKSPACES,
         )
     refused = [a.slug for a in found if not a.administrator]

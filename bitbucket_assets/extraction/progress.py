@@ -36,20 +36,43 @@ class ProgressEvent:
     pages_expected: int | None  # None: the list does not say how long it is
     calls: int  # HTTP calls of the whole sync so far
     rate_limited: int  # 429 answers so far
-    paced_seconds: float  # time spent waiting for the pacing budget so far
+    paced_seconds: float  # wall-clock time the sync spent waiting for the pacing budget so far
     eta_seconds: float | None  # time left in this stage at the pacing budget; None when unknown
     finished: bool = False  # the stage is complete
+    stage_calls: int = 0  # HTTP calls of this workspace's stage so far
 
     def line(self) -> str:
-        of = f"/{self.pages_expected}" if self.pages_expected is not None else ""
+        of = f"/{self.pages_expected}" if self.pages_expected is not None else " (length not given)"
         state = "done" if self.finished else f"page {self.pages_done}{of}"
-        eta = (
-            "" if self.eta_seconds is None or self.finished else f", about {_duration(self.eta_seconds)} left"
-        )
+        eta = "" if self.finished else f", {self.eta()}"
         return (
-            f"{self.workspace}: {self.stage} {state}; {self.calls} calls, {self.rate_limited} rate-limited, "
-            f"{_duration(self.paced_seconds)} paced{eta}"
+            f"{self.workspace}: {self.stage} {state}; {self.stage_calls} calls ({self.calls} in the sync), "
+            f"{self.rate_limited} rate-limited, {_duration(self.paced_seconds)} paced{eta}"
         )
+
+    def short(self) -> str:
+        """The figures for a narrow live display: the stage's calls, 429s if any, pacing, time left."""
+        limited = f", {self.rate_limited} 429s" if self.rate_limited else ""
+        eta = "" if self.finished else f", {self.eta()}"
+        return f"{self.stage_calls} calls{limited}, {_duration(self.paced_seconds)} paced{eta}"
+
+    def eta(self) -> str:
+        """The time left in the stage, in words."""
+        if self.eta_seconds is None:
+            return "time left unknown"
+        return f"about {_duration(self.eta_seconds)} left"
+
+
+def stage_of(family: str) -> str:
+    """Which stage of a sync an endpoint family's calls belong to (`client.endpoint_family`)."""
+    parts = family.split("/")  # version, then the endpoint's segments
+    if parts[-2:] == ["permissions", "repositories"]:
+        return "effective"
+    if parts[1:2] in (["repositories"], ["group-privileges"]):
+        return "repositories"
+    if "projects" in parts:
+        return "projects"
+    return "members"
 
 
 Listener = Callable[[ProgressEvent], None]
@@ -96,8 +119,11 @@ class SyncProgress:
         finished: bool,
     ) -> None:
         calls, limited = self.client.stats.snapshot()
-        paced = sum(bucket.waited for bucket in self.client.buckets.values())
-        event = ProgressEvent(workspace, stage, done, expected, calls, limited, paced, eta, finished)
+        stage_calls = self.client.stats.calls_of(workspace, lambda family: stage_of(family) == stage)
+        paced = self.client.pacing.seconds()
+        event = ProgressEvent(
+            workspace, stage, done, expected, calls, limited, paced, eta, finished, stage_calls
+        )
         for listener in self.listeners:
             try:
                 listener(event)

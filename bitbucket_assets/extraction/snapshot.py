@@ -301,6 +301,24 @@ class SnapshotWriter:
             [self.sync_id],
         ).fetchall()
 
+    def resume_description(self) -> str:
+        """Where a resumed sync starts again, in words: when it began, and each workspace's stages done or the
+        page it continues from."""
+        started = self.con.execute(
+            "SELECT started_at FROM raw.syncs WHERE sync_id = ?", [self.sync_id]
+        ).fetchone()
+        rows = self.con.execute(
+            "SELECT workspace_slug, stage, done FROM raw.sync_checkpoints WHERE sync_id = ? "
+            "ORDER BY workspace_slug, done DESC, stage",
+            [self.sync_id],
+        ).fetchall()
+        began = f"started {started[0]:%Y-%m-%d %H:%M} UTC" if started and started[0] else "started earlier"
+        by_workspace: dict[str, list[str]] = {}
+        for workspace, stage, done in rows:
+            by_workspace.setdefault(workspace, []).append(stage if done else f"{stage} (part read)")
+        where = "; ".join(f"{ws}: {', '.join(stages)}" for ws, stages in by_workspace.items())
+        return f"{self.sync_id} ({began}) from its checkpoints" + (f": {where}" if where else "")
+
     def checkpoint_done(self, workspace: str, stage: str) -> bool:
         return self.resume_point(workspace, stage) == ""
 

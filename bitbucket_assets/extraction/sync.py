@@ -22,6 +22,7 @@ from ..client.api import USER_WORKSPACES
 from ..client.origins import require_origin
 from ..clock import Interrupted
 from .extract import ExtractionOptions, extract_snapshot
+from .progress import EVENTS
 from .snapshot import SnapshotWriter
 from .vanished import compare, vanished_entries
 
@@ -94,7 +95,9 @@ def run_sync(
             ", ".join(abandoned),
         )
     if writer.resumed:
-        log.info("resuming sync %s from its checkpoints", writer.sync_id)
+        # To whoever shows the sync's progress (the CLI's display), and to the run's log.
+        EVENTS.info("resuming sync %s", writer.resume_description())
+        log.info("resuming sync %s", writer.resume_description())
     try:
         if writer.resumed:
             # The warehouse is no authority on where the credential may go: a stored link that leaves the

@@ -55,9 +55,13 @@ QUERIES = {
         where not dry_run and attempted_at >= $from and attempted_at <= $to
         order by attempted_at
     """,
+    # Every finding with its severity and guidance (dbt_project/seeds/risk_guidance.csv), and a row `checked:
+    # none` for each risk that found nothing: "checked, none" is not "not checked".
     "risks": """
-        select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail
-        from marts.access_risks_as_of($to)
+        select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
+               severity, why_it_matters, what_to_do, is_finding
+        from marts.risk_register_as_of($to, null)
+        order by severity_order, risk, workspace_slug, resource_key, user_display_name
     """,
     # Access reviews: every attestation (keep and revoke) made in the period, with who signed it and the
     # signed file's SHA-256, and each campaign open in the period with its completion, by reviewer.
@@ -161,7 +165,7 @@ def build_evidence_pack(
         "removed": sum(1 for r in changes if r[2] == "removed"),
         "changed": sum(1 for r in changes if r[2] == "changed"),
         "provisioning_actions": len(tables["provisioning"][1]),
-        "open_risks": len(risks),
+        "open_risks": sum(1 for r in risks if r[-1]),  # findings, not the `checked: none` rows
         "review_decisions": len(tables["attestations"][1]),
     }
     try:
@@ -237,7 +241,7 @@ def _when(value: str) -> str:
 def _render(metrics: dict, tables: dict, manifest: dict) -> str:
     changes_by_day = Counter(text(row[0])[:10] for row in tables["changes"][1])
     population = Counter(f"{row[1]} {row[7]}" for row in tables["population"][1])
-    risks = Counter(row[0] for row in tables["risks"][1])
+    risks = Counter(row[0] for row in tables["risks"][1] if row[-1])
     charts = [
         {"title": title, "svg": bar_chart_svg(title, counts)}
         for title, counts in (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -48,12 +49,22 @@ def open_reader(
 def _open_waiting(
     database: str, read_only: bool, wait_seconds: float, clock: Clock
 ) -> duckdb.DuckDBPyConnection:
+    if read_only and not database.startswith("md:") and not Path(database).exists():
+        raise WarehouseMissingError(
+            f"there is no warehouse at {database}: run `bitbucket-access sync` first, or point DUCKDB_PATH "
+            "at your warehouse"
+        )
     deadline, pause = clock.monotonic() + wait_seconds, 0.2
     while True:
         try:
             return duckdb.connect(database, read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or clock.monotonic() >= deadline:
+            if not _is_lock_conflict(exc):
+                raise WarehouseUnavailableError(
+                    f"cannot open the warehouse {database}: {_first_line(exc)} — check DUCKDB_PATH and that "
+                    "this user can read and write the file and its directory"
+                ) from None
+            if clock.monotonic() >= deadline:
                 raise WarehouseBusyError(
                     f"the warehouse {database} is held by another process (a sync or a provisioning run?) "
                     f"and stayed locked for {wait_seconds:g} s: try again when it has finished"
@@ -62,8 +73,52 @@ def _open_waiting(
             pause = min(pause * 2, 5.0)
 
 
+def _is_lock_conflict(exc: duckdb.IOException) -> bool:
+    """DuckDB's "Could not set lock on file ... Conflicting lock is held": another process has the file. Any
+    other IO error (no such directory, permission denied, not a database) does not go away by waiting."""
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def warehouse_path_problem(database: str) -> str | None:
+    """Why the warehouse file cannot be written (its directory cannot be created or written, the file is not
+    writable), found before any work; None when it can. Tried for real, as root or on a read-only mount
+    permission bits say nothing."""
+    if database.startswith("md:"):
+        return None
+    path = Path(database)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
+            pass
+        if path.exists():
+            with path.open("r+b"):
+                pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = exc.filename or path
+        return (
+            f"DUCKDB_PATH {database} cannot be written ({reason}: {where}) — set DUCKDB_PATH to a file in a "
+            "directory this user can write"
+        )
+    return None
+
+
 class WarehouseBusyError(RuntimeError):
     """Another process kept the warehouse's write lock for longer than we were willing to wait."""
+
+
+class WarehouseUnavailableError(RuntimeError):
+    """The warehouse cannot be opened for a reason waiting does not cure (a path, a permission, a file that
+    is not a DuckDB database); the message names the file and DuckDB's reason."""
+
+
+class WarehouseMissingError(WarehouseUnavailableError):
+    """A reader found no warehouse file where DUCKDB_PATH (or the read copy) points."""
 
 
 def read_copy_path(database: str) -> Path:

@@ -16,7 +16,7 @@
 select
     {% for column in extra_columns %}{{ column }}, {% endfor %}
     workspace_slug, resource_type, resource_id, resource_key, resource_name, user_uuid, user_account_id,
-    user_display_name, permission,
+    user_display_name, permission, {{ permission_rank('permission') }} as permission_rank,
     len(top_grant_paths) as grant_path_count,
     top_grant_paths,
     len(ranked) as all_grant_path_count,
@@ -39,10 +39,10 @@ from (
             principal_id as user_uuid,
             any_value(user_account_id) as user_account_id,
             any_value(principal_name) as user_display_name,
-            arg_max(permission, permission_rank) as permission,
+            arg_max(permission, path_rank) as permission,
             -- One list, highest permission first, then by label, that every path column is read from: sorted
             -- after the aggregate (`rank` is negated), as an ordered aggregate costs more than the sort.
-            list_sort(list({'rank': -permission_rank, 'path': grant_path, 'words': grant_path_text})) as ranked,
+            list_sort(list({'rank': -path_rank, 'path': grant_path, 'words': grant_path_text})) as ranked,
             {{ distinct_list('grant_source') }} as grant_sources,
             {{ distinct_list('via_group_slug') }} as via_group_slugs,
             {{ distinct_list('via_project_key') }} as via_project_keys,
@@ -51,7 +51,8 @@ from (
         from (
             select
                 *,
-                {{ permission_rank('permission') }} as permission_rank,
+                -- Not `permission_rank`: the paths (fct_grants, the history) carry a column of that name.
+                {{ permission_rank('permission') }} as path_rank,
                 {{ grant_path_label() }} as grant_path,
                 {{ grant_path_text() }} as grant_path_text
             from {{ paths }}
@@ -246,4 +247,48 @@ list_transform({{ sources }}, lambda s: case s when 'direct' then 'direct grants
 {%- endset -%}
 (case when len({{ w }}) <= 1 then coalesce({{ w }}[1], 'no path')
       else array_to_string({{ w }}[1:len({{ w }}) - 1], ', ') || ' and ' || {{ w }}[len({{ w }})] end)
+{% endmacro %}
+
+
+{# Severity as a sort key: high 1, medium 2, low 3 (seeds/risk_guidance.csv). #}
+{% macro severity_order(column) -%}
+    case {{ column }} when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end
+{%- endmacro %}
+
+{#
+  Findings (`access_risks` rows) with their guidance, plus one `checked: none` row for every risk of the guidance
+  that found nothing, so that "checked, none" reads differently from "not checked"; severity first.
+  `is_finding` tells the two apart. `in_workspace`: an SQL expression naming one workspace (its findings, and
+  `checked: none` for the risks without one there), or null for all.
+#}
+{% macro risk_register(findings, guidance, in_workspace='null') %}
+select
+    g.risk,
+    f.workspace_slug, f.resource_type, f.resource_key, f.user_display_name, f.user_uuid,
+    coalesce(f.detail, 'checked: none') as detail,
+    g.severity,
+    g.why_it_matters,
+    g.what_to_do,
+    f.risk is not null as is_finding,
+    {{ severity_order('g.severity') }} as severity_order
+from {{ guidance }} as g
+left join (
+    select * from {{ findings }}
+    where {{ in_workspace }} is null or workspace_slug = {{ in_workspace }}
+) as f using (risk)
+{% endmacro %}
+
+{# One row per risk of the guidance: its findings counted, `open` or `checked: none`, severity first. #}
+{% macro risk_summary(findings, guidance) %}
+select
+    g.risk,
+    g.severity,
+    {{ severity_order('g.severity') }} as severity_order,
+    count(f.risk) as findings,
+    case when count(f.risk) > 0 then 'open' else 'checked: none' end as status,
+    g.why_it_matters,
+    g.what_to_do
+from {{ guidance }} as g
+left join {{ findings }} as f using (risk)
+group by all
 {% endmacro %}

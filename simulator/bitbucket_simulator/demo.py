@@ -10,6 +10,7 @@ import csv
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from bitbucket_assets.provisioning.approvals import ApproverPolicy
 from bitbucket_assets.provisioning.engine import Provisioner
 from bitbucket_assets.provisioning.requests_import import insert_requests
 from bitbucket_assets.provisioning.signed_requests import sign_request
+from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_assets.reporting.review_import import sign_review
 from bitbucket_assets.settings import Settings, load_settings, process_environment
 from bitbucket_assets.signing import public_key
@@ -56,6 +58,18 @@ class DemoResult:
     evidence_report: Path
     api_calls: int
     keys: Path | None = None  # the demo approver's and reviewer's keys
+
+
+@dataclass
+class DayResult:
+    """One simulated day: the sync's line (a detail), what provisioning did (part of the story), and what the
+    sync read."""
+
+    sync_line: str
+    provisioning: list[str]
+    calls: int
+    lists_read: int
+    lists_carried: int
 
 
 @dataclass(frozen=True)
@@ -89,13 +103,29 @@ def demo_settings(
     )
 
 
-def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[str], None]) -> DemoResult:
+# The lines of today's sync summary that belong in the demo's story; the rest (rows per raw table, what each
+# workspace read) go to the details.
+STORY_PREFIXES = ("sync ", "  API calls:", "  marts/", "  checks:", "  VANISHED", "  skipped workspace")
+
+
+def run_demo(
+    org_name: str,
+    days: int,
+    duckdb_path: str | None,
+    echo: Callable[[str], None],
+    detail: Callable[[str], None] | None = None,
+) -> DemoResult:
     """A warehouse with `days` daily snapshots ending today. Every day but the last is extracted over HTTP by
     the real extraction on a simulated clock dated that day (the organisation evolving between days), with
     approved requests, signed by the demo approver, provisioned on the third day and just-in-time grants
     expired when due; the last day is the Dagster sync job on the real clock, whose dbt build folds every day
-    in, as it does after a downtime. Then one access review, signed by the demo reviewer, whose revocation the
-    provisioning job applies, and an evidence pack over the whole period."""
+    in, as it does after a downtime. The simulated leavers are recorded in provisioning.leavers as HR would
+    (one of them, on the second day, keeps their access: what a review must catch). Then one access review,
+    signed by the demo reviewer, whose revocation the provisioning job applies, and an evidence pack over the
+    whole period.
+
+    `echo` tells the story (a few dozen lines); `detail` gets every day's lines (default: `echo`)."""
+    detail = detail or echo
     if days < 2:
         raise services.CommandError("the demo needs at least 2 days: simulated ones, then today's sync")
     database = fresh_demo_database(duckdb_path)
@@ -105,6 +135,8 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
     provisioning_day = min(2, days - 2)
     requests = demo_requests(org, first + timedelta(days=provisioning_day))
     signers = demo_signers(org, database, {r["user_id"] for r in requests})
+    changes: Counter = Counter()
+    read = carried = 0
     with SimulatorServer(Simulator(org)) as server:
         settings = demo_settings(
             server.url, org.users[org.operator_uuid].email, str(database), str(signers.policy)
@@ -112,17 +144,32 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
         settings.ensure_warehouse_directory()
         echo(f"Simulated Bitbucket Cloud ({org.name}: {counts_line(org.counts())}) on {server.url}")
         echo(ApproverPolicy.load(str(signers.policy)).describe())
+        last = first + timedelta(days=days - 2)
+        echo(
+            f"{days - 1} past day(s), {first:%Y-%m-%d} to {last:%Y-%m-%d}: one sync a day on a simulated "
+            "clock, the organisation changing in between"
+        )
         for day in range(days - 1):
             if day:
-                _advance(server.simulator, org, echo)
-            for line in _simulated_day(settings, org, day == provisioning_day, signers):
-                echo(line)
+                changes.update(_advance(server.simulator, org, settings, detail, scripted_leaver=day == 1))
+            result = _simulated_day(settings, org, day == provisioning_day, signers)
+            detail(result.sync_line)
+            read, carried = read + result.lists_read, carried + result.lists_carried
+            for line in result.provisioning:
+                (echo if day == provisioning_day else detail)(line)
             if day == 0:
                 create_refresh_plan(settings.duckdb_path)  # later days are incremental, as after a real build
-        _advance(server.simulator, org, echo)
+        changes.update(_advance(server.simulator, org, settings, detail, scripted_leaver=days == 2))
+        echo(
+            f"  {days - 1} snapshot(s) complete; repositories' permission lists read {read} times, carried "
+            f"forward {carried} times (incremental syncs)"
+        )
+        changed = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in changes.items())
+        echo(f"  the organisation changed: {changed}")
+        echo(f"  leavers recorded in provisioning.leavers (as HR would): {changes['leavers']}")
         echo(f"-- {today:%Y-%m-%d} (today): the Dagster sync job, whose dbt build takes in every day above")
         for line in services.sync(settings).lines():
-            echo(line)
+            (echo if line.startswith(STORY_PREFIXES) else detail)(line)
         for line in _signed_review(settings, org, signers, database):
             echo(line)
         # The review and its revocation came after the sync's read copy: publish it again, so the dashboard
@@ -137,12 +184,57 @@ def run_demo(org_name: str, days: int, duckdb_path: str | None, echo: Callable[[
     return DemoResult(settings, pack.report, calls, signers.keys)
 
 
-def _advance(simulator: Simulator, org: Organisation, echo: Callable[[str], None]) -> None:
+def _advance(
+    simulator: Simulator,
+    org: Organisation,
+    settings: Settings,
+    detail: Callable[[str], None],
+    scripted_leaver: bool = False,
+) -> dict[str, int]:
+    """One day forward; the day's leavers go to provisioning.leavers, as an HR feed would put them."""
+    before = {uuid for uuid, user in org.users.items() if user.account_status != "active"}
     changes = simulator.advance(days=1, churn=0.02)
-    echo(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
+    if scripted_leaver:
+        changes["leavers"] += _leaver_keeping_access(simulator, org)
+    left = sorted({uuid for uuid, user in org.users.items() if user.account_status != "active"} - before)
+    record_leavers(settings.duckdb_path, left, org.now.date())
+    detail(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
+    return changes
 
 
-def _simulated_day(settings: Settings, org: Organisation, provision: bool, signers: DemoSigners) -> list[str]:
+def _leaver_keeping_access(simulator: Simulator, org: Organisation) -> int:
+    """A leaver whose account was deactivated while their group memberships stayed: the access a review and
+    the leaver risk must catch. The first group member of the first workspace who is not an owner."""
+    ws = next(iter(org.workspaces.values()))
+    with simulator.lock:
+        for group in ws.groups.values():
+            for uuid in group.members:
+                user = org.users[uuid]
+                if (
+                    user.account_status == "active"
+                    and ws.members.get(uuid)
+                    and ws.members[uuid].role != "owner"
+                ):
+                    user.account_status = "inactive"
+                    org.touch()
+                    return 1
+    return 0
+
+
+def record_leavers(duckdb_path: str, users: list[str], left_on) -> None:
+    """Leavers into provisioning.leavers (source: the demo's HR feed); one already there is kept."""
+    if not users:
+        return
+    with duckdb.connect(duckdb_path) as con:
+        create_provisioning_tables(con)
+        con.executemany(
+            "INSERT INTO provisioning.leavers (user_id, left_on, source) VALUES (?, ?, 'demo HR feed') "
+            "ON CONFLICT DO NOTHING",
+            [[uuid, left_on] for uuid in users],
+        )
+
+
+def _simulated_day(settings: Settings, org: Organisation, provision: bool, signers: DemoSigners) -> DayResult:
     """One day of the past on a clock that starts at the organisation's date: a sync (the real extraction,
     over HTTP), the expiry of just-in-time grants that are due, and on one day the demo's approved requests,
     each signed by the demo approver."""
@@ -167,7 +259,7 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool, signe
             read = sum(sum(r["read"].values()) for r in result.refresh.values())
             carried = sum(r["carried"] for r in result.refresh.values())
             modes = "/".join(sorted({r["mode"] for r in result.refresh.values()}))
-            lines.append(
+            sync_line = (
                 f"sync {result.sync_id} complete: workspaces {', '.join(result.workspaces)} (dated "
                 f"{clock.now():%Y-%m-%d %H:%M} UTC on a simulated clock; {result.stats['calls']} API calls; "
                 f"{modes}: permission lists of {read} repositories read, {carried} carried forward)"
@@ -197,7 +289,7 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool, signe
     finally:
         client.close()
         admin.client.close()
-    return lines
+    return DayResult(sync_line, lines, result.stats["calls"], read, carried)
 
 
 def demo_signers(org: Organisation, database: Path, requested: set[str]) -> DemoSigners:

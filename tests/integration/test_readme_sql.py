@@ -40,6 +40,50 @@ def test_who_can_write_matches_the_grant_paths(demo_warehouse) -> None:
         name: "admin" if rank == 3 else "write" for name, rank in expected
     }
     assert all(w[2] for w in writers)  # every answer says why
+    # Admins first: sorted by rank, not by the words (`order by permission desc` put write above admin).
+    ranks = [{"admin": 3, "write": 2}[w[1]] for w in writers]
+    assert ranks == sorted(ranks, reverse=True) and ranks[0] == 3 and 2 in ranks
+
+
+def test_every_permission_has_its_rank_and_the_documented_names_agree_with_the_old(demo_warehouse) -> None:
+    with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
+        unranked = con.execute(
+            "select (select count(*) from marts.fct_grants where permission_rank is null "
+            "  or permission_rank <> case permission when 'read' then 1 when 'member' then 1 "
+            "  when 'write' then 2 when 'create-project' then 2 when 'create-repo' then 3 "
+            "  when 'admin' then 4 when 'owner' then 4 end)"
+            " + (select count(*) from marts.fct_grant_history "
+            "    where permission_rank is null or access_path is null)"
+            " + (select count(*) from marts.fct_access_changes where old_permission_rank is null"
+            "    or new_permission_rank is null)"
+            " + (select count(*) from marts.fct_effective_access where permission_rank is null)"
+        ).fetchone()[0]
+        names = con.execute(
+            "select count(*) filter (where user_display_name is distinct from display_name) "
+            "from marts.dim_users"
+        ).fetchone()[0]
+        grants = con.execute(
+            "select count(*) filter (where principal_type = 'user' and user_display_name <> principal_name), "
+            "count(*) filter (where principal_type = 'group' and user_display_name is not null) "
+            "from marts.fct_grants"
+        ).fetchone()
+        words = con.execute(
+            "select access_path from marts.fct_grants where grant_source = 'group' and resource_type = "
+            "'repository' limit 1"
+        ).fetchone()[0]
+    assert unranked == 0 and names == 0 and grants == (0, 0)
+    assert words.startswith("via group ") and words.endswith(")")
+
+
+def test_the_person_examples_find_one_kalani_of_several(demo_warehouse) -> None:
+    """The README's person questions return the people who share a name, then one of them with many rows."""
+    which = next(q for q in QUERIES if "like 'Kalani %'" in q)
+    reach = next(q for q in QUERIES if "nickname = 'kalani8'" in q)
+    with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
+        kalanis = con.execute(which).fetchall()
+        rows = con.execute(reach).fetchall()
+    assert len(kalanis) >= 3 and ("Kalani Kowalski", "kalani8") in [(k[1], k[2]) for k in kalanis]
+    assert len(rows) > 20
 
 
 def test_readme_screenshots_exist_and_are_made_by_the_script() -> None:

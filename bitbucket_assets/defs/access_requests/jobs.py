@@ -147,7 +147,12 @@ def approved_pending(database: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-@dg.sensor(job=provision_group_membership, minimum_interval_seconds=60)
+@dg.sensor(
+    job=provision_group_membership,
+    minimum_interval_seconds=60,
+    description="Starts provision_group_membership when approved requests wait in "
+    "provisioning.access_requests (checked every minute, read-only).",
+)
 def approved_requests_sensor(context: dg.SensorEvaluationContext, duckdb: DuckDBResource):
     """Starts the job when approved requests wait. It holds no connection while idle and opens the warehouse
     read-only for one query; if a writer holds the file at that moment, it tries again at the next tick."""

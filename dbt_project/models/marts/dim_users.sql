@@ -45,6 +45,7 @@ select
     u.user_uuid,
     u.account_id,
     u.display_name,
+    u.display_name as user_display_name,
     u.nickname,
     u.user_type,
     r.user_uuid is not null as is_workspace_member,

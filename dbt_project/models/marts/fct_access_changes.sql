@@ -3,7 +3,8 @@
         materialized='incremental',
         unique_key='change_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
+        post_hook='{{ backfill_change_columns() }}',
     )
 }}
 -- One row per grant path added, removed or changed (permission moved on the same path), with the sync
@@ -69,7 +70,11 @@ select
     via_group_slug,
     via_project_key,
     max(old_permission) as old_permission,
-    max(new_permission) as new_permission
+    max(new_permission) as new_permission,
+    -- Added after the table existed: at its end, so a warehouse built before gains them (backfilled below).
+    {{ permission_rank('max(old_permission)') }} as old_permission_rank,
+    {{ permission_rank('max(new_permission)') }} as new_permission_rank,
+    case when principal_type = 'user' then any_value(principal_name) end as user_display_name
 from events
 group by changed_at, workspace_slug, resource_type, resource_id, principal_type, principal_id, grant_source,
     via_group_slug, via_project_key

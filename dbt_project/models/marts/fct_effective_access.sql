@@ -12,6 +12,7 @@ select
     user_account_id,
     user_display_name,
     permission,
+    permission_rank,
     grant_path_count,
     top_grant_paths as grant_paths,
     all_grant_path_count,

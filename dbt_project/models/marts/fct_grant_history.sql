@@ -3,7 +3,8 @@
         materialized='incremental',
         unique_key='grant_version_id',
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
+        post_hook='{{ backfill_history_columns() }}',
     )
 }}
 -- Every grant path with the period it held: valid_from (the sync it was first seen in) to valid_to (the
@@ -109,7 +110,11 @@ select
     coalesce(v.carried_sync_id, f.sync_id) as first_seen_sync_id,
     nxt.sync_id as closed_by_sync_id,
     nxt.synced_at is null as is_current,
-    (select max(synced_at) from new_syncs) as last_sync_at
+    (select max(synced_at) from new_syncs) as last_sync_at,
+    -- Added after the table existed: at its end, so a warehouse built before gains them (backfilled below).
+    {{ permission_rank('v.permission') }} as permission_rank,
+    case when v.principal_type = 'user' then v.principal_name end as user_display_name,
+    {{ grant_path_text('v.grant_source', 'v.via_group_slug', 'v.via_project_key', 'v.permission') }} as access_path
 from versions as v
 left join new_observations as f on f.workspace_slug = v.workspace_slug and f.seq = v.first_seq
 left join new_observations as nxt on nxt.workspace_slug = v.workspace_slug and nxt.seq = v.last_seq + 1

@@ -11,12 +11,15 @@ select
     principal_type,
     principal_id,
     principal_name,
+    case when principal_type = 'user' then principal_name end as user_display_name,
     user_account_id,
     permission,
+    {{ permission_rank('permission') }} as permission_rank,
     grant_source,
     via_group_slug,
     via_project_key,
-    grant_key
+    grant_key,
+    {{ grant_path_text() }} as access_path
 from (
     {{ named_grant_paths(latest_observation_syncs(), latest_observation()) }}
 )

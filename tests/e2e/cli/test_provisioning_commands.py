@@ -33,9 +33,18 @@ def test_cli_provision(make_sim, warehouse, tmp_path) -> None:
         [CLI, "provision", "--dry-run"], capture_output=True, text=True, env=env, timeout=120
     )
     assert dry.returncode == 0, dry.stderr[-1500:]
-    assert "r1: add -> planned" in dry.stdout and "r2: add -> rejected" in dry.stdout and writes(sim) == []
+    # People, groups and workspaces by name (ids stay in the log); no Dagster line before the plan.
+    ws = sim.org.workspaces["tiny-co"]
+    where = f"to {ws.groups['leads'].name} in {ws.name}"
+    finn, zoe = (f"{u.display_name} ({u.nickname})" for u in (sim.user("finn"), sim.user("zoe")))
+    assert dry.stdout.startswith("plan (dry run): planned 1, rejected 1\n")
+    assert f"r1: add {finn} {where} -> planned" in dry.stdout and writes(sim) == []
+    assert f"r2: add {zoe} {where} -> rejected" in dry.stdout and "{" not in dry.stdout.split("log head")[0]
     real = subprocess.run([CLI, "provision"], capture_output=True, text=True, env=env, timeout=120)
-    assert real.returncode == 0 and "r1: add -> applied [bitbucket-1.0] (HTTP 200)" in real.stdout
+    assert (
+        real.returncode == 0
+        and f"r1: add {finn} {where} -> applied [bitbucket-1.0] (HTTP 200)" in real.stdout
+    )
     assert SIM_API_TOKEN not in real.stdout + real.stderr
     # With DAGSTER_HOME, the run and the log's head are kept in Dagster's instance, outside the warehouse.
     home = tmp_path / "dagster_home"
@@ -48,7 +57,7 @@ def test_cli_provision(make_sim, warehouse, tmp_path) -> None:
         env={**env, "DAGSTER_HOME": str(home)},
         timeout=120,
     )
-    assert kept.returncode == 0 and "r3: add -> applied" in kept.stdout, kept.stderr[-1500:]
+    assert kept.returncode == 0 and f"r3: add {zoe} {where} -> applied" in kept.stdout, kept.stderr[-1500:]
     printed_head = next(line for line in kept.stdout.splitlines() if "log head:" in line).split()[2]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [run] = instance.get_runs()

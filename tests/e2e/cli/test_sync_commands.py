@@ -45,8 +45,14 @@ def test_sync_prints_plain_progress_lines_off_a_terminal_and_dagster_logs_them(m
     assert any(line.startswith("progress: tiny-co: repositories done; ") for line in lines)
     assert any(line.startswith("progress: tiny-labs: effective done; ") for line in lines)
     assert SIM_API_TOKEN not in out.stdout + out.stderr
-    # The same lines went to Dagster's run log (printed on stderr by the in-process run).
-    assert all(line.removeprefix("progress: ") in out.stderr for line in lines)
+    # The terminal is quiet: Dagster's and dbt's lines went to the run's log file, named at the end, with the
+    # same progress lines in Dagster's run log.
+    assert out.stderr == "" and " - dagster - " not in out.stdout and "Running with dbt" not in out.stdout
+    [log] = (tmp_path / "logs").glob("sync-*.log")
+    assert out.stdout.splitlines()[-1] == f"  details (Dagster's and dbt's lines): {log}"
+    details = log.read_text()
+    assert " - dagster - " in details and "Running with dbt" in details and SIM_API_TOKEN not in details
+    assert all(line.removeprefix("progress: ") in details for line in lines)
     # DAGSTER_HOME names an instance: the run is recorded there, as the UI shows it, with its
     # materializations.
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:

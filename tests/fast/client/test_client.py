@@ -10,6 +10,7 @@ from bitbucket_assets.client import (
     AuthenticationError,
     BitbucketClient,
     BitbucketError,
+    ConnectionFailedError,
     Credentials,
     EndpointRemovedError,
     MalformedResponseError,
@@ -188,3 +189,56 @@ def test_answers_a_retry_cannot_change_are_not_retried(make_sim, status) -> None
     with pytest.raises(BitbucketError, match=rf"unexpected HTTP {status}"):
         client.get("/2.0/user")
     assert client.stats.retries == 0 and len(sim.simulator.request_log) == 1
+
+
+def test_a_refused_connection_names_the_host_and_every_retry_says_what_it_waits_for(caplog) -> None:
+    """Nothing listens on the port (bound, never listened): the error names host and reason, and each retry
+    is a log line with what failed and the pause before the next try."""
+    import logging
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{closed.getsockname()[1]}"
+        client = BitbucketClient(
+            Credentials.api_token("a@b.example", "t"),
+            f"http://{host}",
+            max_retries=2,
+            backoff_base=0.01,
+            backoff_max=0.02,
+        )
+        with (
+            caplog.at_level(logging.WARNING, logger="bitbucket_assets.client"),
+            pytest.raises(ConnectionFailedError) as excinfo,
+        ):
+            client.get("/2.0/user")
+    message = str(excinfo.value)
+    assert message.startswith(f"cannot reach {host}: connection refused")
+    assert f"check the URL (BITBUCKET_API_URL: http://{host})" in message and "[/2.0/user]" in message
+    retries = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert [line.split("; ")[-1].split(" in ")[0] for line in retries] == ["retry 1 of 2", "retry 2 of 2"]
+    assert all(line.startswith(f"cannot reach {host}") and line.endswith(" s") for line in retries)
+
+
+def test_pacing_counts_wall_clock_time_not_the_sum_over_threads() -> None:
+    """Two threads wait at once (0-5 s and 0-8 s), then one alone (10-12 s): 10 s of wall clock were spent
+    waiting, while the waits add up to 15 s."""
+    from types import SimpleNamespace
+
+    from bitbucket_assets.client.pacer import WaitTimer
+
+    clock = SimpleNamespace(t=0.0)
+    clock.monotonic = lambda: clock.t
+    timer = WaitTimer(clock)
+    first, second = timer.wait(), timer.wait()
+    first.__enter__()
+    second.__enter__()
+    clock.t = 5.0
+    first.__exit__(None, None, None)
+    assert timer.seconds() == 5.0  # still waiting: counted as it runs
+    clock.t = 8.0
+    second.__exit__(None, None, None)
+    clock.t = 10.0
+    with timer.wait():
+        clock.t = 12.0
+    assert timer.seconds() == 10.0

@@ -42,3 +42,62 @@ def test_a_paced_sync_reports_every_checkpoint_with_its_pacing_and_time_left(mak
     assert calls == sorted(calls) and events[-1].calls == result.stats["calls"]
     assert events[-1].paced_seconds > 0 and events[-1].rate_limited == 0
     assert "page 1/2" in repos[0].line() and "left" in repos[0].line() and "paced" in repos[0].line()
+    # Each stage counts its own calls (two pages, the workspace's group grants in one call, a users list per
+    # repository), not the sync's running total.
+    assert repos[-1].stage_calls == 2 + 1 + repo_count and repos[-1].stage_calls < repos[-1].calls
+    members = next(e for e in events if e.workspace == first and e.stage == "members")
+    assert 0 < members.stage_calls < 10
+
+
+def test_a_resumed_sync_is_announced_with_when_it_began_and_where_it_continues(tmp_path) -> None:
+    import io
+    import logging
+
+    from bitbucket_assets.extraction.progress import EVENTS
+    from bitbucket_assets.extraction.raw_schema import create_raw_schema
+    from bitbucket_assets.extraction.snapshot import SnapshotWriter
+    from bitbucket_assets.progress_display import sync_progress
+
+    clock = SimulatedClock(datetime(2026, 11, 1, 9, 30, tzinfo=UTC))
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        create_raw_schema(con)
+        first = SnapshotWriter(con, "s1", clock=clock)
+        first.begin("https://api.bitbucket.org", "api_token", {"workspaces": None})
+        first.checkpoint("acme", "members", None)
+        first.checkpoint("acme", "repositories", "https://api.bitbucket.org/2.0/repositories/acme?page=3")
+        again = SnapshotWriter(con, "s2", clock=clock)
+        again.begin("https://api.bitbucket.org", "api_token", {"workspaces": None})
+        assert again.resumed and again.sync_id == "s1"
+        assert again.resume_description() == (
+            "s1 (started 2026-11-01 09:30 UTC) from its checkpoints: acme: members, repositories (part read)"
+        )
+        # What run_sync announces, shown by the display above the progress lines.
+        stream = io.StringIO()
+        with sync_progress(stream):
+            EVENTS.info("resuming sync %s", again.resume_description())
+            logging.getLogger("bitbucket_assets.client.client").warning(
+                "cannot reach x; retry 1 of 6 in 0.5 s"
+            )
+        assert stream.getvalue().splitlines() == [
+            "resuming sync s1 (started 2026-11-01 09:30 UTC) from its checkpoints: acme: members, "
+            "repositories (part read)",
+            "retrying: cannot reach x; retry 1 of 6 in 0.5 s",
+        ]
+
+
+def test_the_live_display_leaves_stdout_and_stderr_to_the_run_log() -> None:
+    """On a terminal the live display draws on its own stream; Python's stdout and stderr (Dagster's console
+    lines, a trace) stay where the command sent them (the run's log file), not brought to the terminal."""
+    import os
+    import pty
+    import sys
+
+    from bitbucket_assets.progress_display import sync_progress
+
+    leader, follower = pty.openpty()
+    before = sys.stdout, sys.stderr
+    with os.fdopen(follower, "w") as terminal:
+        assert terminal.isatty()
+        with sync_progress(terminal):
+            assert (sys.stdout, sys.stderr) == before
+    os.close(leader)

@@ -118,3 +118,15 @@ def test_a_command_loads_only_what_it_runs() -> None:
         "expire_jit_access",
     }
     assert not [a for a in provisioning.assets if isinstance(a, dg.AssetsDefinition) and a.is_executable]
+
+
+def test_every_job_schedule_and_sensor_says_what_it_does() -> None:
+    """What the Dagster UI shows beside each name: no job, schedule or sensor without a description."""
+    defs = _definitions()
+    repository = defs.get_repository_def()
+    named = [
+        *(job for job in repository.get_all_jobs() if not job.name.startswith("__")),
+        *repository.schedule_defs,
+        *repository.sensor_defs,
+    ]
+    assert named and [item.name for item in named if not (item.description or "").strip()] == []

@@ -3,6 +3,7 @@ key numbers checked against SQL, for every workspace and for one, today and on t
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bitbucket_assets.dashboard.data import MEASURES, RISK_GUIDE
+from bitbucket_assets.dashboard.data import MEASURES
 from tests.support import ROOT
 
 APP = str(ROOT / "bitbucket_assets" / "dashboard" / "app.py")
@@ -193,7 +194,13 @@ def test_changes(dashboard_db, monkeypatch) -> None:
     assert metric(app, "Added") == str(added) and added > 0
 
 
-def test_risks_explain_themselves(dashboard_db, monkeypatch) -> None:
+def guidance() -> dict[str, dict[str, str]]:
+    """The risk guidance seed: risk -> severity, why_it_matters, what_to_do."""
+    with (Path(APP).parents[2] / "dbt_project" / "seeds" / "risk_guidance.csv").open(encoding="utf-8") as f:
+        return {row["risk"]: row for row in csv.DictReader(f)}
+
+
+def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db, monkeypatch) -> None:
     app = run("Risks", dashboard_db, monkeypatch, ws="northwind-labs")
     expected = sql(
         dashboard_db,
@@ -201,11 +208,28 @@ def test_risks_explain_themselves(dashboard_db, monkeypatch) -> None:
         "'northwind-labs'",
     )
     assert metric(app, "Open risks") == str(expected) and expected > 0
+    guide = guidance()
     headings = [h.text for h in shown(app, "h3")]
-    assert any(h.startswith("dormant accounts unknown") for h in headings)
+    # Every risk the rules check is listed, the most severe first, those without a finding as "checked: none".
+    assert len(headings) == len(guide)
+    order = {"high": 1, "medium": 2, "low": 3}
+    severities = [order[h.rsplit("; ", 1)[1].rstrip(")")] for h in headings]
+    assert severities == sorted(severities)
+    found = {
+        r[0]
+        for r in duckdb.connect(dashboard_db, read_only=True)
+        .execute(
+            "select distinct risk from marts.access_risks_as_of(current_timestamp) "
+            "where workspace_slug = 'northwind-labs'"
+        )
+        .fetchall()
+    }
+    for risk in set(guide) - found:
+        assert f"{risk} (checked: none; {guide[risk]['severity']})" in headings
+    assert any(h.startswith("dormant accounts unknown (") for h in headings)
     text = " ".join(m.value for m in app.markdown)
-    why, what = RISK_GUIDE["dormant accounts unknown"]
-    assert why in text and what in text
+    row = guide["dormant accounts unknown"]
+    assert row["why_it_matters"] in text and row["what_to_do"] in text
 
 
 def test_provisioning(dashboard_db, monkeypatch) -> None:
@@ -236,9 +260,14 @@ def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:
 
 
 def test_every_risk_the_rules_raise_is_explained() -> None:
-    """The risks are dbt's (macros/access_rules.sql); the dashboard explains each: a new one without its
-    explanation fails here instead of showing an empty heading."""
+    """The risks are dbt's (macros/access_rules.sql) and so are their words (seeds/risk_guidance.csv): a new
+    rule without its guidance fails here (and at dbt's relationships test) instead of showing an empty
+    heading."""
     rules = (Path(APP).parents[2] / "dbt_project" / "macros" / "access_rules.sql").read_text()
     raised = set(re.findall(r"^select '([^']+)'", rules, flags=re.M))
     assert len(raised) >= 9 and "workspace owner" in raised
-    assert raised == set(RISK_GUIDE)
+    guide = guidance()
+    assert raised == set(guide)
+    assert all(
+        row["severity"] in ("high", "medium", "low") and row["why_it_matters"] for row in guide.values()
+    )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from bitbucket_assets.reporting.evidence import build_evidence_pack
+from tests.support import ROOT
 from tests.support.warehouses import History
 
 
@@ -74,5 +75,27 @@ def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) 
     assert {(k, n) for r, k, n in risks if r == "dormant accounts unknown"} == {("tiny-labs", "")}
     outside = {n for r, _, n in risks if r == "access held outside the workspace membership"}
     assert outside == {"Olive Outside", "Deploy token", "Former user"}
+    # Every risk with its severity and guidance (the dbt seed's words), the most severe first; a risk that
+    # found nothing says "checked: none" (no leavers are recorded in this warehouse).
+    with (tmp_path / "pack" / "risks.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    with (ROOT / "dbt_project" / "seeds" / "risk_guidance.csv").open() as handle:
+        guide = {g["risk"]: g for g in csv.DictReader(handle)}
+    assert {r["risk"] for r in rows} == set(guide)
+    assert all(
+        (r["severity"], r["why_it_matters"])
+        == (guide[r["risk"]]["severity"], guide[r["risk"]]["why_it_matters"])
+        for r in rows
+    )
+    order = [{"high": 1, "medium": 2, "low": 3}[r["severity"]] for r in rows]
+    assert order == sorted(order)
+    [leaver] = [r for r in rows if r["risk"] == "access still held by a leaver"]
+    assert (leaver["detail"], leaver["is_finding"], leaver["workspace_slug"]) == (
+        "checked: none",
+        "False",
+        "",
+    )
+    assert metrics["open_risks"] == sum(1 for r in rows if r["is_finding"] == "True") < len(rows)
+    assert guide["public repository"]["what_to_do"] in html
     # Self-contained: charts inline, nothing loaded from the network.
     assert "<svg" in html and not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)

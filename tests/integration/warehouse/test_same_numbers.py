@@ -74,7 +74,8 @@ def test_review_evidence_and_dashboard_agree(tiny_history: History, tmp_path, mo
     metrics = json.loads(
         re.search(r'<script type="application/json" id="metrics">(.*?)</script>', html).group(1)
     )
-    dashboard_risks = data.risks(as_of, None)
+    register = data.risks(as_of, None)
+    dashboard_risks = register[register.is_finding]
     assert metrics["open_risks"] == len(dashboard_risks) == len(latest_risks) > 10
     assert (
         sorted(
@@ -84,3 +85,9 @@ def test_review_evidence_and_dashboard_agree(tiny_history: History, tmp_path, mo
         )
         == latest_risks
     )
+    # The risks that found nothing are the same "checked: none" rows in the dashboard and the summary mart.
+    with duckdb.connect(db, read_only=True) as con:
+        checked = con.execute(
+            "select risk from marts.fct_risk_summary where status = 'checked: none' order by risk"
+        ).fetchall()
+    assert sorted(register[~register.is_finding].risk) == [r for (r,) in checked]
