@@ -232,7 +232,9 @@ def import_requests_command(path: str) -> None:
     _echo(f"imported {count} request(s) into provisioning.access_requests")
 
 
-@requests.command("sign")
+@requests.command(
+    "sign", short_help="Approve requests of a file: print each text to sign, sign it with your SSH key."
+)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--key",
@@ -353,7 +355,7 @@ def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None, 
     )
 
 
-@review.command("sign")
+@review.command("sign", short_help="Sign a completed review file as its reviewer (writes PATH.sig).")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--key",

@@ -404,8 +404,11 @@ def provisioning_summary(con: duckdb.DuckDBPyConnection, run_id: str, dry_run: b
     from .provisioning.names import names_for
 
     rows = con.execute(
-        "select request_id, action, outcome, http_status, coalesce(error, ''), backend, user_uuid, "
-        "workspace_slug, group_slug from provisioning.provisioning_log where run_id = ? order by seq",
+        # A planned or refused change may not have resolved its user yet: the request names them.
+        "select l.request_id, l.action, l.outcome, l.http_status, coalesce(l.error, ''), l.backend, "
+        "coalesce(l.user_uuid, r.user_id), coalesce(l.workspace_slug, r.workspace_slug), "
+        "coalesce(l.group_slug, r.group_slug) from provisioning.provisioning_log l "
+        "left join provisioning.access_requests r using (request_id) where l.run_id = ? order by l.seq",
         [run_id],
     ).fetchall()
     names = names_for(con, {r[6] for r in rows if r[6]}, {(r[7], r[8]) for r in rows})

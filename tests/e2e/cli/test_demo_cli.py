@@ -77,7 +77,9 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     assert "signatures required for every request; 2 signer key(s)" in out
     assert re.search(r"-- approved requests, signed by \S+@northwind\.example", out)
     assert re.search(r"-- access review: campaign \w+ .* signed 6 decisions \(5 keep, 1 revoke\)", out)
-    assert re.search(r"review-\w+-\w+-\S+: remove -> applied \[bitbucket-1\.0\]", out)
+    assert re.search(
+        r"review-\w+-\w+-\S+: remove [^{]+ from [^{]+ in [^{]+ -> applied \[bitbucket-1\.0\]", out
+    )
     with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
         unproven = con.execute(
             "select count(*) from provisioning.access_requests where approval_signature is null and "

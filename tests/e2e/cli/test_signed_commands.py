@@ -62,11 +62,18 @@ def test_an_approver_signs_in_two_commands_and_the_change_is_applied_then_expire
     imported = cli(env, "requests", "import", str(path))
     assert imported.returncode == 0 and "imported 2 request(s)" in imported.stdout, imported.stderr
     dry = cli(env, "provision", "--dry-run")
-    assert "jit: add -> planned" in dry.stdout and "dev: add -> planned" in dry.stdout and writes(sim) == []
+    # People, groups and workspaces by name; zoe by the account id the request gives (the snapshot names her).
+    assert "jit: add Finn No-Access (finn) to Leads in Tiny Co -> planned" in dry.stdout, dry.stdout
+    assert (
+        'dev: add Zoë O\'Brien "Zed" Łukasiewicz (zoe) to Developers in Tiny Co -> planned' in dry.stdout
+        and writes(sim) == []
+    )
     assert "signatures required for protected groups; 1 signer key(s)" in dry.stdout
     real = cli(env, "provision")
     assert (
-        real.returncode == 0 and "jit: add -> applied" in real.stdout and "dev: add -> applied" in real.stdout
+        real.returncode == 0
+        and "jit: add Finn No-Access (finn) to Leads in Tiny Co -> applied" in real.stdout
+        and 'dev: add Zoë O\'Brien "Zed" Łukasiewicz (zoe) to Developers in Tiny Co -> applied' in real.stdout
     )
     with duckdb.connect(warehouse) as con:  # time passes
         con.execute(
@@ -74,7 +81,10 @@ def test_an_approver_signs_in_two_commands_and_the_change_is_applied_then_expire
             [datetime.now(UTC) - timedelta(minutes=1)],
         )
     expired = cli(env, "provision", "--expire")
-    assert expired.returncode == 0 and "jit: expire -> expired" in expired.stdout, expired.stderr
+    assert (
+        expired.returncode == 0
+        and "jit: expire Finn No-Access (finn)'s membership of Leads in Tiny Co -> expired" in expired.stdout
+    ), expired.stderr
     assert sim.user("finn").uuid not in sim.org.workspaces["tiny-co"].groups["leads"].members
     assert statuses(warehouse)["dev"][0] == "applied"
 

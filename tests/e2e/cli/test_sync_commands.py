@@ -138,7 +138,9 @@ def test_a_resumed_sync_exits_0_and_prints_its_summary(make_sim, tmp_path) -> No
         ]
         grants = con.execute("select count(*) from marts.fct_grants").fetchone()[0]
     assert f"  marts/fct_grants: {grants} rows" in summary and grants > 0
-    assert summary[-1].startswith("  checks: ") and "FAILED" not in summary[-1]
+    checks = [line for line in summary if line.startswith("  checks: ")]
+    assert len(checks) == 1 and "FAILED" not in checks[0]
+    assert summary[-1].startswith("  details (Dagster's and dbt's lines): ")
 
 
 def test_sync_refuses_a_checkpoint_rewritten_to_another_host_and_sends_it_nothing(make_sim, tmp_path) -> None:
@@ -152,7 +154,9 @@ def test_sync_refuses_a_checkpoint_rewritten_to_another_host_and_sends_it_nothin
             [CLI, "sync"], capture_output=True, text=True, env=sync_env(sim, db), timeout=600, cwd=tmp_path
         )
     assert elsewhere.received == []
-    assert len(sim.simulator.request_log) == before
+    # Bitbucket itself hears only the command's preflight (the credential and the workspaces), nothing of the
+    # planted page.
+    assert [r.path for r in sim.simulator.request_log[before:]] == ["/2.0/user/workspaces"]
     assert done.returncode == 1
     assert (
         f"the checkpoint of sync {interrupted} (workspace tiny-labs, stage repositories) points to "
