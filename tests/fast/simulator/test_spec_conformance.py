@@ -60,7 +60,8 @@ def spec() -> tuple[dict, dict[tuple[str, str], dict]]:
     for part in components["schemas"]["account"].get("allOf", []):
         if "has_2fa_enabled" in part.get("properties", {}):
             part["properties"]["has_2fa_enabled"] = {"type": "boolean", "nullable": True}
-    # Deviation: `value: null` on a recorded branch restriction page; `last_used: null` in the spec's examples.
+    # Deviation: `value: null` on a recorded branch restriction page; `last_used: null` in the spec's
+    # examples.
     for name, prop in (
         ("branchrestriction", "value"),
         ("deploy_key", "last_used"),
