@@ -43,9 +43,9 @@ SNAPSHOT_READ = [
             PROJECT_BRANCH_RULES,
             group_name=GROUP,
             kinds={"duckdb"},
-            description="Project-level branch restrictions as an administrator saw them (input: no API "
-            "serves them): a repository's rules are fully readable only where its project was checked and has "
-            "none.",
+            description="Project-level branch restrictions as an administrator saw them (input: no "
+            "API serves them): a repository's rules are fully readable only where its project was checked "
+            "and has none.",
         ),
     ],
     pool=WRITER_POOL,
