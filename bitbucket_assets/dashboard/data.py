@@ -55,6 +55,51 @@ RISK_GUIDE: dict[str, tuple[str, str]] = {
         "Check last activity in admin.atlassian.com (user last active dates), or review this workspace by "
         "hand.",
     ),
+    # Change control (macros/change_control_rules.sql; docs/design.md, "Change control").
+    "production branch without a push restriction": (
+        "Anyone with write can push straight to the production branch: no review, no record of approval.",
+        "Add a push restriction on the production branch (branching model: production) naming the team or "
+        "release managers; check the project's own restrictions in Bitbucket if the rules are not fully "
+        "readable.",
+    ),
+    "change possible without an enforced review": (
+        "This person can put a change on production alone (by pushing, or merging without an enforced "
+        "approval): the control SOX change management and SOC 2 CC8.1 ask for is missing.",
+        "Restrict pushes, require approvals and turn on enforce_merge_checks; or confirm this person in the "
+        "change-control review campaign.",
+    ),
+    "exempted from a branch restriction": (
+        "People or groups named in a push or merge restriction bypass it; exemptions outlive the reason they "
+        "were granted.",
+        "Confirm each exemption with the repository's owner; remove the ones nobody needs.",
+    ),
+    "merge checks not enforced": (
+        "Required approvals and builds only warn without enforce_merge_checks (Premium): anyone who can "
+        "merge merges anyway.",
+        "Turn on 'Prevent a merge with unresolved merge checks' for the production branch.",
+    ),
+    "deploy key unused for 180 days": (
+        "An access key nobody uses still opens the repository to whoever holds its private key.",
+        "Remove the key, or record who owns it and why it stays.",
+    ),
+    "deploy key added by a former member": (
+        "The person who added this key has left: nobody answers for where its private key is.",
+        "Rotate or remove the key; give it an owner who is still here.",
+    ),
+    "member without 2FA who can change production": (
+        "A password alone protects an account that can change production code.",
+        "Require two-step verification (workspace or organization policy) and ask this person to enable it.",
+    ),
+    "forks allowed to public": (
+        "Anyone who can read the repository may fork it publicly, copying its code out of your control.",
+        "Set the fork policy to 'no public forks' (or no forks) unless the repository is meant to be open.",
+    ),
+    "change control not readable": (
+        "Branch restrictions and deploy keys of this workspace could not be read (missing admin scopes or "
+        "rights): who can change production is unknown here.",
+        "Give the sync's API token admin:repository and admin:project (bitbucket-access check names what is "
+        "missing), or review this workspace's branch permissions by hand.",
+    ),
     "repository without an admin": (
         "Only workspace owners can manage this repository's access, so nobody close to it reviews it.",
         "Name a repository admin (preferably through a group).",

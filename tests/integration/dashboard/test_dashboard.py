@@ -172,7 +172,10 @@ def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:
 def test_every_risk_the_rules_raise_is_explained() -> None:
     """The risks are dbt's (macros/access_rules.sql); the dashboard explains each: a new one without its
     explanation fails here instead of showing an empty heading."""
-    rules = (Path(APP).parents[2] / "dbt_project" / "macros" / "access_rules.sql").read_text()
+    macros = Path(APP).parents[2] / "dbt_project" / "macros"
+    rules = "\n".join(
+        (macros / name).read_text() for name in ("access_rules.sql", "change_control_rules.sql")
+    )
     raised = set(re.findall(r"^select '([^']+)'", rules, flags=re.M))
-    assert len(raised) >= 9 and "workspace owner" in raised
+    assert len(raised) >= 18 and "workspace owner" in raised and "merge checks not enforced" in raised
     assert raised == set(RISK_GUIDE)

@@ -175,3 +175,30 @@ def test_deploy_keys_two_step_and_coverage(change_history) -> None:
         "marts.fct_change_control_coverage) ORDER BY 1",
     )
     assert coverage == [("tiny-co", 5, 1.0, 1), ("tiny-labs", 1, 1.0, 1)]
+
+
+def test_change_control_risks(change_history) -> None:
+    db, _ = change_history
+    risks = _query(
+        db,
+        "SELECT risk, resource_key, count(*) FROM marts.fct_change_control_risks GROUP BY ALL ORDER BY ALL",
+    )
+    assert risks == [
+        ("change possible without an enforced review", "ledger", 6),
+        ("change possible without an enforced review", "orphan-repo", 2),
+        ("change possible without an enforced review", "payments-api", 5),
+        ("change possible without an enforced review", "public-docs", 2),
+        ("deploy key added by a former member", "ledger", 1),
+        ("deploy key unused for 180 days", "PAY", 1),
+        ("deploy key unused for 180 days", "ledger", 1),
+        ("deploy key unused for 180 days", "payments-api", 1),
+        ("exempted from a branch restriction", "ledger", 1),
+        ("exempted from a branch restriction", "payments-api", 4),
+        ("forks allowed to public", "public-docs", 1),
+        ("member without 2FA who can change production", "payments-api", 1),
+        ("merge checks not enforced", "ledger", 1),
+        ("production branch without a push restriction", "ledger", 1),
+        ("production branch without a push restriction", "orphan-repo", 1),
+        ("production branch without a push restriction", "public-docs", 1),
+        ("production branch without a push restriction", "runbooks", 1),
+    ]
