@@ -139,7 +139,9 @@ decided as (
         r.enforce_rules is not null and coalesce(r.approvals_required, 0) >= 1 as review_enforced,
         t.has_2fa_enabled
     from writers as w
+    -- A repository without a main branch (empty) has no production code to change: no rows.
     inner join branches as b on w.sync_id = b.sync_id and w.repository_uuid = b.repository_uuid
+        and b.production_branch is not null
     left join per_writer as p on p.sync_id = w.sync_id and p.repository_uuid = w.repository_uuid
         and p.user_uuid = w.user_uuid and p.kind = 'push'
     left join per_writer as mg on mg.sync_id = w.sync_id and mg.repository_uuid = w.repository_uuid
