@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from types import NoneType
 from typing import Any
@@ -190,9 +190,12 @@ class ChangeControlReader:
         full: bool,
         drop: Callable[[str, Gone], None],
         progress: SyncProgress,
+        waiting: Callable[[list[Future]], None],
     ):
+        """`waiting(futures)`: what to do while reads are in flight (write the effective list's pages fetched
+        beside them)."""
         self.api, self.writer, self.pool, self.slug, self.base = api, writer, pool, slug, base
-        self.progress = progress
+        self.progress, self.waiting = progress, waiting
         self.rolling_days, self.full, self.drop = rolling_days, full, drop
         self.status = READABLE
 
@@ -275,6 +278,8 @@ class ChangeControlReader:
                 raise
 
         futures: list[Future] = [self.pool.submit(fetch, job) for job in jobs]
+        self.waiting(futures)
+        wait(futures)
         errors = [f.exception() for f in futures]
         real = [e for e in errors if not isinstance(e, _Stop | NoneType)]
         if real:

@@ -222,12 +222,14 @@ def extract_snapshot(
                 extractor.groups = groups.get(extractor.slug)
             for extractor in extractors:
                 extractor.run()
+            # Who can change production code, on its rolling schedule, in the repositories bucket while the
+            # effective lists (the other bucket) are still being fetched.
+            for extractor in extractors:
+                extractor.change_control()
             effective.drain()
             for extractor in extractors:  # every effective list is in: the plan can compare
                 extractor.effective_read()
                 extractor.refresh_changed()
-            for extractor in extractors:  # who can change production code, on its rolling schedule
-                extractor.change_control()
             selection.refresh = refresh_summary(writer.con, writer.sync_id, [e.refresh for e in extractors])
         except BaseException:
             # workers waiting on pacing or backoff stop now instead of finishing their waits
@@ -394,6 +396,7 @@ class _WorkspaceExtractor:
             policy.full,
             self._resource_gone,
             self.progress,
+            lambda futures: self._effective_ready(waiting_for=futures),
         ).run()
 
     def _decide_effective(self) -> None:
