@@ -21,10 +21,12 @@ from bitbucket_assets.client import BitbucketClient, credentials_from_settings
 from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
 from bitbucket_assets.provisioning.approvals import ApproverPolicy
 from bitbucket_assets.provisioning.engine import Provisioner
 from bitbucket_assets.provisioning.requests_import import insert_requests
+from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_assets.settings import Settings, load_settings, process_environment
 from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR, dbt_executable, read_copy_path
 
@@ -126,7 +128,12 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> li
     lines = []
     try:
         with duckdb.connect(settings.duckdb_path) as con:
-            result = run_sync(client, con, ExtractionOptions(admin_api=admin))
+            # No rate limit here: every repository's change control is read every day (a rolling period of
+            # one day), so the month shows its history; a real deployment spreads it
+            # (BITBUCKET_CHANGE_CONTROL_DAYS).
+            options = ExtractionOptions(admin_api=admin, refresh=RefreshPolicy(change_control_days=1))
+            result = run_sync(client, con, options)
+            record_project_rules(con, org, clock.now())
             read = sum(sum(r["read"].values()) for r in result.refresh.values())
             carried = sum(r["carried"] for r in result.refresh.values())
             modes = "/".join(sorted({r["mode"] for r in result.refresh.values()}))
@@ -150,6 +157,21 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool) -> li
         client.close()
         admin.client.close()
     return lines
+
+
+def record_project_rules(con: duckdb.DuckDBPyConnection, org: Organisation, now: datetime) -> None:
+    """What the demo's administrator saw in each project's settings: whether it has project-level branch
+    restrictions (no API serves them; provisioning.project_branch_rules). New projects are checked as they
+    come."""
+    create_provisioning_tables(con)
+    rows = [
+        (ws.slug, p.key, bool(p.branch_restrictions), "demo administrator", now.date())
+        for ws in org.workspaces.values()
+        for p in ws.projects.values()
+    ]
+    con.executemany(
+        "INSERT INTO provisioning.project_branch_rules VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
+    )
 
 
 def create_refresh_plan(duckdb_path: str) -> None:
