@@ -15,10 +15,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bitbucket_assets.dashboard import data
+from bitbucket_assets.dashboard import change_control, data
 from bitbucket_assets.reporting.safe_text import spreadsheet_cell
 
-PAGES = ("Overview", "Who has access", "Person", "Changes", "Risks", "Provisioning")
+PAGES = ("Overview", "Who has access", "Person", "Changes", "Risks", "Change control", "Provisioning")
 ALL = "All workspaces"
 TABLE_ROWS = 300  # rows shown as a linked table; the download holds them all
 
@@ -251,6 +251,9 @@ try:
             if why:
                 st.markdown(f"**Why it matters:** {why}  \n**What to do:** {what}")
             st.dataframe(rows.drop(columns=["risk"]), width="stretch", hide_index=True)
+
+    elif page == change_control.TITLE:
+        change_control.render(workspace, scope, readable, download)
 
     elif page == "Provisioning":
         st.title("Provisioning")

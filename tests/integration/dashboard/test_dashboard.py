@@ -154,6 +154,28 @@ def test_risks_explain_themselves(dashboard_db, monkeypatch) -> None:
     assert why in text and what in text
 
 
+def test_change_control_page(dashboard_db, monkeypatch) -> None:
+    """Per workspace: the share protected and coverage; per repository: who can change production and how;
+    the risks with what to do."""
+    app = run("Change control", dashboard_db, monkeypatch, ws="northwind")
+    latest = "from marts.fct_change_control_coverage where workspace_slug = 'northwind' order by synced_at desc limit 1"
+    share = sql(dashboard_db, f"select production_branches_push_restricted / repositories_read {latest}")
+    read = sql(dashboard_db, f"select repositories_read || ' of ' || repositories {latest}")
+    assert metric(app, "Production branches protected") == f"{share:.0%}"
+    assert metric(app, "Repositories read") == read
+    chosen = app.selectbox(key="cc_repo").value
+    ws, repo = chosen.split("/", 1)
+    writers = sql(
+        dashboard_db,
+        "select count(*) from marts.fct_change_rights where workspace_slug = ? and repository_slug = ?",
+        [ws, repo],
+    )
+    assert len(app.dataframe[1].value) == writers > 0
+    text = " ".join(m.value for m in app.markdown)
+    why, what = RISK_GUIDE["change possible without an enforced review"]
+    assert why in text and what in text
+
+
 def test_provisioning(dashboard_db, monkeypatch) -> None:
     app = run("Provisioning", dashboard_db, monkeypatch)
     requests = sql(dashboard_db, "select count(*) from provisioning.access_requests")
