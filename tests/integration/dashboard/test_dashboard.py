@@ -158,7 +158,8 @@ def test_change_control_page(dashboard_db, monkeypatch) -> None:
     """Per workspace: the share protected and coverage; per repository: who can change production and how;
     the risks with what to do."""
     app = run("Change control", dashboard_db, monkeypatch, ws="northwind")
-    latest = "from marts.fct_change_control_coverage where workspace_slug = 'northwind' order by synced_at desc limit 1"
+    latest = "from marts.fct_change_control_coverage where workspace_slug = 'northwind' "
+    latest += "order by synced_at desc limit 1"
     share = sql(dashboard_db, f"select production_branches_push_restricted / repositories_read {latest}")
     read = sql(dashboard_db, f"select repositories_read || ' of ' || repositories {latest}")
     assert metric(app, "Production branches protected") == f"{share:.0%}"
