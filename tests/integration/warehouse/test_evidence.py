@@ -80,7 +80,8 @@ def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) 
 
 def test_evidence_pack_says_who_can_change_production(tiny_history: History, tmp_path) -> None:
     """Its own section and CSV: every row of fct_change_rights, with how many can change production alone and
-    how many are unknown (tiny's projects were not checked for project rules: provisioning.project_branch_rules)."""
+    how many are unknown (tiny's projects were not checked for project rules:
+    provisioning.project_branch_rules)."""
     end = datetime.now(UTC)
     with duckdb.connect(tiny_history.db, read_only=True) as con:
         pack = build_evidence_pack(con, end - timedelta(days=1), end, tmp_path / "pack")
