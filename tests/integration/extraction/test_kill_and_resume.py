@@ -22,7 +22,7 @@ from bitbucket_assets.extraction.sync import run_sync
 url, email, token, db = sys.argv[1:5]
 client = BitbucketClient(Credentials.api_token(email, token), url, requests_per_hour=1e7, max_workers=4)
 with duckdb.connect(db) as con:
-    # As tests/support/extraction.py syncs: every repository's change control, so both snapshots read the same.
+    # As tests/support/extraction.py does: every change control, so both snapshots read the same.
     print(run_sync(client, con, ExtractionOptions(refresh=RefreshPolicy(change_control_days=1))).sync_id)
 """
 
