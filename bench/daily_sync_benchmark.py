@@ -44,6 +44,7 @@ from bitbucket_assets.extraction.extract import ExtractionOptions  # noqa: E402
 from bitbucket_assets.extraction.raw_schema import TABLES  # noqa: E402
 from bitbucket_assets.extraction.refresh import RefreshPolicy  # noqa: E402
 from bitbucket_assets.extraction.sync import run_sync  # noqa: E402
+from bitbucket_assets.settings import DEFAULT_CHANGE_CONTROL_DAYS  # noqa: E402
 from bitbucket_simulator import SIM_API_TOKEN  # noqa: E402
 
 DBT = str(Path(sys.executable).parent / "dbt")
@@ -102,7 +103,10 @@ def main() -> None:
     parser.add_argument("--churn", type=float, default=0.01)
     parser.add_argument("--max-age-days", type=int, default=7)
     parser.add_argument(
-        "--change-control-days", type=int, default=14, help="N of the change-control rolling schedule"
+        "--change-control-days",
+        type=int,
+        default=DEFAULT_CHANGE_CONTROL_DAYS,
+        help="N of the change-control rolling schedule",
     )
     parser.add_argument(
         "--budget", type=float, default=900.0, help="the client's requests per hour per bucket"
