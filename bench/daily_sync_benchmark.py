@@ -8,7 +8,12 @@ under Bitbucket's 1,000) on a simulated clock, so hours of pacing take no time; 
 figures come from. Printed per day: calls per rate-limit bucket, simulated hours the sync took, mismatches
 between `fct_effective_access` and Bitbucket's effective list, and the oldest permission list in the snapshot.
 
-Run: `.venv/bin/python bench/daily_sync_benchmark.py` (`--days`, `--org`, `--max-age-days`). The simulator
+Each day also reads change control (branch restrictions, branching model, override settings, deploy keys) for
+about 1/N of the repositories (`--change-control-days`, N), beside the effective list; printed: those calls,
+the coverage of the rolling first pass, and the oldest change-control read.
+
+Run: `.venv/bin/python bench/daily_sync_benchmark.py` (`--days`, `--org`, `--max-age-days`,
+`--change-control-days`). The simulator
 runs in its own process pinned to CPU 0. Figures and the machine are printed; docs/benchmarks.md records them.
 """
 
@@ -39,17 +44,29 @@ from bitbucket_assets.extraction.extract import ExtractionOptions  # noqa: E402
 from bitbucket_assets.extraction.raw_schema import TABLES  # noqa: E402
 from bitbucket_assets.extraction.refresh import RefreshPolicy  # noqa: E402
 from bitbucket_assets.extraction.sync import run_sync  # noqa: E402
+from bitbucket_assets.settings import DEFAULT_CHANGE_CONTROL_DAYS  # noqa: E402
 from bitbucket_simulator import SIM_API_TOKEN  # noqa: E402
 
 DBT = str(Path(sys.executable).parent / "dbt")
 # The plan views, the marts the figures read, and the history (the analysts' table macros need it).
-SELECT = ["path:models/plan", "+fct_reconciliation_mismatches", "+dim_repositories", "+fct_grant_history"]
+SELECT = [
+    "path:models/plan",
+    "+fct_reconciliation_mismatches",
+    "+dim_repositories",
+    "+fct_grant_history",
+    "+fct_change_control_coverage",
+]
 FIGURES = """
 select
     (select count(*) from marts.fct_reconciliation_mismatches) as mismatches,
     (select count(*) from marts.fct_effective_access where resource_type = 'repository') as compared,
     (select max(epoch(synced_at - permissions_read_at)) / 86400 from marts.dim_repositories) as oldest_days,
-    (select count(*) filter (where permissions_carried_forward) from marts.dim_repositories) as carried
+    (select count(*) filter (where permissions_carried_forward) from marts.dim_repositories) as carried,
+    -- Change control (extraction/change_control.py): repositories covered / all, and the oldest read.
+    (select sum(repositories_read) / sum(repositories) from marts.fct_change_control_coverage
+     where synced_at = (select max(synced_at) from marts.fct_change_control_coverage)) as control_coverage,
+    (select max(epoch(synced_at - oldest_read_at)) / 86400 from marts.fct_change_control_coverage
+     where synced_at = (select max(synced_at) from marts.fct_change_control_coverage)) as control_oldest_days
 """
 
 
@@ -86,13 +103,19 @@ def main() -> None:
     parser.add_argument("--churn", type=float, default=0.01)
     parser.add_argument("--max-age-days", type=int, default=7)
     parser.add_argument(
+        "--change-control-days",
+        type=int,
+        default=DEFAULT_CHANGE_CONTROL_DAYS,
+        help="N of the change-control rolling schedule",
+    )
+    parser.add_argument(
         "--budget", type=float, default=900.0, help="the client's requests per hour per bucket"
     )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     print(
         f"org {args.org}, {args.days} days, churn {args.churn:.0%}/day, N = {args.max_age_days} days, "
-        f"budget {args.budget:.0f}/h per bucket",
+        f"budget {args.budget:.0f}/h per bucket, change control every {args.change_control_days} days",
         flush=True,
     )
     proc, url, email = start_simulator(args.org)
@@ -112,15 +135,23 @@ def main() -> None:
             )
             started, wall = clock.monotonic(), time.perf_counter()
             with duckdb.connect(db) as con:
-                result = run_sync(
-                    client, con, ExtractionOptions(refresh=RefreshPolicy(max_age_days=args.max_age_days))
+                policy = RefreshPolicy(
+                    max_age_days=args.max_age_days, change_control_days=args.change_control_days
                 )
+                result = run_sync(client, con, ExtractionOptions(refresh=policy))
             client.close()
             hours = (clock.monotonic() - started) / 3600
             sync_wall = time.perf_counter() - wall
             build = dbt_run(db)
             with duckdb.connect(db) as con:
-                mismatches, compared, oldest, carried = con.execute(FIGURES).fetchone()
+                mismatches, compared, oldest, carried, coverage, control_oldest = con.execute(
+                    FIGURES
+                ).fetchone()
+                control_calls = con.execute(
+                    "select count(*) filter (where observed_sync_id = sync_id) from raw.change_control_reads "
+                    "where sync_id = ?",
+                    [result.sync_id],
+                ).fetchone()[0]
                 keep_last_raw_snapshots(con)
             buckets = {"repositories": 0, "other": 0}
             for family, n in result.stats["calls_by_family"].items():
@@ -145,6 +176,9 @@ def main() -> None:
                 "oldest_days": round(oldest or 0, 2),
                 "read": read,
                 "carried": carried,
+                "control_calls": control_calls,
+                "control_coverage": round(float(coverage or 0), 4),
+                "control_oldest_days": round(control_oldest or 0, 2),
                 "not_reconciled": unreconciled,
                 "changes": changes,
                 "sync_wall_s": round(sync_wall, 1),
@@ -167,7 +201,9 @@ def main() -> None:
         f"summary: first sync {rows[0]['calls']:,} calls in {rows[0]['hours']} h; incremental days: "
         f"calls {span('calls')}, repositories bucket {span('repositories')}, other {span('other')}; "
         f"hours {span('hours')}; mismatches {sum(r['mismatches'] for r in rows)} in all; "
-        f"oldest list {max(r['oldest_days'] for r in rows)} days; 429s {sum(r['429'] for r in rows)}",
+        f"oldest list {max(r['oldest_days'] for r in rows)} days; 429s {sum(r['429'] for r in rows)}; "
+        f"change control: {span('control_calls')} calls a day, coverage {rows[-1]['control_coverage']:.1%} "
+        f"after {len(rows)} days",
         flush=True,
     )
 

@@ -43,6 +43,10 @@ class CheckReport:
     sync_skips: dict[str, str] = field(default_factory=dict)  # workspace -> why a sync would leave it out
     missing_for_sync: set[str] = field(default_factory=set)
     missing_for_provisioning: set[str] = field(default_factory=set)
+    # Change control (branch restrictions, deploy keys) needs admin scopes; a sync without them marks it "not
+    # readable" for the workspace instead of failing, so they change no verdict.
+    missing_for_change_control: set[str] = field(default_factory=set)
+    change_control_refused: dict[str, str] = field(default_factory=dict)  # workspace -> what Bitbucket said
     problems: list[str] = field(default_factory=list)  # each would make a sync fail
     skipped_entries: Counter = field(default_factory=Counter)  # (workspace, endpoint family, reason) -> n
     provisioning_by_workspace: dict[str, Provisioning] = field(default_factory=dict)
@@ -97,6 +101,15 @@ class CheckReport:
             out.append("missing scopes for a read-only sync: " + ", ".join(sorted(self.missing_for_sync)))
         if self.missing_for_provisioning:
             out.append("missing scopes for provisioning: " + ", ".join(sorted(self.missing_for_provisioning)))
+        if self.missing_for_change_control:
+            out.append(
+                "missing scopes for change control (branch restrictions, deploy keys; a sync marks it not "
+                "readable): " + ", ".join(sorted(self.missing_for_change_control))
+            )
+        out += [
+            f"warning: {slug}: change control not readable (a sync marks it so): {why}"
+            for slug, why in sorted(self.change_control_refused.items())
+        ]
         out += [f"problem: {p}" for p in self.problems]
         out += [
             f"warning: {workspace}: {n} entr{'y' if n == 1 else 'ies'} of {family} in the first page "
@@ -251,6 +264,31 @@ def _probe_reads(api: BitbucketApi, slug: str, report: CheckReport) -> None:
             call()
         except MissingScopesError as exc:
             report.missing_for_sync.update(set(exc.required) - set(exc.granted))
+        except BitbucketError as exc:
+            report.problems.append(str(exc))
+    if repo:
+        _probe_change_control(api, slug, repo.uuid, repo.project_key, report)
+
+
+def _probe_change_control(
+    api: BitbucketApi, slug: str, repository: str, project_key: str | None, report: CheckReport
+) -> None:
+    """The admin-scoped reads of change control, on the first repository and its project: a missing scope or a
+    refusal is reported, and is no problem for a sync (which marks the workspace's change control not
+    readable)."""
+    calls = [
+        lambda: api.branch_restrictions(slug, repository),
+        lambda: api.repository_deploy_keys(slug, repository),
+    ]
+    if project_key:
+        calls.append(lambda: api.project_deploy_keys(slug, project_key))
+    for call in calls:
+        try:
+            call()
+        except MissingScopesError as exc:
+            report.missing_for_change_control.update(set(exc.required) - set(exc.granted))
+        except PermissionDeniedError as exc:
+            report.change_control_refused.setdefault(slug, str(exc))
         except BitbucketError as exc:
             report.problems.append(str(exc))
 

@@ -25,6 +25,10 @@ DEFAULT_ADMIN_API_URL = "https://api.atlassian.com"
 DEFAULT_REQUESTS_PER_HOUR = 900.0
 DEFAULT_REFRESH_MAX_AGE_DAYS = 7
 DEFAULT_SYNC_TARGET_HOURS = 12.0
+# Change control (branch restrictions, branching model, override settings, deploy keys: four calls per
+# repository) is read for 1/N of the repositories a day, so every repository's is at most N days old. 21: the
+# shortest period measured to keep a day of `large` under 12 hours with one credential (docs/benchmarks.md).
+DEFAULT_CHANGE_CONTROL_DAYS = 21
 DEFAULT_RAW_SYNC_RETENTION = 30
 DEFAULT_SYNC_STALE_HOURS = 26.0
 # The circuit breaker (extraction/vanished.py): a sync in which more than this share of a workspace's
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     # The hours a daily sync should fit in: past them (estimated from the last sync), workspaces read every
     # repository's lists (one rate-limit bucket) instead of Bitbucket's effective list (the other).
     bitbucket_sync_target_hours: float = Field(DEFAULT_SYNC_TARGET_HOURS, gt=0)
+    # Change control is read on a rolling schedule: about 1/N of the repositories a day, each at most N days
+    # old once the first pass (spread over N days) is through; `sync --full` reads every repository's.
+    bitbucket_change_control_days: int = Field(DEFAULT_CHANGE_CONTROL_DAYS, ge=1)
     # The circuit breaker: past this share of a workspace's repositories, projects, members or groups
     # vanishing in one sync (and at least VANISHED_MIN_COUNT of them), the snapshot is held back as `suspect`;
     # `sync --accept-vanished` publishes it when the change is real.

@@ -22,6 +22,8 @@ from .errors import EndpointNotFoundError, MalformedResponseError, NotFoundError
 T = TypeVar("T")
 
 USER_WORKSPACES = "/2.0/user/workspaces"  # errors about the workspace list name this endpoint
+# Partial response that adds two-step verification to member lists (an Atlassian staff answer).
+TWO_STEP_FIELDS = "+values.user.has_2fa_enabled"
 
 
 def _seg(value: str) -> str:
@@ -69,6 +71,10 @@ class WorkspaceMember:
     added_on: str | None = None
     last_accessed: str | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    # Two-step verification: True or False when Bitbucket says, None when it sends null (it does not say);
+    # `has_2fa_reported` False when the field was absent (the list ignored `fields`).
+    has_2fa_enabled: bool | None = None
+    has_2fa_reported: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,55 @@ class EffectivePermission:
     repository_name: str | None
     user: User
     permission: str
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class BranchRestriction:
+    """A branch restriction rule (`branch-restrictions`): a kind, a matcher (`glob` + `pattern`, or
+    `branching_model` + `branch_type`) and, on `push` and `restrict_merges`, who alone may push or merge."""
+
+    id: int
+    kind: str
+    branch_match_kind: str
+    pattern: str | None = None
+    branch_type: str | None = None
+    value: int | None = None
+    users: tuple[User, ...] = ()
+    groups: tuple[tuple[str, str | None], ...] = ()  # (slug, name)
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class BranchingModel:
+    """A repository's effective branching model: its production branch (None when production is disabled) and
+    its development branch."""
+
+    production: str | None
+    production_use_mainbranch: bool | None
+    development: str | None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class InheritanceState:
+    """`override-settings`: which project settings the repository overrides (an object the spec leaves open;
+    `branching_model` is the one key read)."""
+
+    branching_model_overridden: bool | None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class DeployKey:
+    """A repository or project access key, with who added it (`owner` / `created_by`) and when it was last
+    used (None: never, or not said)."""
+
+    id: int
+    label: str | None
+    added_on: str | None
+    last_used: str | None
+    added_by: User | None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -247,8 +302,15 @@ class BitbucketApi:
 
     def workspace_members(self, slug: str) -> list[WorkspaceMember]:
         """Members with their workspace role (`/permissions`: the same people as `/members`, plus the
-        role)."""
-        return self._entries(f"{_workspace(slug)}/permissions", slug, _member)
+        role), asking for two-step verification too (`TWO_STEP_FIELDS`)."""
+        path = f"{_workspace(slug)}/permissions"
+        return [
+            item
+            for number, (values, _, _) in enumerate(
+                self.client.pages(path, {"fields": TWO_STEP_FIELDS}, workspace=slug), 1
+            )
+            for item in self._parse(values, _member, path, number, slug)
+        ]
 
     def workspace_members_sample(self, slug: str) -> list[WorkspaceMember]:
         """The first page (10) of `/permissions`: enough to see which fields Bitbucket sends for members."""
@@ -382,6 +444,42 @@ class BitbucketApi:
 
     def repository_group_grants(self, slug: str, repository: str) -> list[GroupGrant]:
         return self._group_grants(_repository_path(slug, repository), slug)
+
+    # change control (admin scopes: `admin:repository`, and `admin:project` for project keys)
+
+    def branch_restrictions(self, slug: str, repository: str) -> list[BranchRestriction]:
+        return self._entries(f"{_repository_path(slug, repository)}/branch-restrictions", slug, _restriction)
+
+    def effective_branching_model(self, slug: str, repository: str) -> BranchingModel:
+        path = f"{_repository_path(slug, repository)}/effective-branching-model"
+        return _branching_model(self.client.get(path, workspace=slug), path)
+
+    def override_settings(self, slug: str, repository: str) -> InheritanceState:
+        path = f"{_repository_path(slug, repository)}/override-settings"
+        body = self.client.get(path, workspace=slug)
+        if not isinstance(body, dict):
+            raise MalformedResponseError("expected a JSON object", endpoint=path, workspace=slug)
+        overrides = body.get("override_settings")
+        overridden = overrides.get("branching_model") if isinstance(overrides, dict) else None
+        return InheritanceState(overridden if isinstance(overridden, bool) else None, body)
+
+    def repository_deploy_keys(self, slug: str, repository: str) -> list[DeployKey]:
+        path = f"{_repository_path(slug, repository)}/deploy-keys"
+        return self._entries(path, slug, lambda k, e: _deploy_key(k, e, "owner"))
+
+    def project_deploy_keys(self, slug: str, project_key: str) -> list[DeployKey]:
+        path = f"{_workspace(slug)}/projects/{_seg(project_key)}/deploy-keys"
+        return self._entries(path, slug, lambda k, e: _deploy_key(k, e, "created_by"))
+
+    def workspace_members_2fa(self, slug: str) -> list[WorkspaceMember]:
+        """`/members` with `fields=+values.user.has_2fa_enabled`: read only where `/permissions` ignored the
+        field (`WorkspaceMember.has_2fa_enabled` is then absent from every entry)."""
+        path = f"{_workspace(slug)}/members"
+        return [
+            item
+            for page in self.client.pages(path, {"fields": TWO_STEP_FIELDS}, workspace=slug)
+            for item in self._parse(page[0], _member, path, 1, slug)
+        ]
 
     # what `check` probes
 
@@ -523,12 +621,16 @@ def _user(obj: Any, endpoint: str) -> User:
 
 
 def _member(entry: Any, endpoint: str) -> WorkspaceMember:
+    user = _required(entry, "user", endpoint)
+    tfa = user.get("has_2fa_enabled") if isinstance(user, dict) else None
     return WorkspaceMember(
-        user=_user(_required(entry, "user", endpoint), endpoint),
+        user=_user(user, endpoint),
         permission=entry.get("permission"),
         added_on=entry.get("added_on"),
         last_accessed=entry.get("last_accessed"),
         raw=entry,
+        has_2fa_enabled=tfa if isinstance(tfa, bool) else None,
+        has_2fa_reported=isinstance(user, dict) and "has_2fa_enabled" in user,
     )
 
 
@@ -589,6 +691,61 @@ def _group_privilege(entry: Any, endpoint: str) -> tuple[str, GroupGrant]:
         | {"group": {"slug": group["slug"], "name": group.get("name")}},
     )
     return repository, grant
+
+
+def _restriction(item: Any, endpoint: str) -> BranchRestriction:
+    kind = _required(item, "kind", endpoint)
+    rule_id = _required(item, "id", endpoint)
+    if not isinstance(rule_id, int) or isinstance(rule_id, bool):
+        raise MalformedResponseError(
+            f"branch restriction id {rule_id!r} is not an integer", endpoint=endpoint
+        )
+    value = item.get("value")
+    groups = []
+    for g in item.get("groups") or []:
+        groups.append((_required(g, "slug", endpoint), g.get("name") if isinstance(g, dict) else None))
+    return BranchRestriction(
+        id=rule_id,
+        kind=str(kind),
+        branch_match_kind=str(item.get("branch_match_kind") or "glob"),  # the spec's default
+        pattern=item.get("pattern"),
+        branch_type=item.get("branch_type"),
+        value=value if isinstance(value, int) and not isinstance(value, bool) else None,
+        users=tuple(_user(u, endpoint) for u in item.get("users") or []),
+        groups=tuple(groups),
+        raw=item,
+    )
+
+
+def _branching_model(body: Any, endpoint: str) -> BranchingModel:
+    if not isinstance(body, dict):
+        raise MalformedResponseError("expected a JSON object", endpoint=endpoint)
+
+    def target(name: str) -> tuple[str | None, bool | None]:
+        part = body.get(name)
+        if not isinstance(part, dict):
+            return None, None
+        branch = part.get("branch") if isinstance(part.get("branch"), dict) else {}
+        use_main = part.get("use_mainbranch")
+        return part.get("name") or branch.get("name"), use_main if isinstance(use_main, bool) else None
+
+    production, use_main = target("production")
+    development, _ = target("development")
+    return BranchingModel(production, use_main, development, body)
+
+
+def _deploy_key(item: Any, endpoint: str, by: str) -> DeployKey:
+    key_id = _required(item, "id", endpoint)
+    adder = item.get(by)
+    return DeployKey(
+        id=key_id,
+        label=item.get("label"),
+        # The schema names `added_on`; the spec's examples carry `created_on` only.
+        added_on=item.get("added_on") or item.get("created_on"),
+        last_used=item.get("last_used"),
+        added_by=_user(adder, endpoint) if isinstance(adder, dict) and adder.get("uuid") else None,
+        raw=item,
+    )
 
 
 def _effective(e: Any, endpoint: str) -> EffectivePermission:

@@ -21,11 +21,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bitbucket_assets.dashboard import data, rendering
+from bitbucket_assets.dashboard import change_control, data, rendering
 from bitbucket_assets.dashboard.rendering import Link
 from bitbucket_assets.reporting.safe_text import spreadsheet_cell, visible
 
-PAGES = ("Overview", "Who has access", "Person", "Changes", "Risks", "Provisioning")
+PAGES = ("Overview", "Who has access", "Person", "Changes", "Risks", "Change control", "Provisioning")
 ALL = "All workspaces"
 TABLE_ROWS = 300  # rows shown as a linked table; the download holds them all
 
@@ -266,6 +266,9 @@ try:
                     columns=["risk", "severity", "why_it_matters", "what_to_do", "is_finding"]
                 )
                 st.dataframe(plain(shown), width="stretch", hide_index=True)
+
+    elif page == change_control.TITLE:
+        change_control.render(workspace, scope, plain, download)
 
     elif page == "Provisioning":
         st.title("Provisioning")

@@ -25,6 +25,7 @@ from ..service_key import ServiceKey
 from ..settings import (
     DEFAULT_ADMIN_API_URL,
     DEFAULT_API_URL,
+    DEFAULT_CHANGE_CONTROL_DAYS,
     DEFAULT_MAX_APPROVAL_AGE_DAYS,
     DEFAULT_MAX_CHANGES_PER_RUN,
     DEFAULT_MAX_VANISHED_SHARE,
@@ -75,6 +76,7 @@ class BitbucketResource(_FromSettings):
     requests_per_hour: float = DEFAULT_REQUESTS_PER_HOUR
     refresh_max_age_days: int = DEFAULT_REFRESH_MAX_AGE_DAYS
     sync_target_hours: float = DEFAULT_SYNC_TARGET_HOURS
+    change_control_days: int = DEFAULT_CHANGE_CONTROL_DAYS
     max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE  # the circuit breaker (extraction/vanished.py)
     admin_api_url: str = DEFAULT_ADMIN_API_URL
     admin_org_id: str | None = None
@@ -116,7 +118,9 @@ class BitbucketResource(_FromSettings):
         return comma_list(self.admin_managed_workspaces)
 
     def refresh_policy(self, full: bool = False) -> RefreshPolicy:
-        return RefreshPolicy(full, self.refresh_max_age_days, self.sync_target_hours)
+        return RefreshPolicy(
+            full, self.refresh_max_age_days, self.sync_target_hours, self.change_control_days
+        )
 
     def breaker(self) -> Breaker:
         return Breaker(self.max_vanished_share)

@@ -53,6 +53,7 @@ from ..client.api import (
     WorkspaceMember,
     administered_from_admin_atlassian,
 )
+from .change_control import ChangeControlReader
 from .gone import Gone, Listed, read_or_gone
 from .prefetch import Prefetch
 from .progress import Listener, SyncProgress
@@ -222,6 +223,10 @@ def extract_snapshot(
                 extractor.groups = groups.get(extractor.slug)
             for extractor in extractors:
                 extractor.run()
+            # Who can change production code, on its rolling schedule, in the repositories bucket while the
+            # effective lists (the other bucket) are still being fetched.
+            for extractor in extractors:
+                extractor.change_control()
             effective.drain()
             for extractor in extractors:  # every effective list is in: the plan can compare
                 extractor.effective_read()
@@ -380,6 +385,21 @@ class _WorkspaceExtractor:
         self.writer.carry_forward(self.refresh)
         self.writer.checkpoint(self.slug, "refresh", None)
 
+    def change_control(self) -> None:
+        policy = self.options.refresh
+        ChangeControlReader(
+            self.api,
+            self.writer,
+            self.pool,
+            self.slug,
+            self.base,
+            policy.change_control_days,
+            policy.full,
+            self._resource_gone,
+            self.progress,
+            lambda futures: self._effective_ready(waiting_for=futures),
+        ).run()
+
     def _decide_effective(self) -> None:
         """Read Bitbucket's effective list (where the credential administers the workspace), unless reading
         every repository's lists is cheaper or shortens the day (refresh.lists_instead_of_effective); the
@@ -458,6 +478,7 @@ class _WorkspaceExtractor:
         self.base = {"workspace_uuid": ws.uuid, "workspace_slug": slug}
         base = self.base
         members = self.api.workspace_members(slug)
+        two_step, two_step_source = self._two_step(members)
         org_groups = self._org_groups(members)
         add(
             "workspaces",
@@ -469,6 +490,7 @@ class _WorkspaceExtractor:
                 "created_on": ws.created_on,
                 "raw": ws.raw,
                 "group_source": CLASSIC_GROUPS if org_groups is None else ADMIN_GROUPS,
+                "two_step_source": two_step_source,
             },
         )
         for m in members:
@@ -484,6 +506,7 @@ class _WorkspaceExtractor:
                     "added_on": m.added_on,
                     "last_accessed": m.last_accessed,
                     "raw": m.raw,
+                    "has_2fa_enabled": two_step.get(user.uuid),
                 },
             )
         for g in self.groups if self.groups is not None else self.api.groups(slug):
@@ -513,6 +536,17 @@ class _WorkspaceExtractor:
                         "raw": member.raw,
                     },
                 )
+
+    def _two_step(self, members: list[WorkspaceMember]) -> tuple[dict[str, bool | None], str]:
+        """Each member's two-step verification, and where it came from: `/permissions` (asked for with
+        `fields`), else `/members` (the list Atlassian's answer names: one more read, only where
+        `/permissions` ignored the field), else `not reported` (every member's is then unknown)."""
+        if any(m.has_2fa_reported for m in members) or not members:
+            return {m.user.uuid: m.has_2fa_enabled for m in members}, "permissions"
+        listed = self.api.workspace_members_2fa(self.slug)
+        if any(m.has_2fa_reported for m in listed):
+            return {m.user.uuid: m.has_2fa_enabled for m in listed}, "members"
+        return {}, "not reported"
 
     def _org_groups(self, members: list[WorkspaceMember]) -> _OrgGroupMembers | None:
         """The Admin API's view of the groups of a workspace administered from admin.atlassian.com, or None:

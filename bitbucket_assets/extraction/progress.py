@@ -25,13 +25,19 @@ EVENTS = logging.getLogger("bitbucket_assets.progress")
 
 PAGE_LENGTH = 100  # what a sync asks for (`pagelen`)
 # The rate-limit bucket a stage's calls are paced in.
-BUCKET = {"projects": "api", "repositories": "repositories", "effective": "api", "members": "api"}
+BUCKET = {
+    "projects": "api",
+    "repositories": "repositories",
+    "effective": "api",
+    "members": "api",
+    "change_control": "repositories",
+}
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
     workspace: str
-    stage: str  # members | projects | repositories | effective
+    stage: str  # members | projects | repositories | effective | change_control
     pages_done: int
     pages_expected: int | None  # None: the list does not say how long it is
     calls: int  # HTTP calls of the whole sync so far
@@ -103,6 +109,12 @@ class SyncProgress:
             calls_left = (expected - done) + entries_left * lists_per_entry
             eta = calls_left * self.client.buckets[BUCKET.get(stage, "api")].interval
         self._emit(workspace, stage, done, expected, eta, finished=page.next_url is None)
+
+    def batch(self, workspace: str, stage: str, done: int, expected: int, calls_left: int) -> None:
+        """A batch of a stage that reads per resource (no pages of its own) was committed; `calls_left` more
+        calls finish it."""
+        eta = calls_left * self.client.buckets[BUCKET.get(stage, "api")].interval
+        self._emit(workspace, stage, done, expected, eta, finished=done >= expected)
 
     def stage_done(self, workspace: str, stage: str) -> None:
         """A stage without pages of its own (the members and groups of a workspace) was committed."""

@@ -13,7 +13,7 @@ WS = "sync_id VARCHAR NOT NULL, workspace_uuid VARCHAR NOT NULL, workspace_slug 
 TABLES: dict[str, str] = {
     "workspaces": f"{WS}, name VARCHAR, is_private BOOLEAN, administrator BOOLEAN, created_on TIMESTAMPTZ, "
     "raw JSON, group_source VARCHAR, repository_group_lists VARCHAR, effective_list VARCHAR, "
-    "effective_pairs INTEGER",
+    "effective_pairs INTEGER, change_control VARCHAR, two_step_source VARCHAR",
     # Everyone seen in a sync, one row per user, each field merged over the sync's sightings in a fixed order
     # of sources (extraction/identities.py). `account_id` and `nickname` are null for a "Former user", and
     # where no payload of the sync carried them; `user_type` is Bitbucket's `type` (`user`, `app_user`, ...).
@@ -27,7 +27,7 @@ TABLES: dict[str, str] = {
     "workspace_slug VARCHAR, account_id VARCHAR, display_name VARCHAR, nickname VARCHAR, user_type VARCHAR, "
     "raw JSON",
     "workspace_members": f"{WS}, user_uuid VARCHAR NOT NULL, account_id VARCHAR, permission VARCHAR, "
-    "added_on TIMESTAMPTZ, last_accessed TIMESTAMPTZ, raw JSON",
+    "added_on TIMESTAMPTZ, last_accessed TIMESTAMPTZ, raw JSON, has_2fa_enabled BOOLEAN",
     "groups": f"{WS}, group_slug VARCHAR NOT NULL, name VARCHAR, default_permission VARCHAR, auto_add "
     "BOOLEAN, member_count INTEGER, raw JSON",
     "group_members": f"{WS}, group_slug VARCHAR NOT NULL, user_uuid VARCHAR NOT NULL, account_id VARCHAR, "
@@ -52,6 +52,31 @@ TABLES: dict[str, str] = {
     # Bitbucket's own effective permissions, for reconciliation with the dbt marts.
     "effective_repository_permissions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_name VARCHAR, "
     "user_uuid VARCHAR NOT NULL, permission VARCHAR NOT NULL, raw JSON",
+    # Change control (extraction/change_control.py), read per repository on a rolling schedule and carried
+    # forward like the permission lists: `observed_sync_id` names the sync that read them.
+    # One row per branch restriction rule; `users` / `groups` of `push` and `restrict_merges` are the
+    # exemptions (`branch_restriction_exemptions`).
+    "branch_restrictions": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
+    "restriction_id BIGINT NOT NULL, kind VARCHAR NOT NULL, branch_match_kind VARCHAR NOT NULL, pattern "
+    "VARCHAR, branch_type VARCHAR, value INTEGER, raw JSON, observed_sync_id VARCHAR",
+    # principal_type `user` (principal_id = {uuid}) or `group` (principal_id = slug).
+    "branch_restriction_exemptions": f"{WS}, repository_uuid VARCHAR NOT NULL, restriction_id BIGINT NOT "
+    "NULL, principal_type VARCHAR NOT NULL, principal_id VARCHAR NOT NULL, account_id VARCHAR, "
+    "principal_name VARCHAR, observed_sync_id VARCHAR",
+    # `effective-branching-model` and `override-settings`: production branch (null: production disabled).
+    "branching_models": f"{WS}, repository_uuid VARCHAR NOT NULL, repository_slug VARCHAR NOT NULL, "
+    "production_branch VARCHAR, production_use_mainbranch BOOLEAN, development_branch VARCHAR, "
+    "branching_model_overridden BOOLEAN, raw JSON, override_raw JSON, observed_sync_id VARCHAR",
+    # Repository keys (resource_type `repository`, `owner`) and project keys (`project`, `created_by`).
+    "deploy_keys": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, resource_key "
+    "VARCHAR NOT NULL, key_id BIGINT NOT NULL, label VARCHAR, added_on TIMESTAMPTZ, last_used TIMESTAMPTZ, "
+    "added_by_uuid VARCHAR, added_by_account_id VARCHAR, added_by_name VARCHAR, raw JSON, observed_sync_id "
+    "VARCHAR",
+    # One row per resource and change-control list read (or carried): `list` is `branch_restrictions`,
+    # `branching_model`, `override_settings` or `deploy_keys`; what coverage and freshness are computed from.
+    "change_control_reads": f"{WS}, resource_type VARCHAR NOT NULL, resource_id VARCHAR NOT NULL, list "
+    "VARCHAR NOT NULL, rows INTEGER NOT NULL, fetched_at TIMESTAMPTZ NOT NULL, observed_sync_id VARCHAR, "
+    "read_reason VARCHAR",
     # List entries skipped because they lack the identity the model needs (e.g. `user: null`), per endpoint
     # and page (counted within that fetch: a resumed stage counts from the page it resumed at): the snapshot
     # goes on without them, and the manifest, the sync summary and an asset check say so.
@@ -78,6 +103,12 @@ ADDED_COLUMNS = (
     ("workspaces", "effective_list VARCHAR"),
     # Pairs in its effective list when last read (carried while not read): what the next sync estimates from.
     ("workspaces", "effective_pairs INTEGER"),
+    # Whether the workspace's change control was readable (`readable`, or `not readable: <why>`), and where
+    # its members' two-step verification came from (`permissions`, `members`, or `not reported`).
+    ("workspaces", "change_control VARCHAR"),
+    ("workspaces", "two_step_source VARCHAR"),
+    # True or false when Bitbucket says; null when it does not.
+    ("workspace_members", "has_2fa_enabled BOOLEAN"),
     # Lists carried forward from the sync that read them (null: read by the row's own sync).
     ("repository_user_permissions", "observed_sync_id VARCHAR"),
     ("repository_group_permissions", "observed_sync_id VARCHAR"),

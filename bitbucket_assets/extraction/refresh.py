@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ..settings import DEFAULT_REFRESH_MAX_AGE_DAYS, DEFAULT_SYNC_TARGET_HOURS
+from ..settings import DEFAULT_CHANGE_CONTROL_DAYS, DEFAULT_REFRESH_MAX_AGE_DAYS, DEFAULT_SYNC_TARGET_HOURS
 
 # The day is estimated from the last sync's sizes, and an organisation grows: the target rule keeps this much
 # of the target in hand, about a week of `large`'s growth (0.7 % a day), so the day it crosses the target is
@@ -46,8 +46,14 @@ class RefreshPolicy:
     max_age_days: int = DEFAULT_REFRESH_MAX_AGE_DAYS  # N: no list in a snapshot is older than this
     # Past this, workspaces read their lists instead of the effective list (lists_instead_of_effective).
     target_hours: float = DEFAULT_SYNC_TARGET_HOURS
+    # Change control (extraction/change_control.py) is read for about 1/N of the repositories a day.
+    change_control_days: int = DEFAULT_CHANGE_CONTROL_DAYS
 
     def __post_init__(self) -> None:
+        if self.change_control_days < 1:
+            raise ValueError(
+                f"the change-control period must be at least 1 day, not {self.change_control_days}"
+            )
         if self.max_age_days < 1:
             raise ValueError(f"the refresh age must be at least 1 day, not {self.max_age_days}")
         if self.target_hours <= 0:

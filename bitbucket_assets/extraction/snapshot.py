@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import duckdb
@@ -40,12 +41,19 @@ RESOURCE_ROWS: dict[str, dict[str, str]] = {
         "repository_group_permissions": "repository_uuid",
         "fetch_log": "resource_id",
         EFFECTIVE: "repository_uuid",
+        "branch_restrictions": "repository_uuid",
+        "branch_restriction_exemptions": "repository_uuid",
+        "branching_models": "repository_uuid",
+        "deploy_keys": "resource_id",
+        "change_control_reads": "resource_id",
     },
     "project": {
         "projects": "project_uuid",
         "project_user_permissions": "project_uuid",
         "project_group_permissions": "project_uuid",
         "fetch_log": "resource_id",
+        "deploy_keys": "resource_id",
+        "change_control_reads": "resource_id",
     },
 }
 
@@ -244,6 +252,22 @@ class SnapshotWriter:
             ).fetchone()[0]
         self._load_sightings()
         return carried
+
+    def in_snapshot(self, write: Callable[[duckdb.DuckDBPyConnection], None], tables: Iterable[str]) -> None:
+        """Run SQL that writes this sync's rows directly (carrying rows forward), after every buffered row and
+        in the open transaction: committed with the next checkpoint. `tables`: those it writes, recounted."""
+        self._flush()
+        self._begin()
+        write(self.con)
+        for table in tables:
+            self.counts[table] = self.con.execute(
+                f"SELECT count(*) FROM raw.{table} WHERE sync_id = ?", [self.sync_id]
+            ).fetchone()[0]
+
+    def discard_buffered(self, tables: Iterable[str]) -> None:
+        """Forget rows of `tables` buffered since the last checkpoint (a stage that stopped half way)."""
+        for table in tables:
+            self.counts[table] -= len(self.buffers.pop(table, []))
 
     def drop_resource(self, kind: str, workspace: str, uuid: str) -> None:
         """Leave a project or repository listed earlier in this sync out of it: its row, its lists and (for

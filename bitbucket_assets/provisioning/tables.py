@@ -92,6 +92,20 @@ DDL = [
     "ALTER TABLE provisioning.provisioning_log ADD COLUMN IF NOT EXISTS prev_hash VARCHAR",
     "ALTER TABLE provisioning.provisioning_log ADD COLUMN IF NOT EXISTS row_hash VARCHAR",
     """
+    -- Project-level branch restrictions, as an administrator saw them in each project's settings: Bitbucket
+    -- enforces them on every repository of the project but serves them through no API, so a repository's
+    -- rules are fully readable only where its project was checked and has none (docs/design.md, "Change
+    -- control").
+    CREATE TABLE IF NOT EXISTS provisioning.project_branch_rules (
+        workspace_slug VARCHAR NOT NULL,
+        project_key VARCHAR NOT NULL,
+        has_project_rules BOOLEAN NOT NULL,
+        checked_by VARCHAR,
+        checked_on DATE,
+        PRIMARY KEY (workspace_slug, project_key)
+    )
+    """,
+    """
     -- People who left (from HR or IT offboarding): the risk report lists any access they still hold.
     -- Bitbucket's membership payloads do not say an account was deactivated, so this is an input.
     CREATE TABLE IF NOT EXISTS provisioning.leavers (

@@ -80,6 +80,16 @@ QUERIES = {
         where created_at <= $to and coalesce(due_at, created_at) >= $from
         order by created_at, campaign_id, reviewer nulls first
     """,
+    # Who can change production code (docs/design.md, "Change control"), at the latest sync: the rules are
+    # read on a rolling schedule, so each row says when its repository's rules were read.
+    "change_control": """
+        select workspace_slug, repository_slug, production_branch, production_branch_source,
+               user_display_name, user_uuid, permission, can_push, can_merge, can_merge_without_review,
+               can_force_push, can_delete, can_change_alone, has_2fa_enabled, rules_fully_readable,
+               rules_unreadable_reason, push_path, merge_path, review_path, rules_read_at, synced_at
+        from marts.fct_change_rights
+        order by workspace_slug, repository_slug, user_display_name
+    """,
 }
 
 
@@ -211,6 +221,8 @@ SECTIONS = (
     ),
     ("Access reviews: every decision made in the period, and who signed it", "attestations"),
 )
+# Rendered in a block of its own (`change_control_section`), after the sections above.
+CHANGE_CONTROL = "change_control"
 TABLE_ROWS = 200  # per section in the report; the CSV beside it holds them all
 
 
@@ -236,6 +248,29 @@ def bar_chart_svg(title: str, counts: dict[str, int]) -> str | None:
 def _when(value: str) -> str:
     """An ISO timestamp as people read it: `2026-11-27 09:05 UTC`."""
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def change_control_section(table: tuple[list[str], list[tuple]]) -> dict:
+    """The evidence of who can change production code: how many people can change it alone and in how many
+    repositories, how many rows are unknown (rules not fully readable), and the first rows of the CSV."""
+    columns, rows = table
+    at = {name: i for i, name in enumerate(columns)}
+
+    def count(column: str, value: object) -> int:
+        return sum(1 for row in rows if row[at[column]] is value) if column in at else 0
+
+    alone = [row for row in rows if "can_change_alone" in at and row[at["can_change_alone"]] is True]
+    return {
+        "name": CHANGE_CONTROL,
+        "title": "Who can change production code (at the latest sync)",
+        "columns": columns,
+        "rows": [[text(v) for v in row] for row in rows[:TABLE_ROWS]],
+        "more": max(0, len(rows) - TABLE_ROWS),
+        "people": len(rows),
+        "alone": len(alone),
+        "alone_repositories": len({(r[at["workspace_slug"]], r[at["repository_slug"]]) for r in alone}),
+        "unknown": count("rules_fully_readable", False),
+    }
 
 
 def _render(metrics: dict, tables: dict, manifest: dict) -> str:
@@ -279,6 +314,7 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
         for sync in manifest["syncs"]
     ]
     return TEMPLATES.get_template("evidence.html").render(
+        change_control=change_control_section(tables.get("change_control", ([], []))),
         metrics=metrics,
         charts=charts,
         sections=sections,

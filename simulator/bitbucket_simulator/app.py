@@ -225,6 +225,12 @@ class Simulator:
             # Public repositories can be read anonymously; private ones answer 404.
             r("GET", "/2.0/repositories/{workspace}", self.list_repositories, anonymous=True),
             r("GET", repo, self.get_repository, anonymous=True),
+            # Change control (docs/simulator.md, "Change control"): admin-scoped except the branching model.
+            r("GET", repo + "/branch-restrictions", self.list_branch_restrictions),
+            r("GET", repo + "/effective-branching-model", self.get_effective_branching_model),
+            r("GET", repo + "/override-settings", self.get_override_settings),
+            r("GET", repo + "/deploy-keys", self.list_repository_deploy_keys),
+            r("GET", proj + "/deploy-keys", self.list_project_deploy_keys),
         ]
         for base, scope in ((proj, "project"), (repo, "repository")):
             for who, ident in (("users", "selected_user_id"), ("groups", "group_slug")):
@@ -511,10 +517,13 @@ class Simulator:
         p = self.payloads(request)
         fields = self._member_fields()
         fields.pop("permission")
+        tfa = _asks_2fa(request)
         return self.page(
             request,
             list(ws.members.values()),
-            lambda m: self.cached(("member", p.web, ws.slug, m.user_uuid), p.membership, ws, m, False),
+            lambda m: self.cached(
+                ("member", p.web, ws.slug, m.user_uuid, tfa), p.membership, ws, m, False, tfa
+            ),
             fields,
             default_pagelen=50,
         )
@@ -529,8 +538,15 @@ class Simulator:
     async def list_workspace_permissions(self, request: Request, cred: Credential) -> Response:
         ws = self.workspace(cred, request.path_params["workspace"])
         p = self.payloads(request)
+        # Partial responses are documented as generic, but the staff answer shows
+        # `+values.user.has_2fa_enabled` on `/members` only; `documented_shapes: [members_only_2fa]` makes
+        # `/permissions` ignore it.
+        tfa = _asks_2fa(request) and not self.org.shapes.members_only_2fa
         return self.page(
-            request, list(ws.members.values()), lambda m: p.membership(ws, m, True), self._member_fields()
+            request,
+            list(ws.members.values()),
+            lambda m: p.membership(ws, m, True, tfa),
+            self._member_fields(),
         )
 
     def _effective_rows(self, ws: Workspace, repos: list[Repository]) -> list[tuple[Repository, str, str]]:
@@ -643,6 +659,45 @@ class Simulator:
         ws = self.workspace(cred, request.path_params["workspace"])
         repo = self.repository(cred, ws, request.path_params["repo_slug"])
         return JSONResponse(self.payloads(request).repository(ws, repo))
+
+    # ---- change control ----
+
+    def _admin_repository(self, request: Request, cred: Credential) -> tuple[Workspace, Repository]:
+        ws = self.workspace(cred, request.path_params["workspace"])
+        repo = self.repository(cred, ws, request.path_params["repo_slug"])
+        self.require_repo_admin(cred, ws, repo)
+        return ws, repo
+
+    async def list_branch_restrictions(self, request: Request, cred: Credential) -> Response:
+        """Paginated (default pagelen 10), filtered by the spec's `kind` and `pattern` query parameters."""
+        ws, repo = self._admin_repository(request, cred)
+        p = self.payloads(request)
+        rules = list(repo.branch_restrictions)
+        for name in ("kind", "pattern"):
+            if name in request.query_params:
+                rules = [x for x in rules if getattr(x, name) == request.query_params[name]]
+        return self.page(request, rules, lambda x: p.branch_restriction(ws, repo, x))
+
+    async def get_effective_branching_model(self, request: Request, cred: Credential) -> Response:
+        ws = self.workspace(cred, request.path_params["workspace"])
+        repo = self.repository(cred, ws, request.path_params["repo_slug"])
+        return JSONResponse(self.payloads(request).effective_branching_model(ws, repo))
+
+    async def get_override_settings(self, request: Request, cred: Credential) -> Response:
+        _, repo = self._admin_repository(request, cred)
+        return JSONResponse(self.payloads(request).override_settings(repo))
+
+    async def list_repository_deploy_keys(self, request: Request, cred: Credential) -> Response:
+        ws, repo = self._admin_repository(request, cred)
+        p = self.payloads(request)
+        return self.page(request, list(repo.deploy_keys), lambda k: p.deploy_key(ws, repo, k))
+
+    async def list_project_deploy_keys(self, request: Request, cred: Credential) -> Response:
+        ws = self.workspace(cred, request.path_params["workspace"])
+        project = self.project(ws, request.path_params["project_key"])
+        self.require_project_admin(cred, ws, project)
+        p = self.payloads(request)
+        return self.page(request, list(project.deploy_keys), lambda k: p.project_deploy_key(ws, project, k))
 
     # ---- permissions-config (project and repository, users and groups) ----
 
@@ -872,6 +927,12 @@ def _decode_page(value: str | None, pagelen: int) -> int:
     except (ValueError, UnicodeDecodeError):
         pass
     raise ApiError(400, f"Invalid page {value!r}")
+
+
+def _asks_2fa(request: Request) -> bool:
+    """`fields=+values.user.has_2fa_enabled` (the addition half of partial responses, for this one field)."""
+    spec = request.query_params.get("fields") or ""
+    return "+values.user.has_2fa_enabled" in spec.split(",")
 
 
 def _apply_fields(body: dict, spec: str | None) -> None:

@@ -23,6 +23,7 @@ from bitbucket_assets.client import BitbucketClient, credentials_from_settings
 from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
 from bitbucket_assets.provisioning.approvals import ApproverPolicy
 from bitbucket_assets.provisioning.engine import Provisioner
@@ -255,7 +256,12 @@ def _simulated_day(settings: Settings, org: Organisation, provision: bool, signe
     lines = []
     try:
         with duckdb.connect(settings.duckdb_path) as con:
-            result = run_sync(client, con, ExtractionOptions(admin_api=admin))
+            # No rate limit here: every repository's change control is read every day (a rolling period of
+            # one day), so the month shows its history; a real deployment spreads it
+            # (BITBUCKET_CHANGE_CONTROL_DAYS).
+            options = ExtractionOptions(admin_api=admin, refresh=RefreshPolicy(change_control_days=1))
+            result = run_sync(client, con, options)
+            record_project_rules(con, org, clock.now())
             read = sum(sum(r["read"].values()) for r in result.refresh.values())
             carried = sum(r["carried"] for r in result.refresh.values())
             modes = "/".join(sorted({r["mode"] for r in result.refresh.values()}))
@@ -371,6 +377,21 @@ def _signed_review(settings: Settings, org: Organisation, signers: DemoSigners, 
         f"{result.file.sha256[:12]}",
     ]
     return lines + services.provision(settings).lines()
+
+
+def record_project_rules(con: duckdb.DuckDBPyConnection, org: Organisation, now: datetime) -> None:
+    """What the demo's administrator saw in each project's settings: whether it has project-level branch
+    restrictions (no API serves them; provisioning.project_branch_rules). New projects are checked as they
+    come."""
+    create_provisioning_tables(con)
+    rows = [
+        (ws.slug, p.key, bool(p.branch_restrictions), "demo administrator", now.date())
+        for ws in org.workspaces.values()
+        for p in ws.projects.values()
+    ]
+    con.executemany(
+        "INSERT INTO provisioning.project_branch_rules VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
+    )
 
 
 def create_refresh_plan(duckdb_path: str) -> None:

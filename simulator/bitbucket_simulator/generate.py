@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from .change_control import configure_project, configure_repository, configure_user, drift
 from .model import Group, Membership, Organisation, Project, Repository, User, Workspace, new_uuid
 
 FIRST = (
@@ -141,7 +142,7 @@ def generate_company(shape: CompanyShape, seed: int = 7, now: datetime = START) 
     repo_split = _split(shape.repositories, len(workspaces), rng)
     for ws, n_projects, n_repos in zip(workspaces, proj_split, repo_split, strict=True):
         teams = [g for g in ws.groups if g not in ("administrators", "contractors")]
-        projects = [_new_project(ws, rng, now, teams, i) for i in range(max(1, n_projects))]
+        projects = [_new_project(org, ws, rng, now, teams, i) for i in range(max(1, n_projects))]
         for _ in range(n_repos):
             _new_repository(org, ws, rng, now, rng.choice(projects))
     # its own stream: the company above is unchanged
@@ -185,6 +186,7 @@ def _new_user(org: Organisation, rng: random.Random, display: str, email: str, n
         email=email,
         created_on=org.now - timedelta(days=rng.randint(30, 2500)),
     )
+    configure_user(user)
     org.users[user.uuid] = user
     return user
 
@@ -209,7 +211,9 @@ def _split(total: int, parts: int, rng: random.Random) -> list[int]:
     return [total - sum(rest), *rest]
 
 
-def _new_project(ws: Workspace, rng: random.Random, now: datetime, teams: list[str], i: int) -> Project:
+def _new_project(
+    org: Organisation, ws: Workspace, rng: random.Random, now: datetime, teams: list[str], i: int
+) -> Project:
     owner_team = teams[i % len(teams)]
     key = "".join(ch for ch in owner_team.upper() if ch.isalnum())[:6] + str(i)
     project = Project(
@@ -229,6 +233,7 @@ def _new_project(ws: Workspace, rng: random.Random, now: datetime, teams: list[s
         if leads:
             project.user_grants[rng.choice(leads)] = "create-repo"
     ws.projects[key] = project
+    configure_project(org, ws, project, now)
     return project
 
 
@@ -262,6 +267,7 @@ def _new_repository(
         people = [u for u in ws.members if ws.members[u].role != "owner"]
         repo.user_grants[rng.choice(people)] = rng.choice(("read", "write", "admin"))
     ws.repositories[slug] = repo
+    configure_repository(org, ws, repo, now)
     return repo
 
 
@@ -299,6 +305,9 @@ def advance(org: Organisation, days: int = 1, churn: float = 0.01) -> dict[str, 
                 totals["new_repositories"] += 1
             totals["permission_changes"] += _permission_change(org, rng)
             totals["deleted_repositories"] += _delete_repository(org, rng)
+        # Branch restrictions drift too, on a stream of their own (the rest of the day is unchanged by them).
+        rules = random.Random(f"{org.name}-{org.seed}-{org.now.date().isoformat()}-change-control")
+        totals["rule_changes"] = totals.get("rule_changes", 0) + drift(org, rules, repos)
         for ws in org.workspaces.values():  # some people used Bitbucket today
             for membership in rng.sample(list(ws.members.values()), k=max(1, len(ws.members) // 3)):
                 if org.users[membership.user_uuid].account_status == "active":

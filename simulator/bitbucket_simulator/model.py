@@ -6,6 +6,7 @@ Python, and the server only translates them into Bitbucket's JSON.
 
 from __future__ import annotations
 
+import fnmatch
 import uuid as uuid_lib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ class User:
     kind: str = (
         "user"  # the `type` Bitbucket gives the object: `user`, or `app_user` for an access token's bot
     )
+    # Two-step verification as Bitbucket reports it (`has_2fa_enabled`); None: Bitbucket does not say.
+    has_2fa_enabled: bool | None = True
 
     @property
     def is_former(self) -> bool:
@@ -86,6 +89,86 @@ class Group:
     user_limit_reached: bool = False
 
 
+# Branch restriction kinds that name who alone may push or merge (`users`, `groups`); the spec allows the
+# lists on these two kinds only.
+RESTRICTION_KINDS_WITH_EXEMPTIONS = ("push", "restrict_merges")
+# Kinds carrying a number in `value` (minimum approvals, minimum builds, maximum commits behind).
+RESTRICTION_KINDS_WITH_VALUE = (
+    "require_approvals_to_merge",
+    "require_default_reviewer_approvals_to_merge",
+    "require_passing_builds_to_merge",
+    "require_commits_behind",
+)
+RESTRICTION_KINDS = (
+    "push",
+    "delete",
+    "force",
+    "restrict_merges",
+    "require_tasks_to_be_completed",
+    "require_approvals_to_merge",
+    "require_review_group_approvals_to_merge",
+    "require_default_reviewer_approvals_to_merge",
+    "require_no_changes_requested",
+    "require_passing_builds_to_merge",
+    "require_commits_behind",
+    "reset_pullrequest_approvals_on_change",
+    "smart_reset_pullrequest_approvals",
+    "reset_pullrequest_changes_requested_on_change",
+    "require_all_dependencies_merged",
+    "enforce_merge_checks",
+    "allow_auto_merge_when_builds_pass",
+    "require_all_comments_resolved",
+)
+BRANCH_TYPES = ("feature", "bugfix", "release", "hotfix", "development", "production")
+
+
+@dataclass(slots=True)
+class BranchRestriction:
+    """One branch restriction rule (the spec's `branchrestriction`): a kind, a matcher, and for `push` and
+    `restrict_merges` the users and groups who alone may push or merge (empty lists deny everybody)."""
+
+    id: int
+    kind: str
+    branch_match_kind: str = "glob"  # glob (+ pattern) | branching_model (+ branch_type)
+    pattern: str = ""
+    branch_type: str | None = None
+    value: int | None = None
+    users: list[str] = field(default_factory=list)  # user uuids
+    groups: list[str] = field(default_factory=list)  # group slugs
+
+    def matches(self, branch: str, production: str | None, development: str | None) -> bool:
+        """Whether the rule applies to `branch`, given the branching model's production and development
+        branches. Glob: `*` matches zero or more characters, every other character itself (the spec)."""
+        if self.branch_match_kind == "branching_model":
+            target = {"production": production, "development": development}.get(self.branch_type or "")
+            return target is not None and target == branch
+        return fnmatch.fnmatchcase(branch, self.pattern.replace("[", "[[]").replace("?", "[?]"))
+
+
+@dataclass(slots=True)
+class DeployKey:
+    """A repository or project access key (SSH). Read-only on Bitbucket Cloud, but an audit asks who added it
+    and whether it is still used."""
+
+    id: int
+    label: str
+    key: str
+    added_on: datetime
+    last_used: datetime | None = None
+    added_by: str | None = None  # user uuid: `owner` on repository keys, `created_by` on project keys
+    comment: str = ""
+
+
+@dataclass(slots=True)
+class BranchingModel:
+    """The production branch of a repository's or project's branching model: None when production is
+    disabled; `use_mainbranch` tracks the repository's main branch. Development always exists (the spec)."""
+
+    production: str | None = None
+    production_use_mainbranch: bool = False
+    development: str | None = None  # None: the main branch
+
+
 @dataclass(slots=True)
 class Project:
     uuid: str
@@ -98,6 +181,11 @@ class Project:
     user_grants: dict[str, str] = field(default_factory=dict)  # user uuid -> project permission
     group_grants: dict[str, str] = field(default_factory=dict)  # group slug -> project permission
     default_reviewers: list[str] = field(default_factory=list)
+    # Project-level branch restrictions: enforced on every repository of the project, but not served by any
+    # API (docs/simulator.md, "Change control"); the simulator keeps them to compare the marts against.
+    branch_restrictions: list[BranchRestriction] = field(default_factory=list)
+    branching_model: BranchingModel = field(default_factory=BranchingModel)
+    deploy_keys: list[DeployKey] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -114,6 +202,24 @@ class Repository:
     size: int = 0
     user_grants: dict[str, str] = field(default_factory=dict)  # user uuid -> repository permission
     group_grants: dict[str, str] = field(default_factory=dict)  # group slug -> repository permission
+    mainbranch: str = "main"
+    fork_policy: str = "no_public_forks"  # allow_forks | no_public_forks | no_forks
+    branch_restrictions: list[BranchRestriction] = field(default_factory=list)
+    # None: inherits the project's branching model (override-settings: `branching_model: false`).
+    branching_model: BranchingModel | None = None
+    deploy_keys: list[DeployKey] = field(default_factory=list)
+
+    def effective_branching_model(self, project: Project | None) -> BranchingModel:
+        return self.branching_model or (project.branching_model if project else BranchingModel())
+
+    def production_branch(self, project: Project | None) -> tuple[str, str]:
+        """The production branch and where it came from: the branching model's, else `mainbranch`."""
+        model = self.effective_branching_model(project)
+        if model.production_use_mainbranch:
+            return self.mainbranch, "branching_model"
+        if model.production:
+            return model.production, "branching_model"
+        return self.mainbranch, "mainbranch"
 
 
 @dataclass(slots=True)
@@ -187,7 +293,7 @@ class Workspace:
 
 # The shapes Atlassian documents where they differ from the simulator's defaults (docs/simulator.md,
 # "Documented shapes"); an organisation file turns each on by name (`documented_shapes`).
-DOCUMENTED_SHAPES = ("member_users", "effective_users", "group_refs", "current_user")
+DOCUMENTED_SHAPES = ("member_users", "effective_users", "group_refs", "current_user", "members_only_2fa")
 
 
 @dataclass(frozen=True)
@@ -198,6 +304,8 @@ class PayloadShapes:
     effective_users: bool = False  # the effective list: users as {type, display_name, uuid}
     group_refs: bool = False  # groups in permissions-config lists as {type: group, name, slug}, no owner
     current_user: bool = False  # /2.0/user with `username` and `has_2fa_enabled: null`
+    # /workspaces/{ws}/permissions ignores `fields=+values.user.has_2fa_enabled` (only /members is documented)
+    members_only_2fa: bool = False
 
 
 @dataclass
@@ -213,6 +321,11 @@ class Organisation:
     seed: int = 0
     version: int = 0  # bumped by every mutation so caches know when to drop
     shapes: PayloadShapes = field(default_factory=PayloadShapes)
+    next_rule_id: int = 1  # branch restriction and deploy key ids, unique in the organisation
+
+    def new_rule_id(self) -> int:
+        self.next_rule_id += 1
+        return self.next_rule_id - 1
 
     def touch(self) -> None:
         self.version += 1

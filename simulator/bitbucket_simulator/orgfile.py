@@ -32,8 +32,27 @@ Format (every key but the names optional; identifiers are derived deterministica
             name: Payments
             users: {ana: write}
             groups: {developers: create-repo}
+            # Change control (docs/simulator.md, "Change control"). The project's branching model is what its
+            # repositories inherit; `production: null` disables production. Project branch restrictions are
+            # enforced on its repositories but no API serves them.
+            branching_model: {production: release, development: main}   # or {production_use_mainbranch: true}
+            branch_restrictions: [{kind: delete, pattern: "release*"}]
+            deploy_keys: [{label: ci, added_days: 400, last_used_days: 2, added_by: ana}]
             repositories:
-              - {slug: payments-api, users: {ana: admin, oscar: read}, groups: {developers: read}}
+              - slug: payments-api
+                users: {ana: admin, oscar: read}
+                groups: {developers: read}
+                mainbranch: main
+                fork_policy: no_public_forks      # allow_forks | no_public_forks | no_forks
+                branching_model: {production: main}    # its own model (override); absent: the project's
+                branch_restrictions:
+                  # `pattern` (glob) or `branch_type` (branching_model); users/groups on push and
+                  # restrict_merges only; `value` on the counting merge checks
+                  - {kind: push, pattern: main, users: [ana], groups: [developers]}
+                  - {kind: require_approvals_to_merge, branch_type: production, value: 2}
+                deploy_keys: [{label: old, added_days: 900}]   # last_used_days absent: never used
+
+A user may carry `has_2fa_enabled: false` (or `null`: Bitbucket does not say); the default is true.
 
 Users marked `outside` hold access only through grants on projects or repositories (outside collaborators,
 app users, former users), as real organisations have them.
@@ -50,10 +69,17 @@ from typing import Any
 import yaml
 
 from .model import (
+    BRANCH_TYPES,
     DOCUMENTED_SHAPES,
     PROJECT_PERMISSIONS,
     REPOSITORY_PERMISSIONS,
+    RESTRICTION_KINDS,
+    RESTRICTION_KINDS_WITH_EXEMPTIONS,
+    RESTRICTION_KINDS_WITH_VALUE,
     WORKSPACE_ROLES,
+    BranchingModel,
+    BranchRestriction,
+    DeployKey,
     Group,
     Membership,
     Organisation,
@@ -129,6 +155,7 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
             account_status="closed" if former else entry.get("account_status", "active"),
             is_contractor=bool(entry.get("contractor", False)),
             kind=kind,
+            has_2fa_enabled=entry.get("has_2fa_enabled", True),
         )
         by_key[key] = user
         org.users[user.uuid] = user
@@ -147,6 +174,70 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
                 raise fail(where, f"permission {perm!r} for {ref!r} is not one of {', '.join(allowed)}")
             out[resolve(ref)] = perm
         return out
+
+    def restrictions(entries: list | None, where: str, ws: Workspace) -> list[BranchRestriction]:
+        out = []
+        for i, e in enumerate(entries or []):
+            here = f"{where}.branch_restrictions[{i}]"
+            kind = e.get("kind")
+            if kind not in RESTRICTION_KINDS:
+                raise fail(here, f"kind {kind!r} is not a branch restriction kind")
+            if ("pattern" in e) == ("branch_type" in e):
+                raise fail(here, "give either `pattern` (glob) or `branch_type` (branching_model)")
+            if "branch_type" in e and e["branch_type"] not in BRANCH_TYPES:
+                raise fail(here, f"branch_type {e['branch_type']!r} is not one of {', '.join(BRANCH_TYPES)}")
+            if (e.get("users") or e.get("groups")) and kind not in RESTRICTION_KINDS_WITH_EXEMPTIONS:
+                raise fail(
+                    here, f"users and groups are only configurable on push and restrict_merges, not {kind}"
+                )
+            if e.get("value") is not None and kind not in RESTRICTION_KINDS_WITH_VALUE:
+                raise fail(here, f"{kind} takes no value")
+            for g in e.get("groups") or []:
+                if g not in ws.groups:
+                    raise fail(here, f"unknown group {g!r} in workspace {ws.slug!r}")
+            out.append(
+                BranchRestriction(
+                    id=int(e.get("id") or org.new_rule_id()),
+                    kind=kind,
+                    branch_match_kind="branching_model" if "branch_type" in e else "glob",
+                    pattern=e.get("pattern", ""),
+                    branch_type=e.get("branch_type"),
+                    value=e.get("value"),
+                    users=[user_ref(k, here) for k in e.get("users") or []],
+                    groups=list(e.get("groups") or []),
+                )
+            )
+        return out
+
+    def deploy_keys(entries: list | None, where: str) -> list[DeployKey]:
+        out = []
+        for i, e in enumerate(entries or []):
+            here = f"{where}.deploy_keys[{i}]"
+            if "label" not in e:
+                raise fail(here, "a deploy key needs a `label`")
+            key_id = int(e.get("id") or org.new_rule_id())
+            last_used = e.get("last_used_days")
+            out.append(
+                DeployKey(
+                    id=key_id,
+                    label=e["label"],
+                    key=f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{stable_uuid(name, 'key', str(key_id))[1:25]}",
+                    added_on=now - timedelta(days=int(e.get("added_days", 30))),
+                    last_used=None if last_used is None else now - timedelta(days=int(last_used)),
+                    added_by=user_ref(e["added_by"], here) if e.get("added_by") else None,
+                    comment=e.get("comment", ""),
+                )
+            )
+        return out
+
+    def branching_model(entry: dict, where: str) -> BranchingModel:
+        if not isinstance(entry, dict):
+            raise fail(f"{where}.branching_model", "expected a mapping")
+        return BranchingModel(
+            production=entry.get("production"),
+            production_use_mainbranch=bool(entry.get("production_use_mainbranch", False)),
+            development=entry.get("development"),
+        )
 
     for wi, w in enumerate(data.get("workspaces") or []):
         where = f"workspaces[{wi}]"
@@ -226,6 +317,10 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
                 ),
             )
             ws.projects[key] = project
+            project.branch_restrictions = restrictions(p.get("branch_restrictions"), pwhere, ws)
+            project.deploy_keys = deploy_keys(p.get("deploy_keys"), pwhere)
+            if "branching_model" in p:
+                project.branching_model = branching_model(p["branching_model"], pwhere)
             for ri, r in enumerate(p.get("repositories") or []):
                 rwhere = f"{pwhere}.repositories[{ri}]"
                 if "slug" not in r:
@@ -247,6 +342,14 @@ def build_organisation(data: dict[str, Any], source: str = "<dict>") -> Organisa
                         r.get("groups"), REPOSITORY_PERMISSIONS, rwhere, lambda x, w=rwhere: group_ref(x, w)
                     ),
                 )
+                repo.mainbranch = r.get("mainbranch", "main")
+                repo.fork_policy = r.get("fork_policy", "no_public_forks")
+                if repo.fork_policy not in ("allow_forks", "no_public_forks", "no_forks"):
+                    raise fail(rwhere, f"fork_policy {repo.fork_policy!r} is not a Bitbucket fork policy")
+                repo.branch_restrictions = restrictions(r.get("branch_restrictions"), rwhere, ws)
+                repo.deploy_keys = deploy_keys(r.get("deploy_keys"), rwhere)
+                if "branching_model" in r:
+                    repo.branching_model = branching_model(r["branching_model"], rwhere)
                 if repo.slug in ws.repositories:
                     raise fail(rwhere, f"duplicate repository slug {repo.slug!r}")
                 ws.repositories[repo.slug] = repo

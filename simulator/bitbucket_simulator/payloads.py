@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .model import Group, Membership, Organisation, Project, Repository, User, Workspace, iso
+from .model import (
+    BranchRestriction,
+    DeployKey,
+    Group,
+    Membership,
+    Organisation,
+    Project,
+    Repository,
+    User,
+    Workspace,
+    iso,
+)
 
 
 def _link(href: str) -> dict[str, str]:
@@ -118,11 +129,17 @@ class Payloads:
             },
         }
 
-    def membership(self, ws: Workspace, m: Membership, with_permission: bool) -> dict:
+    def membership(self, ws: Workspace, m: Membership, with_permission: bool, with_2fa: bool = False) -> dict:
+        """`with_2fa`: the caller asked for `fields=+values.user.has_2fa_enabled` (an Atlassian staff answer):
+        the user gains `has_2fa_enabled`, null where Bitbucket does not say (a workspace administered from
+        admin.atlassian.com, whose organization enforces its own policies)."""
         user = self.org.users[m.user_uuid]
+        shown = self.member_user(user) if with_permission else self.user(user)
+        if with_2fa:
+            shown = {**shown, "has_2fa_enabled": None if ws.admin_managed else user.has_2fa_enabled}
         out = {
             "type": "workspace_membership",
-            "user": self.member_user(user) if with_permission else self.user(user),
+            "user": shown,
             "workspace": self.workspace_ref(ws),
             "links": {"self": _link(f"{self.api}/workspaces/{ws.slug}/members/{enc(user.uuid)}")},
         }
@@ -193,10 +210,10 @@ class Payloads:
             "size": r.size,
             "has_issues": False,
             "has_wiki": False,
-            "fork_policy": "no_public_forks",
+            "fork_policy": r.fork_policy,
             "created_on": iso(r.created_on),
             "updated_on": iso(r.updated_on),
-            "mainbranch": {"type": "branch", "name": "main"},
+            "mainbranch": {"type": "branch", "name": r.mainbranch},
             "project": self.project(ws, ws.projects[r.project_key], brief=True),
             "owner": self.user(self.org.users[ws.repository_owner]) if ws.repository_owner else self.team(ws),
             "workspace": self.workspace_ref(ws),
@@ -216,6 +233,103 @@ class Payloads:
                 ],
             },
         }
+
+    # ---- change control (docs/simulator.md, "Change control") ----
+
+    def branch_restriction(self, ws: Workspace, r: Repository, rule: BranchRestriction) -> dict:
+        """The spec's `branchrestriction`, in the key order of a recorded page (checkov's docs): `pattern` is
+        "" for `branching_model` rules, `value` null unless the kind counts something, `users` and `groups`
+        empty unless the kind is `push` or `restrict_merges`."""
+        out: dict = {
+            "kind": rule.kind,
+            "users": [self.user(self.org.users[u]) for u in rule.users if u in self.org.users],
+            "links": {
+                "self": _link(f"{self.api}/repositories/{ws.slug}/{r.slug}/branch-restrictions/{rule.id}")
+            },
+            "pattern": rule.pattern if rule.branch_match_kind == "glob" else "",
+            "value": rule.value,
+            "branch_match_kind": rule.branch_match_kind,
+            "groups": [self.group_ref(ws, ws.groups[g]) for g in rule.groups if g in ws.groups],
+            "type": "branchrestriction",
+            "id": rule.id,
+        }
+        if rule.branch_match_kind == "branching_model":
+            out["branch_type"] = rule.branch_type
+        return out
+
+    def effective_branching_model(self, ws: Workspace, r: Repository) -> dict:
+        """The spec's `effective_repo_branching_model`: the repository's own model, or its project's when it
+        does not override it (an assumption the spec leaves open: docs/simulator.md). `production` is absent
+        when production is disabled."""
+        model = r.effective_branching_model(ws.projects.get(r.project_key))
+
+        def target(name: str | None, use_mainbranch: bool) -> dict:
+            branch = r.mainbranch if use_mainbranch or name is None else name
+            return {
+                "name": branch,
+                "use_mainbranch": use_mainbranch or name is None,
+                "branch": {"type": "branch", "name": branch},
+            }
+
+        out: dict = {
+            "type": "effective_repo_branching_model",
+            "branch_types": [
+                {"kind": kind, "prefix": f"{kind}/"} for kind in ("feature", "bugfix", "release", "hotfix")
+            ],
+            "development": target(model.development, model.development is None),
+        }
+        if model.production or model.production_use_mainbranch:
+            out["production"] = target(model.production, model.production_use_mainbranch)
+        out["links"] = {
+            "self": _link(f"{self.api}/repositories/{ws.slug}/{r.slug}/effective-branching-model")
+        }
+        return out
+
+    def override_settings(self, r: Repository) -> dict:
+        """`repository_inheritance_state`, as a public SDK's fixture records it; the spec leaves
+        `override_settings` unspecified, and it has no key for branch restrictions."""
+        return {
+            "type": "repository_inheritance_state",
+            "override_settings": {
+                "branching_model": r.branching_model is not None,
+                "default_merge_strategy": False,
+            },
+        }
+
+    def _deploy_key(self, key: DeployKey, href: str) -> dict:
+        return {
+            "id": key.id,
+            "key": key.key,
+            "label": key.label,
+            "comment": key.comment,
+            # The spec's schema names `added_on`; its examples show `created_on`: both are sent.
+            "created_on": iso(key.added_on),
+            "added_on": iso(key.added_on),
+            "last_used": iso(key.last_used) if key.last_used else None,
+            "links": {"self": _link(f"{href}/deploy-keys/{key.id}")},
+        }
+
+    def deploy_key(self, ws: Workspace, r: Repository, key: DeployKey) -> dict:
+        href = f"{self.api}/repositories/{ws.slug}/{r.slug}"
+        out = {
+            "type": "deploy_key",
+            **self._deploy_key(key, href),
+            "repository": self.repository(ws, r, True),
+        }
+        if key.added_by in self.org.users:
+            out["owner"] = self.user(self.org.users[key.added_by])
+        return out
+
+    def project_deploy_key(self, ws: Workspace, p: Project, key: DeployKey) -> dict:
+        href = f"{self.api}/workspaces/{ws.slug}/projects/{p.key}"
+        out = {
+            "type": "project_deploy_key",
+            **self._deploy_key(key, href),
+            "project": self.project(ws, p, True),
+        }
+        if key.added_by in self.org.users:
+            out["created_by"] = self.user(self.org.users[key.added_by])
+        return out
 
     def group_ref(self, ws: Workspace, g: Group) -> dict:
         """A group inside a permissions-config entry, in the sparse shape recorded responses carry: no `type`,

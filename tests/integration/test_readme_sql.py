@@ -94,3 +94,19 @@ def test_readme_screenshots_exist_and_are_made_by_the_script() -> None:
         assert data.startswith(b"\x89PNG") and len(data) > 10_000
     script = (README.parent / "docs" / "screenshots.py").read_text()
     assert all(Path(image).name in script for image in images)
+
+
+def test_who_can_push_to_production_says_why(demo_warehouse) -> None:
+    """The change-control answers: everyone who can push is a writer of the repository, with a path."""
+    push = next(q for q in QUERIES if "can_push is not false" in q)
+    with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
+        rows = con.execute(push).fetchall()
+        writers = {
+            r[0]
+            for r in con.execute(
+                "select user_display_name from marts.fct_effective_access where resource_type = 'repository' "
+                "and resource_key = 'growth7-etl-sync' and permission in ('write', 'admin')"
+            ).fetchall()
+        }
+    assert rows and {r[0] for r in rows} <= writers
+    assert all(r[3] is True and r[4] for r in rows)  # the demo's rules are fully readable; each says why

@@ -10,6 +10,7 @@ from ...warehouse.files import WRITER_POOL
 GROUP = "provisioning"
 ACCESS_REQUESTS = dg.AssetKey(["provisioning", "access_requests"])
 LEAVERS = dg.AssetKey(["provisioning", "leavers"])
+PROJECT_BRANCH_RULES = dg.AssetKey(["provisioning", "project_branch_rules"])
 PROVISIONING_LOG = dg.AssetKey(["provisioning", "provisioning_log"])
 
 # What provisioning validates a request against: the latest snapshot's groups, members and workspaces.
@@ -38,6 +39,14 @@ SNAPSHOT_READ = [
             description="People who left (input, from HR or IT offboarding): the risks list any access they "
             "still hold.",
         ),
+        dg.AssetSpec(
+            PROJECT_BRANCH_RULES,
+            group_name=GROUP,
+            kinds={"duckdb"},
+            description="Project-level branch restrictions as an administrator saw them (input: no "
+            "API serves them): a repository's rules are fully readable only where its project was checked "
+            "and has none.",
+        ),
     ],
     pool=WRITER_POOL,
     description="Creates the provisioning schema's tables (and the columns later versions added), empty "
@@ -48,7 +57,7 @@ def provisioning_tables(duckdb: DuckDBResource):
         create_provisioning_tables(con)
         counts = {
             key: con.execute(f"select count(*) from {'.'.join(key.path)}").fetchone()[0]
-            for key in (ACCESS_REQUESTS, LEAVERS)
+            for key in (ACCESS_REQUESTS, LEAVERS, PROJECT_BRANCH_RULES)
         }
     for key, rows in counts.items():
         yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": rows})

@@ -18,7 +18,10 @@ roles as (
         user_uuid,
         list(workspace_slug || ':' || workspace_role order by workspace_slug) as workspace_roles,
         bool_or(workspace_role = 'owner') as is_workspace_owner,
-        max(last_accessed) as last_accessed
+        max(last_accessed) as last_accessed,
+        -- Two-step verification is the account's: false where any workspace says false, true where one says
+        -- true and none false, null (unknown) where none says (admin.atlassian.com answers null).
+        bool_and(has_2fa_enabled) as has_2fa_enabled
     from {{ ref('stg_bitbucket__workspace_members') }}
     where {{ latest_observation() }}
     group by user_uuid
@@ -55,6 +58,7 @@ select
     coalesce(r.workspace_roles, []::varchar[]) as workspace_roles,
     coalesce(r.is_workspace_owner, false) as is_workspace_owner,
     r.last_accessed,
+    r.has_2fa_enabled,
     f.first_seen_at,
     u.sync_id,
     u.synced_at

@@ -7,6 +7,7 @@ select
     r.account_id,
     r.permission as workspace_role,
     r.added_on,
-    r.last_accessed
+    r.last_accessed,
+    r.has_2fa_enabled
 from {{ source('bitbucket_raw', 'workspace_members') }} as r
 inner join {{ ref('stg_bitbucket__syncs') }} as s using (sync_id)

@@ -28,7 +28,11 @@ def test_raw_schema_and_provisioning_tables_create_what_dbt_reads(tmp_path) -> N
         r.asset_key.to_user_string(): r.metadata["dagster/row_count"]
         for r in provisioning_tables(duckdb=duck)
     }
-    assert counts == {"provisioning/access_requests": 0, "provisioning/leavers": 0}
+    assert counts == {
+        "provisioning/access_requests": 0,
+        "provisioning/leavers": 0,
+        "provisioning/project_branch_rules": 0,
+    }
     # Both are idempotent: a second materialization changes nothing.
     raw_schema(duckdb=duck)
     list(provisioning_tables(duckdb=duck))

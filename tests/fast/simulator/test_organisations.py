@@ -134,7 +134,7 @@ def test_organisation_files_yaml_and_json(tmp_path) -> None:
         (
             {"documented_shapes": ["member_users", "owners"]},
             "documented_shapes: expected `all` or a list of member_users, effective_users, group_refs, "
-            "current_user, not ['member_users', 'owners']",
+            "current_user, members_only_2fa, not ['member_users', 'owners']",
         ),
         (
             {"users": [{"key": "a"}], "workspaces": [{"slug": "w", "repository_owner": "zz"}]},

@@ -194,9 +194,9 @@ def test_changes(dashboard_db, monkeypatch) -> None:
     assert metric(app, "Added") == str(added) and added > 0
 
 
-def guidance() -> dict[str, dict[str, str]]:
-    """The risk guidance seed: risk -> severity, why_it_matters, what_to_do."""
-    with (Path(APP).parents[2] / "dbt_project" / "seeds" / "risk_guidance.csv").open(encoding="utf-8") as f:
+def guidance(seed: str = "risk_guidance") -> dict[str, dict[str, str]]:
+    """A risk guidance seed: risk -> severity, why_it_matters, what_to_do."""
+    with (Path(APP).parents[2] / "dbt_project" / "seeds" / f"{seed}.csv").open(encoding="utf-8") as f:
         return {row["risk"]: row for row in csv.DictReader(f)}
 
 
@@ -232,6 +232,29 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
     assert row["why_it_matters"] in text and row["what_to_do"] in text
 
 
+def test_change_control_page(dashboard_db, monkeypatch) -> None:
+    """Per workspace: the share protected and coverage; per repository: who can change production and how;
+    the risks with what to do."""
+    app = run("Change control", dashboard_db, monkeypatch, ws="northwind")
+    latest = "from marts.fct_change_control_coverage where workspace_slug = 'northwind' "
+    latest += "order by synced_at desc limit 1"
+    share = sql(dashboard_db, f"select production_branches_push_restricted / repositories_read {latest}")
+    read = sql(dashboard_db, f"select repositories_read || ' of ' || repositories {latest}")
+    assert metric(app, "Production branches protected") == f"{share:.0%}"
+    assert metric(app, "Repositories read") == read
+    chosen = app.selectbox(key="cc_repo").value
+    ws, repo = chosen.split("/", 1)
+    writers = sql(
+        dashboard_db,
+        "select count(*) from marts.fct_change_rights where workspace_slug = ? and repository_slug = ?",
+        [ws, repo],
+    )
+    assert len(app.dataframe[1].value) == writers > 0
+    text = " ".join(m.value for m in app.markdown)
+    row = guidance("change_control_risk_guidance")["change possible without an enforced review"]
+    assert row["why_it_matters"] in text and row["what_to_do"] in text
+
+
 def test_provisioning(dashboard_db, monkeypatch) -> None:
     app = run("Provisioning", dashboard_db, monkeypatch)
     requests = sql(dashboard_db, "select count(*) from provisioning.access_requests")
@@ -260,14 +283,18 @@ def test_missing_warehouse_is_a_clear_message(tmp_path, monkeypatch) -> None:
 
 
 def test_every_risk_the_rules_raise_is_explained() -> None:
-    """The risks are dbt's (macros/access_rules.sql) and so are their words (seeds/risk_guidance.csv): a new
-    rule without its guidance fails here (and at dbt's relationships test) instead of showing an empty
-    heading."""
-    rules = (Path(APP).parents[2] / "dbt_project" / "macros" / "access_rules.sql").read_text()
-    raised = set(re.findall(r"^select '([^']+)'", rules, flags=re.M))
-    assert len(raised) >= 9 and "workspace owner" in raised
-    guide = guidance()
-    assert raised == set(guide)
-    assert all(
-        row["severity"] in ("high", "medium", "low") and row["why_it_matters"] for row in guide.values()
-    )
+    """The risks are dbt's (macros/access_rules.sql, macros/change_control_rules.sql) and so are their words
+    (seeds/risk_guidance.csv, seeds/change_control_risk_guidance.csv): a new rule without its guidance fails
+    here (and at dbt's relationships test) instead of showing an empty heading."""
+    macros = Path(APP).parents[2] / "dbt_project" / "macros"
+    for rules, seed, known in (
+        ("access_rules.sql", "risk_guidance", "workspace owner"),
+        ("change_control_rules.sql", "change_control_risk_guidance", "merge checks not enforced"),
+    ):
+        raised = set(re.findall(r"^select '([^']+)'", (macros / rules).read_text(), flags=re.M))
+        assert len(raised) >= 9 and known in raised
+        guide = guidance(seed)
+        assert raised == set(guide)
+        assert all(
+            row["severity"] in ("high", "medium", "low") and row["why_it_matters"] for row in guide.values()
+        )

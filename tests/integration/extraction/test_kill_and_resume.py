@@ -17,11 +17,13 @@ SYNC_SCRIPT = """
 import sys, duckdb
 from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
 url, email, token, db = sys.argv[1:5]
 client = BitbucketClient(Credentials.api_token(email, token), url, requests_per_hour=1e7, max_workers=4)
 with duckdb.connect(db) as con:
-    print(run_sync(client, con, ExtractionOptions()).sync_id)
+    # As tests/support/extraction.py does: every change control, so both snapshots read the same.
+    print(run_sync(client, con, ExtractionOptions(refresh=RefreshPolicy(change_control_days=1))).sync_id)
 """
 
 

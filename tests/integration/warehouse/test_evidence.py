@@ -99,3 +99,22 @@ def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) 
     assert guide["public repository"]["what_to_do"] in html
     # Self-contained: charts inline, nothing loaded from the network.
     assert "<svg" in html and not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+
+
+def test_evidence_pack_says_who_can_change_production(tiny_history: History, tmp_path) -> None:
+    """Its own section and CSV: every row of fct_change_rights, with how many can change production alone and
+    how many are unknown (tiny's projects were not checked for project rules:
+    provisioning.project_branch_rules)."""
+    end = datetime.now(UTC)
+    with duckdb.connect(tiny_history.db, read_only=True) as con:
+        pack = build_evidence_pack(con, end - timedelta(days=1), end, tmp_path / "pack")
+        rows, alone, unknown = con.execute(
+            "select count(*), count(*) filter (where can_change_alone), "
+            "count(*) filter (where not rules_fully_readable) from marts.fct_change_rights"
+        ).fetchone()
+    with (tmp_path / "pack" / "change_control.csv").open() as handle:
+        assert sum(1 for _ in csv.DictReader(handle)) == rows > 0
+    assert pack.manifest["files"]["change_control.csv"]["rows"] == rows
+    html = " ".join(pack.report.read_text().split())
+    assert f"{alone} of {rows} can change production alone" in html
+    assert f"{unknown} rows are unknown" in html and unknown > 0

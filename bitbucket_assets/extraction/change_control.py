@@ -1,0 +1,402 @@
+"""Reading who can change production code: each repository's branch restrictions, effective branching model,
+override settings and deploy keys, and each project's deploy keys (docs/design.md, "Change control").
+
+Four calls per repository in the `/2.0/repositories/*` bucket cannot all go into one day for a large
+organisation, so they are read on a rolling schedule, as the permission lists are: a sync reads the
+repositories never read (the first pass is spread over the rolling period) and the oldest, about 1/N of
+them (N = `RefreshPolicy.change_control_days`), and carries every other repository's rows forward from the
+sync that read them, with `observed_sync_id`, so each snapshot is whole and says how old each list is.
+Project deploy keys (one call per project, the other bucket) are read every sync.
+
+These reads need admin scopes (`admin:repository`, `admin:project`). A workspace where Bitbucket refuses them
+(403) is marked "not readable" (`raw.workspaces.change_control`) and keeps its last observation; the sync goes
+on. A repository deleted while the sync runs is left out (gone.py); any other error fails the sync as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from types import NoneType
+from typing import Any
+
+from ..client import BitbucketApi, MissingScopesError, PermissionDeniedError
+from ..client.api import BranchingModel, BranchRestriction, DeployKey, InheritanceState
+from .gone import Gone, Listed, read_or_gone
+from .progress import SyncProgress
+from .refresh import previous_sync
+from .snapshot import SnapshotWriter
+
+log = logging.getLogger(__name__)
+
+READABLE = "readable"
+STAGE = "change_control"
+# A repository's change-control lists, in `raw.change_control_reads.list`.
+LISTS = ("branch_restrictions", "branching_model", "override_settings", "deploy_keys")
+REPOSITORIES_PER_CHECKPOINT = 50
+# Rows carried forward from the sync that read them, with the column naming the repository.
+CARRIED = {
+    "branch_restrictions": "repository_uuid",
+    "branch_restriction_exemptions": "repository_uuid",
+    "branching_models": "repository_uuid",
+    "deploy_keys": "resource_id",
+    "change_control_reads": "resource_id",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A repository whose change control is read in this sync, and why (`new`, `due: ...`)."""
+
+    uuid: str
+    slug: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RepositoryControl:
+    """What Bitbucket answered for one repository's four lists."""
+
+    restrictions: list[BranchRestriction]
+    model: BranchingModel
+    inheritance: InheritanceState
+    keys: list[DeployKey]
+
+
+class _Stop(Exception):
+    """A read left out because another read of the batch failed."""
+
+
+def plan(
+    con, sync_id: str, workspace: str, rolling_days: int, full: bool = False
+) -> tuple[list[Target], int]:
+    """The repositories of this sync whose change control is read now, and how many there are in all.
+
+    Read: those never read (at most the day's share while the first pass is spread over the period), those N
+    days old or older (always, so nothing gets older than N days once the first pass is through), then the
+    oldest up to the day's share, ceil(repositories / N). Repositories read earlier in this sync (a resumed
+    sync) are not read again."""
+    previous = previous_sync(con, workspace)
+    rows = con.execute(
+        """
+        WITH repos AS (
+            SELECT repository_uuid, repository_slug FROM raw.repositories
+            WHERE sync_id = $1 AND workspace_slug = $2
+        ),
+        last AS (
+            SELECT resource_id, min(fetched_at) AS fetched_at FROM raw.change_control_reads
+            WHERE sync_id = $3 AND workspace_slug = $2 AND resource_type = 'repository'
+            GROUP BY resource_id
+        ),
+        done AS (
+            SELECT DISTINCT resource_id FROM raw.change_control_reads
+            WHERE sync_id = $1 AND workspace_slug = $2 AND resource_type = 'repository'
+        )
+        SELECT r.repository_uuid, r.repository_slug, l.fetched_at,
+               date_diff('hour', l.fetched_at, $4::TIMESTAMPTZ) / 24.0 AS age_days,
+               r.repository_uuid IN (SELECT resource_id FROM done) AS done
+        FROM repos r LEFT JOIN last l ON l.resource_id = r.repository_uuid
+        ORDER BY l.fetched_at NULLS FIRST, hash(r.repository_uuid), r.repository_uuid
+        """,
+        [sync_id, workspace, previous or "", _now(con, sync_id)],
+    ).fetchall()
+    total = len(rows)
+    share = total if full else math.ceil(total / rolling_days)
+    # A resumed sync: what it already read counts against the day's share.
+    budget = share - sum(1 for r in rows if r[4])
+    chosen: list[Target] = []
+    for uuid, slug, fetched_at, age, done in rows:
+        if done:
+            continue
+        if fetched_at is None:
+            if budget > 0:
+                chosen.append(Target(uuid, slug, "full" if full else "new"))
+                budget -= 1
+        elif full:
+            chosen.append(Target(uuid, slug, "full"))
+        elif age >= rolling_days - 0.5:
+            chosen.append(Target(uuid, slug, f"due: {rolling_days} days old"))
+            budget -= 1
+        elif budget > 0:
+            chosen.append(Target(uuid, slug, "due: oldest"))
+            budget -= 1
+    return chosen, total
+
+
+def carry(con, sync_id: str, previous: str, workspace: str) -> None:
+    """Copy the previous observation's change control of every repository and project of this sync that this
+    sync did not read, with the sync that read it (`observed_sync_id`) and today's slug."""
+    args = [sync_id, previous, workspace]
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE carried_control AS
+        SELECT 'repository' AS resource_type, repository_uuid AS resource_id, repository_slug AS resource_key
+        FROM raw.repositories WHERE sync_id = $1 AND workspace_slug = $2
+        UNION ALL
+        SELECT 'project', project_uuid, project_key FROM raw.projects
+        WHERE sync_id = $1 AND workspace_slug = $2
+        """,
+        [sync_id, workspace],
+    )
+    con.execute(
+        "DELETE FROM carried_control c WHERE EXISTS (SELECT 1 FROM raw.change_control_reads t "
+        "WHERE t.sync_id = $1 AND t.resource_type = c.resource_type AND t.resource_id = c.resource_id)",
+        [sync_id],
+    )
+    renamed = {"branch_restrictions": "repository_slug", "branching_models": "repository_slug"}
+    for table, column in CARRIED.items():
+        typed = (
+            "c.resource_type = p.resource_type"
+            if column == "resource_id"
+            else "c.resource_type = 'repository'"
+        )
+        slug = f", c.resource_key AS {renamed[table]}" if table in renamed else ""
+        slug += ", c.resource_key AS resource_key" if table == "deploy_keys" else ""
+        con.execute(
+            f"""
+            INSERT INTO raw.{table} BY NAME
+            SELECT p.* REPLACE ($1 AS sync_id,
+                                coalesce(p.observed_sync_id, p.sync_id) AS observed_sync_id{slug})
+            FROM raw.{table} p JOIN carried_control c ON c.resource_id = p.{column} AND {typed}
+            WHERE p.sync_id = $2 AND p.workspace_slug = $3
+            """,
+            args,
+        )
+    con.execute("DROP TABLE carried_control")
+
+
+def _now(con, sync_id: str) -> Any:
+    """The sync's own clock (its start), so that a simulated day ages what it reads like a real one."""
+    row = con.execute("SELECT started_at FROM raw.syncs WHERE sync_id = ?", [sync_id]).fetchone()
+    return row[0]
+
+
+class ChangeControlReader:
+    """One workspace's change-control stage (run after its repositories are listed and its permission lists
+    read or carried)."""
+
+    def __init__(
+        self,
+        api: BitbucketApi,
+        writer: SnapshotWriter,
+        pool,
+        slug: str,
+        base: dict,
+        rolling_days: int,
+        full: bool,
+        drop: Callable[[str, Gone], None],
+        progress: SyncProgress,
+        waiting: Callable[[list[Future]], None],
+    ):
+        """`waiting(futures)`: what to do while reads are in flight (write the effective list's pages fetched
+        beside them)."""
+        self.api, self.writer, self.pool, self.slug, self.base = api, writer, pool, slug, base
+        self.progress, self.waiting = progress, waiting
+        self.rolling_days, self.full, self.drop = rolling_days, full, drop
+        self.status = READABLE
+
+    def run(self) -> None:
+        if self.writer.checkpoint_done(self.slug, STAGE):
+            return
+        targets, total = plan(self.writer.con, self.writer.sync_id, self.slug, self.rolling_days, self.full)
+        log.info(
+            "workspace %s: reading change control of %d of %d repositories", self.slug, len(targets), total
+        )
+        batches = math.ceil(len(targets) / REPOSITORIES_PER_CHECKPOINT)
+        try:
+            for number, start in enumerate(range(0, len(targets), REPOSITORIES_PER_CHECKPOINT), 1):
+                self._batch(targets[start : start + REPOSITORIES_PER_CHECKPOINT])
+                self.writer.checkpoint(self.slug, STAGE, f"after {start + REPOSITORIES_PER_CHECKPOINT}")
+                left = max(0, len(targets) - start - REPOSITORIES_PER_CHECKPOINT)
+                self.progress.batch(self.slug, STAGE, number, batches + 1, left * len(LISTS))
+        except (MissingScopesError, PermissionDeniedError) as exc:
+            self.status = f"not readable: {exc}"
+            self.writer.discard_buffered(CARRIED)
+        try:
+            self._project_keys()
+        except (MissingScopesError, PermissionDeniedError) as exc:
+            self.status += f"; project deploy keys not readable: {exc}"
+            self.writer.discard_buffered(CARRIED)
+        if self.status != READABLE:
+            log.warning("workspace %s: change control %s", self.slug, self.status)
+        self.writer.set_workspace_field(self.slug, "change_control", self.status)
+        previous = previous_sync(self.writer.con, self.slug)
+        if previous is not None:
+            self.writer.in_snapshot(lambda con: carry(con, self.writer.sync_id, previous, self.slug), CARRIED)
+        self.writer.checkpoint(self.slug, STAGE, None)
+        self.progress.stage_done(self.slug, STAGE)
+
+    def _batch(self, targets: list[Target]) -> None:
+        jobs: list[tuple[Target, str, Callable[[], Any]]] = []
+        for t in targets:
+            reads = {
+                "branch_restrictions": lambda u=t.uuid: self.api.branch_restrictions(self.slug, u),
+                "branching_model": lambda u=t.uuid: self.api.effective_branching_model(self.slug, u),
+                "override_settings": lambda u=t.uuid: self.api.override_settings(self.slug, u),
+                "deploy_keys": lambda u=t.uuid: self.api.repository_deploy_keys(self.slug, u),
+            }
+            jobs += [(t, name, read) for name, read in reads.items()]
+        results = self._fetch(jobs, lambda t: Listed("repository", self.slug, t.slug, t.uuid))
+        answers: dict[str, dict[str, Any]] = {}
+        for (target, name, _), result in zip(jobs, results, strict=True):
+            answers.setdefault(target.uuid, {})[name] = result
+        for target in targets:
+            got = answers[target.uuid]
+            gone = next((v for v in got.values() if isinstance(v, Gone)), None)
+            if gone is not None:
+                self.drop(target.uuid, gone)
+                continue
+            self._write(
+                target,
+                RepositoryControl(
+                    got["branch_restrictions"],
+                    got["branching_model"],
+                    got["override_settings"],
+                    got["deploy_keys"],
+                ),
+            )
+
+    def _fetch(self, jobs: list, resource: Callable[[Any], Listed]) -> list[Any]:
+        """Run the reads on the pool; on a simulated clock each starts when it was handed over and the batch
+        ends when its last read did (as extract.py's permission lists)."""
+        clock = self.api.client.clock
+        handed_over, failed = clock.fork(), threading.Event()
+
+        def fetch(job) -> tuple[Any, Any]:
+            if failed.is_set():
+                raise _Stop
+            clock.join(handed_over)
+            target, _, read = job
+            try:
+                return read_or_gone(self.api, resource(target), read), clock.fork()
+            except BaseException:
+                failed.set()
+                raise
+
+        futures: list[Future] = [self.pool.submit(fetch, job) for job in jobs]
+        self.waiting(futures)
+        wait(futures)
+        errors = [f.exception() for f in futures]
+        real = [e for e in errors if not isinstance(e, _Stop | NoneType)]
+        if real:
+            raise real[0]
+        results = [f.result() for f in futures]
+        clock.join(max((t for _, t in results if t is not None), default=None))
+        return [r for r, _ in results]
+
+    def _read(self, name: str, rid: str, rows: int, reason: str, kind: str = "repository") -> None:
+        self.writer.add(
+            "change_control_reads",
+            {
+                **self.base,
+                "resource_type": kind,
+                "resource_id": rid,
+                "list": name,
+                "rows": rows,
+                "fetched_at": self.writer.clock.now(),
+                "observed_sync_id": self.writer.sync_id,
+                "read_reason": reason,
+            },
+        )
+
+    def _write(self, target: Target, control: RepositoryControl) -> None:
+        add, observed = self.writer.add, {"observed_sync_id": self.writer.sync_id}
+        keys = {**self.base, "repository_uuid": target.uuid}
+        for rule in control.restrictions:
+            add(
+                "branch_restrictions",
+                {
+                    **keys,
+                    **observed,
+                    "repository_slug": target.slug,
+                    "restriction_id": rule.id,
+                    "kind": rule.kind,
+                    "branch_match_kind": rule.branch_match_kind,
+                    "pattern": rule.pattern,
+                    "branch_type": rule.branch_type,
+                    "value": rule.value,
+                    "raw": rule.raw,
+                },
+            )
+            exempt = [("user", u.uuid, u.account_id, u.display_name) for u in rule.users]
+            exempt += [("group", slug, None, name) for slug, name in rule.groups]
+            for principal_type, principal_id, account_id, name in exempt:
+                add(
+                    "branch_restriction_exemptions",
+                    {
+                        **keys,
+                        **observed,
+                        "restriction_id": rule.id,
+                        "principal_type": principal_type,
+                        "principal_id": principal_id,
+                        "account_id": account_id,
+                        "principal_name": name,
+                    },
+                )
+        add(
+            "branching_models",
+            {
+                **keys,
+                **observed,
+                "repository_slug": target.slug,
+                "production_branch": control.model.production,
+                "production_use_mainbranch": control.model.production_use_mainbranch,
+                "development_branch": control.model.development,
+                "branching_model_overridden": control.inheritance.branching_model_overridden,
+                "raw": control.model.raw,
+                "override_raw": control.inheritance.raw,
+            },
+        )
+        self._keys("repository", target.uuid, target.slug, control.keys)
+        counts = {
+            "branch_restrictions": len(control.restrictions),
+            "branching_model": 1,
+            "override_settings": 1,
+            "deploy_keys": len(control.keys),
+        }
+        for name in LISTS:
+            self._read(name, target.uuid, counts[name], target.reason)
+
+    def _keys(self, kind: str, rid: str, key: str, keys: list[DeployKey]) -> None:
+        for k in keys:
+            self.writer.add(
+                "deploy_keys",
+                {
+                    **self.base,
+                    "resource_type": kind,
+                    "resource_id": rid,
+                    "resource_key": key,
+                    "key_id": k.id,
+                    "label": k.label,
+                    "added_on": k.added_on,
+                    "last_used": k.last_used,
+                    "added_by_uuid": k.added_by.uuid if k.added_by else None,
+                    "added_by_account_id": k.added_by.account_id if k.added_by else None,
+                    "added_by_name": k.added_by.display_name if k.added_by else None,
+                    "raw": k.raw,
+                    "observed_sync_id": self.writer.sync_id,
+                },
+            )
+
+    def _project_keys(self) -> None:
+        """Every project's deploy keys (one call each, every sync)."""
+        projects = self.writer.con.execute(
+            "SELECT project_uuid, project_key FROM raw.projects WHERE sync_id = ? AND workspace_slug = ? "
+            "ORDER BY project_key",
+            [self.writer.sync_id, self.slug],
+        ).fetchall()
+        jobs = [
+            ((uuid, key), "deploy_keys", lambda k=key: self.api.project_deploy_keys(self.slug, k))
+            for uuid, key in projects
+        ]
+        results = self._fetch(jobs, lambda p: Listed("project", self.slug, p[1], p[0]))
+        for (uuid, key), result in zip(projects, results, strict=True):
+            if isinstance(result, Gone):
+                self.drop(uuid, result)
+                continue
+            self._keys("project", uuid, key, result)
+            self._read("deploy_keys", uuid, len(result), "every sync", kind="project")

@@ -1,0 +1,244 @@
+"""Extracting change control (extraction/change_control.py) against the simulator: exact rows, the rolling
+schedule with carried rows, 2FA, a workspace without the admin scopes, and a repository deleted mid-read."""
+
+from __future__ import annotations
+
+import duckdb
+
+from bitbucket_assets.client import BitbucketClient, Credentials
+from bitbucket_assets.connection_check import check_connection
+from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.refresh import RefreshPolicy
+from bitbucket_assets.extraction.sync import run_sync
+from bitbucket_simulator import SIM_API_TOKEN
+from bitbucket_simulator.model import PayloadShapes
+from tests.support.extraction import sync
+
+
+def _rows(db, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def _client(sim, token: str = SIM_API_TOKEN, email: str | None = None) -> BitbucketClient:
+    return BitbucketClient(Credentials.api_token(email or sim.email, token), sim.url, requests_per_hour=1e7)
+
+
+def _sync(sim, db, days: int, token: str = SIM_API_TOKEN, email: str | None = None):
+    with duckdb.connect(str(db)) as con:
+        options = ExtractionOptions(refresh=RefreshPolicy(change_control_days=days))
+        return run_sync(_client(sim, token, email), con, options)
+
+
+def test_rows_are_exactly_the_simulators_rules(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    db = tmp_path / "w.duckdb"
+    result = sync(sim, db)  # every repository's change control (tests/support/extraction.py)
+    org = sim.org
+    expected_rules = {
+        (
+            ws.slug,
+            r.slug,
+            rule.id,
+            rule.kind,
+            rule.branch_match_kind,
+            rule.pattern,
+            rule.branch_type,
+            rule.value,
+        )
+        for ws in org.workspaces.values()
+        for r in ws.repositories.values()
+        for rule in r.branch_restrictions
+    }
+    got = _rows(
+        db,
+        "SELECT workspace_slug, repository_slug, restriction_id, kind, branch_match_kind, pattern, "
+        "branch_type, value FROM raw.branch_restrictions WHERE sync_id = ?",
+        [result.sync_id],
+    )
+    assert {(*g[:5], g[5] or "", *g[6:]) for g in got} == expected_rules and len(got) == len(expected_rules)
+    exemptions = _rows(
+        db,
+        "SELECT b.repository_slug, b.kind, e.principal_type, e.principal_id "
+        "FROM raw.branch_restriction_exemptions e JOIN raw.branch_restrictions b "
+        "USING (sync_id, repository_uuid, restriction_id) WHERE e.sync_id = ? ORDER BY ALL",
+        [result.sync_id],
+    )
+    ana, cleo = sim.user("ana").uuid, sim.user("cleo").uuid
+    assert exemptions == sorted(
+        [
+            ("ledger", "restrict_merges", "group", "on-call"),
+            ("payments-api", "push", "group", "developers"),
+            ("payments-api", "push", "user", cleo),
+            ("payments-api", "restrict_merges", "user", ana),
+        ]
+    )
+    models = _rows(
+        db,
+        "SELECT repository_slug, production_branch, production_use_mainbranch, branching_model_overridden "
+        "FROM raw.branching_models WHERE sync_id = ? ORDER BY 1",
+        [result.sync_id],
+    )
+    assert models == [
+        ("experiments", None, None, False),
+        ("ledger", "release", False, False),
+        ("orphan-repo", None, None, False),
+        ("payments-api", "main", True, True),
+        ("public-docs", None, None, False),
+        ("runbooks", None, None, False),
+    ]
+    keys = _rows(
+        db,
+        "SELECT resource_type, resource_key, label, last_used IS NULL, added_by_name FROM raw.deploy_keys "
+        "WHERE sync_id = ? ORDER BY ALL",
+        [result.sync_id],
+    )
+    assert keys == [
+        ("project", "PAY", "pay-ci", False, "Cleo Lead"),
+        ("repository", "ledger", "old-backup", True, "Former user"),
+        ("repository", "payments-api", "deploy-prod", False, "Ana Ruiz"),
+    ]
+    # Two-step verification, from /permissions with `fields` (no extra call); unknown in tiny-labs.
+    tfa = dict(
+        _rows(
+            db,
+            "SELECT workspace_slug || '/' || u.display_name, m.has_2fa_enabled FROM raw.workspace_members m "
+            "JOIN raw.users u USING (sync_id, user_uuid) WHERE m.sync_id = ? AND u.display_name IN "
+            "('Carl Contractor', 'Ana Ruiz', 'Lena Leaver')",
+            [result.sync_id],
+        )
+    )
+    assert tfa == {
+        "tiny-co/Carl Contractor": False,
+        "tiny-co/Ana Ruiz": True,
+        "tiny-co/Lena Leaver": False,
+        "tiny-labs/Ana Ruiz": None,
+    }
+    assert _rows(db, "SELECT DISTINCT change_control, two_step_source FROM raw.workspaces") == [
+        ("readable", "permissions")
+    ]
+    assert not [r for r in sim.simulator.request_log if r.path.endswith("/members")]
+    # The manifest counts the new tables.
+    assert result.counts["branch_restrictions"] == len(expected_rules)
+    assert result.counts["change_control_reads"] == 6 * 4 + 4
+
+
+def test_rolling_schedule_spreads_the_first_pass_and_carries_the_rest(make_sim, tmp_path) -> None:
+    """Two days' period: 3 of tiny-co's 5 repositories on the first day, the other 2 and the oldest on the
+    second, each row carried with the sync that read it; every repository is then at most 2 days old."""
+    sim = make_sim()
+    db = tmp_path / "w.duckdb"
+    first = _sync(sim, db, days=2)
+    read = (
+        "SELECT count(DISTINCT resource_id) FROM raw.change_control_reads WHERE sync_id = ? AND "
+        "workspace_slug = 'tiny-co' AND resource_type = 'repository' AND observed_sync_id {} sync_id"
+    )
+    assert _rows(db, read.format("="), [first.sync_id]) == [(3,)]
+    assert _rows(db, read.format("<>"), [first.sync_id]) == [(0,)]
+    second = _sync(sim, db, days=2)
+    assert _rows(db, read.format("="), [second.sync_id]) == [(3,)]  # the 2 never read + the oldest
+    assert _rows(db, read.format("<>"), [second.sync_id]) == [(2,)]  # carried from the first sync
+    # Every repository is covered now, and the snapshot's rules are the simulator's, carried or read.
+    rules = _rows(
+        db,
+        "SELECT repository_slug, count(*), count(DISTINCT observed_sync_id) FROM raw.branch_restrictions "
+        "WHERE sync_id = ? GROUP BY 1 ORDER BY 1",
+        [second.sync_id],
+    )
+    counts = {
+        r.slug: len(r.branch_restrictions)
+        for ws in sim.org.workspaces.values()
+        for r in ws.repositories.values()
+        if r.branch_restrictions
+    }
+    assert {slug: n for slug, n, _ in rules} == counts
+    coverage = _rows(
+        db,
+        "SELECT count(DISTINCT r.repository_uuid) FROM raw.repositories r JOIN raw.change_control_reads c "
+        "ON c.sync_id = r.sync_id AND c.resource_id = r.repository_uuid WHERE r.sync_id = ?",
+        [second.sync_id],
+    )
+    assert coverage == [(6,)]
+
+
+def test_without_admin_scopes_change_control_is_not_readable_and_the_sync_completes(
+    make_sim, tmp_path
+) -> None:
+    sim = make_sim()
+    reads = {
+        "read:user:bitbucket",
+        "read:workspace:bitbucket",
+        "read:project:bitbucket",
+        "read:repository:bitbucket",
+        "read:permission:bitbucket",
+    }
+    sim.simulator.credentials.add_api_token("ro@tiny.example", "ro-token", sim.org.operator_uuid, reads)
+    db = tmp_path / "w.duckdb"
+    good = _sync(sim, db, days=1)  # the owner's full token first: the earlier observation
+    result = _sync(sim, db, days=1, token="ro-token", email="ro@tiny.example")
+    assert result.status == "complete"
+    states = _rows(
+        db, "SELECT workspace_slug, change_control FROM raw.workspaces WHERE sync_id = ?", [result.sync_id]
+    )
+    assert all(
+        state.startswith("not readable: ") and "admin:repository:bitbucket" in state for _, state in states
+    )
+    # The last observation is kept, with the sync that read it.
+    carried = _rows(
+        db,
+        "SELECT count(*), min(observed_sync_id), max(observed_sync_id) FROM raw.branch_restrictions "
+        "WHERE sync_id = ?",
+        [result.sync_id],
+    )
+    assert carried == [(15, good.sync_id, good.sync_id)]
+    report = check_connection(_client(sim, "ro-token", "ro@tiny.example"))
+    assert report.can_sync
+    assert report.missing_for_change_control == {"admin:repository:bitbucket", "admin:project:bitbucket"}
+    assert any("missing scopes for change control" in line for line in report.lines())
+
+
+def test_two_step_verification_from_members_where_permissions_ignores_the_field(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    sim.org.shapes = PayloadShapes(members_only_2fa=True)
+    db = tmp_path / "w.duckdb"
+    result = sync(sim, db)
+    assert _rows(db, "SELECT DISTINCT two_step_source FROM raw.workspaces") == [("members",)]
+    assert _rows(
+        db,
+        "SELECT count(*) FROM raw.workspace_members WHERE sync_id = ? AND has_2fa_enabled = false",
+        [result.sync_id],
+    ) == [(2,)]
+    assert (
+        len([r for r in sim.simulator.request_log if r.path.endswith("/members")]) == 2
+    )  # one per workspace
+
+
+def test_a_repository_deleted_during_the_reads_is_left_out(make_sim, tmp_path) -> None:
+    sim = make_sim()
+    ws = sim.org.workspaces["tiny-co"]
+    ledger = ws.repositories["ledger"]
+
+    # Deleted once its permission lists were read (its groups come in bulk: the users list is the last),
+    # before its change control is: every change-control read of it answers 404, and so does the repository.
+    def delete_ledger(record) -> None:
+        if record.path.endswith(f"{ledger.uuid}/permissions-config/users") and "ledger" in ws.repositories:
+            del ws.repositories["ledger"]
+            sim.org.touch()
+
+    sim.simulator.after_request.append(delete_ledger)
+    db = tmp_path / "w.duckdb"
+    result = sync(sim, db)
+    assert result.status == "complete"
+    tables = ("repositories", "repository_user_permissions", "branch_restrictions", "change_control_reads")
+    for table, column in (
+        (t, "resource_id" if t == "change_control_reads" else "repository_uuid") for t in tables
+    ):
+        assert _rows(
+            db,
+            f"SELECT count(*) FROM raw.{table} WHERE sync_id = ? AND {column} = ?",
+            [result.sync_id, ledger.uuid],
+        ) == [(0,)]
+    reasons = _rows(db, "SELECT reason FROM raw.anomalies WHERE sync_id = ?", [result.sync_id])
+    assert any("deleted while the sync ran" in r[0] for r in reasons)
+    gone = [r for r in sim.simulator.request_log if ledger.uuid in r.path and r.status == 404]
+    assert {r.path.rsplit("/", 1)[-1] for r in gone} >= {"branch-restrictions", "deploy-keys"}
