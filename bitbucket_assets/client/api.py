@@ -578,6 +578,12 @@ def _typed(parse: Callable[[Any, str], T], value: Any, endpoint: str, page: int 
     return item
 
 
+def _scalar_tuple(value: Any) -> bool:
+    """A plain pair of a parsed result (such as a group's slug and name): text, numbers or nothing."""
+    scalars = (v is None or isinstance(v, str | int | float | bool) for v in value)
+    return isinstance(value, tuple) and all(scalars)
+
+
 def _scalar_fields(item: Any) -> bool:
     """Every field of a parsed result (or of each part of a pair) but its raw JSON holds text, a number, a
     boolean or nothing (or results of its own, such as a group's members)."""
@@ -589,8 +595,8 @@ def _scalar_fields(item: Any) -> bool:
             ok = isinstance(value, dict)
         elif is_dataclass(value):
             ok = _scalar_fields(value)
-        elif isinstance(value, tuple):
-            ok = all(is_dataclass(v) and _scalar_fields(v) for v in value)
+        elif isinstance(value, tuple):  # results of its own, or plain pairs such as (group slug, name)
+            ok = all(_scalar_fields(v) if is_dataclass(v) else _scalar_tuple(v) for v in value)
         else:
             ok = value is None or isinstance(value, str | int | float | bool)
         if not ok:

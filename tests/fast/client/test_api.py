@@ -13,7 +13,7 @@ from bitbucket_assets.client import (
     UnknownGroupError,
     UnknownUserError,
 )
-from bitbucket_assets.client.api import _effective, _group_grant, _repository, _user
+from bitbucket_assets.client.api import _effective, _group_grant, _repository, _restriction, _typed, _user
 from bitbucket_simulator import SIM_API_TOKEN
 
 
@@ -132,3 +132,26 @@ def test_an_error_body_echoing_the_credential_is_quoted_without_it() -> None:
     message = str(excinfo.value)
     assert "the body is not Bitbucket's error object" in message and "no route for /x" in message
     assert secret not in message and basic not in message and "Basic ***" in message
+
+
+def test_a_branch_restriction_with_groups_is_typed_and_a_hostile_group_name_is_malformed() -> None:
+    """Exempt groups are (slug, name) pairs: a well-formed rule passes the shape check every list entry goes
+    through, and a group name that is not text fails it, naming the endpoint."""
+    endpoint = "/2.0/repositories/w/r/branch-restrictions"
+    rule = {
+        "id": 7,
+        "kind": "push",
+        "branch_match_kind": "glob",
+        "pattern": "main",
+        "users": [],
+        "groups": [{"slug": "release", "name": "Release managers"}],
+    }
+    parsed = _typed(_restriction, rule, endpoint, page=1)
+    assert (parsed.kind, parsed.pattern, parsed.groups) == (
+        "push",
+        "main",
+        (("release", "Release managers"),),
+    )
+    hostile = {**rule, "groups": [{"slug": "release", "name": {"$gt": ""}}]}
+    with pytest.raises(MalformedResponseError, match=r"page 1: an object of a shape .*branch-restrictions"):
+        _typed(_restriction, hostile, endpoint, page=1)
