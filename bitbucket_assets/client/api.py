@@ -580,8 +580,9 @@ def _typed(parse: Callable[[Any, str], T], value: Any, endpoint: str, page: int 
 
 def _scalar_tuple(value: Any) -> bool:
     """A plain pair of a parsed result (such as a group's slug and name): text, numbers or nothing."""
-    scalars = (v is None or isinstance(v, str | int | float | bool) for v in value)
-    return isinstance(value, tuple) and all(scalars)
+    if not isinstance(value, tuple):
+        return False
+    return all(v is None or isinstance(v, str | int | float | bool) for v in value)
 
 
 def _scalar_fields(item: Any) -> bool:
