@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 import duckdb
@@ -110,7 +111,10 @@ def demo_warehouse(tmp_path_factory):
     directory = warehouses.shared_build(tmp_path_factory, "demo", warehouses.build_demo_warehouse)
     db = directory / "demo.duckdb"
     return SimpleNamespace(
-        db=db, read_copy=db.with_name("demo.read.duckdb"), stdout=(directory / "stdout.txt").read_text()
+        db=db,
+        read_copy=db.with_name("demo.read.duckdb"),
+        stdout=(directory / "stdout.txt").read_text(),
+        ran_on=[date.fromisoformat(d) for d in json.loads((directory / "ran_on.json").read_text())],
     )
 
 

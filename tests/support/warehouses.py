@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,7 @@ def tiny_history(directory: Path) -> History:
 def build_demo_warehouse(directory: Path) -> None:
     """`bitbucket-access demo --days 3`, run as a user runs it; its output is kept beside the warehouse."""
     exe = shutil.which("bitbucket-access") or str(Path(sys.executable).parent / "bitbucket-access")
+    started = datetime.now(UTC).date()
     out = subprocess.run(
         [exe, "demo", "--days", "3"],
         capture_output=True,
@@ -169,3 +171,6 @@ def build_demo_warehouse(directory: Path) -> None:
         env={**os.environ, "DUCKDB_PATH": str(directory / "demo.duckdb")},
     ).stdout
     (directory / "stdout.txt").write_text(out)
+    # "Today" for the demo is the day it ran, which is not always the day a test reads it (midnight).
+    ran_on = sorted({started.isoformat(), datetime.now(UTC).date().isoformat()})
+    (directory / "ran_on.json").write_text(json.dumps(ran_on))

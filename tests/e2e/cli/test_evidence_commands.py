@@ -74,5 +74,6 @@ def test_period_and_output_mistakes_are_clear_errors(tiny_history: History, tmp_
             "risks.csv",
             "attestations.csv",
             "review_campaigns.csv",
+            "change_control.csv",
         ]
     )
