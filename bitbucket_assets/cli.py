@@ -235,6 +235,7 @@ def import_requests_command(path: str) -> None:
 @requests.command(
     "sign", short_help="Approve requests of a file: print each text to sign, sign it with your SSH key."
 )
+@verbose_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--key",
@@ -356,6 +357,7 @@ def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None, 
 
 
 @review.command("sign", short_help="Sign a completed review file as its reviewer (writes PATH.sig).")
+@verbose_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--key",

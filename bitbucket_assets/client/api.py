@@ -579,10 +579,10 @@ def _typed(parse: Callable[[Any, str], T], value: Any, endpoint: str, page: int 
 
 
 def _scalar_tuple(value: Any) -> bool:
-    """A plain pair of a parsed result (such as a group's slug and name): text, numbers or nothing."""
+    """A plain pair of a parsed result (such as a group's slug and name): text or nothing."""
     if not isinstance(value, tuple):
         return False
-    return all(v is None or isinstance(v, str | int | float | bool) for v in value)
+    return all(v is None or isinstance(v, str) for v in value)
 
 
 def _scalar_fields(item: Any) -> bool:
@@ -734,7 +734,8 @@ def _branching_model(body: Any, endpoint: str) -> BranchingModel:
             return None, None
         branch = part.get("branch") if isinstance(part.get("branch"), dict) else {}
         use_main = part.get("use_mainbranch")
-        return part.get("name") or branch.get("name"), use_main if isinstance(use_main, bool) else None
+        name = part.get("name") or branch.get("name")
+        return (name if isinstance(name, str) else None), (use_main if isinstance(use_main, bool) else None)
 
     production, use_main = target("production")
     development, _ = target("development")

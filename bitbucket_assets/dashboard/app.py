@@ -260,7 +260,9 @@ try:
             findings = rows[rows.is_finding]
             count = len(findings) if len(findings) else "checked: none"
             say(f"{risk} ({count}; {first.severity})", tag="h3")
-            st.markdown(f"**Why it matters:** {first.why_it_matters}  \n**What to do:** {first.what_to_do}")
+            # The guidance is read from the warehouse like everything else: shown as text, never as Markdown.
+            say(f"Why it matters: {first.why_it_matters}", css="bb-guidance")
+            say(f"What to do: {first.what_to_do}", css="bb-guidance")
             if len(findings):
                 shown = findings.drop(
                     columns=["risk", "severity", "why_it_matters", "what_to_do", "is_finding"]

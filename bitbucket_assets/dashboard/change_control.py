@@ -128,8 +128,9 @@ def render(
     for risk, rows in found.groupby("risk", sort=False):  # the most severe first
         first = rows.iloc[0]
         _say(f"{risk} ({len(rows)}; {first.severity})", tag="h3")
-        # The guidance is the project's own words (seeds/change_control_risk_guidance.csv), not Bitbucket's.
-        st.markdown(f"**Why it matters:** {first.why_it_matters}  \n**What to do:** {first.what_to_do}")
+        # The guidance is read from the warehouse like everything else: shown as text, never as Markdown.
+        _say(f"Why it matters: {first.why_it_matters}", css="bb-guidance")
+        _say(f"What to do: {first.what_to_do}", css="bb-guidance")
         shown = rows.drop(columns=["risk", "severity", "severity_order", "why_it_matters", "what_to_do"])
         st.dataframe(plain(shown), width="stretch", hide_index=True)
 

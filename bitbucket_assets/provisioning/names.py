@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from ..reporting.safe_text import visible
+
 
 @dataclass(frozen=True)
 class Names:
@@ -16,14 +18,16 @@ class Names:
     groups: dict[tuple[str, str], str] = field(default_factory=dict)  # (workspace, group slug) -> name
     workspaces: dict[str, str] = field(default_factory=dict)  # workspace slug -> name
 
+    # Names (and the ids in their place) come from Bitbucket and the warehouse: a newline or an escape
+    # sequence in one must not add or rewrite a line of the output they are put in, so each is shown escaped.
     def person(self, user_id: str | None) -> str:
-        return self.users.get(user_id or "", user_id or "?")
+        return visible(self.users.get(user_id or "", user_id or "?"))
 
     def group(self, workspace: str | None, slug: str | None) -> str:
-        return self.groups.get((workspace or "", slug or ""), slug or "?")
+        return visible(self.groups.get((workspace or "", slug or ""), slug or "?"))
 
     def workspace(self, slug: str | None) -> str:
-        return self.workspaces.get(slug or "", slug or "?")
+        return visible(self.workspaces.get(slug or "", slug or "?"))
 
 
 def names_for(con: duckdb.DuckDBPyConnection, user_ids: set[str], groups: set[tuple[str, str]]) -> Names:

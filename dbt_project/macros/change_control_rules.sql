@@ -1,7 +1,7 @@
 {#
   The change-control risks (docs/design.md, "Change control"), beside the access risks of access_rules.sql and
   with the same columns: risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail.
-  Each `select '<risk>'` line names one risk; the dashboard explains each (dashboard/data.py, RISK_GUIDE).
+  Each `select '<risk>'` line names one risk; their severity and guidance are seeds/change_control_risk_guidance.csv.
 #}
 {% macro change_control_risks(rights, branches, rules, deploy_keys, workspaces) %}
 -- Production branches that no visible push rule protects (a project rule may: rules_unreadable_reason).

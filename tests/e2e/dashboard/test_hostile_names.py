@@ -103,7 +103,7 @@ def test_the_who_has_access_table_links_every_name_with_the_dashboards_own_link(
     assert foreign(driver, elsewhere) == [] and elsewhere.received == []
 
 
-@pytest.mark.parametrize("page", ["Overview", "Changes", "Risks", "Provisioning"])
+@pytest.mark.parametrize("page", ["Overview", "Changes", "Risks", "Provisioning", "Change control"])
 def test_no_other_page_interprets_a_name(hostile, page: str) -> None:
     driver, url, elsewhere, _, _ = hostile
     show(driver, url, page)

@@ -13,7 +13,15 @@ from bitbucket_assets.client import (
     UnknownGroupError,
     UnknownUserError,
 )
-from bitbucket_assets.client.api import _effective, _group_grant, _repository, _restriction, _typed, _user
+from bitbucket_assets.client.api import (
+    _branching_model,
+    _effective,
+    _group_grant,
+    _repository,
+    _restriction,
+    _typed,
+    _user,
+)
 from bitbucket_simulator import SIM_API_TOKEN
 
 
@@ -152,6 +160,18 @@ def test_a_branch_restriction_with_groups_is_typed_and_a_hostile_group_name_is_m
         "main",
         (("release", "Release managers"),),
     )
-    hostile = {**rule, "groups": [{"slug": "release", "name": {"$gt": ""}}]}
-    with pytest.raises(MalformedResponseError, match=r"page 1: an object of a shape .*branch-restrictions"):
-        _typed(_restriction, hostile, endpoint, page=1)
+    for name in ({"$gt": ""}, 12, True):
+        hostile = {**rule, "groups": [{"slug": "release", "name": name}]}
+        with pytest.raises(MalformedResponseError, match=r"page 1: an object of a shape .*branch-restrict"):
+            _typed(_restriction, hostile, endpoint, page=1)
+
+
+def test_a_branch_name_that_is_not_text_is_no_production_branch() -> None:
+    """A branching model whose production branch is named by a list or an object names no branch (the
+    repository's mainbranch is used, and the data says so) instead of storing the JSON as a branch name."""
+    endpoint = "/2.0/repositories/w/r/effective-branching-model"
+    for name in ([{"k": 1}], {"k": 1}, 7):
+        model = _branching_model({"production": {"name": name, "use_mainbranch": False}}, endpoint)
+        assert model.production is None and model.production_use_mainbranch is False
+    named = _branching_model({"production": {"branch": {"name": "release"}}}, endpoint)
+    assert named.production == "release"

@@ -83,6 +83,14 @@ ANSWERS: dict[str, st.SearchStrategy] = {
     ),
     "project_users": page_of({"user": USER, "permission": "write"}),
     "repository_groups": page_of({"group": {"slug": "devs", "name": "Devs"}, "permission": "read"}),
+    "branch_restrictions": page_of(
+        {"id": 1, "kind": "push", "pattern": "main", "users": [USER], "groups": [{"slug": "devs"}]}
+    ),
+    "effective_branching_model": mutated({"production": {"name": "main", "use_mainbranch": True}}),
+    "override_settings": mutated({"override_settings": {"branching_model": True}}),
+    "repository_deploy_keys": page_of({"id": 1, "label": "ci", "owner": USER, "last_used": None}),
+    "project_deploy_keys": page_of({"id": 2, "label": "deploy", "created_by": USER}),
+    "workspace_members_2fa": page_of({"user": {**USER, "has_2fa_enabled": True}, "permission": "member"}),
     "admin_directories": admin_page_of({"directoryId": "d1", "name": "Main"}),
     "admin_find_group": admin_page_of(
         {"id": "g1", "name": "devs", "directoryId": "d1", "externalSynced": False}
@@ -109,6 +117,12 @@ def calls(api: BitbucketApi, admin: AtlassianAdminApi) -> dict[str, Callable[[],
         "effective": lambda: list(api.effective_permission_pages("acme")),
         "project_users": lambda: api.project_user_grants("acme", "PRJ"),
         "repository_groups": lambda: api.repository_group_grants("acme", "api"),
+        "branch_restrictions": lambda: api.branch_restrictions("acme", "{r1}"),
+        "effective_branching_model": lambda: api.effective_branching_model("acme", "{r1}"),
+        "override_settings": lambda: api.override_settings("acme", "{r1}"),
+        "repository_deploy_keys": lambda: api.repository_deploy_keys("acme", "{r1}"),
+        "project_deploy_keys": lambda: api.project_deploy_keys("acme", "PRJ"),
+        "workspace_members_2fa": lambda: api.workspace_members_2fa("acme"),
         "admin_directories": admin.directories,
         "admin_find_group": lambda: admin.find_group("devs"),
         "admin_group_members": lambda: admin.group_members(GROUP),

@@ -227,7 +227,7 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
     for risk in set(guide) - found:
         assert f"{risk} (checked: none; {guide[risk]['severity']})" in headings
     assert any(h.startswith("dormant accounts unknown (") for h in headings)
-    text = " ".join(m.value for m in app.markdown)
+    text = " ".join(e.text for e in shown(app, "p", "bb-guidance"))
     row = guide["dormant accounts unknown"]
     assert row["why_it_matters"] in text and row["what_to_do"] in text
 
@@ -250,7 +250,7 @@ def test_change_control_page(dashboard_db, monkeypatch) -> None:
         [ws, repo],
     )
     assert len(app.dataframe[1].value) == writers > 0
-    text = " ".join(m.value for m in app.markdown)
+    text = " ".join(e.text for e in shown(app, "p", "bb-guidance"))
     row = guidance("change_control_risk_guidance")["change possible without an enforced review"]
     assert row["why_it_matters"] in text and row["what_to_do"] in text
 
