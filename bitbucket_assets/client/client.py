@@ -63,6 +63,10 @@ _LITERAL_SEGMENTS = {
     "directories",
     "memberships",
     "search",  # the Atlassian Admin API
+    "branch-restrictions",  # change control
+    "effective-branching-model",
+    "override-settings",
+    "deploy-keys",
 }
 
 

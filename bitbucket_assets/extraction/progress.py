@@ -69,9 +69,20 @@ class ProgressEvent:
         return f"about {_duration(self.eta_seconds)} left"
 
 
+# The endpoints of the change-control stage (extraction/change_control.py), under repositories and projects.
+CHANGE_CONTROL_SEGMENTS = {
+    "branch-restrictions",
+    "effective-branching-model",
+    "override-settings",
+    "deploy-keys",
+}
+
+
 def stage_of(family: str) -> str:
     """Which stage of a sync an endpoint family's calls belong to (`client.endpoint_family`)."""
     parts = family.split("/")  # version, then the endpoint's segments
+    if CHANGE_CONTROL_SEGMENTS & set(parts):
+        return "change_control"
     if parts[-2:] == ["permissions", "repositories"]:
         return "effective"
     if parts[1:2] in (["repositories"], ["group-privileges"]):

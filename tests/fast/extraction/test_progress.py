@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import duckdb
 
 from bitbucket_assets.client import BitbucketClient, Credentials
+from bitbucket_assets.client.client import endpoint_family
 from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.extraction.extract import ExtractionOptions
-from bitbucket_assets.extraction.progress import ProgressEvent
+from bitbucket_assets.extraction.progress import ProgressEvent, stage_of
 from bitbucket_assets.extraction.sync import run_sync
 from bitbucket_simulator import SIM_API_TOKEN
 
@@ -101,3 +102,27 @@ def test_the_live_display_leaves_stdout_and_stderr_to_the_run_log() -> None:
         with sync_progress(terminal):
             assert (sys.stdout, sys.stderr) == before
     os.close(leader)
+
+
+def test_each_endpoint_family_belongs_to_its_stage() -> None:
+    """Per-stage call counts: change control's reads, under repositories and projects, count as its own."""
+    stages = {
+        path: stage_of(endpoint_family(path))
+        for path in (
+            "/2.0/repositories/acme/{r1}/branch-restrictions",
+            "/2.0/repositories/acme/{r1}/effective-branching-model",
+            "/2.0/repositories/acme/{r1}/override-settings",
+            "/2.0/repositories/acme/{r1}/deploy-keys",
+            "/2.0/workspaces/acme/projects/PRJ/deploy-keys",
+            "/2.0/repositories/acme/{r1}/permissions-config/users",
+            "/2.0/workspaces/acme/projects/PRJ/permissions-config/groups",
+            "/2.0/workspaces/acme/permissions/repositories",
+            "/2.0/workspaces/acme/members",
+        )
+    }
+    assert list(stages.values()) == ["change_control"] * 5 + [
+        "repositories",
+        "projects",
+        "effective",
+        "members",
+    ]
