@@ -63,6 +63,15 @@ verbose_option = click.option(
 )
 
 
+# The approver's or reviewer's own key, for the two commands that sign.
+signing_key_option = click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Your SSH key (a private key, or a public key whose private half your ssh-agent holds).",
+)
+
+
 def _actionable() -> tuple[type[Exception], ...]:
     """Errors whose message says what was wrong and what to do: shown as they are, in one line."""
     from .client import BitbucketError
@@ -237,12 +246,7 @@ def import_requests_command(path: str) -> None:
 )
 @verbose_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--key",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Your SSH key (a private key, or a public key whose private half your ssh-agent holds).",
-)
+@signing_key_option
 @click.option(
     "--approver",
     default=None,
@@ -359,12 +363,7 @@ def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None, 
 @review.command("sign", short_help="Sign a completed review file as its reviewer (writes PATH.sig).")
 @verbose_option
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--key",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="Your SSH key (a private key, or a public key whose private half your ssh-agent holds).",
-)
+@signing_key_option
 def review_sign(path: str, key: str) -> None:
     """Sign a completed review file as its reviewer: writes PATH.sig beside it (the same as `ssh-keygen -Y
     sign -n bitbucket-access-review -f KEY PATH`). Every decision in the file is then yours."""

@@ -149,12 +149,7 @@ def run_sync(
         writer.interrupt(f"{type(exc).__name__}: {exc}", client.stats.as_dict())
         raise
     counts = {k: v for k, v in writer.counts.items() if k != "fetch_log"}
-    sources = dict(
-        con.execute(
-            "SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1",
-            [writer.sync_id],
-        ).fetchall()
-    )
+    sources = _group_sources(con, writer.sync_id)
     return SyncResult(
         writer.sync_id,
         workspaces,
@@ -171,6 +166,14 @@ def run_sync(
     )
 
 
+def _group_sources(con: duckdb.DuckDBPyConnection, sync_id: str) -> dict[str, str]:
+    """Where each workspace's groups were read from in this sync (raw.workspaces.group_source)."""
+    rows = con.execute(
+        "SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1", [sync_id]
+    ).fetchall()
+    return dict(rows)
+
+
 def _held_result(con: duckdb.DuckDBPyConnection, writer: SnapshotWriter) -> SyncResult:
     """What a held snapshot, now published, holds: read back from its manifest."""
     workspaces, stats, retries, limited, skipped, refresh, vanished = con.execute(
@@ -179,12 +182,7 @@ def _held_result(con: duckdb.DuckDBPyConnection, writer: SnapshotWriter) -> Sync
         [writer.sync_id],
     ).fetchone()
     calls = json.loads(stats or "{}")
-    sources = dict(
-        con.execute(
-            "SELECT workspace_slug, group_source FROM raw.workspaces WHERE sync_id = ? ORDER BY 1",
-            [writer.sync_id],
-        ).fetchall()
-    )
+    sources = _group_sources(con, writer.sync_id)
     return SyncResult(
         writer.sync_id,
         list(workspaces),
