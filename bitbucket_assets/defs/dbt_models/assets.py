@@ -5,6 +5,7 @@ progress that the extraction reads (models/plan), and `warehouse_models` builds 
 published snapshot once the extraction is done.
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
+from ...warehouse import plan_views
 from ...warehouse.files import WRITER_POOL
 from .project import dbt_project, dbt_vars
 
@@ -42,9 +44,14 @@ class WarehouseTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name=f"warehouse_{layer}", deps=deps)
 
 
+# dbt's unit tests check the models' code against fixed inputs: they run in development and CI (make test), not
+# on every sync, as dbt advises (docs.getdbt.com, "Unit tests": "only in development or CI environments").
+BUILD = ["build", "--exclude-resource-type", "unit_test"]
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
     # dbt runs in its own process (in dbt_project/): hand it the very file Dagster writes.
-    yield from dbt.cli(["build", "--vars", dbt_vars(duckdb.database)], context=context).stream()
+    yield from dbt.cli([*BUILD, "--vars", dbt_vars(duckdb.database)], context=context).stream()
 
 
 @dbt_assets(
@@ -56,8 +63,19 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckD
     pool=WRITER_POOL,
 )
 def refresh_plan_views(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
-    """The views an incremental sync asks which repositories' lists to read (extraction/refresh.py)."""
+    """The views an incremental sync asks which repositories' lists to read (extraction/refresh.py); dbt runs
+    only when they are not the current project's for this warehouse (warehouse/plan_views.py)."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    with duckdb.get_connection() as con:
+        current = plan_views.are_current(con, manifest)
+    if current:
+        context.log.info("The refresh plan's views are this project's already: dbt is not run for them.")
+        for name in sorted(context.op_execution_context.selected_output_names):
+            yield dg.Output(None, output_name=name, metadata={"rebuilt": False})
+        return
     yield from _build(context, dbt, duckdb)
+    with duckdb.get_connection() as con:
+        plan_views.mark_current(con, manifest)
 
 
 @dbt_assets(
