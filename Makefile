@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast test-integration test-e2e lint bench simulator clean
+.PHONY: install demo test test-fast test-integration test-e2e test-durations lint bench simulator clean
 
 $(STAMP): pyproject.toml simulator/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,8 @@ lint: install
 	$(BIN)/ruff format --check .
 
 # Three tiers (README, "Development"), on one worker per core: a module's tests on one worker (they may share a
-# module fixture), the end-to-end modules first.
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+# module fixture), the longest modules first (tests/durations.json, kept in that order by --no-loadscope-reorder).
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test-fast: install  ## pure code, the client and extraction against the simulator, dbt unit tests: under 2 minutes
 	$(PYTEST) tests/fast
@@ -41,6 +41,10 @@ test-e2e: install
 
 test: install lint  ## everything: what CI runs
 	$(PYTEST) --durations=15
+
+test-durations: install  ## remake tests/durations.json from a whole run (it orders the modules)
+	$(PYTEST) --junitxml=.pytest-durations.xml
+	$(BIN)/python -m tests.support.durations .pytest-durations.xml
 
 bench: install
 	$(BIN)/python bench/simulator_throughput.py

@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
@@ -16,7 +17,7 @@ import requests
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Organisation
-from tests.support import provisioning, warehouses
+from tests.support import durations, provisioning, warehouses
 
 
 class Sim:
@@ -97,8 +98,9 @@ def tiny_warehouse(tmp_path_factory) -> str:
 
 @pytest.fixture
 def warehouse(tiny_warehouse, tmp_path) -> str:
-    """A copy of `tiny_warehouse` of the test's own, with the provisioning tables."""
-    copy = str(tmp_path / "w.duckdb")
+    """A copy of `tiny_warehouse` of the test's own, with the provisioning tables. It keeps the file's name,
+    so its catalog's: dbt's views name relations by catalog, and a sync on the copy reuses the plan views."""
+    copy = str(tmp_path / Path(tiny_warehouse).name)
     shutil.copy(tiny_warehouse, copy)
     with duckdb.connect(copy) as con:
         create_provisioning_tables(con)
@@ -147,14 +149,16 @@ TIERS = ("fast", "integration", "e2e")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark each test with its tier (its directory), and start the end-to-end tests first, so that under xdist
-    (`--dist loadfile`: a module's tests, and its module-scoped fixtures, on one worker) the long ones run
-    beside the rest instead of after it."""
+    """Mark each test with its tier (its directory), and collect the longest modules first
+    (tests/durations.json), so that under xdist (`--dist loadfile --no-loadscope-reorder`: a module's tests,
+    and its module-scoped fixtures, on one worker, in this order) the long ones run beside the rest, not
+    after."""
     for item in items:
         tier = next((t for t in TIERS if f"/tests/{t}/" in str(item.path)), None)
         if tier:
             item.add_marker(getattr(pytest.mark, tier))
-    items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1)
+    seconds = durations.load()
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], durations.UNKNOWN_SECONDS))
 
 
 def pytest_configure(config) -> None:
