@@ -93,5 +93,5 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
             return s.connect_ex(("127.0.0.1", port)) != 0
 
     # dagster dev stops with the command; its webserver may take a moment on a busy machine.
-    assert wait_for("dagster dev's webserver to stop", port_closed, 120)
+    assert wait_for("dagster dev's webserver to stop", port_closed, 300)
     assert "Simulated Bitbucket Cloud (tiny" in (tmp_path / "demo.log").read_text()
