@@ -390,9 +390,15 @@ RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register_as_of($to, $ws) {_REGISTE
 LATEST_RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register($ws) {_REGISTER_ORDER}"
 
 
+def _utc(moment) -> pd.Timestamp:
+    """A timestamp in UTC (a naive one is taken to be UTC, as the warehouse's are)."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def risks(as_of: datetime, workspace: str | None) -> pd.DataFrame:
     latest = query("select max(synced_at) as latest from marts.fct_sync_summary").latest.iloc[0]
-    if latest is not None and not pd.isna(latest) and pd.Timestamp(as_of) >= pd.Timestamp(latest):
+    if latest is not None and not pd.isna(latest) and _utc(as_of) >= _utc(latest):
         try:
             return query(LATEST_RISKS, {"ws": workspace})
         except duckdb.CatalogException:  # a warehouse built before the macro existed

@@ -81,7 +81,7 @@ def test_a_persons_heading_is_their_name_as_typed(hostile, nick: str) -> None:
     show(driver, url, "Person", user=user.uuid)
     heading = WebDriverWait(driver, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "main h3"))
     # The name as typed, then what tells namesakes apart (nickname, workspaces, reach, account id).
-    assert heading.text.startswith(f"{visible(names[nick])} (@{user.nickname}; tiny-co; ")
+    assert heading.text.startswith(f"{visible(names[nick])} (@{user.nickname}; tiny-co")
     assert heading.text.endswith(f"; {user.account_id})")
     assert not heading.find_elements(By.XPATH, "./*")  # text only: no image, link, emphasis or icon
     pickers = driver.find_elements(

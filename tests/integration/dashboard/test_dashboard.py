@@ -212,8 +212,8 @@ def test_who_has_access_counts_per_permission_sorts_by_rank_and_filters_in_the_u
     with duckdb.connect(dashboard_db, read_only=True) as con:
         per_permission = dict(con.execute(f"select permission, count(*) {where} group by all").fetchall())
         permission, path = con.execute(
-            "select permission, unnest(grant_sources) as path, count(*) "
-            f"{where} and permission <> 'read' group by all order by 3 desc, 1, 2 limit 1"
+            "select permission, path, count(*) from (select permission, unnest(grant_sources) as path "
+            f"{where} and permission <> 'read') group by all order by 3 desc, 1, 2 limit 1"
         ).fetchone()[:2]
     app = run("Who has access", dashboard_db, monkeypatch, resource=resource)
     for permission, count in per_permission.items():
