@@ -65,10 +65,12 @@ def render(view: View) -> None:
         for name, uuid in zip(summary.user_display_name, summary.user_uuid, strict=True)
     ]
     rows = [
-        Link(counted(int(n), "path row"), link(TITLE, user=uuid, **period))
+        Link(counted(int(n), "row"), link(TITLE, user=uuid, **period))
         for n, uuid in zip(summary.path_rows, summary.user_uuid, strict=True)
     ]
-    shown = summary.drop(columns=["user_display_name", "user_uuid", "user_account_id"])
+    shown = summary.drop(columns=["user_display_name", "user_uuid", "user_account_id"]).rename(
+        columns={"workspace_slug": "workspace", "last_changed_at": "last_change"}
+    )
     linked_table(headers(shown), "Person", links, more={"Path rows": rows})
     download(summary, "changes-by-person", ws=view.workspace, start=period["from"], end=period["to"])
     every = sum(counts.values())

@@ -27,6 +27,9 @@ TITLE = "Overview"
 CHART_HEIGHT = 180
 # Dates on a time axis at most this many ticks, so labels do not collide in a third of 1,000 px.
 AXIS = alt.Axis(format="%b %d", labelOverlap=True, tickCount=5, labelAngle=0)
+# The change kinds' colours in the changes chart, and their names in its caption.
+KINDS = {"added": "#1f77b4", "changed": "#9ecae9", "removed": "#e45756"}
+COLOUR_NAMES = {"added": "dark blue", "changed": "light blue", "removed": "red"}
 
 
 def render(view: View) -> None:
@@ -56,7 +59,12 @@ def render(view: View) -> None:
             .encode(
                 x=alt.X("synced_at:T", title=None, axis=AXIS),
                 # From zero: 158 -> 166 users is a small rise, and looks it.
-                y=alt.Y(f"{name}:Q", title=None, scale=alt.Scale(zero=True), axis=alt.Axis(format=",.0f")),
+                y=alt.Y(
+                    f"{name}:Q",
+                    title=None,
+                    scale=alt.Scale(zero=True),
+                    axis=alt.Axis(format=",.0f", tickCount=4),
+                ),
                 tooltip=[alt.Tooltip("synced_at:T", title="snapshot", format="%Y-%m-%d %H:%M"), name],
             )
         )
@@ -67,8 +75,13 @@ def render(view: View) -> None:
         .mark_bar()
         .encode(
             x=alt.X("day:T", title=None, axis=AXIS),
-            y=alt.Y("changes:Q", title=None, scale=alt.Scale(zero=True)),
-            color=alt.Color("change:N", title=None, legend=alt.Legend(orient="bottom")),
+            y=alt.Y(
+                "changes:Q", title=None, scale=alt.Scale(zero=True), axis=alt.Axis(format=",.0f", tickCount=3)
+            ),
+            # No legend: in a third of the page it takes the bars' height; the caption names the colours.
+            color=alt.Color(
+                "change:N", scale=alt.Scale(domain=list(KINDS), range=list(KINDS.values())), legend=None
+            ),
             tooltip=["day:T", "change:N", "changes:Q"],
         )
     )
@@ -76,6 +89,7 @@ def render(view: View) -> None:
     cell.metric("Grant-path changes", f"{int(per_day.changes.sum()):,}")
     cell.html(rendering.anchor(Link("List the changes by person", link("Changes"))))
     cell.altair_chart(bars.properties(title="Changes per day", height=CHART_HEIGHT), width="stretch")
+    say(", ".join(f"{kind}: {colour}" for kind, colour in COLOUR_NAMES.items()), css="bb-caption", where=cell)
     measure = param("list")
     if measure in data.MEASURE_LISTS:
         show_list(view, measure)

@@ -39,7 +39,7 @@ def render(view: View) -> None:
         col.metric(f"{severity.capitalize()} severity", int((findings.severity == severity).sum()))
     say(
         f"{view.scope}, as of the end of {view.as_of_day:%Y-%m-%d}: every risk the rules check, the most "
-        "severe first; a risk without a finding says so (checked, none): checked, not forgotten.",
+        'severe first; "checked, none" where a risk found nothing (checked, not skipped).',
         css="bb-caption",
     )
     download(table, "risks", ws=view.workspace, as_of=f"{view.as_of_day:%Y-%m-%d}")

@@ -194,8 +194,8 @@ def test_changes_by_person_with_the_rows_one_click_away(served, dashboard_db) ->
     period = {"from": first.isoformat(), "to": last.isoformat()}
     metrics(driver, url, "Changes", **period)
     header, rows = table_rows(driver)
-    assert header[:3] == ["Person", "Workspace slug", "What"]
-    when = [row[header.index("Last changed at")] for row in rows]
+    assert header[:3] == ["Person", "Workspace", "What"]
+    when = [row[header.index("Last change")] for row in rows]
     assert when == sorted(when, reverse=True)
     # The dates are the URL's, shown in the date inputs.
     inputs = [

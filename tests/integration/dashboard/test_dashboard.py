@@ -315,9 +315,9 @@ def test_changes_by_person_newest_first_with_their_rows_one_click_away(dashboard
     app = run("Changes", dashboard_db, monkeypatch, **period)
     assert {k: dict(app.query_params)[k] for k in period} == period
     people = table(app)
-    assert people.header[:3] == ["Person", "Workspace slug", "What"]
+    assert people.header[:3] == ["Person", "Workspace", "What"]
     assert not {"Sync id", "User uuid", "Principal id"} & set(people.header)
-    when = [row[people.header.index("Last changed at")] for row in people.rows]
+    when = [row[people.header.index("Last change")] for row in people.rows]
     assert len(when) > 0 and when == sorted(when, reverse=True)
     what = [row[people.header.index("What")] for row in people.rows]
     joined = sql(
@@ -336,7 +336,7 @@ def test_changes_by_person_newest_first_with_their_rows_one_click_away(dashboard
         dashboard_db,
         "select count(*) from marts.fct_effective_access where user_uuid = ? and workspace_slug = ? "
         "and resource_type in ('repository', 'project')",
-        [uuid, row[people.header.index("Workspace slug")]],
+        [uuid, row[people.header.index("Workspace")]],
     )
     assert int(row[people.header.index("Gained")]) == reach
     # Their rows, one click away: the link keeps the period and names the person.
@@ -348,7 +348,7 @@ def test_changes_by_person_newest_first_with_their_rows_one_click_away(dashboard
         dashboard_db,
         "select count(*) from marts.fct_access_changes where principal_id = ? and changed_at >= ? "
         "and workspace_slug = ?",
-        [uuid, since, row[people.header.index("Workspace slug")]],
+        [uuid, since, row[people.header.index("Workspace")]],
     )
     assert len(theirs.rows) >= count == int(row[people.header.index("Path rows")].split()[0])
     assert "workspace role" in [r[theirs.header.index("Path")] for r in theirs.rows]
