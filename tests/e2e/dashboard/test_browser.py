@@ -158,13 +158,13 @@ def wait_for(driver, css: str):
 
 
 def table_rows(driver) -> tuple[list[str], list[list[str]]]:
-    table = wait_for(driver, "table.bb-table")[0]
-    header = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
-    rows = [
-        [td.text for td in tr.find_elements(By.CSS_SELECTOR, "td")]
-        for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")
-    ]
-    return header, rows
+    """The first linked table's header and cell texts, read in one script (not a WebDriver call per cell)."""
+    wait_for(driver, "table.bb-table")
+    return driver.execute_script(
+        "const t = document.querySelector('table.bb-table');"
+        "const cells = row => [...row.querySelectorAll('th, td')].map(c => c.innerText.trim());"
+        "return [cells(t.querySelector('thead tr')), [...t.querySelectorAll('tbody tr')].map(cells)];"
+    )
 
 
 def test_who_has_access_counts_per_permission_and_filters_from_the_url(served, dashboard_db) -> None:
