@@ -24,7 +24,9 @@ def served(dashboard_db):
         yield served
 
 
-def metrics(driver, url: str, page: str, **params: str) -> dict[str, str]:
+def metrics(driver, url: str, page: str, needs: tuple[str, ...] = (), **params: str) -> dict[str, str]:
+    """The page's metrics, label -> value, once those named in `needs` have rendered (a page draws its
+    metrics one after another)."""
     driver.get(f"{url}/?{urlencode({'page': page, **params})}")
     WebDriverWait(driver, 60).until(
         lambda d: (
@@ -33,9 +35,19 @@ def metrics(driver, url: str, page: str, **params: str) -> dict[str, str]:
             and page in d.find_element(By.CSS_SELECTOR, "h1").text
         )
     )
-    labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]')]
-    values = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')]
-    return dict(zip(labels, values, strict=True))
+
+    # Labels and values read together, in one script.
+    def pairs(d):
+        labels, values = d.execute_script(
+            'const texts = id => [...document.querySelectorAll(`[data-testid="${id}"]`)]'
+            ".map(e => e.innerText.trim());"
+            "return [texts('stMetricLabel'), texts('stMetricValue')];"
+        )
+        if not labels or len(labels) != len(values) or not set(needs) <= set(labels):
+            return None
+        return dict(zip(labels, values, strict=True))
+
+    return WebDriverWait(driver, 60).until(pairs)
 
 
 def sql(db: str, statement: str, params=None):
@@ -78,7 +90,7 @@ LATEST_ALL = "select arg_max({}, synced_at) from marts.fct_workspace_trends wher
 )
 def test_page_in_chromium(served, dashboard_db, page: str, label: str, statement: str) -> None:
     driver, url = served
-    shown = metrics(driver, url, page)
+    shown = metrics(driver, url, page, needs=(label,))
     assert label in shown
     value = int(shown[label].replace(",", ""))
     assert value == sql(dashboard_db, statement)
@@ -88,7 +100,9 @@ def test_page_in_chromium(served, dashboard_db, page: str, label: str, statement
 def test_overview_draws_one_chart_per_measure_and_follows_the_url(served, dashboard_db) -> None:
     driver, url = served
     first = sql(dashboard_db, "select min(cast(synced_at as date)) from marts.fct_sync_summary")
-    shown = metrics(driver, url, "Overview", ws="northwind-labs", as_of=first.isoformat())
+    shown = metrics(
+        driver, url, "Overview", needs=tuple(MEASURES.values()), ws="northwind-labs", as_of=first.isoformat()
+    )
     WebDriverWait(driver, 60).until(
         lambda d: (
             len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) == len(MEASURES) + 1
@@ -120,7 +134,7 @@ def test_a_person_link_opens_their_page(served, dashboard_db) -> None:
     name, target = links[0].text, links[0].get_attribute("href")
     params = dict(parse_qsl(target.split("?", 1)[1]))
     assert params.pop("page") == "Person"
-    shown = metrics(driver, target.split("/?", 1)[0], "Person", **params)
+    shown = metrics(driver, target.split("/?", 1)[0], "Person", needs=("Resources reachable",), **params)
     heading = driver.find_element(By.CSS_SELECTOR, "main h3").text
     assert heading.startswith(name)
     uuid = params["user"]
@@ -175,10 +189,17 @@ def test_who_has_access_counts_per_permission_and_filters_from_the_url(served, d
         "'repository' group by all having count(distinct permission) = 3 "
         "order by count(*) desc, 1, 2 limit 1",
     )
-    shown = metrics(driver, url, "Who has access", resource=f"{ws}|repository|{key}", permission="write")
     where = f"from marts.fct_effective_access where workspace_slug = '{ws}' and resource_key = '{key}'"
     with duckdb.connect(dashboard_db, read_only=True) as con:
         counts = dict(con.execute(f"select permission, count(*) {where} group by all").fetchall())
+    shown = metrics(
+        driver,
+        url,
+        "Who has access",
+        needs=("Users with access", *counts),
+        resource=f"{ws}|repository|{key}",
+        permission="write",
+    )
     assert {k: int(v) for k, v in shown.items() if k != "Users with access"} == counts
     assert list(shown)[1:] == [p for p in ("admin", "write", "read") if p in counts]  # by rank
     header, rows = table_rows(driver)
@@ -221,7 +242,7 @@ def test_changes_by_person_with_the_rows_one_click_away(served, dashboard_db) ->
 
 def test_risks_by_severity_named_and_linked(served, dashboard_db) -> None:
     driver, url = served
-    shown = metrics(driver, url, "Risks")
+    shown = metrics(driver, url, "Risks", needs=("Open risks",))
     findings = sql(dashboard_db, "select count(*) from marts.access_risks_as_of(current_timestamp)")
     assert int(shown["Open risks"]) == findings
     risks = sql(dashboard_db, "select count(*) from marts.risk_guidance")
@@ -251,7 +272,7 @@ def test_the_overview_at_1000_px_fits_and_drills_down(served, dashboard_db) -> N
     driver, url = served
     driver.set_window_size(1000, 1000)
     try:
-        shown = metrics(driver, url, "Overview")
+        shown = metrics(driver, url, "Overview", needs=("Owners and admins",))
         WebDriverWait(driver, 60).until(
             lambda d: (
                 len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) == len(MEASURES) + 1
