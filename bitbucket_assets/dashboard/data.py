@@ -14,7 +14,6 @@ import duckdb
 import pandas as pd
 
 from ..provisioning.approvals import ApproverPolicy, ApproverPolicyError
-from ..reporting.evidence import QUERIES
 from ..settings import SettingsError, load_settings
 from ..warehouse.files import reader_database
 
@@ -89,6 +88,67 @@ def trends(workspace: str | None) -> pd.DataFrame:
     )
 
 
+# The list behind each overview measure (its drill-down), held at a time in one workspace or all: counted as
+# `marts.fct_workspace_trends` counts it, so the list has as many rows as the measure says. Keyed by measure;
+# the key is checked against this dict, never put into the SQL.
+_HELD = """
+    with held as (
+        select * from marts.fct_grant_history
+        where valid_from <= $as_of and (valid_to is null or valid_to > $as_of)
+          and ($ws is null or workspace_slug = $ws)
+    )
+"""
+MEASURE_LISTS = {
+    "users_with_access": _HELD
+    + """
+        select principal_id as user_uuid, arg_max(principal_name, valid_from) as user_display_name,
+            string_agg(distinct workspace_slug, ', ' order by workspace_slug) as workspaces,
+            count(distinct resource_id) filter (where resource_type = 'repository') as repositories,
+            count(distinct resource_id) filter (where resource_type = 'group') as groups
+        from held where principal_type = 'user' group by principal_id
+        order by repositories desc, user_display_name, user_uuid
+    """,
+    "owners_and_admins": _HELD
+    + """
+        select principal_id as user_uuid, arg_max(principal_name, valid_from) as user_display_name,
+            coalesce(string_agg(distinct resource_key, ', ' order by resource_key)
+                filter (where resource_type = 'workspace'), '') as owner_of,
+            count(distinct resource_id) filter (where resource_type = 'repository')
+                as repositories_administered,
+            count(distinct resource_id) filter (where resource_type = 'project') as projects_administered,
+            coalesce(string_agg(distinct access_path, '; ' order by access_path)
+                filter (where resource_type <> 'workspace' and grant_source <> 'workspace'), '')
+                as admin_paths_besides_owner
+        from held where principal_type = 'user' and permission in ('admin', 'owner') group by principal_id
+        order by owner_of = '', repositories_administered desc, user_display_name, user_uuid
+    """,
+    "groups_with_members": _HELD
+    + """
+        select workspace_slug, resource_key as group_slug, arg_max(resource_name, valid_from) as group_name,
+            count(distinct principal_id) as members
+        from held where resource_type = 'group' and principal_type = 'user'
+        group by workspace_slug, resource_id, resource_key
+        order by members desc, workspace_slug, group_slug
+    """,
+    "repositories": _HELD
+    + """
+        select workspace_slug, resource_key as repository_slug, arg_max(resource_name, valid_from) as name,
+            count(distinct principal_id) filter (where principal_type = 'user') as users,
+            count(distinct principal_id) filter (where principal_type = 'user' and permission = 'admin')
+                as admins
+        from held where resource_type = 'repository' group by workspace_slug, resource_id, resource_key
+        order by users desc, workspace_slug, repository_slug
+    """,
+}
+
+
+def measure_list(measure: str, workspace: str | None, as_of: datetime) -> pd.DataFrame:
+    """The rows an overview measure counts at `as_of` (`MEASURE_LISTS`)."""
+    if measure not in MEASURE_LISTS:
+        raise KeyError(f"no list behind the measure {measure!r}")
+    return query(MEASURE_LISTS[measure], {"as_of": as_of, "ws": workspace})
+
+
 def changes_per_day(workspace: str | None) -> pd.DataFrame:
     return query(
         "select cast(changed_at as date) as day, change, count(*) as changes from marts.fct_access_changes "
@@ -106,11 +166,49 @@ def resources(workspace: str | None) -> pd.DataFrame:
     )
 
 
-def who_has_access(workspace: str, resource_type: str, key: str, as_of: datetime) -> pd.DataFrame:
+# How a grant path reaches a user (`grant_source` in the marts), in words: the Who-has-access filter.
+PATH_KINDS = {
+    "direct": "direct grant",
+    "group": "through a group",
+    "project": "through a project",
+    "workspace": "workspace owner",
+}
+
+
+def who_has_access(
+    workspace: str,
+    resource_type: str,
+    key: str,
+    as_of: datetime,
+    permission: str | None = None,
+    path_kind: str | None = None,
+) -> pd.DataFrame:
+    """Everyone who can reach one repository or project at `as_of`, the highest permission first, filtered in
+    SQL by the permission held and by a kind of path they hold it through (`PATH_KINDS`; None: any)."""
     return query(
-        "select user_uuid, user_display_name, user_account_id, permission, array_to_string(access_paths, '; "
-        "') as paths, first_granted_at from marts.effective_access_as_of($as_of) where workspace_slug = $ws "
-        "and resource_type = $type and resource_key = $key order by user_display_name",
+        "select user_uuid, user_display_name, user_account_id, permission, permission_rank, "
+        "array_to_string(access_paths, '; ') as paths, first_granted_at "
+        "from marts.effective_access_as_of($as_of) where workspace_slug = $ws and resource_type = $type "
+        "and resource_key = $key and ($permission is null or permission = $permission) "
+        "and ($kind is null or list_contains(grant_sources, $kind)) "
+        "order by permission_rank desc, user_display_name, user_uuid",
+        {
+            "as_of": as_of,
+            "ws": workspace,
+            "type": resource_type,
+            "key": key,
+            "permission": permission,
+            "kind": path_kind,
+        },
+    )
+
+
+def access_counts(workspace: str, resource_type: str, key: str, as_of: datetime) -> pd.DataFrame:
+    """Users per permission held on one resource at `as_of`, the highest first (the filter's choices)."""
+    return query(
+        "select permission, any_value(permission_rank) as permission_rank, count(*) as users "
+        "from marts.effective_access_as_of($as_of) where workspace_slug = $ws and resource_type = $type "
+        "and resource_key = $key group by permission order by permission_rank desc, permission",
         {"as_of": as_of, "ws": workspace, "type": resource_type, "key": key},
     )
 
@@ -125,18 +223,40 @@ def resource_history(workspace: str, resource_type: str, key: str) -> pd.DataFra
 
 
 def people(workspace: str | None) -> pd.DataFrame:
+    """Everyone in the workspace (None: all), by name, with what tells people of the same name apart
+    (nickname, account id, workspaces, how many resources they reach at the latest sync) and whether they own
+    a workspace."""
     return query(
-        "select user_uuid, display_name, account_id from marts.dim_users "
-        "where $ws is null or list_contains(workspaces, $ws) order by display_name, user_uuid",
+        "select u.user_uuid, u.display_name, u.account_id, u.nickname, array_to_string(u.workspaces, ', ') "
+        "as workspaces, u.is_workspace_owner, coalesce(e.resources, 0) as resources "
+        "from marts.dim_users u left join (select user_uuid, count(*) as resources "
+        "from marts.fct_effective_access where $ws is null or workspace_slug = $ws group by user_uuid) e "
+        "using (user_uuid) "
+        "where $ws is null or list_contains(u.workspaces, $ws) order by u.display_name, u.user_uuid",
         {"ws": workspace},
     )
 
 
+def default_person(users: pd.DataFrame) -> str | None:
+    """The person the Person page opens on: whoever reaches the most without owning a workspace. Owners (the
+    sync's own account among them: its credential must administer the workspace) reach everything through the
+    owner role, a page of "workspace owner" rows that answers nothing."""
+    candidates = users[~users.is_workspace_owner.fillna(False).astype(bool)]
+    if candidates.empty:
+        candidates = users
+    if candidates.empty:
+        return None
+    ranked = candidates.sort_values(["resources", "display_name", "user_uuid"], ascending=[False, True, True])
+    return str(ranked.user_uuid.iloc[0])
+
+
 def person_access(user_uuid: str, workspace: str | None, as_of: datetime) -> pd.DataFrame:
     return query(
-        "select workspace_slug, resource_type, resource_key, permission, array_to_string(access_paths, '; "
-        "') as paths, first_granted_at from marts.effective_access_as_of($as_of) where user_uuid = $user "
-        "and ($ws is null or workspace_slug = $ws) order by workspace_slug, resource_type, resource_key",
+        "select workspace_slug, resource_type, resource_key, permission, permission_rank, "
+        "array_to_string(access_paths, '; ') as paths, first_granted_at "
+        "from marts.effective_access_as_of($as_of) where user_uuid = $user "
+        "and ($ws is null or workspace_slug = $ws) "
+        "order by permission_rank desc, workspace_slug, resource_type, resource_key",
         {"as_of": as_of, "user": user_uuid, "ws": workspace},
     )
 
@@ -151,22 +271,138 @@ def person_history(user_uuid: str, workspace: str | None) -> pd.DataFrame:
     )
 
 
-def changes(start: datetime, end: datetime, workspace: str | None) -> pd.DataFrame:
-    table = query(QUERIES["changes"], {"from": start, "to": end})
-    return table if workspace is None else table[table.workspace_slug == workspace].reset_index(drop=True)
+# What happened to a person in a workspace over a period, from the state of each (user, resource) the
+# period's changes touched, before the period and at its end: joined or left (a workspace role gained or
+# lost), moved (left a group and joined another), else their access changed. "Gained" and "lost" count
+# repositories and projects the person could not reach before or cannot reach any more, not grant paths (a
+# move from one group to another that keeps a repository changes two paths and no access). Filtered and
+# aggregated in SQL: the history is read only for the touched pairs.
+CHANGE_SUMMARY = """
+    with period as (
+        select * from marts.fct_access_changes
+        where changed_at >= $from and changed_at <= $to and principal_type = 'user'
+          and ($ws is null or workspace_slug = $ws)
+    ),
+    touched as (
+        select workspace_slug, resource_type, resource_id, principal_id,
+               any_value(resource_key) as resource_key, count(*) as path_rows,
+               max(changed_at) as last_changed_at
+        from period group by all
+    ),
+    states as (
+        select t.*,
+            max(h.permission_rank) filter (
+                where h.valid_from < $from and (h.valid_to is null or h.valid_to >= $from)) as rank_before,
+            max(h.permission_rank) filter (
+                where h.valid_from <= $to and (h.valid_to is null or h.valid_to > $to)) as rank_after
+        from touched t
+        left join marts.fct_grant_history h
+          on h.workspace_slug = t.workspace_slug and h.resource_type = t.resource_type
+         and h.resource_id = t.resource_id and h.principal_type = 'user' and h.principal_id = t.principal_id
+        group by all
+    ),
+    people as (
+        select
+            s.principal_id as user_uuid,
+            s.workspace_slug,
+            bool_or(s.resource_type = 'workspace' and s.rank_before is null and s.rank_after is not null)
+                as joined,
+            bool_or(s.resource_type = 'workspace' and s.rank_before is not null and s.rank_after is null)
+                as left_workspace,
+            coalesce(string_agg(s.resource_key, ', ' order by s.resource_key) filter (
+                where s.resource_type = 'group' and s.rank_before is null and s.rank_after is not null), '')
+                as groups_joined,
+            coalesce(string_agg(s.resource_key, ', ' order by s.resource_key) filter (
+                where s.resource_type = 'group' and s.rank_before is not null and s.rank_after is null), '')
+                as groups_left,
+            count(*) filter (where s.resource_type in ('repository', 'project')
+                and s.rank_before is null and s.rank_after is not null) as gained,
+            count(*) filter (where s.resource_type in ('repository', 'project')
+                and s.rank_before is not null and s.rank_after is null) as lost,
+            count(*) filter (where s.resource_type in ('repository', 'project')
+                and s.rank_after > s.rank_before) as raised,
+            count(*) filter (where s.resource_type in ('repository', 'project')
+                and s.rank_after < s.rank_before) as lowered,
+            cast(sum(s.path_rows) as bigint) as path_rows,
+            max(s.last_changed_at) as last_changed_at
+        from states s
+        group by all
+    ),
+    named as (
+        select principal_id as user_uuid, arg_max(principal_name, changed_at) as user_display_name,
+               arg_max(user_account_id, changed_at) as user_account_id
+        from period group by all
+    )
+    select n.user_display_name, p.workspace_slug,
+        case when p.joined then 'joined' when p.left_workspace then 'left'
+             when p.groups_joined <> '' and p.groups_left <> '' then 'moved'
+             else 'access changed' end as what,
+        p.groups_joined, p.groups_left, p.gained, p.lost, p.raised, p.lowered, p.path_rows, p.last_changed_at,
+        p.user_uuid, n.user_account_id
+    from people p join named n using (user_uuid)
+    order by p.last_changed_at desc,
+        case when p.joined then 1 when p.left_workspace then 2
+             when p.groups_joined <> '' and p.groups_left <> '' then 3 else 4 end,
+        n.user_display_name, p.workspace_slug, p.user_uuid
+"""
+WHAT = ("joined", "left", "moved", "access changed")
+
+
+def change_summary(start: datetime, end: datetime, workspace: str | None) -> pd.DataFrame:
+    """Per person and workspace, what the period's changes did (`CHANGE_SUMMARY`), the latest first: one row
+    per person, few enough to pick by `what` on the page."""
+    return query(CHANGE_SUMMARY, {"from": start, "to": end, "ws": workspace})
+
+
+def change_counts(start: datetime, end: datetime, workspace: str | None) -> dict[str, int]:
+    """Grant-path rows added, removed and changed over the period."""
+    frame = query(
+        "select change, count(*) as n from marts.fct_access_changes where changed_at >= $from "
+        "and changed_at <= $to and ($ws is null or workspace_slug = $ws) group by change",
+        {"from": start, "to": end, "ws": workspace},
+    )
+    return {str(c): int(n) for c, n in zip(frame.change, frame.n, strict=True)}
+
+
+def changes(start: datetime, end: datetime, workspace: str | None, user: str | None = None) -> pd.DataFrame:
+    """The period's grant-path rows, newest first, names first; the path in words (a group's own grant says
+    `group grant`, a membership `member of group ...`, where grant_source says `direct` for both)."""
+    return query(
+        "select principal_name as name, changed_at, change, workspace_slug, resource_type, resource_key, "
+        "access_path as path, old_permission, new_permission, principal_type, principal_id, user_account_id, "
+        "grant_source, via_group_slug, via_project_key, sync_id "
+        "from marts.fct_access_changes where changed_at >= $from and changed_at <= $to "
+        "and ($ws is null or workspace_slug = $ws) and ($user is null or principal_id = $user) "
+        "order by changed_at desc, principal_name, workspace_slug, resource_type, resource_key, path",
+        {"from": start, "to": end, "ws": workspace, "user": user},
+    )
 
 
 # The risk register (findings with their severity and guidance, `checked: none` for a risk without one), the
-# most severe first; the words are dbt's seed (dbt_project/seeds/risk_guidance.csv), as in risks.csv.
-RISKS = """
+# most severe first; the words are dbt's seed (dbt_project/seeds/risk_guidance.csv), as in risks.csv. At or
+# after the latest sync it is read from the marts (`marts.risk_register`), earlier judged from the history.
+_REGISTER_COLUMNS = """
     select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
            severity, why_it_matters, what_to_do, is_finding
-    from marts.risk_register_as_of($to, $ws)
-    order by severity_order, risk, workspace_slug, resource_key, user_display_name
 """
+_REGISTER_ORDER = "order by severity_order, risk, workspace_slug, resource_key, user_display_name"
+RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register_as_of($to, $ws) {_REGISTER_ORDER}"
+LATEST_RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register($ws) {_REGISTER_ORDER}"
+
+
+def _utc(moment) -> pd.Timestamp:
+    """A timestamp in UTC (a naive one is taken to be UTC, as the warehouse's are)."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def risks(as_of: datetime, workspace: str | None) -> pd.DataFrame:
+    latest = query("select max(synced_at) as latest from marts.fct_sync_summary").latest.iloc[0]
+    if latest is not None and not pd.isna(latest) and _utc(as_of) >= _utc(latest):
+        try:
+            return query(LATEST_RISKS, {"ws": workspace})
+        except duckdb.CatalogException:  # a warehouse built before the macro existed
+            pass
     return query(RISKS, {"to": as_of, "ws": workspace})
 
 

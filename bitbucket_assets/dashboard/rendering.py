@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,14 +62,33 @@ def element(text: Any, tag: str = "p", css: str = "") -> str:
 
 
 def linked_table(
-    link_column: str, links: Sequence[Link], columns: Sequence[str], rows: Sequence[Sequence]
+    link_column: str,
+    links: Sequence[Link | str | None],
+    columns: Sequence[str],
+    rows: Sequence[Sequence],
+    cell_links: Mapping[str, Sequence[Link | None]] | None = None,
 ) -> str:
-    """A table whose first column, `link_column`, holds the dashboard's `links`, one per row of `rows`."""
+    """A table whose first column, `link_column`, holds the dashboard's `links`, one per row of `rows`; a
+    column named in `cell_links` links its cells too. Text in place of a link is shown as text."""
     head = "".join(f"<th>{escaped(name)}</th>" for name in (link_column, *columns))
+    linked = {columns.index(name): cells for name, cells in (cell_links or {}).items()}
+
+    def cell(value: Any, target: Link | str | None) -> str:
+        if not isinstance(target, Link):
+            return f"<td>{escaped(value if target is None else target)}</td>"
+        return f'<td><a href="{html.escape(target.href, quote=True)}">{escaped(target.text)}</a></td>'
+
     body = "".join(
-        f'<tr><td><a href="{html.escape(link.href, quote=True)}">{escaped(link.text)}</a></td>'
-        + "".join(f"<td>{escaped(value)}</td>" for value in row)
+        "<tr>"
+        + cell(None, link)
+        + "".join(cell(value, linked[i][r] if i in linked else None) for i, value in enumerate(row))
         + "</tr>"
-        for link, row in zip(links, rows, strict=True)
+        for r, (link, row) in enumerate(zip(links, rows, strict=True))
     )
     return f'<table class="bb-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def anchor(target: Link, css: str = "bb-caption") -> str:
+    """One of the dashboard's own links in a paragraph, its text escaped."""
+    href = html.escape(target.href, quote=True)
+    return f'<p class="bb-text {css}"><a href="{href}">{escaped(target.text)}</a></p>'

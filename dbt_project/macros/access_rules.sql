@@ -171,7 +171,7 @@ from held where principal_type = 'user' and grant_source = 'direct' and permissi
   and resource_type in ('repository', 'project')
 union all
 select 'access only through direct grants', workspace_slug, 'user', '', user_display_name, user_uuid,
-       count(*) || ' resources, none through a group or project'
+       {{ counted('count(*)', 'resource') }} || ', none through a group or project'
 from eff where resource_type = 'repository'
 group by workspace_slug, user_display_name, user_uuid
 having bool_and(grant_sources = ['direct'])
@@ -182,7 +182,7 @@ select 'access held outside the workspace membership', e.workspace_slug, 'user',
        e.user_uuid,
        coalesce(any_value(p.user_type), 'user')
        || case when bool_or({{ is_deleted_account('p') }}) then ' (deleted account)' else '' end
-       || ', not a member; reaches ' || count(*) || ' resources through '
+       || ', not a member; reaches ' || {{ counted('count(*)', 'resource') }} || ' through '
        || {{ path_kinds_in_words('list_sort(list_distinct(flatten(list(e.grant_sources))))') }}
 from eff e left join people p using (user_uuid)
 where not e.is_workspace_member
@@ -196,7 +196,7 @@ union all
 -- Bitbucket omits last_accessed for workspaces administered from admin.atlassian.com: say "unknown" for the
 -- workspace rather than list nobody.
 select 'dormant accounts unknown', workspace_slug, 'workspace', workspace_slug, '', '',
-       'Bitbucket reports no last access for this workspace''s ' || count(*) || ' members (administered '
+       'Bitbucket reports no last access for this workspace''s ' || {{ counted('count(*)', 'member') }} || ' (administered '
        || 'from admin.atlassian.com?): check dormant accounts in Atlassian Administration'
 from members group by workspace_slug having bool_and(last_accessed is null)
 union all
@@ -216,7 +216,7 @@ from repositories where not is_private
 union all
 -- Leavers are listed by `{uuid}` or by Atlassian account id.
 select 'access still held by a leaver', e.workspace_slug, 'user', '', e.user_display_name, e.user_uuid,
-       'left on ' || strftime(l.left_on, '%Y-%m-%d') || '; still reaches ' || count(*) || ' resources'
+       'left on ' || strftime(l.left_on, '%Y-%m-%d') || '; still reaches ' || {{ counted('count(*)', 'resource') }}
 from eff e
 inner join {{ leavers }} l on l.user_id in (e.user_uuid, e.user_account_id)
 where l.left_on <= cast({{ as_of }} as date)
@@ -292,3 +292,9 @@ from {{ guidance }} as g
 left join {{ findings }} as f using (risk)
 group by all
 {% endmacro %}
+
+
+{# `1 resource`, `2 resources`: a count and its noun, singular for one (details are read by people). #}
+{% macro counted(n, noun) -%}
+    ({{ n }} || ' ' || case when {{ n }} = 1 then '{{ noun }}' else '{{ noun }}s' end)
+{%- endmacro %}

@@ -16,6 +16,7 @@ where permission_rank is null
 update {{ this }} set
     old_permission_rank = {{ permission_rank('old_permission') }},
     new_permission_rank = {{ permission_rank('new_permission') }},
-    user_display_name = case when principal_type = 'user' then principal_name end
-where old_permission_rank is null or new_permission_rank is null
+    user_display_name = case when principal_type = 'user' then principal_name end,
+    access_path = {{ change_path_text() }}
+where old_permission_rank is null or new_permission_rank is null or access_path is null
 {% endmacro %}

@@ -47,3 +47,23 @@
 {% macro distinct_list(column) -%}
     list_sort(list_distinct(list({{ column }})))
 {%- endmacro %}
+
+{#
+  A grant path in words without its permission, for rows that carry the permission beside it (the changes, with
+  old and new permission) and for every kind of row they hold: `workspace role`, `member of group leads`,
+  `group grant` (a repository or project granted to the group itself), `workspace owner`, `direct`,
+  `via group leads`, `via project PAY`, `via project PAY through group leads`.
+#}
+{% macro change_path_text(principal_type='principal_type', resource_type='resource_type', resource_key='resource_key', source='grant_source', group='via_group_slug', project='via_project_key') -%}
+    case
+        when {{ resource_type }} = 'workspace' and {{ source }} = 'direct' then 'workspace role'
+        when {{ resource_type }} = 'group' then 'member of group ' || {{ resource_key }}
+        when {{ principal_type }} = 'group' and {{ source }} = 'direct' then 'group grant'
+        when {{ source }} = 'workspace' then 'workspace owner'
+        when {{ project }} is not null and {{ group }} is not null
+            then 'via project ' || {{ project }} || ' through group ' || {{ group }}
+        when {{ project }} is not null then 'via project ' || {{ project }}
+        when {{ group }} is not null then 'via group ' || {{ group }}
+        else 'direct'
+    end
+{%- endmacro %}

@@ -74,7 +74,8 @@ select
     -- Added after the table existed: at its end, so a warehouse built before gains them (backfilled below).
     {{ permission_rank('max(old_permission)') }} as old_permission_rank,
     {{ permission_rank('max(new_permission)') }} as new_permission_rank,
-    case when principal_type = 'user' then any_value(principal_name) end as user_display_name
+    case when principal_type = 'user' then any_value(principal_name) end as user_display_name,
+    {{ change_path_text(resource_key='any_value(resource_key)') }} as access_path
 from events
 group by changed_at, workspace_slug, resource_type, resource_id, principal_type, principal_id, grant_source,
     via_group_slug, via_project_key

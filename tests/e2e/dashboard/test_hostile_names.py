@@ -80,7 +80,9 @@ def test_a_persons_heading_is_their_name_as_typed(hostile, nick: str) -> None:
     user = users[nick]
     show(driver, url, "Person", user=user.uuid)
     heading = WebDriverWait(driver, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "main h3"))
-    assert heading.text == f"{visible(names[nick])} ({user.account_id})"
+    # The name as typed, then what tells namesakes apart (nickname, workspaces, reach, account id).
+    assert heading.text.startswith(f"{visible(names[nick])} (@{user.nickname}; tiny-co")
+    assert heading.text.endswith(f"; {user.account_id})")
     assert not heading.find_elements(By.XPATH, "./*")  # text only: no image, link, emphasis or icon
     pickers = driver.find_elements(
         By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stSelectbox"] input'
@@ -103,10 +105,26 @@ def test_the_who_has_access_table_links_every_name_with_the_dashboards_own_link(
     assert foreign(driver, elsewhere) == [] and elsewhere.received == []
 
 
-@pytest.mark.parametrize("page", ["Overview", "Changes", "Risks", "Provisioning", "Change control"])
-def test_no_other_page_interprets_a_name(hostile, page: str) -> None:
-    driver, url, elsewhere, _, _ = hostile
-    show(driver, url, page)
+@pytest.mark.parametrize(
+    ("page", "params"),
+    [
+        ("Overview", {"list": "users_with_access"}),
+        ("Changes", {"user": "all"}),
+        ("Risks", {}),
+        ("Provisioning", {}),
+        ("Change control", {}),
+    ],
+)
+def test_no_other_page_interprets_a_name(hostile, page: str, params: dict) -> None:
+    driver, url, elsewhere, _, names = hostile
+    show(driver, url, page, **params)
+    if page in ("Overview", "Changes", "Risks"):  # their tables render after the metrics
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.bb-table"))
     main = driver.find_element(By.CSS_SELECTOR, "main")
     assert not main.find_elements(By.CSS_SELECTOR, "main img")
+    anchors = main.find_elements(By.CSS_SELECTOR, "table.bb-table a, p.bb-text a")
+    assert all(a.get_attribute("href").startswith(f"{url}/?page=") for a in anchors)  # the dashboard's own
+    if page == "Overview":  # the list behind "Users with access" links every name, shown as typed
+        texts = {a.text for a in anchors}
+        assert {visible(name) for name in names.values()} <= texts
     assert foreign(driver, elsewhere) == [] and elsewhere.received == []

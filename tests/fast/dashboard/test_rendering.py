@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from bitbucket_assets.dashboard.rendering import Link, element, linked_table
+from bitbucket_assets.dashboard.rendering import Link, anchor, element, linked_table
 from bitbucket_assets.reporting.safe_text import visible
 
 HOSTILE = [
@@ -52,6 +52,32 @@ def test_a_linked_table_holds_only_the_dashboards_links() -> None:
     assert all(set(a) == {"href"} for a in anchors)
     text = "".join(parsed.text)
     assert all(visible(name) in text for name in HOSTILE) and "nan" not in text
+
+
+def test_linked_cells_and_text_in_place_of_links_show_names_as_typed() -> None:
+    """A second linked column (a risk's resource, a change's row count) and text where no page exists (a
+    group, a workspace) are escaped like the first column."""
+    first = [Link(name, f"?page=Person&user=u{i}") if i % 2 else name for i, name in enumerate(HOSTILE)]
+    second = [
+        Link(name, f"?page=Who+has+access&r={i}") if i % 2 == 0 else None for i, name in enumerate(HOSTILE)
+    ]
+    rows = [(name, name) for name in HOSTILE]
+    parsed = Parsed(linked_table("person", first, ["resource", "detail"], rows, {"resource": second}))
+    anchors = [attrs["href"] for tag, attrs in parsed.tags if tag == "a"]
+    assert sorted(anchors) == sorted(
+        [f"?page=Person&user=u{i}" for i in range(1, len(HOSTILE), 2)]
+        + [f"?page=Who+has+access&r={i}" for i in range(0, len(HOSTILE), 2)]
+    )
+    assert {tag for tag, _ in parsed.tags} == {"table", "thead", "tbody", "tr", "th", "td", "a"}
+    text = "".join(parsed.text)
+    assert all(text.count(visible(name)) >= 3 for name in HOSTILE)
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_an_anchor_holds_the_name_as_text_only(name: str) -> None:
+    parsed = Parsed(anchor(Link(name, "?page=Changes&user=all")))
+    assert parsed.tags == [("p", {"class": "bb-text bb-caption"}), ("a", {"href": "?page=Changes&user=all"})]
+    assert "".join(parsed.text) == visible(name)
 
 
 def test_the_dashboard_links_only_to_itself() -> None:

@@ -134,6 +134,28 @@ def test_overview_follows_the_workspace_and_the_date(dashboard_db, monkeypatch, 
     assert dict(app.query_params)["as_of"] == day.isoformat()
 
 
+def test_overview_drills_down_to_the_list_behind_each_measure(dashboard_db, monkeypatch) -> None:
+    """ "Owners and admins" links to the people it counts, as many as it says; every chart's scale starts at
+    zero."""
+    app = run("Overview", dashboard_db, monkeypatch, list="owners_and_admins")
+    links = [e.hrefs[0] for e in shown(app, "p") if e.hrefs]
+    assert any("list=owners_and_admins" in h for h in links) and any("page=Changes" in h for h in links)
+    count = int(metric(app, "Owners and admins").replace(",", ""))
+    people = table(app)
+    assert len(people.rows) == count and all(h.startswith("?page=Person&") for h in people.hrefs)
+    assert app.subheader[0].value == f"Owners and admins: {count:,}"
+    for measure in ("users_with_access", "groups_with_members", "repositories"):
+        listed = run("Overview", dashboard_db, monkeypatch, list=measure)
+        shown_count = int(metric(listed, MEASURES[measure]).replace(",", ""))
+        assert listed.subheader[0].value == f"{MEASURES[measure]}: {shown_count:,}"
+    for chart in app.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        layers = spec.get("layer", [spec])
+        assert all(
+            layer["encoding"]["y"]["scale"]["zero"] is True for layer in layers if "y" in layer["encoding"]
+        )
+
+
 def test_the_two_workspaces_differ_and_add_up(dashboard_db, monkeypatch) -> None:
     counts = {
         ws: int(metric(run("Overview", dashboard_db, monkeypatch, ws=ws), "Repositories").replace(",", ""))
@@ -154,7 +176,7 @@ def test_who_has_access_links_every_person(dashboard_db, monkeypatch) -> None:
     people = table(app)
     assert len(people.rows) == len(people.hrefs) == expected
     assert all(href.startswith("?page=Person&") and "user=%7B" in href for href in people.hrefs)
-    paths = " ".join(row[people.header.index("paths")] for row in people.rows)
+    paths = " ".join(row[people.header.index("Paths")] for row in people.rows)
     assert "via group" in paths and "group via group" not in paths
     assert app.get("download_button")[0].proto.label == f"Download {expected} rows (CSV)"
     # On the first day, the people who had access then.
@@ -168,6 +190,67 @@ def test_who_has_access_links_every_person(dashboard_db, monkeypatch) -> None:
     assert metric(earlier, "Users with access") == str(then)
 
 
+def mixed_repository(db: str) -> tuple[str, str]:
+    """The repository with admins, writers and readers that most people reach (which repository has all three
+    depends on the day the demo ran)."""
+    with duckdb.connect(db, read_only=True) as con:
+        return con.execute(
+            "select workspace_slug, resource_key from marts.fct_effective_access where resource_type = "
+            "'repository' group by all having count(distinct permission) = 3 "
+            "order by count(*) desc, 1, 2 limit 1"
+        ).fetchone()
+
+
+def test_who_has_access_counts_per_permission_sorts_by_rank_and_filters_in_the_url(
+    dashboard_db, monkeypatch
+) -> None:
+    """An auditor's "who can write to X, and why": a count per permission, admins first (not `write` before
+    `admin` as text sorts), and filters by permission and by path kind kept in the URL."""
+    ws, key = mixed_repository(dashboard_db)
+    resource = f"{ws}|repository|{key}"
+    where = f"from marts.fct_effective_access where workspace_slug = '{ws}' and resource_key = '{key}'"
+    with duckdb.connect(dashboard_db, read_only=True) as con:
+        per_permission = dict(con.execute(f"select permission, count(*) {where} group by all").fetchall())
+        permission, path = con.execute(
+            "select permission, path, count(*) from (select permission, unnest(grant_sources) as path "
+            f"{where} and permission <> 'read') group by all order by 3 desc, 1, 2 limit 1"
+        ).fetchone()[:2]
+    app = run("Who has access", dashboard_db, monkeypatch, resource=resource)
+    for permission, count in per_permission.items():
+        assert metric(app, permission) == str(count)
+    labels = [m.label for m in app.metric][1:]
+    assert labels == sorted(labels, key=["admin", "write", "read"].index)  # by rank, not alphabetically
+    ranks = {"admin": 4, "write": 2, "read": 1}
+    people = table(app)
+    column = people.header.index("Permission")
+    held = [ranks[row[column]] for row in people.rows]
+    assert held == sorted(held, reverse=True)
+    # Writers only, then admins through a project: SQL's answer, and the choices stay in the URL.
+    writers = run("Who has access", dashboard_db, monkeypatch, resource=resource, permission="write")
+    assert len(table(writers).rows) == per_permission["write"]
+    assert {row[column] for row in table(writers).rows} == {"write"}
+    assert dict(writers.query_params)["permission"] == "write"
+    assert shown(writers, "p", "bb-caption")[0].text.startswith(f"{per_permission['write']} users match")
+    through = run(
+        "Who has access", dashboard_db, monkeypatch, resource=resource, permission=permission, path=path
+    )
+    expected = sql(
+        dashboard_db,
+        f"select count(*) {where} and permission = ? and list_contains(grant_sources, ?)",
+        [permission, path],
+    )
+    rows = table(through)
+    assert len(rows.rows) == expected > 0
+    words = {
+        "direct": "direct (",
+        "group": "via group",
+        "project": "via project",
+        "workspace": "workspace owner",
+    }
+    assert all(words[path] in row[rows.header.index("Paths")] for row in rows.rows)
+    assert dict(through.query_params)["path"] == path
+
+
 def test_person_page_of_one_user_in_one_workspace(dashboard_db, monkeypatch) -> None:
     uuid = sql(dashboard_db, "select user_uuid from marts.dim_users where display_name = 'Kalani Nakamura'")
     app = run("Person", dashboard_db, monkeypatch, user=uuid, ws="northwind")
@@ -179,9 +262,38 @@ def test_person_page_of_one_user_in_one_workspace(dashboard_db, monkeypatch) -> 
     )
     assert metric(app, "Resources reachable") == str(expected) and expected > 0
     resources = table(app)
-    assert len(resources.hrefs) == expected
+    linked = sql(
+        dashboard_db,
+        "select count(*) from marts.fct_effective_access where user_uuid = ? "
+        "and workspace_slug = 'northwind' and resource_type in ('repository', 'project')",
+        [uuid],
+    )
+    assert len(resources.rows) == expected and len(resources.hrefs) == linked
     assert all(href.startswith("?page=Who+has+access&") for href in resources.hrefs)
-    assert shown(app, "h3")[0].text.startswith("Kalani Nakamura")
+    assert shown(app, "h3")[0].text.startswith("Kalani Nakamura (@")
+
+
+def test_the_person_page_opens_on_the_non_owner_who_reaches_most_and_tells_namesakes_apart(
+    dashboard_db, monkeypatch
+) -> None:
+    """Not on the sync's own account (a workspace owner: "workspace owner" on every row); people of the same
+    first name are told apart by nickname, workspaces and reach in the picker and the heading."""
+    app = run("Person", dashboard_db, monkeypatch)
+    operator = sql(dashboard_db, "select user_uuid from marts.dim_users where nickname = 'svc-access-sync'")
+    expected = sql(
+        dashboard_db,
+        "select arg_max(user_uuid, n) from (select e.user_uuid, count(*) n from marts.fct_effective_access e "
+        "join marts.dim_users u using (user_uuid) where not u.is_workspace_owner group by all)",
+    )
+    chosen = dict(app.query_params)["user"]
+    assert chosen == expected != operator
+    heading = shown(app, "h3")[0].text
+    reach = sql(dashboard_db, "select count(*) from marts.fct_effective_access where user_uuid = ?", [chosen])
+    assert f"; {reach} resources; " in heading and metric(app, "Resources reachable") == str(reach)
+    picker = app.selectbox(key="pick_user")
+    kalanis = [label for label in picker.options if label.startswith("Kalani ")]
+    assert len(kalanis) >= 2 and len(set(kalanis)) == len(kalanis)
+    assert all("(@kalani" in label for label in kalanis)
 
 
 def test_changes(dashboard_db, monkeypatch) -> None:
@@ -191,7 +303,61 @@ def test_changes(dashboard_db, monkeypatch) -> None:
         "select count(*) from marts.fct_access_changes where change = 'added' and workspace_slug = "
         "'northwind'",
     )
-    assert metric(app, "Added") == str(added) and added > 0
+    assert metric(app, "Paths added") == f"{added:,}" and added > 0
+
+
+def test_changes_by_person_newest_first_with_their_rows_one_click_away(dashboard_db, monkeypatch) -> None:
+    """Joined, left and moved people with what they gained and lost, names first, the latest first; the period
+    in the URL; each person's grant-path rows behind a link; a group's own grant reads as one."""
+    first, last = days(dashboard_db)[0], days(dashboard_db)[-1]
+    period = {"from": first.isoformat(), "to": last.isoformat()}
+    since = datetime.combine(first, time.min)
+    app = run("Changes", dashboard_db, monkeypatch, **period)
+    assert {k: dict(app.query_params)[k] for k in period} == period
+    people = table(app)
+    assert people.header[:3] == ["Person", "Workspace", "What"]
+    assert not {"Sync id", "User uuid", "Principal id"} & set(people.header)
+    when = [row[people.header.index("Last change")] for row in people.rows]
+    assert len(when) > 0 and when == sorted(when, reverse=True)
+    what = [row[people.header.index("What")] for row in people.rows]
+    joined = sql(
+        dashboard_db,
+        "select count(distinct principal_id || workspace_slug) from marts.fct_access_changes "
+        "where resource_type = 'workspace' and change = 'added' and changed_at >= ?",
+        [since],
+    )
+    assert what.count("joined") == joined == int(metric(app, "Joined")) > 0
+    # A joiner gained what they reach now in that workspace (nothing before the period).
+    at = what.index("joined")
+    row = people.rows[at]
+    person_href, rows_href = people.hrefs[2 * at], people.hrefs[2 * at + 1]
+    uuid = "{" + re.search(r"user=%7B([^&%]+)%7D", person_href).group(1) + "}"
+    reach = sql(
+        dashboard_db,
+        "select count(*) from marts.fct_effective_access where user_uuid = ? and workspace_slug = ? "
+        "and resource_type in ('repository', 'project')",
+        [uuid, row[people.header.index("Workspace")]],
+    )
+    assert int(row[people.header.index("Gained")]) == reach
+    # Their rows, one click away: the link keeps the period and names the person.
+    params = dict(p.split("=", 1) for p in rows_href[1:].split("&"))
+    assert (params["page"], params["from"], params["to"]) == ("Changes", period["from"], period["to"])
+    assert params["user"] == f"%7B{uuid[1:-1]}%7D"
+    theirs = table(run("Changes", dashboard_db, monkeypatch, user=uuid, **period))
+    count = sql(
+        dashboard_db,
+        "select count(*) from marts.fct_access_changes where principal_id = ? and changed_at >= ? "
+        "and workspace_slug = ?",
+        [uuid, since, row[people.header.index("Workspace")]],
+    )
+    assert len(theirs.rows) >= count == int(row[people.header.index("Path rows")].split()[0])
+    assert "workspace role" in [r[theirs.header.index("Path")] for r in theirs.rows]
+    changed_at = [r[theirs.header.index("Changed at")] for r in theirs.rows]
+    assert changed_at == sorted(changed_at, reverse=True)
+    # Every row of the period: a group's own grant says so, not `direct`.
+    every = table(run("Changes", dashboard_db, monkeypatch, user="all", **period))
+    groups = [r for r in every.rows if r[0].startswith("group ")]
+    assert groups and {r[every.header.index("Path")] for r in groups} == {"group grant"}
 
 
 def guidance(seed: str = "risk_guidance") -> dict[str, dict[str, str]]:
@@ -209,27 +375,53 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
     )
     assert metric(app, "Open risks") == str(expected) and expected > 0
     guide = guidance()
-    headings = [h.text for h in shown(app, "h3")]
-    # Every risk the rules check is listed, the most severe first, those without a finding as "checked: none".
+    headings = [h.text for h in shown(app, "h4")]
+    # Every risk the rules check is listed, by severity, those without a finding as "checked, none".
     assert len(headings) == len(guide)
+    assert [h.value for h in app.subheader] == ["High severity", "Medium severity", "Low severity"]
     order = {"high": 1, "medium": 2, "low": 3}
-    severities = [order[h.rsplit("; ", 1)[1].rstrip(")")] for h in headings]
+    named = {h.split(": ", 1)[0].lower(): h for h in headings}
+    severities = [order[guide[h.split(": ", 1)[0].lower()]["severity"]] for h in headings]
     assert severities == sorted(severities)
-    found = {
-        r[0]
-        for r in duckdb.connect(dashboard_db, read_only=True)
-        .execute(
-            "select distinct risk from marts.access_risks_as_of(current_timestamp) "
-            "where workspace_slug = 'northwind-labs'"
+    with duckdb.connect(dashboard_db, read_only=True) as con:
+        found = dict(
+            con.execute(
+                "select risk, count(*) from marts.access_risks_as_of(current_timestamp) "
+                "where workspace_slug = 'northwind-labs' group by risk"
+            ).fetchall()
         )
-        .fetchall()
-    }
-    for risk in set(guide) - found:
-        assert f"{risk} (checked: none; {guide[risk]['severity']})" in headings
-    assert any(h.startswith("dormant accounts unknown (") for h in headings)
+    for risk in guide:
+        n = found.get(risk, 0)
+        words = "checked, none" if n == 0 else "1 finding" if n == 1 else f"{n} findings"
+        assert named[risk] == f"{risk[:1].upper()}{risk[1:]}: {words}"
     text = " ".join(e.text for e in shown(app, "p", "bb-guidance"))
     row = guide["dormant accounts unknown"]
     assert row["why_it_matters"] in text and row["what_to_do"] in text
+
+
+def test_risk_tables_link_names_show_the_whole_detail_and_no_ids(dashboard_db, monkeypatch) -> None:
+    app = run("Risks", dashboard_db, monkeypatch, ws="northwind")
+    tables = shown(app, "table", "bb-table")
+    with duckdb.connect(dashboard_db, read_only=True) as con:
+        details = [
+            r[0]
+            for r in con.execute(
+                "select detail from marts.access_risks_as_of(current_timestamp) "
+                "where workspace_slug = 'northwind'"
+            ).fetchall()
+        ]
+    cells = []
+    for t in tables:
+        assert all("_" not in h and h[:1].isupper() for h in t.header)  # words, not snake_case
+        assert not any("uuid" in h.lower() or h.lower().split()[-1] == "id" for h in t.header)
+        assert not any("{" in cell for row in t.rows for cell in row)  # no `{uuid}` shown
+        cells += [row[t.header.index("Detail")] for row in t.rows]
+    assert sorted(cells) == sorted(details) and cells  # every finding, its detail whole
+    hrefs = [h for t in tables for h in t.hrefs]
+    assert any(h.startswith("?page=Person&") for h in hrefs)
+    assert any(h.startswith("?page=Who+has+access&") for h in hrefs)
+    assert not any(re.search(r"\b1 (resources|members)\b", cell) for cell in cells)
+    assert any(re.search(r"\d+ resources?\b", cell) for cell in cells)
 
 
 def test_change_control_page(dashboard_db, monkeypatch) -> None:
@@ -298,3 +490,19 @@ def test_every_risk_the_rules_raise_is_explained() -> None:
         assert all(
             row["severity"] in ("high", "medium", "low") and row["why_it_matters"] for row in guide.values()
         )
+
+
+@pytest.mark.parametrize("workspace", [None, "northwind"])
+def test_the_latest_risks_read_from_the_marts_are_the_history_judged_at_the_latest_sync(
+    dashboard_db, monkeypatch, workspace
+) -> None:
+    """The Risks page reads `marts.risk_register` (from fct_access_risks, fast) at the latest snapshot date:
+    the same rows as judging the history then (`marts.risk_register_as_of`)."""
+    from bitbucket_assets.dashboard import data
+
+    monkeypatch.setenv("BITBUCKET_DASHBOARD_DB", dashboard_db)
+    latest = end_of(days(dashboard_db)[-1])
+    fast = data.query(data.LATEST_RISKS, {"ws": workspace})
+    judged = data.query(data.RISKS, {"to": latest, "ws": workspace})
+    assert len(fast) > 0 and fast.equals(judged)
+    assert data.risks(latest, workspace).equals(fast)

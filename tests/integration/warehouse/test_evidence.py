@@ -37,9 +37,9 @@ def test_leavers_still_holding_access_are_a_risk(tiny_history: History, tmp_path
     assert sorted(
         (r["user_display_name"], r["workspace_slug"], r["detail"].split("; ")[1]) for r in leavers
     ) == [
-        ("Former user", "tiny-co", "still reaches 1 resources"),
+        ("Former user", "tiny-co", "still reaches 1 resource"),
         ("Lena Leaver", "tiny-co", "still reaches 5 resources"),  # the workspace, PAY, three repositories
-        ("Olive Outside", "tiny-co", "still reaches 1 resources"),
+        ("Olive Outside", "tiny-co", "still reaches 1 resource"),
     ]
 
 
