@@ -257,15 +257,14 @@ try:
         download(table, "risks", ws=workspace, as_of=f"{as_of_day:%Y-%m-%d}")
         for risk, rows in table.groupby("risk", sort=False):  # the most severe first
             first = rows.iloc[0]
-            findings = rows[rows.is_finding]
-            count = len(findings) if len(findings) else "checked: none"
-            say(f"{risk} ({count}; {first.severity})", tag="h3")
+            findings = rows[rows.status != "checked: none"]
+            say(f"{risk} ({change_control.risk_count(rows)}; {first.severity})", tag="h3")
             # The guidance is read from the warehouse like everything else: shown as text, never as Markdown.
             say(f"Why it matters: {first.why_it_matters}", css="bb-guidance")
             say(f"What to do: {first.what_to_do}", css="bb-guidance")
             if len(findings):
                 shown = findings.drop(
-                    columns=["risk", "severity", "why_it_matters", "what_to_do", "is_finding"]
+                    columns=["risk", "severity", "why_it_matters", "what_to_do", "is_finding", "area"]
                 )
                 st.dataframe(plain(shown), width="stretch", hide_index=True)
 

@@ -160,14 +160,16 @@ def changes(start: datetime, end: datetime, workspace: str | None) -> pd.DataFra
 # most severe first; the words are dbt's seed (dbt_project/seeds/risk_guidance.csv), as in risks.csv.
 RISKS = """
     select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
-           severity, why_it_matters, what_to_do, is_finding
+           severity, why_it_matters, what_to_do, is_finding, status, area
     from marts.risk_register_as_of($to, $ws)
+    where $area is null or area = $area
     order by severity_order, risk, workspace_slug, resource_key, user_display_name
 """
 
 
-def risks(as_of: datetime, workspace: str | None) -> pd.DataFrame:
-    return query(RISKS, {"to": as_of, "ws": workspace})
+def risks(as_of: datetime, workspace: str | None, area: str | None = None) -> pd.DataFrame:
+    """The register at `as_of`: every risk (or those of one `area`, `access` or `change control`)."""
+    return query(RISKS, {"to": as_of, "ws": workspace, "area": area})
 
 
 def provisioning(workspace: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:

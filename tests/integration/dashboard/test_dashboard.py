@@ -206,9 +206,13 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
         dashboard_db,
         "select count(*) from marts.access_risks_as_of(current_timestamp) where workspace_slug = "
         "'northwind-labs'",
+    ) + sql(
+        dashboard_db,
+        "select count(*) from marts.fct_change_control_risks where workspace_slug = 'northwind-labs'",
     )
     assert metric(app, "Open risks") == str(expected) and expected > 0
-    guide = guidance()
+    # Access and change-control risks alike (the register holds both).
+    guide = guidance() | guidance("change_control_risk_guidance")
     headings = [h.text for h in shown(app, "h3")]
     # Every risk the rules check is listed, the most severe first, those without a finding as "checked: none".
     assert len(headings) == len(guide)
@@ -219,8 +223,8 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
         r[0]
         for r in duckdb.connect(dashboard_db, read_only=True)
         .execute(
-            "select distinct risk from marts.access_risks_as_of(current_timestamp) "
-            "where workspace_slug = 'northwind-labs'"
+            "select distinct risk from marts.risk_register_as_of(current_timestamp, 'northwind-labs') "
+            "where status <> 'checked: none'"
         )
         .fetchall()
     }
@@ -253,6 +257,21 @@ def test_change_control_page(dashboard_db, monkeypatch) -> None:
     text = " ".join(e.text for e in shown(app, "p", "bb-guidance"))
     row = guidance("change_control_risk_guidance")["change possible without an enforced review"]
     assert row["why_it_matters"] in text and row["what_to_do"] in text
+    # Every change-control risk, at zero too; where one could not be checked, how many workspaces, apart.
+    guide = guidance("change_control_risk_guidance")
+    headings = {h.text.split(" (", 1)[0]: h.text for h in shown(app, "h3")}
+    assert set(headings) == set(guide)
+    register = duckdb.connect(dashboard_db, read_only=True).execute(
+        "select risk, count(*) filter (where is_finding), count(*) filter (where status = 'unknown') "
+        "from marts.risk_register_as_of(current_timestamp, 'northwind') where area = 'change control' "
+        "group by risk"
+    )
+    for risk, findings, unknown in register.fetchall():
+        if not findings and not unknown:
+            assert headings[risk] == f"{risk} (checked: none; {guide[risk]['severity']})"
+        else:
+            assert headings[risk].startswith(f"{risk} ({findings if findings else ''}")
+            assert (f"unknown in {unknown} workspace" in headings[risk]) == bool(unknown)
 
 
 def test_provisioning(dashboard_db, monkeypatch) -> None:
