@@ -559,10 +559,11 @@ def review_export(
     fmt: str,
     out: str | None,
     due: datetime | None = None,
+    kind: str = "access",
 ):
-    """The population as a new review campaign, due at `due` (default: BITBUCKET_REVIEW_DUE_DAYS from now):
-    registered in the warehouse (waiting for the writer lock as provisioning does), then written to the
-    file."""
+    """The population as a new review campaign of `kind` (`access`, `change-control`), due at `due` (default:
+    BITBUCKET_REVIEW_DUE_DAYS from now): registered in the warehouse (waiting for the writer lock as
+    provisioning does), then written to the file."""
     from .reporting.review import new_campaign, register_campaign, write_review
 
     now = SystemClock().now()
@@ -570,11 +571,12 @@ def review_export(
     if due <= now:
         raise CommandError(f"--due {due:%Y-%m-%d %H:%M} UTC is already past")
     with _connect(report_database(settings), read_only=True) as con:
-        campaign = new_campaign(con, as_of, workspace, due)
-    target = Path(out or f"access-review-{as_of:%Y-%m-%d}-{campaign.campaign_id}.{fmt}")
+        campaign = new_campaign(con, as_of, workspace, due, kind)
+    prefix = "access-review" if kind == "access" else f"{kind}-review"
+    target = Path(out or f"{prefix}-{as_of:%Y-%m-%d}-{campaign.campaign_id}.{fmt}")
     with open_writer(settings.duckdb_path) as con:
         register_campaign(con, campaign, now)
-    write_review(campaign.rows, target, fmt)
+    write_review(campaign.rows, target, fmt, kind)
     return target, len(campaign.rows), campaign
 
 
