@@ -386,6 +386,11 @@ class Simulator:
             raise ApiError(403, f"You must be an administrator of project {project.key!r} to do this.")
 
     def require_repo_admin(self, cred: Credential, ws: Workspace, repo: Repository) -> None:
+        # A workspace access token reaches every repository of its workspace with the scopes it was given
+        # (check_scopes has checked them): "Access tokens can interact with branch restriction APIs"
+        # (Atlassian, "Access tokens"; docs/simulator.md).
+        if cred.kind == "access_token" and cred.workspace == ws.slug:
+            return
         if self.effective(ws, repo).get(cred.user_uuid or "") != "admin":
             raise ApiError(
                 403, f"You must be an administrator of repository {ws.slug}/{repo.slug} to do this."
