@@ -278,7 +278,7 @@ def change_control_section(table: tuple[list[str], list[tuple]]) -> dict:
 def _render(metrics: dict, tables: dict, manifest: dict) -> str:
     changes_by_day = Counter(text(row[0])[:10] for row in tables["changes"][1])
     population = Counter(f"{row[1]} {row[7]}" for row in tables["population"][1])
-    risks = Counter(row[0] for row in tables["risks"][1] if row[-1])
+    risks = Counter(row[0] for row in tables["risks"][1] if row[10])  # is_finding
     charts = [
         {"title": title, "svg": bar_chart_svg(title, counts)}
         for title, counts in (
