@@ -230,7 +230,7 @@ def _execute(settings: Settings, definitions, job_name: str, run_config: dict):
 
 def check(settings: Settings):
     """The connection test (`connection_check.CheckReport`)."""
-    from .client import BitbucketClient, credentials_from_settings
+    from .client import BitbucketClient, Credentials, credentials_from_settings
     from .connection_check import check_connection
     from .provisioning.approvals import ApproverPolicy
     from .warehouse.files import warehouse_path_problem
@@ -242,14 +242,32 @@ def check(settings: Settings):
         max_retries=PREFLIGHT_RETRIES,
     )
     admin_api = _admin_api(settings)
+    token = settings.secret("bitbucket_change_control_token")
+    control = (
+        BitbucketClient(
+            Credentials.access_token(token),
+            settings.bitbucket_api_url,
+            requests_per_hour=settings.bitbucket_requests_per_hour,
+            max_retries=PREFLIGHT_RETRIES,
+        )
+        if token
+        else None
+    )
     try:
         report = check_connection(
-            client, admin_api, settings.admin_managed_workspaces, settings.workspace_filter
+            client,
+            admin_api,
+            settings.admin_managed_workspaces,
+            settings.workspace_filter,
+            control,
+            settings.bitbucket_change_control_workspace,
         )
     finally:
         client.close()
         if admin_api is not None:
             admin_api.client.close()
+        if control is not None:
+            control.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
     problem = warehouse_path_problem(settings.duckdb_path)
     if problem:

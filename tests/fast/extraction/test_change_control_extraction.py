@@ -293,3 +293,22 @@ def test_the_simulator_limits_each_credential_on_its_own(make_sim) -> None:
     assert [main.get(sim.url + path, timeout=10).status_code for _ in range(3)] == [200, 200, 429]
     bearer = {"Authorization": f"Bearer {SIM_ACCESS_TOKEN}"}
     assert requests.get(sim.url + path, headers=bearer, timeout=10).status_code == 200
+
+
+def test_check_probes_the_second_credential_and_names_a_refused_one(make_sim) -> None:
+    """`check` reads the token's three lists once; a token Bitbucket refuses is a warning naming why (never
+    the token), and the verdict stays what the main credential decides."""
+    sim = make_sim()
+    token_ws = next(iter(sim.org.workspaces))
+    good = BitbucketClient(Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7)
+    report = check_connection(_client(sim), control=good, control_workspace=token_ws)
+    assert (
+        f"change-control token (BITBUCKET_CHANGE_CONTROL_TOKEN) for {token_ws}: reads its branch "
+        "restrictions, branching models and override settings, on a rate limit of its own"
+    ) in report.lines()
+    wrong = "ATCTT3xNotAToken0000"
+    bad = BitbucketClient(Credentials.access_token(wrong), sim.url, requests_per_hour=1e7, max_retries=0)
+    refused = check_connection(_client(sim), control=bad, control_workspace=token_ws)
+    warning = [line for line in refused.lines() if line.startswith("warning: change-control token")]
+    assert len(warning) == 1 and "401" in warning[0] and wrong not in "\n".join(refused.lines())
+    assert refused.can_sync and refused.lines()[-1] == report.lines()[-1]
