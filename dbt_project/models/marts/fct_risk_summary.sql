@@ -11,6 +11,8 @@ from ({{ risk_summary(
     '(select risk from ' ~ ref('fct_access_risks') ~ ' union all select risk from '
         ~ ref('fct_change_control_risks') ~ ')',
     all_risk_guidance(),
-    unknowns='(' ~ change_control_unknowns(ref('fct_change_rights'), ref('int_production_branches')) ~ ')'
+    unknowns='(' ~ change_control_unknowns(
+        ref('fct_change_rights'), ref('int_production_branches'), ref('int_production_branch_rules')
+    ) ~ ')'
 ) }}) as summary
 order by severity_order, findings desc, risk

@@ -201,8 +201,7 @@ def test_change_control_risks(change_history) -> None:
         ("production branch without a push restriction", "ledger", 1),
         ("production branch without a push restriction", "orphan-repo", 1),
         ("production branch without a push restriction", "public-docs", 1),
-        ("production branch without a push restriction", "runbooks", 1),
-    ]
+    ]  # runbooks: project OPS enforces rules no API serves, so it is unknown, never unrestricted
 
 
 def test_change_rights_as_of_a_past_date(change_history) -> None:
@@ -264,7 +263,7 @@ def test_register_lists_every_change_control_risk_and_what_is_unknown(change_his
     for risk, status, _, _ in register:
         statuses.setdefault(risk, set()).add(status)
     assert statuses["change control not readable"] == {"checked: none"}
-    assert statuses["production branch without a push restriction"] == {"open"}
+    assert statuses["production branch without a push restriction"] == {"open", "unknown"}
     assert statuses["change possible without an enforced review"] == {"open", "unknown"}
     unknown = [(r[0], r[2], r[3]) for r in register if r[1] == "unknown"]
     assert unknown == [
@@ -296,6 +295,11 @@ def test_register_lists_every_change_control_risk_and_what_is_unknown(change_his
             "tiny-co",
             "unknown for 1 repositories whose rules are not fully readable: project rules no API serves",
         ),
+        (  # runbooks has no push rule of its own, and its project's rules cannot be read
+            "production branch without a push restriction",
+            "tiny-co",
+            "unknown for 1 repositories whose rules are not fully readable: project rules no API serves",
+        ),
     ]
     summary = dict(
         _query(
@@ -306,6 +310,7 @@ def test_register_lists_every_change_control_risk_and_what_is_unknown(change_his
     )
     assert summary["change control not readable"] == "checked: none 0 0"
     assert summary["change possible without an enforced review"] == "open 15 1"
+    assert summary["production branch without a push restriction"] == "open 3 1"
     # Counted apart: unknown is not zero findings.
     assert summary["member without 2FA who can change production"] == "open 1 3"
 

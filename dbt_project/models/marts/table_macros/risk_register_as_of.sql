@@ -21,7 +21,7 @@ findings as (
                                   observed_workspaces('as_of', bare=true)) }})
 ),
 
-unknowns as ({{ change_control_unknowns('cc_rights', 'cc_branches') }})
+unknowns as ({{ change_control_unknowns('cc_rights', 'cc_branches', 'cc_rules') }})
 
 select register.* exclude (status, area), cast(as_of as timestamptz) as as_of, register.status, register.area
 from ({{ risk_register('findings', all_risk_guidance(bare=true), 'in_workspace', unknowns='unknowns') }}) as register
