@@ -38,14 +38,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine, start_simulator  # noqa: E402
 
-from bitbucket_assets.client import BitbucketClient, Credentials  # noqa: E402
+from bitbucket_assets.client import BitbucketApi, BitbucketClient, Credentials  # noqa: E402
 from bitbucket_assets.clock import SimulatedClock  # noqa: E402
 from bitbucket_assets.extraction.extract import ExtractionOptions  # noqa: E402
 from bitbucket_assets.extraction.raw_schema import TABLES  # noqa: E402
 from bitbucket_assets.extraction.refresh import RefreshPolicy  # noqa: E402
 from bitbucket_assets.extraction.sync import run_sync  # noqa: E402
+from bitbucket_assets.provisioning.tables import create_provisioning_tables  # noqa: E402
 from bitbucket_assets.settings import DEFAULT_CHANGE_CONTROL_DAYS  # noqa: E402
-from bitbucket_simulator import SIM_API_TOKEN  # noqa: E402
+from bitbucket_simulator import SIM_ACCESS_TOKEN, SIM_API_TOKEN  # noqa: E402
 
 DBT = str(Path(sys.executable).parent / "dbt")
 # The plan views, the marts the figures read, and the history (the analysts' table macros need it).
@@ -55,7 +56,43 @@ SELECT = [
     "+dim_repositories",
     "+fct_grant_history",
     "+fct_change_control_coverage",
+    "+fct_change_rights",
 ]
+# The marts' production branch and the rules that apply to it, per repository whose rules this sync read (a
+# carried repository may have changed since its read: that is age, not a mismatch).
+MART_RULES = """
+select b.repository_uuid, b.production_branch, b.production_branch_source,
+       coalesce(list({'id': r.restriction_id, 'kind': r.kind, 'value': r.value,
+                      'users': r.exempt_user_uuids, 'groups': r.exempt_group_slugs}
+                     order by r.restriction_id) filter (where r.restriction_id is not null), []) as rules
+from intermediate.int_production_branches b
+left join intermediate.int_production_branch_rules r using (sync_id, repository_uuid)
+where b.sync_id = $sync and b.repository_uuid in (
+    select resource_id from raw.change_control_reads
+    where sync_id = $sync and observed_sync_id = sync_id and list = 'branch_restrictions')
+group by all
+"""
+
+
+def rule_mismatches(con: duckdb.DuckDBPyConnection, url: str, sync_id: str) -> tuple[int, int]:
+    """Repositories read by this sync whose production branch or rules in the marts differ from the
+    simulator's own (`GET /_sim/change-control`, its model's matching), and how many were compared."""
+    reference = {
+        r["repository_uuid"]: (r["production_branch"], r["production_branch_source"], r["rules"])
+        for r in requests.get(f"{url}/_sim/change-control", timeout=600).json()
+    }
+    compared = mismatched = 0
+    for uuid, branch, source, rules in con.execute(MART_RULES, {"sync": sync_id}).fetchall():
+        compared += 1
+        ours = (
+            branch,
+            source,
+            [{**r, "users": sorted(r["users"]), "groups": sorted(r["groups"])} for r in rules],
+        )
+        mismatched += reference.get(uuid) != ours
+    return mismatched, compared
+
+
 FIGURES = """
 select
     (select count(*) from marts.fct_reconciliation_mismatches) as mismatches,
@@ -111,11 +148,17 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=900.0, help="the client's requests per hour per bucket"
     )
+    parser.add_argument(
+        "--second-credential",
+        action="store_true",
+        help="read change control's rules with the simulator's workspace access token (its own rate limit)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     print(
         f"org {args.org}, {args.days} days, churn {args.churn:.0%}/day, N = {args.max_age_days} days, "
-        f"budget {args.budget:.0f}/h per bucket, change control every {args.change_control_days} days",
+        f"budget {args.budget:.0f}/h per bucket, change control every {args.change_control_days} days"
+        + (", rules read with a second credential" if args.second_credential else ""),
         flush=True,
     )
     proc, url, email = start_simulator(args.org)
@@ -133,13 +176,31 @@ def main() -> None:
             client = BitbucketClient(
                 Credentials.api_token(email, SIM_API_TOKEN), url, clock=clock, requests_per_hour=args.budget
             )
+            # The second credential: a client of its own (its own pacing buckets) on the same clock.
+            control = (
+                BitbucketClient(
+                    Credentials.access_token(SIM_ACCESS_TOKEN),
+                    url,
+                    clock=clock,
+                    requests_per_hour=args.budget,
+                )
+                if args.second_credential
+                else None
+            )
+            token_workspace = BitbucketApi(control).user_workspaces()[0].slug if control is not None else None
             started, wall = clock.monotonic(), time.perf_counter()
             with duckdb.connect(db) as con:
+                create_provisioning_tables(con)  # the dbt sources the Dagster job creates before a build
                 policy = RefreshPolicy(
                     max_age_days=args.max_age_days, change_control_days=args.change_control_days
                 )
-                result = run_sync(client, con, ExtractionOptions(refresh=policy))
+                options = ExtractionOptions(
+                    refresh=policy, change_control_client=control, change_control_workspace=token_workspace
+                )
+                result = run_sync(client, con, options)
             client.close()
+            if control is not None:
+                control.close()
             hours = (clock.monotonic() - started) / 3600
             sync_wall = time.perf_counter() - wall
             build = dbt_run(db)
@@ -147,15 +208,25 @@ def main() -> None:
                 mismatches, compared, oldest, carried, coverage, control_oldest = con.execute(
                     FIGURES
                 ).fetchone()
+                token_calls = con.execute(
+                    "select count(*) filter (where observed_sync_id = sync_id) from raw.change_control_reads "
+                    "where sync_id = ? and workspace_slug = ? and list <> 'deploy_keys' "
+                    "and resource_type = 'repository'",
+                    [result.sync_id, token_workspace or ""],
+                ).fetchone()[0]
                 control_calls = con.execute(
                     "select count(*) filter (where observed_sync_id = sync_id) from raw.change_control_reads "
                     "where sync_id = ?",
                     [result.sync_id],
                 ).fetchone()[0]
+                rules_mismatches, rules_compared = rule_mismatches(con, url, result.sync_id)
                 keep_last_raw_snapshots(con)
             buckets = {"repositories": 0, "other": 0}
             for family, n in result.stats["calls_by_family"].items():
                 buckets["repositories" if family.startswith("2.0/repositories") else "other"] += n
+            # The token's calls are counted with the main client's (one manifest); its bucket is its own.
+            buckets["repositories"] -= token_calls
+            buckets["token"] = token_calls
             # Workspaces that read their lists instead of the effective list today (over the target hours).
             unreconciled = sorted(
                 ws for ws, r in result.refresh.items() if "effective list not read" in r.get("why", "")
@@ -177,8 +248,11 @@ def main() -> None:
                 "read": read,
                 "carried": carried,
                 "control_calls": control_calls,
+                "token_calls": token_calls,
                 "control_coverage": round(float(coverage or 0), 4),
                 "control_oldest_days": round(control_oldest or 0, 2),
+                "rules_mismatches": rules_mismatches,
+                "rules_compared": rules_compared,
                 "not_reconciled": unreconciled,
                 "changes": changes,
                 "sync_wall_s": round(sync_wall, 1),
@@ -199,11 +273,14 @@ def main() -> None:
 
     print(
         f"summary: first sync {rows[0]['calls']:,} calls in {rows[0]['hours']} h; incremental days: "
-        f"calls {span('calls')}, repositories bucket {span('repositories')}, other {span('other')}; "
+        f"calls {span('calls')}, repositories bucket {span('repositories')}, other {span('other')}, "
+        f"token {span('token')}; "
         f"hours {span('hours')}; mismatches {sum(r['mismatches'] for r in rows)} in all; "
         f"oldest list {max(r['oldest_days'] for r in rows)} days; 429s {sum(r['429'] for r in rows)}; "
         f"change control: {span('control_calls')} calls a day, coverage {rows[-1]['control_coverage']:.1%} "
-        f"after {len(rows)} days",
+        f"after {len(rows)} days, oldest read {max(r['control_oldest_days'] for r in incremental)} days, "
+        f"rules mismatches {sum(r['rules_mismatches'] for r in rows)} "
+        f"of {sum(r['rules_compared'] for r in rows):,} repositories compared",
         flush=True,
     )
 

@@ -334,24 +334,41 @@ def review() -> None:
 @click.option("--as-of", "as_of", required=True, help="Date or timestamp (UTC) the population is taken at.")
 @click.option("--workspace", default=None, help="Only this workspace.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default="xlsx", show_default=True)
-@click.option("--out", "out", default=None, help="Output file (default: access-review-<date>.<format>).")
+@click.option(
+    "--out", "out", default=None, help="Output file (default: <campaign>-review-<date>-<id>.<format>)."
+)
 @click.option(
     "--due",
     default=None,
     help="Date or timestamp (UTC) after which the campaign takes no decision (default: "
     "BITBUCKET_REVIEW_DUE_DAYS, 30 days, from now).",
 )
-def review_export(as_of: str, workspace: str | None, fmt: str, out: str | None, due: str | None) -> None:
-    """One row per (user, resource, permission) with every grant path and reviewer/decision columns."""
+@click.option(
+    "--campaign",
+    "kind",
+    type=click.Choice(["access", "change-control"]),
+    default="access",
+    show_default=True,
+    help="access: who holds what. change-control: who can change a production branch alone (push, or merge "
+    "without an enforced review); a revoke removes them from the groups behind it and lists the rules that "
+    "name them for a person to edit.",
+)
+def review_export(
+    as_of: str, workspace: str | None, fmt: str, out: str | None, due: str | None, kind: str
+) -> None:
+    """One row per (user, resource, permission) with every grant path and reviewer/decision columns; with
+    --campaign change-control, one row per (user, repository's production branch) they can change alone."""
     from . import services
 
     if out and not Path(out).resolve().parent.is_dir():
         raise click.BadParameter(f"the directory of {out} does not exist", param_hint="--out")
     when = _timestamp(as_of, "--as-of")
     until = _timestamp(due, "--due") if due else None
-    target, count, campaign = _run(services.review_export, _settings(), when, workspace, fmt, out, until)
+    target, count, campaign = _run(
+        services.review_export, _settings(), when, workspace, fmt, out, until, kind
+    )
     _echo(
-        f"wrote {count} review rows to {target} (campaign {campaign.campaign_id}, due "
+        f"wrote {count} {kind} review rows to {target} (campaign {campaign.campaign_id}, due "
         f"{campaign.due_at:%Y-%m-%d %H:%M} UTC; only its rows, unchanged, can be imported)"
     )
     _echo(

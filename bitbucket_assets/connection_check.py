@@ -141,9 +141,13 @@ def check_connection(
     admin_api: AtlassianAdminApi | None = None,
     admin_managed: list[str] | None = None,
     workspaces: list[str] | None = None,
+    control: BitbucketClient | None = None,
+    control_workspace: str | None = None,
 ) -> CheckReport:
     """`admin_api` and `admin_managed` as in provisioning (`provisioning/backends.py`); `workspaces` as
-    BITBUCKET_WORKSPACES (a sync covers those, or every workspace the credential administers)."""
+    BITBUCKET_WORKSPACES (a sync covers those, or every workspace the credential administers); `control` and
+    `control_workspace`: the second credential of change control (BITBUCKET_CHANGE_CONTROL_TOKEN) and its
+    workspace."""
     report = CheckReport(credential_kind=client.credentials.kind)
     api = BitbucketApi(client, on_skip=report.note_skipped)  # entries a sync would skip: counted, not fatal
     me: User | None = None
@@ -191,7 +195,34 @@ def check_connection(
             _probe_provisioning(
                 api, slug, me.uuid if me else "{00000000-0000-4000-8000-000000000000}", report
             )
+    if control is not None and control_workspace:
+        _probe_control_token(api, BitbucketApi(control), control_workspace, report)
     return report
+
+
+def _probe_control_token(api: BitbucketApi, control: BitbucketApi, slug: str, report: CheckReport) -> None:
+    """The second credential's reads (branch restrictions, branching model, override settings) on the first
+    repository of its workspace: said in a note; a refusal is a warning, as a sync then marks that workspace's
+    change control not readable."""
+    name = f"change-control token (BITBUCKET_CHANGE_CONTROL_TOKEN) for {slug}"
+    try:
+        repo = api.first_repository(slug)
+        if repo is None:
+            report.notes.append(f"{name}: not probed (the workspace has no repository)")
+            return
+        control.branch_restrictions(slug, repo.uuid)
+        control.effective_branching_model(slug, repo.uuid)
+        control.override_settings(slug, repo.uuid)
+    except MissingScopesError as exc:
+        missing = ", ".join(sorted(set(exc.required) - set(exc.granted)))
+        report.notes.append(f"warning: {name}: missing scopes {missing} (a sync marks it not readable)")
+    except BitbucketError as exc:
+        report.notes.append(f"warning: {name}: {exc} (a sync marks its change control not readable)")
+    else:
+        report.notes.append(
+            f"{name}: reads its branch restrictions, branching models and override settings, on a rate "
+            "limit of its own"
+        )
 
 
 def _probe_groups(api: BitbucketApi, slug: str, report: CheckReport, named: bool) -> bool:

@@ -230,7 +230,7 @@ def _execute(settings: Settings, definitions, job_name: str, run_config: dict):
 
 def check(settings: Settings):
     """The connection test (`connection_check.CheckReport`)."""
-    from .client import BitbucketClient, credentials_from_settings
+    from .client import BitbucketClient, Credentials, credentials_from_settings
     from .connection_check import check_connection
     from .provisioning.approvals import ApproverPolicy
     from .warehouse.files import warehouse_path_problem
@@ -242,14 +242,32 @@ def check(settings: Settings):
         max_retries=PREFLIGHT_RETRIES,
     )
     admin_api = _admin_api(settings)
+    token = settings.secret("bitbucket_change_control_token")
+    control = (
+        BitbucketClient(
+            Credentials.access_token(token),
+            settings.bitbucket_api_url,
+            requests_per_hour=settings.bitbucket_requests_per_hour,
+            max_retries=PREFLIGHT_RETRIES,
+        )
+        if token
+        else None
+    )
     try:
         report = check_connection(
-            client, admin_api, settings.admin_managed_workspaces, settings.workspace_filter
+            client,
+            admin_api,
+            settings.admin_managed_workspaces,
+            settings.workspace_filter,
+            control,
+            settings.bitbucket_change_control_workspace,
         )
     finally:
         client.close()
         if admin_api is not None:
             admin_api.client.close()
+        if control is not None:
+            control.close()
     report.notes.append(ApproverPolicy.load(settings.bitbucket_approver_policy).describe())
     problem = warehouse_path_problem(settings.duckdb_path)
     if problem:
@@ -559,10 +577,11 @@ def review_export(
     fmt: str,
     out: str | None,
     due: datetime | None = None,
+    kind: str = "access",
 ):
-    """The population as a new review campaign, due at `due` (default: BITBUCKET_REVIEW_DUE_DAYS from now):
-    registered in the warehouse (waiting for the writer lock as provisioning does), then written to the
-    file."""
+    """The population as a new review campaign of `kind` (`access`, `change-control`), due at `due` (default:
+    BITBUCKET_REVIEW_DUE_DAYS from now): registered in the warehouse (waiting for the writer lock as
+    provisioning does), then written to the file."""
     from .reporting.review import new_campaign, register_campaign, write_review
 
     now = SystemClock().now()
@@ -570,11 +589,12 @@ def review_export(
     if due <= now:
         raise CommandError(f"--due {due:%Y-%m-%d %H:%M} UTC is already past")
     with _connect(report_database(settings), read_only=True) as con:
-        campaign = new_campaign(con, as_of, workspace, due)
-    target = Path(out or f"access-review-{as_of:%Y-%m-%d}-{campaign.campaign_id}.{fmt}")
+        campaign = new_campaign(con, as_of, workspace, due, kind)
+    prefix = "access-review" if kind == "access" else f"{kind}-review"
+    target = Path(out or f"{prefix}-{as_of:%Y-%m-%d}-{campaign.campaign_id}.{fmt}")
     with open_writer(settings.duckdb_path) as con:
         register_campaign(con, campaign, now)
-    write_review(campaign.rows, target, fmt)
+    write_review(campaign.rows, target, fmt, kind)
     return target, len(campaign.rows), campaign
 
 

@@ -56,6 +56,7 @@ SECRET_VARIABLES = {
     "bitbucket_oauth_client_secret": "BITBUCKET_OAUTH_CLIENT_SECRET",
     "bitbucket_app_password": "BITBUCKET_APP_PASSWORD",
     "bitbucket_admin_api_key": "BITBUCKET_ADMIN_API_KEY",
+    "bitbucket_change_control_token": "BITBUCKET_CHANGE_CONTROL_TOKEN",
 }
 
 
@@ -87,6 +88,13 @@ class Settings(BaseSettings):
     # Change control is read on a rolling schedule: about 1/N of the repositories a day, each at most N days
     # old once the first pass (spread over N days) is through; `sync --full` reads every repository's.
     bitbucket_change_control_days: int = Field(DEFAULT_CHANGE_CONTROL_DAYS, ge=1)
+    # An optional second credential for change control: a workspace access token (Bearer; scopes
+    # `repository:admin`) of BITBUCKET_CHANGE_CONTROL_WORKSPACE, whose rate limit is its own. It reads that
+    # workspace's branch restrictions, effective branching models and override settings beside the main
+    # credential; deploy keys stay on the main credential (the spec lists only API tokens for them). Sent only
+    # to BITBUCKET_API_URL's origin, like the main credential.
+    bitbucket_change_control_token: SecretStr | None = None
+    bitbucket_change_control_workspace: str | None = None  # the token's workspace (slug)
     # The circuit breaker: past this share of a workspace's repositories, projects, members or groups
     # vanishing in one sync (and at least VANISHED_MIN_COUNT of them), the snapshot is held back as `suspect`;
     # `sync --accept-vanished` publishes it when the change is real.
@@ -164,6 +172,16 @@ class Settings(BaseSettings):
         policy" (every other empty variable counts as unset)."""
         if type(self) is Settings and self.bitbucket_approver_policy is None:
             empty_policy_problem(os.environ)
+        return self
+
+    @model_validator(mode="after")
+    def _change_control_token_has_its_workspace(self) -> Settings:
+        """A workspace access token reaches one workspace: it is used only with that workspace's name."""
+        if self.bitbucket_change_control_token is not None and not self.bitbucket_change_control_workspace:
+            raise ValueError(
+                "BITBUCKET_CHANGE_CONTROL_TOKEN is set without BITBUCKET_CHANGE_CONTROL_WORKSPACE: name the "
+                "workspace (slug) the access token belongs to"
+            )
         return self
 
     @field_validator("bitbucket_api_url", "bitbucket_oauth_token_url", "bitbucket_admin_api_url")

@@ -9,6 +9,7 @@ app.py with one line.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import altair as alt
 import pandas as pd
@@ -70,12 +71,9 @@ def weakened(workspace: str | None) -> pd.DataFrame:
 
 
 def risks(workspace: str | None) -> pd.DataFrame:
-    return data.query(
-        "select * exclude (as_of) from marts.fct_change_control_risks "
-        "where $ws is null or workspace_slug = $ws "
-        "order by severity_order, risk, workspace_slug, resource_key, user_display_name",
-        {"ws": workspace},
-    )
+    """Every change-control risk at the latest sync, from the risk register: findings, `checked: none` for a
+    risk without one, and `unknown` rows where it could not be checked (rules not fully readable)."""
+    return data.risks(datetime.now(UTC), workspace, area="change control")
 
 
 def render(
@@ -124,15 +122,29 @@ def render(
     changes = weakened(workspace)
     st.dataframe(plain(changes), width="stretch", hide_index=True)
     st.subheader("Risks")
-    found = risks(workspace)
-    for risk, rows in found.groupby("risk", sort=False):  # the most severe first
+    for risk, rows in risks(workspace).groupby("risk", sort=False):  # the most severe first
         first = rows.iloc[0]
-        _say(f"{risk} ({len(rows)}; {first.severity})", tag="h3")
+        _say(f"{risk} ({risk_count(rows)}; {first.severity})", tag="h3")
         # The guidance is read from the warehouse like everything else: shown as text, never as Markdown.
         _say(f"Why it matters: {first.why_it_matters}", css="bb-guidance")
         _say(f"What to do: {first.what_to_do}", css="bb-guidance")
-        shown = rows.drop(columns=["risk", "severity", "severity_order", "why_it_matters", "what_to_do"])
-        st.dataframe(plain(shown), width="stretch", hide_index=True)
+        shown = rows[rows.status != "checked: none"].drop(
+            columns=["risk", "severity", "why_it_matters", "what_to_do", "is_finding", "area"]
+        )
+        if len(shown):
+            st.dataframe(plain(shown), width="stretch", hide_index=True)
+
+
+def risk_count(rows: pd.DataFrame) -> str:
+    """A risk's heading count: its findings, `checked: none`, and apart from them where it is unknown."""
+    findings = int(rows.is_finding.sum())
+    unknown = int((rows.status == "unknown").sum())
+    if not findings and not unknown:
+        return "checked: none"
+    said = [f"{findings}"] if findings else []
+    if unknown:
+        said.append(f"unknown in {unknown} workspace{'s' if unknown > 1 else ''}")
+    return ", ".join(said)
 
 
 def _say(text: str, tag: str = "p", css: str = "") -> None:

@@ -383,11 +383,12 @@ def changes(start: datetime, end: datetime, workspace: str | None, user: str | N
 # after the latest sync it is read from the marts (`marts.risk_register`), earlier judged from the history.
 _REGISTER_COLUMNS = """
     select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
-           severity, why_it_matters, what_to_do, is_finding
+           severity, why_it_matters, what_to_do, is_finding, status, area
 """
 _REGISTER_ORDER = "order by severity_order, risk, workspace_slug, resource_key, user_display_name"
-RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register_as_of($to, $ws) {_REGISTER_ORDER}"
-LATEST_RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register($ws) {_REGISTER_ORDER}"
+_IN_AREA = "where $area is null or area = $area"
+RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register_as_of($to, $ws) {_IN_AREA} {_REGISTER_ORDER}"
+LATEST_RISKS = f"{_REGISTER_COLUMNS} from marts.risk_register($ws) {_IN_AREA} {_REGISTER_ORDER}"
 
 
 def _utc(moment) -> pd.Timestamp:
@@ -396,14 +397,15 @@ def _utc(moment) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def risks(as_of: datetime, workspace: str | None) -> pd.DataFrame:
+def risks(as_of: datetime, workspace: str | None, area: str | None = None) -> pd.DataFrame:
+    """The register at `as_of`: every risk (or those of one `area`, `access` or `change control`)."""
     latest = query("select max(synced_at) as latest from marts.fct_sync_summary").latest.iloc[0]
     if latest is not None and not pd.isna(latest) and _utc(as_of) >= _utc(latest):
         try:
-            return query(LATEST_RISKS, {"ws": workspace})
+            return query(LATEST_RISKS, {"ws": workspace, "area": area})
         except duckdb.CatalogException:  # a warehouse built before the macro existed
             pass
-    return query(RISKS, {"to": as_of, "ws": workspace})
+    return query(RISKS, {"to": as_of, "ws": workspace, "area": area})
 
 
 def provisioning(workspace: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:

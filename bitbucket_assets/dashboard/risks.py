@@ -1,6 +1,7 @@
 """The dashboard's "Risks" page: every risk the rules check, by severity, each with its findings or "checked:
 none", why it matters and what to do (dbt's seed, shown as text); people and resources linked to their pages,
-the detail in full, ids only in the CSV. Read from `marts.risk_register_as_of`, filtered in SQL."""
+the detail in full, ids only in the CSV; "unknown" where change-control rules could not be read. Read from
+`marts.risk_register` (the latest sync) or `marts.risk_register_as_of`, filtered in SQL."""
 
 from __future__ import annotations
 
@@ -24,9 +25,13 @@ TITLE = "Risks"
 SEVERITIES = ("high", "medium", "low")
 
 
-def heading(risk: str, findings: int) -> str:
-    """`Public repository: 1 finding`, `Dormant account: checked, none`."""
-    return f"{risk[:1].upper()}{risk[1:]}: {counted(findings, 'finding') if findings else 'checked, none'}"
+def heading(risk: str, findings: int, unknown: int = 0) -> str:
+    """`Public repository: 1 finding`, `Dormant account: checked, none`, and where the rules could not be read
+    (change control), `...: unknown in 2 workspaces`: never "checked, none" for what was not checked."""
+    said = [counted(findings, "finding")] if findings else []
+    if unknown:
+        said.append(f"unknown in {counted(unknown, 'workspace')}")
+    return f"{risk[:1].upper()}{risk[1:]}: {'; '.join(said) or 'checked, none'}"
 
 
 def render(view: View) -> None:
@@ -52,10 +57,13 @@ def render(view: View) -> None:
 def show_risk(risk: str, rows: pd.DataFrame) -> None:
     first = rows.iloc[0]
     found = rows[rows.is_finding]
-    say(heading(risk, len(found)), tag="h4")
+    unknown = rows[rows.status == "unknown"]
+    say(heading(risk, len(found), len(unknown)), tag="h4")
     # The guidance is read from the warehouse like everything else: shown as text, never as Markdown.
     say(f"Why it matters: {first.why_it_matters}", css="bb-guidance")
     say(f"What to do: {first.what_to_do}", css="bb-guidance")
+    for workspace, detail in zip(unknown.workspace_slug, unknown.detail, strict=True):
+        say(f"Unknown in {workspace}: {detail}", css="bb-note")
     if found.empty:
         return
     people = [

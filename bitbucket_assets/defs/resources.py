@@ -77,6 +77,10 @@ class BitbucketResource(_FromSettings):
     refresh_max_age_days: int = DEFAULT_REFRESH_MAX_AGE_DAYS
     sync_target_hours: float = DEFAULT_SYNC_TARGET_HOURS
     change_control_days: int = DEFAULT_CHANGE_CONTROL_DAYS
+    # The optional second credential for change control (settings.py): a workspace access token and its
+    # workspace.
+    change_control_token: str | None = None
+    change_control_workspace: str | None = None
     max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE  # the circuit breaker (extraction/vanished.py)
     admin_api_url: str = DEFAULT_ADMIN_API_URL
     admin_org_id: str | None = None
@@ -101,6 +105,16 @@ class BitbucketResource(_FromSettings):
 
     def get_client(self) -> BitbucketClient:
         return BitbucketClient(self.credentials(), self.api_url, requests_per_hour=self.requests_per_hour)
+
+    def get_change_control_client(self) -> BitbucketClient | None:
+        """A client of its own (its own pacing buckets) for the change-control token, to the same API root."""
+        if not self.change_control_token:
+            return None
+        return BitbucketClient(
+            Credentials.access_token(self.change_control_token),
+            self.api_url,
+            requests_per_hour=self.requests_per_hour,
+        )
 
     def get_admin_api(self) -> AtlassianAdminApi | None:
         """The organization's Admin API, when an organization id and API key are set."""

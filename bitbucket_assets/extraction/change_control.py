@@ -182,6 +182,7 @@ class ChangeControlReader:
     def __init__(
         self,
         api: BitbucketApi,
+        rules_api: BitbucketApi,
         writer: SnapshotWriter,
         pool,
         slug: str,
@@ -192,9 +193,12 @@ class ChangeControlReader:
         progress: SyncProgress,
         waiting: Callable[[list[Future]], None],
     ):
-        """`waiting(futures)`: what to do while reads are in flight (write the effective list's pages fetched
+        """`rules_api`: the credential that reads branch restrictions, branching models and override settings
+        (the main one, or a workspace access token with its own rate limit); deploy keys are read with `api`.
+        `waiting(futures)`: what to do while reads are in flight (write the effective list's pages fetched
         beside them)."""
         self.api, self.writer, self.pool, self.slug, self.base = api, writer, pool, slug, base
+        self.rules_api = rules_api
         self.progress, self.waiting = progress, waiting
         self.rolling_days, self.full, self.drop = rolling_days, full, drop
         self.status = READABLE
@@ -234,9 +238,9 @@ class ChangeControlReader:
         jobs: list[tuple[Target, str, Callable[[], Any]]] = []
         for t in targets:
             reads = {
-                "branch_restrictions": lambda u=t.uuid: self.api.branch_restrictions(self.slug, u),
-                "branching_model": lambda u=t.uuid: self.api.effective_branching_model(self.slug, u),
-                "override_settings": lambda u=t.uuid: self.api.override_settings(self.slug, u),
+                "branch_restrictions": lambda u=t.uuid: self.rules_api.branch_restrictions(self.slug, u),
+                "branching_model": lambda u=t.uuid: self.rules_api.effective_branching_model(self.slug, u),
+                "override_settings": lambda u=t.uuid: self.rules_api.override_settings(self.slug, u),
                 "deploy_keys": lambda u=t.uuid: self.api.repository_deploy_keys(self.slug, u),
             }
             jobs += [(t, name, read) for name, read in reads.items()]

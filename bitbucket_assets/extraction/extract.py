@@ -31,6 +31,7 @@ from typing import Any
 
 from ..client import (
     BitbucketApi,
+    BitbucketClient,
     BitbucketError,
     EndpointNotFoundError,
     EndpointRemovedError,
@@ -97,6 +98,12 @@ class ExtractionOptions:
     # back (`sync --accept-vanished`): publish a held snapshot, or publish despite the breaker.
     breaker: Breaker = field(default_factory=Breaker)
     accept_vanished: bool = False
+    # A second credential for change control (a workspace access token, whose rate limit is its own): the
+    # branch restrictions, effective branching models and override settings of `change_control_workspace` are
+    # read with it, beside the main credential's reads; deploy keys stay on the main credential (the spec
+    # lists only API tokens for them). Its calls are counted with the main client's.
+    change_control_client: BitbucketClient | None = None
+    change_control_workspace: str | None = None
 
 
 NOT_ADMINISTERED = (
@@ -387,8 +394,12 @@ class _WorkspaceExtractor:
 
     def change_control(self) -> None:
         policy = self.options.refresh
+        control = self.options.change_control_client
         ChangeControlReader(
             self.api,
+            BitbucketApi(control, on_skip=self.api.on_skip)
+            if control is not None and self.options.change_control_workspace == self.slug
+            else self.api,
             self.writer,
             self.pool,
             self.slug,

@@ -76,6 +76,8 @@ def run_sync(
     """
     if options.admin_api is not None:
         options.admin_api.client.stats = client.stats  # one count of calls in the manifest, both APIs in it
+    if options.change_control_client is not None:
+        options.change_control_client.stats = client.stats
     writer = SnapshotWriter(con, sync_id or new_sync_id(), clock=client.clock)
     # What a resumed sync must match; the refresh plan reads `max_age_days` from here too.
     settings = {

@@ -136,6 +136,9 @@ DDL = [
     "ALTER TABLE provisioning.access_requests ADD COLUMN IF NOT EXISTS review_file_sha256 VARCHAR",
     # A campaign takes decisions until its due time (set at export).
     "ALTER TABLE provisioning.review_campaigns ADD COLUMN IF NOT EXISTS due_at TIMESTAMPTZ",
+    # What the campaign reviews: `access` (who holds what) or `change-control` (who can change production
+    # alone); null in campaigns exported before kinds existed, which were access reviews.
+    "ALTER TABLE provisioning.review_campaigns ADD COLUMN IF NOT EXISTS campaign_kind VARCHAR",
     """
     -- Every review file imported: its bytes, and the reviewer's detached signature over them, so that each
     -- decision (and each request a revoke made) can be checked again against the reviewer's key.
@@ -185,7 +188,7 @@ DDL = [
     )
     SELECT c.campaign_id, c.workspace_slug, c.as_of, c.created_at, c.due_at, c.item_count AS items_exported,
            d.reviewer, coalesce(d.items_decided, 0) AS items_decided, coalesce(d.kept, 0) AS kept,
-           coalesce(d.revoked, 0) AS revoked
+           coalesce(d.revoked, 0) AS revoked, coalesce(c.campaign_kind, 'access') AS campaign_kind
     FROM provisioning.review_campaigns c
     LEFT JOIN decided d USING (campaign_id)
     """,

@@ -55,11 +55,12 @@ QUERIES = {
         where not dry_run and attempted_at >= $from and attempted_at <= $to
         order by attempted_at
     """,
-    # Every finding with its severity and guidance (dbt_project/seeds/risk_guidance.csv), and a row `checked:
-    # none` for each risk that found nothing: "checked, none" is not "not checked".
+    # Every finding with its severity and guidance (dbt_project/seeds/risk_guidance.csv and
+    # change_control_risk_guidance.csv), a row `checked: none` for each risk that found nothing ("checked,
+    # none" is not "not checked"), and `unknown` rows where a change-control risk could not be checked.
     "risks": """
         select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
-               severity, why_it_matters, what_to_do, is_finding
+               severity, why_it_matters, what_to_do, is_finding, status, area
         from marts.risk_register_as_of($to, null)
         order by severity_order, risk, workspace_slug, resource_key, user_display_name
     """,
@@ -175,7 +176,8 @@ def build_evidence_pack(
         "removed": sum(1 for r in changes if r[2] == "removed"),
         "changed": sum(1 for r in changes if r[2] == "changed"),
         "provisioning_actions": len(tables["provisioning"][1]),
-        "open_risks": sum(1 for r in risks if r[-1]),  # findings, not the `checked: none` rows
+        "open_risks": sum(1 for r in risks if r[10]),  # findings: not the `checked: none` or `unknown` rows
+        "unknown_risk_rows": sum(1 for r in risks if r[11] == "unknown"),
         "review_decisions": len(tables["attestations"][1]),
     }
     try:
@@ -276,7 +278,7 @@ def change_control_section(table: tuple[list[str], list[tuple]]) -> dict:
 def _render(metrics: dict, tables: dict, manifest: dict) -> str:
     changes_by_day = Counter(text(row[0])[:10] for row in tables["changes"][1])
     population = Counter(f"{row[1]} {row[7]}" for row in tables["population"][1])
-    risks = Counter(row[0] for row in tables["risks"][1] if row[-1])
+    risks = Counter(row[0] for row in tables["risks"][1] if row[10])  # is_finding
     charts = [
         {"title": title, "svg": bar_chart_svg(title, counts)}
         for title, counts in (

@@ -63,23 +63,29 @@ EVIDENCE = [
 DECISIONS = ("keep", "revoke", "")
 IMPORT_COLUMNS = (*EVIDENCE, "reviewer", "decision", "campaign_id")  # what an import needs in the file
 
-# The population and what a revoke can take away are dbt's (marts.review_population, macros/access_rules.sql).
+# The population and what a revoke can take away are dbt's, per campaign kind: who holds what
+# (marts.review_population, macros/access_rules.sql), or who can change a production branch alone
+# (marts.change_review_population, over marts.change_rights_as_of).
+POPULATIONS = {"access": "marts.review_population", "change-control": "marts.change_review_population"}
 EXPORT_SQL = """
     select *, '' as reviewer, '' as decision, '' as comment
-    from marts.review_population(cast($as_of as timestamptz), $workspace)
+    from {population}(cast($as_of as timestamptz), $workspace)
 """
 # Registered with each item (not in the file): the groups a revoke removes the user from, and the paths a
 # person must remove in Bitbucket.
 REVOCATION = ("removable_via_groups", "paths_outside_groups")
 
 
-def export_rows(con: duckdb.DuckDBPyConnection, as_of: datetime, workspace: str | None = None) -> list[dict]:
-    cursor = con.execute(EXPORT_SQL, {"as_of": as_of, "workspace": workspace})
+def export_rows(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, workspace: str | None = None, kind: str = "access"
+) -> list[dict]:
+    sql = EXPORT_SQL.format(population=POPULATIONS[kind])  # a key of ours, never the caller's text
+    cursor = con.execute(sql, {"as_of": as_of, "workspace": workspace})
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
+def write_review(rows: list[dict], path: Path, fmt: str, kind: str = "access") -> Path:
     if fmt == "csv":
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
@@ -92,7 +98,7 @@ def write_review(rows: list[dict], path: Path, fmt: str) -> Path:
 
     book = Workbook()
     sheet = book.active
-    sheet.title = "access review"
+    sheet.title = "access review" if kind == "access" else "change-control review"
     sheet.append(COLUMNS)
     for number, row in enumerate(rows, start=2):
         for column, key in enumerate(COLUMNS, start=1):
@@ -114,6 +120,7 @@ class Campaign:
     workspace: str | None
     rows: list[dict]
     due_at: datetime | None = None  # decisions imported after it are refused; None: created + the default
+    kind: str = "access"  # a key of POPULATIONS
 
 
 def new_campaign(
@@ -121,14 +128,16 @@ def new_campaign(
     as_of: datetime,
     workspace: str | None = None,
     due_at: datetime | None = None,
+    kind: str = "access",
 ) -> Campaign:
-    """The population at `as_of` as a new campaign: every row carries the campaign id and its fingerprint."""
+    """The population at `as_of` as a new campaign of `kind` (POPULATIONS): every row carries the campaign id
+    and its fingerprint."""
     campaign_id = uuid.uuid4().hex[:16]
-    rows = export_rows(con, as_of, workspace)
+    rows = export_rows(con, as_of, workspace, kind)
     for row in rows:
         row["campaign_id"] = campaign_id
         row["fingerprint"] = fingerprint(campaign_id, row)
-    return Campaign(campaign_id, as_of, workspace, rows, due_at)
+    return Campaign(campaign_id, as_of, workspace, rows, due_at, kind)
 
 
 def fingerprint(campaign_id: str, row: dict) -> str:
@@ -154,8 +163,16 @@ def register_campaign(con: duckdb.DuckDBPyConnection, campaign: Campaign, create
         due = campaign.due_at or created_at + timedelta(days=DEFAULT_REVIEW_DUE_DAYS)
         con.execute(
             "insert into provisioning.review_campaigns (campaign_id, created_at, as_of, workspace_slug, "
-            "item_count, due_at) values (?, ?, ?, ?, ?, ?)",
-            [campaign.campaign_id, created_at, campaign.as_of, campaign.workspace, len(campaign.rows), due],
+            "item_count, due_at, campaign_kind) values (?, ?, ?, ?, ?, ?, ?)",
+            [
+                campaign.campaign_id,
+                created_at,
+                campaign.as_of,
+                campaign.workspace,
+                len(campaign.rows),
+                due,
+                campaign.kind,
+            ],
         )
         columns = ", ".join(("campaign_id", *EVIDENCE, "fingerprint", *REVOCATION))
         lists = ", ".join(f"""from_json({c}, '["VARCHAR"]')""" for c in REVOCATION)

@@ -256,12 +256,14 @@ list_transform({{ sources }}, lambda s: case s when 'direct' then 'direct grants
 {%- endmacro %}
 
 {#
-  Findings (`access_risks` rows) with their guidance, plus one `checked: none` row for every risk of the guidance
-  that found nothing, so that "checked, none" reads differently from "not checked"; severity first.
-  `is_finding` tells the two apart. `in_workspace`: an SQL expression naming one workspace (its findings, and
-  `checked: none` for the risks without one there), or null for all.
+  Findings (`access_risks` or change-control rows) with their guidance, plus one `checked: none` row for every
+  risk of the guidance that found nothing, so that "checked, none" reads differently from "not checked"; severity
+  first. `unknowns` (change_control_unknowns' rows, or none) are where a risk could not be checked: a risk
+  with such rows is never `checked: none` there. `status` says which a row is (`open`, `unknown`,
+  `checked: none`), `is_finding` whether it is a finding. `in_workspace`: an SQL expression naming one workspace
+  (its findings, and `checked: none` for the risks without one there), or null for all.
 #}
-{% macro risk_register(findings, guidance, in_workspace='null') %}
+{% macro risk_register(findings, guidance, in_workspace='null', unknowns=none) %}
 select
     g.risk,
     f.workspace_slug, f.resource_type, f.resource_key, f.user_display_name, f.user_uuid,
@@ -269,27 +271,52 @@ select
     g.severity,
     g.why_it_matters,
     g.what_to_do,
-    f.risk is not null as is_finding,
-    {{ severity_order('g.severity') }} as severity_order
+    coalesce(f.status = 'open', false) as is_finding,
+    {{ severity_order('g.severity') }} as severity_order,
+    coalesce(f.status, 'checked: none') as status,
+    g.area
 from {{ guidance }} as g
 left join (
-    select * from {{ findings }}
-    where {{ in_workspace }} is null or workspace_slug = {{ in_workspace }}
-) as f using (risk)
+    select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail,
+           'open' as status
+    from {{ findings }}
+    {%- if unknowns %}
+    union all
+    select risk, workspace_slug, resource_type, resource_key, user_display_name, user_uuid, detail, 'unknown'
+    from {{ unknowns }}
+    {%- endif %}
+) as f on f.risk = g.risk and ({{ in_workspace }} is null or f.workspace_slug = {{ in_workspace }})
 {% endmacro %}
 
-{# One row per risk of the guidance: its findings counted, `open` or `checked: none`, severity first. #}
-{% macro risk_summary(findings, guidance) %}
+{#
+  One row per risk of the guidance: its findings counted, `open`, `unknown` (no finding, but not checkable
+  everywhere: `unknown` counts the repositories or people, from change_control_unknowns' rows) or `checked:
+  none`, severity first.
+#}
+{% macro risk_summary(findings, guidance, unknowns=none) %}
 select
     g.risk,
     g.severity,
     {{ severity_order('g.severity') }} as severity_order,
     count(f.risk) as findings,
-    case when count(f.risk) > 0 then 'open' else 'checked: none' end as status,
+    case
+        when count(f.risk) > 0 then 'open'
+        when coalesce(any_value(u.unknown), 0) > 0 then 'unknown'
+        else 'checked: none'
+    end as status,
     g.why_it_matters,
-    g.what_to_do
+    g.what_to_do,
+    coalesce(any_value(u.unknown), 0) as unknown,
+    g.area
 from {{ guidance }} as g
 left join {{ findings }} as f using (risk)
+left join (
+    {%- if unknowns %}
+    select risk, sum(unknown_count) as unknown from {{ unknowns }} group by risk
+    {%- else %}
+    select null::varchar as risk, null::bigint as unknown where false
+    {%- endif %}
+) as u on u.risk = g.risk
 group by all
 {% endmacro %}
 
@@ -298,3 +325,14 @@ group by all
 {% macro counted(n, noun) -%}
     ({{ n }} || ' ' || case when {{ n }} = 1 then '{{ noun }}' else '{{ noun }}s' end)
 {%- endmacro %}
+
+{#
+  Both seeds of guidance as one relation with an `area` (`access`, `change control`), for the register and the
+  summary. `bare`: without the catalog (table macros).
+#}
+{% macro all_risk_guidance(bare=false) %}
+(select risk, severity, why_it_matters, what_to_do, 'access' as area from {{ cc_ref('risk_guidance', bare) }}
+ union all
+ select risk, severity, why_it_matters, what_to_do, 'change control'
+ from {{ cc_ref('change_control_risk_guidance', bare) }})
+{% endmacro %}

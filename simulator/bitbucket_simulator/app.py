@@ -37,6 +37,7 @@ from .auth import (
     check_scopes,
     spec_scopes,
 )
+from .change_control import production_rules
 from .faults import RATE_LIMIT_BODY, Faults, RateLimit
 from .generate import advance
 from .model import (
@@ -277,6 +278,7 @@ class Simulator:
         routes += [
             Route("/site/oauth2/access_token", self.oauth_token, methods=["POST"]),
             Route("/_sim/summary", self.sim_summary, methods=["GET"]),
+            Route("/_sim/change-control", self.sim_change_control, methods=["GET"]),
             Route("/_sim/requests", self.sim_requests, methods=["GET", "DELETE"]),
             Route("/_sim/advance", self.sim_advance, methods=["POST"]),
             Route("/_sim/faults", self.sim_faults, methods=["POST"]),
@@ -386,6 +388,11 @@ class Simulator:
             raise ApiError(403, f"You must be an administrator of project {project.key!r} to do this.")
 
     def require_repo_admin(self, cred: Credential, ws: Workspace, repo: Repository) -> None:
+        # A workspace access token reaches every repository of its workspace with the scopes it was given
+        # (check_scopes has checked them): "Access tokens can interact with branch restriction APIs"
+        # (Atlassian, "Access tokens"; docs/simulator.md).
+        if cred.kind == "access_token" and cred.workspace == ws.slug:
+            return
         if self.effective(ws, repo).get(cred.user_uuid or "") != "admin":
             raise ApiError(
                 403, f"You must be an administrator of repository {ws.slug}/{repo.slug} to do this."
@@ -879,6 +886,11 @@ class Simulator:
             return JSONResponse(
                 {"organisation": self.org.name, "now": self.org.now.isoformat(), **self.org.counts()}
             )
+
+    async def sim_change_control(self, request: Request) -> Response:
+        """The simulator's own production-branch rules per repository (change_control.production_rules)."""
+        with self.lock:
+            return JSONResponse(production_rules(self.org))
 
     async def sim_requests(self, request: Request) -> Response:
         if request.method == "DELETE":

@@ -163,3 +163,38 @@ def configure_repository_rule(org: Organisation, ws: Workspace, repo: Repository
     repo.branch_restrictions.append(
         BranchRestriction(org.new_rule_id(), kind, pattern=production, groups=groups)
     )
+
+
+def production_rules(org: Organisation) -> list[dict]:
+    """The simulator's own answer to "which rules apply to each repository's production branch" (its model
+    and `BranchRestriction.matches`, not the product's SQL): one entry per repository, the reference the
+    daily-sync benchmark compares the marts with (`GET /_sim/change-control`)."""
+    out = []
+    for ws in org.workspaces.values():
+        for repo in ws.repositories.values():
+            project = ws.projects.get(repo.project_key)
+            branch, source = repo.production_branch(project)
+            model = repo.effective_branching_model(project)
+            production = branch if source == "branching_model" else None
+            development = model.development or repo.mainbranch
+            rules = [
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "value": r.value,
+                    "users": sorted(r.users),
+                    "groups": sorted(r.groups),
+                }
+                for r in repo.branch_restrictions
+                if r.matches(branch, production, development)
+            ]
+            out.append(
+                {
+                    "workspace": ws.slug,
+                    "repository_uuid": repo.uuid,
+                    "production_branch": branch,
+                    "production_branch_source": source,
+                    "rules": sorted(rules, key=lambda r: r["id"]),
+                }
+            )
+    return out

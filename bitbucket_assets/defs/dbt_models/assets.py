@@ -44,8 +44,8 @@ class WarehouseTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name=f"warehouse_{layer}", deps=deps)
 
 
-# dbt's unit tests check the models' code against fixed inputs: they run in development and CI (make test), not
-# on every sync, as dbt advises (docs.getdbt.com, "Unit tests": "only in development or CI environments").
+# dbt's unit tests check the models' code against fixed inputs: they run in development and CI (make test),
+# not on every sync, as dbt advises (docs.getdbt.com, "Unit tests": "only in development or CI environments").
 BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 

@@ -101,9 +101,12 @@ def bitbucket_raw_snapshot(
     duckdb: DuckDBResource,
 ):
     client, admin_api = bitbucket.get_client(), bitbucket.get_admin_api()
+    control_client = bitbucket.get_change_control_client()
     options = ExtractionOptions(
         workspaces=bitbucket.workspace_filter(),
         admin_api=admin_api,
+        change_control_client=control_client,
+        change_control_workspace=bitbucket.change_control_workspace,
         admin_managed=bitbucket.admin_managed(),
         refresh=bitbucket.refresh_policy(full=config.full),
         breaker=bitbucket.breaker(),
@@ -126,6 +129,8 @@ def bitbucket_raw_snapshot(
         client.close()
         if admin_api is not None:
             admin_api.client.close()
+        if control_client is not None:
+            control_client.close()
     stats = result.stats
     context.log.info(
         f"sync {result.sync_id}: {len(result.workspaces)} workspace(s), {stats['calls']} API calls, "

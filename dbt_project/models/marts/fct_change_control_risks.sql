@@ -12,7 +12,7 @@ from (
     {{ change_control_risks(
         ref('fct_change_rights'), ref('int_production_branches'), ref('int_production_branch_rules'),
         ref('fct_deploy_keys'),
-        '(select * from ' ~ ref('stg_bitbucket__workspaces') ~ ' where ' ~ latest_observation() ~ ')'
+        observed_workspaces()
     ) }}
 ) as risks
 left join {{ ref('change_control_risk_guidance') }} as g using (risk)

@@ -4,13 +4,15 @@ schedule with carried rows, 2FA, a workspace without the admin scopes, and a rep
 from __future__ import annotations
 
 import duckdb
+import requests
 
 from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.connection_check import check_connection
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
-from bitbucket_simulator import SIM_API_TOKEN
+from bitbucket_simulator import SIM_ACCESS_TOKEN, SIM_API_TOKEN
+from bitbucket_simulator.faults import RateLimit
 from bitbucket_simulator.model import PayloadShapes
 from tests.support.extraction import sync
 
@@ -242,3 +244,71 @@ def test_a_repository_deleted_during_the_reads_is_left_out(make_sim, tmp_path) -
     assert any("deleted while the sync ran" in r[0] for r in reasons)
     gone = [r for r in sim.simulator.request_log if ledger.uuid in r.path and r.status == 404]
     assert {r.path.rsplit("/", 1)[-1] for r in gone} >= {"branch-restrictions", "deploy-keys"}
+
+
+def test_a_second_credential_reads_the_rules_of_its_workspace_with_its_own_rate_limit(
+    make_sim, tmp_path
+) -> None:
+    """BITBUCKET_CHANGE_CONTROL_TOKEN: the workspace access token reads its workspace's branch restrictions,
+    branching models and override settings (the simulator, like Bitbucket, counts them against the token's own
+    rate limit); deploy keys and every other workspace stay on the main credential; the rows are those one
+    credential reads."""
+    sim = make_sim()
+    token_ws = next(iter(sim.org.workspaces))  # the simulator's access token belongs to its first workspace
+    control = BitbucketClient(Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7)
+    with duckdb.connect(str(tmp_path / "two.duckdb")) as con:
+        options = ExtractionOptions(
+            refresh=RefreshPolicy(full=True),
+            change_control_client=control,
+            change_control_workspace=token_ws,
+        )
+        two = run_sync(_client(sim), con, options)
+    by_credential: dict[tuple[str, str], set[str]] = {}
+    for record in sim.simulator.request_log:
+        for name in ("branch-restrictions", "effective-branching-model", "override-settings", "deploy-keys"):
+            if record.path.endswith(name) and "/repositories/" in record.path:
+                workspace = record.path.split("/")[3]
+                by_credential.setdefault((workspace, name), set()).add(record.credential)
+    rules = ("branch-restrictions", "effective-branching-model", "override-settings")
+    assert all(by_credential[(token_ws, name)] == {"access_token"} for name in rules)
+    assert by_credential[(token_ws, "deploy-keys")] == {"api_token"}
+    others = {k: v for k, v in by_credential.items() if k[0] != token_ws}
+    assert others and all(v == {"api_token"} for v in others.values())
+    assert two.stats["calls"] == len(sim.simulator.request_log)  # the token's calls are counted too
+    one = sync(sim, tmp_path / "one.duckdb")
+    table = (
+        "SELECT workspace_slug, repository_uuid, restriction_id, kind, value FROM raw.branch_restrictions "
+    )
+    assert sorted(_rows(tmp_path / "two.duckdb", table + "WHERE sync_id = ?", [two.sync_id])) == sorted(
+        _rows(tmp_path / "one.duckdb", table + "WHERE sync_id = ?", [one.sync_id])
+    )
+
+
+def test_the_simulator_limits_each_credential_on_its_own(make_sim) -> None:
+    """A workspace access token has a rate limit of its own: the API token exhausted, the token reads."""
+    sim = make_sim(rate_limit=RateLimit(limit=2, window_seconds=3600))
+    path = f"/2.0/repositories/{next(iter(sim.org.workspaces))}"
+    main = requests.Session()
+    main.auth = (sim.email, SIM_API_TOKEN)
+    assert [main.get(sim.url + path, timeout=10).status_code for _ in range(3)] == [200, 200, 429]
+    bearer = {"Authorization": f"Bearer {SIM_ACCESS_TOKEN}"}
+    assert requests.get(sim.url + path, headers=bearer, timeout=10).status_code == 200
+
+
+def test_check_probes_the_second_credential_and_names_a_refused_one(make_sim) -> None:
+    """`check` reads the token's three lists once; a token Bitbucket refuses is a warning naming why (never
+    the token), and the verdict stays what the main credential decides."""
+    sim = make_sim()
+    token_ws = next(iter(sim.org.workspaces))
+    good = BitbucketClient(Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7)
+    report = check_connection(_client(sim), control=good, control_workspace=token_ws)
+    assert (
+        f"change-control token (BITBUCKET_CHANGE_CONTROL_TOKEN) for {token_ws}: reads its branch "
+        "restrictions, branching models and override settings, on a rate limit of its own"
+    ) in report.lines()
+    wrong = "ATCTT3xNotAToken0000"
+    bad = BitbucketClient(Credentials.access_token(wrong), sim.url, requests_per_hour=1e7, max_retries=0)
+    refused = check_connection(_client(sim), control=bad, control_workspace=token_ws)
+    warning = [line for line in refused.lines() if line.startswith("warning: change-control token")]
+    assert len(warning) == 1 and "401" in warning[0] and wrong not in "\n".join(refused.lines())
+    assert refused.can_sync and refused.lines()[-1] == report.lines()[-1]

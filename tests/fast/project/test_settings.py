@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,7 @@ from bitbucket_assets.client import AuthenticationError, credentials_from_settin
 from bitbucket_assets.definitions import build_definitions
 from bitbucket_assets.defs.dbt_models.project import dbt_vars
 from bitbucket_assets.defs.resources import BitbucketResource
-from bitbucket_assets.settings import DEFAULT_DUCKDB_PATH, Settings, load_settings
+from bitbucket_assets.settings import DEFAULT_DUCKDB_PATH, Settings, SettingsError, load_settings
 from bitbucket_assets.warehouse.files import read_copy_path, reader_database
 from tests.support import ROOT
 
@@ -130,6 +131,18 @@ def test_secrets_reach_dagster_as_env_vars(clean_env) -> None:
     )
     assert admin.process_config_and_initialize().get_admin_api().client.credentials.secret == SECRET
     assert SECRET not in repr(Settings())
+    # And the second credential of change control, a workspace access token, to the same API root only.
+    clean_env.setenv("BITBUCKET_CHANGE_CONTROL_TOKEN", SECRET)
+    with pytest.raises(SettingsError, match="BITBUCKET_CHANGE_CONTROL_WORKSPACE") as refused:
+        load_settings(dict(os.environ))
+    assert SECRET not in str(refused.value)
+    clean_env.setenv("BITBUCKET_CHANGE_CONTROL_WORKSPACE", "acme")
+    control = BitbucketResource.from_settings(Settings())
+    assert control.change_control_token.env_var_name == "BITBUCKET_CHANGE_CONTROL_TOKEN"
+    client = control.process_config_and_initialize().get_change_control_client()
+    assert client.credentials.kind == "access_token" and client.credentials.secret == SECRET
+    assert client.origin == BitbucketResource.from_settings(Settings()).get_client().origin
+    assert SECRET not in repr(Settings()) and SECRET not in repr(client.credentials)
     # A token given in code (the demo's simulator token) is not in the environment: passed as a value.
     explicit = BitbucketResource.from_settings(
         load_settings(bitbucket_email="a@b.example", bitbucket_api_token="in-code")

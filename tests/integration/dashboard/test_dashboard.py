@@ -372,9 +372,13 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
         dashboard_db,
         "select count(*) from marts.access_risks_as_of(current_timestamp) where workspace_slug = "
         "'northwind-labs'",
+    ) + sql(
+        dashboard_db,
+        "select count(*) from marts.fct_change_control_risks where workspace_slug = 'northwind-labs'",
     )
     assert metric(app, "Open risks") == str(expected) and expected > 0
-    guide = guidance()
+    # Access and change-control risks alike (the register holds both).
+    guide = guidance() | guidance("change_control_risk_guidance")
     headings = [h.text for h in shown(app, "h4")]
     # Every risk the rules check is listed, by severity, those without a finding as "checked, none".
     assert len(headings) == len(guide)
@@ -384,16 +388,17 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
     severities = [order[guide[h.split(": ", 1)[0].lower()]["severity"]] for h in headings]
     assert severities == sorted(severities)
     with duckdb.connect(dashboard_db, read_only=True) as con:
-        found = dict(
-            con.execute(
-                "select risk, count(*) from marts.access_risks_as_of(current_timestamp) "
-                "where workspace_slug = 'northwind-labs' group by risk"
-            ).fetchall()
-        )
+        counts = con.execute(
+            "select risk, count(*) filter (where status = 'open'), "
+            "count(*) filter (where status = 'unknown') "
+            "from marts.risk_register_as_of(current_timestamp, 'northwind-labs') group by risk"
+        ).fetchall()
+    found = {risk: (open_, unknown) for risk, open_, unknown in counts}
     for risk in guide:
-        n = found.get(risk, 0)
-        words = "checked, none" if n == 0 else "1 finding" if n == 1 else f"{n} findings"
-        assert named[risk] == f"{risk[:1].upper()}{risk[1:]}: {words}"
+        n, unknown = found.get(risk, (0, 0))
+        said = ["1 finding" if n == 1 else f"{n} findings"] if n else []
+        said += [f"unknown in {unknown} workspace" + ("s" if unknown > 1 else "")] if unknown else []
+        assert named[risk] == f"{risk[:1].upper()}{risk[1:]}: {'; '.join(said) or 'checked, none'}"
     text = " ".join(e.text for e in shown(app, "p", "bb-guidance"))
     row = guide["dormant accounts unknown"]
     assert row["why_it_matters"] in text and row["what_to_do"] in text
@@ -445,6 +450,21 @@ def test_change_control_page(dashboard_db, monkeypatch) -> None:
     text = " ".join(e.text for e in shown(app, "p", "bb-guidance"))
     row = guidance("change_control_risk_guidance")["change possible without an enforced review"]
     assert row["why_it_matters"] in text and row["what_to_do"] in text
+    # Every change-control risk, at zero too; where one could not be checked, how many workspaces, apart.
+    guide = guidance("change_control_risk_guidance")
+    headings = {h.text.split(" (", 1)[0]: h.text for h in shown(app, "h3")}
+    assert set(headings) == set(guide)
+    register = duckdb.connect(dashboard_db, read_only=True).execute(
+        "select risk, count(*) filter (where is_finding), count(*) filter (where status = 'unknown') "
+        "from marts.risk_register_as_of(current_timestamp, 'northwind') where area = 'change control' "
+        "group by risk"
+    )
+    for risk, findings, unknown in register.fetchall():
+        if not findings and not unknown:
+            assert headings[risk] == f"{risk} (checked: none; {guide[risk]['severity']})"
+        else:
+            assert headings[risk].startswith(f"{risk} ({findings if findings else ''}")
+            assert (f"unknown in {unknown} workspace" in headings[risk]) == bool(unknown)
 
 
 def test_provisioning(dashboard_db, monkeypatch) -> None:

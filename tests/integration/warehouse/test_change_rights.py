@@ -4,6 +4,7 @@ sync job, the second after a rule was removed, an exemption added and a rule wea
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -42,9 +43,9 @@ def change_history(tmp_path_factory) -> tuple[str, object]:
     return db, org
 
 
-def _query(db: str, sql: str) -> list[tuple]:
+def _query(db: str, sql: str, parameters: list | None = None) -> list[tuple]:
     with duckdb.connect(db, read_only=True) as con:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, parameters).fetchall()
 
 
 T, F, U = True, False, None
@@ -200,5 +201,144 @@ def test_change_control_risks(change_history) -> None:
         ("production branch without a push restriction", "ledger", 1),
         ("production branch without a push restriction", "orphan-repo", 1),
         ("production branch without a push restriction", "public-docs", 1),
-        ("production branch without a push restriction", "runbooks", 1),
+    ]  # runbooks: project OPS enforces rules no API serves, so it is unknown, never unrestricted
+
+
+def test_change_rights_as_of_a_past_date(change_history) -> None:
+    """marts.change_rights_as_of: at the first sync, the rules as they were then (the force rule still there,
+    dev not yet exempted); now, exactly fct_change_rights."""
+    db, _ = change_history
+    first, second = (t for (t,) in _query(db, "SELECT finished_at FROM raw.syncs ORDER BY finished_at"))
+    columns = "repository_slug, user_display_name, can_push, can_force_push, rules_fully_readable"
+    assert _query(
+        db, "SELECT * EXCLUDE (as_of) FROM marts.change_rights_as_of(now(), null) ORDER BY ALL"
+    ) == (_query(db, "SELECT * FROM marts.fct_change_rights ORDER BY ALL"))
+    before = {
+        (r[0], r[1]): r[2:]
+        for r in _query(
+            db,
+            f"SELECT {columns} FROM marts.change_rights_as_of(?, 'tiny-co') WHERE repository_slug = "
+            "'payments-api'",
+            [first],
+        )
+    }
+    after = {
+        (r[0], r[1]): r[2:]
+        for r in _query(
+            db,
+            f"SELECT {columns} FROM marts.change_rights_as_of(?, 'tiny-co') WHERE repository_slug = "
+            "'payments-api'",
+            [second],
+        )
+    }
+    assert before[("payments-api", "Dev Only-Direct")] == (False, False, True)
+    assert after[("payments-api", "Dev Only-Direct")] == (True, True, True)
+    assert before[("payments-api", "Ana Ruiz")] == (True, False, True)  # the force rule stopped her
+    assert after[("payments-api", "Ana Ruiz")] == (True, True, True)
+    assert _query(
+        db, "SELECT count(*) FROM marts.change_rights_as_of(?, null)", [first - timedelta(days=1)]
+    ) == [(0,)]
+    assert {
+        w
+        for (w,) in _query(
+            db, "SELECT DISTINCT workspace_slug FROM marts.change_rights_as_of(?, 'tiny-labs')", [second]
+        )
+    } == {"tiny-labs"}
+
+
+def test_register_lists_every_change_control_risk_and_what_is_unknown(change_history) -> None:
+    """The register has each of the nine change-control risks, at zero too: `checked: none` where nothing was
+    found, `unknown` rows (apart from the findings) where rules are not fully readable (runbooks: project OPS
+    enforces rules no API serves) or 2FA is not reported (tiny-labs)."""
+    db, _ = change_history
+    guidance = {r for (r,) in _query(db, "SELECT risk FROM marts.change_control_risk_guidance")}
+    assert len(guidance) == 9
+    register = _query(
+        db,
+        "SELECT risk, status, workspace_slug, detail FROM marts.risk_register_as_of(now(), null) "
+        "WHERE area = 'change control' ORDER BY ALL",
+    )
+    assert {r[0] for r in register} == guidance
+    statuses: dict[str, set[str]] = {}
+    for risk, status, _, _ in register:
+        statuses.setdefault(risk, set()).add(status)
+    assert statuses["change control not readable"] == {"checked: none"}
+    assert statuses["production branch without a push restriction"] == {"open", "unknown"}
+    assert statuses["change possible without an enforced review"] == {"open", "unknown"}
+    unknown = [(r[0], r[2], r[3]) for r in register if r[1] == "unknown"]
+    assert unknown == [
+        (
+            "change possible without an enforced review",
+            "tiny-co",
+            "unknown for 1 repositories whose rules are not fully readable (5 people with write): project "
+            "OPS enforces branch restrictions no API serves",
+        ),
+        (
+            "exempted from a branch restriction",
+            "tiny-co",
+            "unknown for 1 repositories whose rules are not fully readable: project rules no API serves",
+        ),
+        (  # Olive Outside: Bitbucket reports 2FA for members only
+            "member without 2FA who can change production",
+            "tiny-co",
+            "unknown for 1 people who may change production and whose two-step verification Bitbucket does "
+            "not report: has_2fa_enabled unknown",
+        ),
+        (  # tiny-labs is administered from admin.atlassian.com
+            "member without 2FA who can change production",
+            "tiny-labs",
+            "unknown for 2 people who may change production and whose two-step verification Bitbucket does "
+            "not report: has_2fa_enabled unknown",
+        ),
+        (
+            "merge checks not enforced",
+            "tiny-co",
+            "unknown for 1 repositories whose rules are not fully readable: project rules no API serves",
+        ),
+        (  # runbooks has no push rule of its own, and its project's rules cannot be read
+            "production branch without a push restriction",
+            "tiny-co",
+            "unknown for 1 repositories whose rules are not fully readable: project rules no API serves",
+        ),
     ]
+    summary = dict(
+        _query(
+            db,
+            "SELECT risk, status || ' ' || findings || ' ' || unknown FROM marts.fct_risk_summary "
+            "WHERE area = 'change control'",
+        )
+    )
+    assert summary["change control not readable"] == "checked: none 0 0"
+    assert summary["change possible without an enforced review"] == "open 15 1"
+    assert summary["production branch without a push restriction"] == "open 3 1"
+    # Counted apart: unknown is not zero findings.
+    assert summary["member without 2FA who can change production"] == "open 1 3"
+
+
+def test_change_review_population_says_what_a_revoke_removes(change_history) -> None:
+    """The change-control review's rows: everyone who can change a production branch alone, with the groups
+    a revoke removes them from (the group a rule exempts them through, else the groups behind their write
+    access) and what only a person can change in Bitbucket (a rule naming them, write outside groups)."""
+    db, _ = change_history
+    rows = _query(
+        db,
+        "SELECT resource_key, user_display_name, removable_via_groups, paths_outside_groups "
+        "FROM marts.change_review_population(now(), 'tiny-co') ORDER BY 1, 2",
+    )
+    alone = _query(
+        db,
+        "SELECT repository_slug, user_display_name FROM marts.fct_change_rights WHERE can_change_alone "
+        "AND workspace_slug = 'tiny-co' ORDER BY 1, 2",
+    )
+    assert [r[:2] for r in rows] == alone and len(alone) == 15
+    got = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    named = "push rule #2 (main) names them: remove them from it in the repository's branch restrictions"
+    owner = (
+        "admin through the workspace owner role, which no group removal takes away: remove it, or add a push "
+        "restriction and enforce merge checks on main"
+    )
+    assert got[("payments-api", "Ben Okafor")] == (["developers"], [])  # exempted through developers
+    assert got[("payments-api", "Dev Only-Direct")] == ([], [named])  # named in the rule
+    assert got[("ledger", "Ben Okafor")] == (["on-call"], [])  # write and the merge exemption via on-call
+    assert got[("ledger", "Cleo Lead")] == (["leads"], [])  # no push rule: the group behind write
+    assert got[("orphan-repo", "Olga Owner")] == ([], [owner])

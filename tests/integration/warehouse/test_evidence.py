@@ -79,8 +79,10 @@ def test_evidence_pack_numbers_match_the_marts(tiny_history: History, tmp_path) 
     # found nothing says "checked: none" (no leavers are recorded in this warehouse).
     with (tmp_path / "pack" / "risks.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    with (ROOT / "dbt_project" / "seeds" / "risk_guidance.csv").open() as handle:
-        guide = {g["risk"]: g for g in csv.DictReader(handle)}
+    guide = {}
+    for seed in ("risk_guidance.csv", "change_control_risk_guidance.csv"):  # access and change control
+        with (ROOT / "dbt_project" / "seeds" / seed).open() as handle:
+            guide |= {g["risk"]: g for g in csv.DictReader(handle)}
     assert {r["risk"] for r in rows} == set(guide)
     assert all(
         (r["severity"], r["why_it_matters"])

@@ -26,7 +26,8 @@ def test_review_evidence_and_dashboard_agree(tiny_history: History, tmp_path, mo
         review = new_campaign(con, as_of).rows
         pack = build_evidence_pack(con, as_of - timedelta(days=7), as_of, tmp_path / "pack")
         latest_risks = con.execute(
-            "select risk, workspace_slug, resource_key, user_uuid from marts.fct_access_risks"
+            "select risk, workspace_slug, resource_key, user_uuid from marts.fct_access_risks union all "
+            "select risk, workspace_slug, resource_key, user_uuid from marts.fct_change_control_risks"
         )
         latest_risks = sorted(latest_risks.fetchall())
     monkeypatch.setenv("BITBUCKET_DASHBOARD_DB", db)
@@ -85,9 +86,12 @@ def test_review_evidence_and_dashboard_agree(tiny_history: History, tmp_path, mo
         )
         == latest_risks
     )
-    # The risks that found nothing are the same "checked: none" rows in the dashboard and the summary mart.
+    # The risks that found nothing are the same "checked: none" rows in the dashboard and the summary mart,
+    # and those found nowhere but not checkable everywhere the same "unknown" ones.
     with duckdb.connect(db, read_only=True) as con:
-        checked = con.execute(
-            "select risk from marts.fct_risk_summary where status = 'checked: none' order by risk"
-        ).fetchall()
-    assert sorted(register[~register.is_finding].risk) == [r for (r,) in checked]
+        summary = con.execute("select status, risk from marts.fct_risk_summary order by risk").fetchall()
+    checked = [r for (status, r) in summary if status == "checked: none"]
+    assert sorted(register[register.status == "checked: none"].risk) == checked
+    found = set(register[register.is_finding].risk)
+    unknown = sorted(set(register[register.status == "unknown"].risk) - found)
+    assert unknown == [r for (status, r) in summary if status == "unknown"]
