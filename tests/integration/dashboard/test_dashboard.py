@@ -18,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from bitbucket_assets.dashboard.data import MEASURES
+from bitbucket_assets.dashboard.widgets import TABLE_ROWS
 from tests.support import ROOT
 
 APP = str(ROOT / "bitbucket_assets" / "dashboard" / "app.py")
@@ -379,13 +380,14 @@ def test_risks_explain_themselves_by_severity_and_say_checked_none(dashboard_db,
     assert metric(app, "Open risks") == str(expected) and expected > 0
     # Access and change-control risks alike (the register holds both).
     guide = guidance() | guidance("change_control_risk_guidance")
+    risk_of = {risk.lower(): risk for risk in guide}  # a heading capitalises its first letter
     headings = [h.text for h in shown(app, "h4")]
     # Every risk the rules check is listed, by severity, those without a finding as "checked, none".
     assert len(headings) == len(guide)
     assert [h.value for h in app.subheader] == ["High severity", "Medium severity", "Low severity"]
     order = {"high": 1, "medium": 2, "low": 3}
-    named = {h.split(": ", 1)[0].lower(): h for h in headings}
-    severities = [order[guide[h.split(": ", 1)[0].lower()]["severity"]] for h in headings]
+    named = {risk_of[h.split(": ", 1)[0].lower()]: h for h in headings}
+    severities = [order[guide[risk_of[h.split(": ", 1)[0].lower()]]["severity"]] for h in headings]
     assert severities == sorted(severities)
     with duckdb.connect(dashboard_db, read_only=True) as con:
         counts = con.execute(
@@ -408,20 +410,21 @@ def test_risk_tables_link_names_show_the_whole_detail_and_no_ids(dashboard_db, m
     app = run("Risks", dashboard_db, monkeypatch, ws="northwind")
     tables = shown(app, "table", "bb-table")
     with duckdb.connect(dashboard_db, read_only=True) as con:
-        details = [
-            r[0]
-            for r in con.execute(
-                "select detail from marts.access_risks_as_of(current_timestamp) "
-                "where workspace_slug = 'northwind'"
-            ).fetchall()
-        ]
+        register = con.execute(
+            "select area, detail from marts.risk_register_as_of(current_timestamp, 'northwind') "
+            "where is_finding"
+        ).fetchall()
     cells = []
     for t in tables:
         assert all("_" not in h and h[:1].isupper() for h in t.header)  # words, not snake_case
         assert not any("uuid" in h.lower() or h.lower().split()[-1] == "id" for h in t.header)
         assert not any("{" in cell for row in t.rows for cell in row)  # no `{uuid}` shown
+        assert len(t.rows) <= TABLE_ROWS  # a longer list says so, and the CSV holds it whole
         cells += [row[t.header.index("Detail")] for row in t.rows]
-    assert sorted(cells) == sorted(details) and cells  # every finding, its detail whole
+    # Every access finding, its detail whole; change control's long lists are cut at TABLE_ROWS a risk.
+    access = sorted(detail for area, detail in register if area == "access")
+    assert access and sorted(c for c in cells if c in set(access)) == access
+    assert set(cells) <= {detail for _, detail in register}
     hrefs = [h for t in tables for h in t.hrefs]
     assert any(h.startswith("?page=Person&") for h in hrefs)
     assert any(h.startswith("?page=Who+has+access&") for h in hrefs)
@@ -522,7 +525,7 @@ def test_the_latest_risks_read_from_the_marts_are_the_history_judged_at_the_late
 
     monkeypatch.setenv("BITBUCKET_DASHBOARD_DB", dashboard_db)
     latest = end_of(days(dashboard_db)[-1])
-    fast = data.query(data.LATEST_RISKS, {"ws": workspace})
-    judged = data.query(data.RISKS, {"to": latest, "ws": workspace})
+    fast = data.query(data.LATEST_RISKS, {"ws": workspace, "area": None})
+    judged = data.query(data.RISKS, {"to": latest, "ws": workspace, "area": None})
     assert len(fast) > 0 and fast.equals(judged)
     assert data.risks(latest, workspace).equals(fast)
