@@ -21,7 +21,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from bitbucket_assets.dashboard import change_control, data, rendering
+from bitbucket_assets.dashboard import change_control, data, freshness, rendering
 from bitbucket_assets.dashboard.rendering import Link
 from bitbucket_assets.reporting.safe_text import spreadsheet_cell, visible
 
@@ -101,7 +101,7 @@ def download(frame: pd.DataFrame, view: str, **parameters) -> None:
     """The whole table as CSV (cells made inert for spreadsheets), named after the view and its parameters."""
     parts = [view, *(str(v) for v in parameters.values() if v)]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") + ".csv"
-    safe = readable(frame).map(lambda v: spreadsheet_cell(v) if isinstance(v, str) else v)
+    safe = readable(freshness.stamped(frame)).map(lambda v: spreadsheet_cell(v) if isinstance(v, str) else v)
     st.download_button(
         f"Download {len(frame)} rows (CSV)",
         safe.to_csv(index=False),
@@ -136,6 +136,7 @@ try:
     as_of = end_of(as_of_day)
     st.sidebar.caption(f"As of the end of {as_of_day:%Y-%m-%d} (UTC): what the last sync that day saw.")
     say(f"Warehouse (read copy): {data.warehouse_path()}", css="bb-caption", where=st.sidebar)
+    freshness.render(st.sidebar)
     scope = workspace or "every workspace"
 
     if page == "Overview":
