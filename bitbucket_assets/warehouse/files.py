@@ -161,10 +161,14 @@ def attach_waiting(
             con.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)")
             return
         except duckdb.IOException as exc:
-            if not _is_lock_conflict(exc) or clock.monotonic() >= deadline:
+            if not _is_lock_conflict(exc):
+                raise WarehouseUnavailableError(
+                    f"cannot read the warehouse {database}: {_first_line(exc)}"
+                ) from None
+            if clock.monotonic() >= deadline:
                 raise WarehouseBusyError(
-                    f"the warehouse {database} could not be read ({_first_line(exc)}): try again when the "
-                    "sync or provisioning run holding it has finished"
+                    f"the warehouse {database} is held by another process and stayed locked for "
+                    f"{wait_seconds:g} s: try again when the sync or provisioning run has finished"
                 ) from None
             clock.sleep(pause)
             pause = min(pause * 2, 5.0)

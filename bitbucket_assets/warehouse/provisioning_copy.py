@@ -5,10 +5,11 @@ The read copy (`files.publish_read_copy`) is the whole warehouse, copied after a
 the change. So every command that writes the `provisioning` or `reporting` schema publishes just those two
 schemas as a small DuckDB file of their own beside the read copy, `<read copy>.provisioning.duckdb`, written
 aside and renamed into place like the read copy. Readers open the read copy, ATTACH the provisioning copy and
-put its schemas first in the search path (`attach_provisioning_copy`): `provisioning.actions`, and every mart
-macro that reads a provisioning table, then read the newest rows, the snapshot everything else.
+name its schemas in the search path (`attach_provisioning_copy`): `provisioning.actions`, and every mart macro
+that reads a provisioning table, then read the newest rows, the snapshot everything else.
 
-The file holds the tables row for row (the log's hash chain and its signed heads included), so
+The file holds the tables row for row (the log's hash chain and its signed heads included; of the review
+items only those decided, and the review files without their bytes: `READERS_NEED`), so
 `provisioning --verify-log`'s checks hold over it as over the warehouse; a `main.published` row says when it
 was published and the log's head at that moment. It is written by the pipeline's user in the warehouse's
 directory, with the warehouse's trust: whoever can write there can rewrite the read copy too, and only the
@@ -31,6 +32,19 @@ import duckdb
 from .files import attach_waiting, read_copy_path
 
 SCHEMAS = ("provisioning", "reporting")
+# Two tables are copied as far as readers need them, not whole: a campaign registers one item per access
+# held (a million on `large`), and readers show the items that were decided (`provisioning.attestations`);
+# a review file's bytes are checked by provisioning in the warehouse itself, readers show its digest, signer
+# and time. Every other table is copied row for row.
+READERS_NEED = {
+    ("provisioning", "review_items"): (
+        "SELECT i.* FROM warehouse.provisioning.review_items i "
+        "SEMI JOIN warehouse.provisioning.review_decisions d USING (campaign_id, review_item)"
+    ),
+    ("provisioning", "review_files"): (
+        "SELECT * REPLACE (NULL::BLOB AS content) FROM warehouse.provisioning.review_files"
+    ),
+}
 ALIAS = "fresh"  # the provisioning copy's catalog in a reader's connection
 
 
@@ -66,7 +80,9 @@ def publish_provisioning_copy(database: str, locked: bool = False) -> Path | Non
     staging.unlink(missing_ok=True)
     with duckdb.connect(str(staging)) as con:
         attach_waiting(con, database, "warehouse")
+        con.execute("BEGIN TRANSACTION")  # one commit for every table, not one each
         copied = _copy_schemas(con)
+        con.execute("COMMIT")
         con.execute("DETACH warehouse")
     if not copied:
         staging.unlink(missing_ok=True)
@@ -91,7 +107,8 @@ def _copy_schemas(con: duckdb.DuckDBPyConnection) -> int:
     for schema in sorted({s for s, _ in tables}):
         con.execute(f'CREATE SCHEMA "{schema}"')
     for schema, table in tables:
-        con.execute(f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM warehouse."{schema}"."{table}"')
+        source = READERS_NEED.get((schema, table), 'SELECT * FROM warehouse."{schema}"."{table}"')
+        con.execute(f'CREATE TABLE "{schema}"."{table}" AS ' + source.format(schema=schema, table=table))
     for (sql,) in views:
         con.execute(sql)
     head = _log_head(con)

@@ -72,6 +72,9 @@ def test_a_revocation_shows_on_the_dashboard_and_in_a_new_pack_before_any_sync(
     assert [(a["request_id"], a["outcome"]) for a in actions] == [(request_id, "applied")]
     assert actions[0]["provisioning_log_at"] == newest.astimezone(UTC).isoformat(timespec="seconds")
     assert actions[0]["snapshot_at"] == synced.astimezone(UTC).isoformat(timespec="seconds")
+    with (pack / "attestations.csv").open(encoding="utf-8", newline="") as handle:
+        decided = [(a["user_display_name"], a["resource_key"], a["decision"]) for a in csv.DictReader(handle)]
+    assert decided == [("Ben Okafor", "payments-api", "revoke")]  # the decided item, from the copy
     report = " ".join((pack / "evidence.html").read_text(encoding="utf-8").split())
     assert f"the provisioning log to <strong>{when(newest)}</strong>" in report
 
