@@ -140,6 +140,7 @@ def publish_read_copy(database: str) -> Path | None:
         target = read_copy_path(database)
         staging = target.with_name(target.name + ".tmp")
         shutil.copyfile(database, staging)
+        shutil.copymode(database, staging)  # readable by whom the warehouse is, no more
         os.replace(staging, target)
         publish_provisioning_copy(database, locked=True)
     return target

@@ -12,15 +12,17 @@ The file holds the tables row for row (the log's hash chain and its signed heads
 items only those decided, and the review files without their bytes: `READERS_NEED`), so
 `provisioning --verify-log`'s checks hold over it as over the warehouse; a `main.published` row says when it
 was published and the log's head at that moment. It is written by the pipeline's user in the warehouse's
-directory, with the warehouse's trust: whoever can write there can rewrite the read copy too, and only the
-signatures (log heads, evidence manifests) show it. Publishers take an exclusive lock on `<file>.lock` and
-read the warehouse inside it, so the file renamed last holds the newest state.
+directory with the warehouse's permission bits, and has the warehouse's trust: whoever can write there can
+rewrite the read copy too, and only the signatures (log heads, evidence manifests) show it. Publishers take an
+exclusive lock on `<file>.lock` and read the warehouse inside it, so the file renamed last holds the newest
+state.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,6 +89,7 @@ def publish_provisioning_copy(database: str, locked: bool = False) -> Path | Non
     if not copied:
         staging.unlink(missing_ok=True)
         return None
+    shutil.copymode(database, staging)  # readable by whom the warehouse is, no more
     os.replace(staging, target)
     return target
 

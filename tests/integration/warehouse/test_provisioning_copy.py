@@ -3,6 +3,8 @@ through the tables, the views and the mart macros that read them, and its signed
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import date
 
 import duckdb
@@ -41,7 +43,9 @@ def test_what_provisioning_writes_after_the_sync_wins_over_the_read_copy(make_si
     assert read(read_copy, "select count(*) from provisioning.actions") == [(0,)]
     assert read(read_copy, LEAVER_RISK, [finn]) == [(0,)]
 
+    os.chmod(warehouse, 0o640)
     side = publish_provisioning_copy(warehouse)
+    assert stat.S_IMODE(os.stat(side).st_mode) == 0o640  # readable by whom the warehouse is, no more
 
     # The view, the table and the risk macro built into the read copy all read the copy's rows.
     assert read(read_copy, "select request_id, outcome from provisioning.actions") == [("r0", "applied")]
