@@ -422,6 +422,8 @@ def review_import(path: str, signature: str | None) -> None:
         + f", {who}; file SHA-256 {result.file.sha256}"
     )
     _echo(f"  {policy}")
+    for line in result.impact:
+        _echo(f"  removal: {line}")
     for line in result.manual:
         _echo(f"  manual: {line}")
     _echo("Next: `bitbucket-access provision --dry-run`, then `bitbucket-access provision`.")

@@ -36,6 +36,38 @@ def _connect(database: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPy
         yield con
 
 
+@contextmanager
+def _report_reader(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """What reports read: the read copy with the provisioning copy attached over it (the newest provisioning,
+    review and evidence records), else the warehouse itself."""
+    from .warehouse.provisioning_copy import attach_provisioning_copy
+
+    database = report_database(settings)
+    with _connect(database, read_only=True) as con:
+        if database != settings.duckdb_path:
+            attach_provisioning_copy(con, database)
+        yield con
+
+
+def publish_fresh(settings: Settings) -> None:
+    """After a command wrote provisioning, review or evidence records: publish the provisioning copy, so that
+    the dashboard and the next report show them at once (warehouse/provisioning_copy.py). The records are
+    committed already; a copy that cannot be written leaves readers a step behind until the next one, and says
+    so on stderr."""
+    import sys
+
+    from .warehouse.provisioning_copy import publish_provisioning_copy
+
+    try:
+        publish_provisioning_copy(settings.duckdb_path)
+    except (OSError, RuntimeError, duckdb.Error) as exc:
+        print(
+            f"warning: the provisioning copy readers see was not refreshed ({exc}); the next command or sync "
+            "refreshes it",
+            file=sys.stderr,
+        )
+
+
 # ---- sync ----
 
 
@@ -344,6 +376,7 @@ class Attempt:
     person: str  # the display name (and nickname) of the user; their id when no snapshot named them
     group: str  # the group's name, else its slug
     workspace: str  # the workspace's name, else its slug
+    also_loses: str = ""  # a planned removal: what else leaving the group takes away (revoke_impact.py)
 
     def line(self) -> str:
         change = {
@@ -356,6 +389,7 @@ class Attempt:
             + (f" [{self.backend}]" if self.backend and self.outcome != "planned" else "")
             + (f" (HTTP {self.http_status})" if self.http_status else "")
             + (f" {self.error}" if self.error else "")
+            + (f"; also loses {self.also_loses}" if self.also_loses else "")
         )
 
 
@@ -420,6 +454,7 @@ def provisioning_summary(con: duckdb.DuckDBPyConnection, run_id: str, dry_run: b
     """What one provisioning run did, from the log (the durable record), with people, groups and workspaces
     named as the newest snapshot names them (ids stay in the log)."""
     from .provisioning.names import names_for
+    from .reporting.revoke_impact import Removal, describe, removal_losses
 
     rows = con.execute(
         # A planned or refused change may not have resolved its user yet: the request names them.
@@ -430,14 +465,23 @@ def provisioning_summary(con: duckdb.DuckDBPyConnection, run_id: str, dry_run: b
         [run_id],
     ).fetchall()
     names = names_for(con, {r[6] for r in rows if r[6]}, {(r[7], r[8]) for r in rows})
+    # A planned removal says what else it takes away: leaving a group loses every resource reached only
+    # through it.
+    removals = {
+        i: Removal(row[7], row[6], row[8])
+        for i, row in enumerate(rows)
+        if row[2] == "planned" and row[1] in ("remove", "expire") and all(row[6:9])
+    }
+    losses = removal_losses(con, removals.values())
     log = [
         Attempt(
             *row[:6],
             person=names.person(row[6]),
             group=names.group(row[7], row[8]),
             workspace=names.workspace(row[7]),
+            also_loses=describe(losses[removals[i]]) if i in removals else "",
         )
-        for row in rows
+        for i, row in enumerate(rows)
     ]
     head, seq = con.execute(
         "select arg_max(row_hash, seq), max(seq) from provisioning.provisioning_log"
@@ -502,7 +546,9 @@ def import_requests(settings: Settings, path: str) -> int:
     with _snapshot(settings) as con:
         rows = check_requests(rows, path, approvals, settings.protected_groups, con)
     with open_writer(settings.duckdb_path) as con:
-        return store_requests(con, path, rows)
+        stored = store_requests(con, path, rows)
+    publish_fresh(settings)
+    return stored
 
 
 def plan_request_signing(
@@ -588,12 +634,13 @@ def review_export(
     due = due or now + timedelta(days=settings.bitbucket_review_due_days)
     if due <= now:
         raise CommandError(f"--due {due:%Y-%m-%d %H:%M} UTC is already past")
-    with _connect(report_database(settings), read_only=True) as con:
+    with _report_reader(settings) as con:
         campaign = new_campaign(con, as_of, workspace, due, kind)
     prefix = "access-review" if kind == "access" else f"{kind}-review"
     target = Path(out or f"{prefix}-{as_of:%Y-%m-%d}-{campaign.campaign_id}.{fmt}")
     with open_writer(settings.duckdb_path) as con:
         register_campaign(con, campaign, now)
+    publish_fresh(settings)
     write_review(campaign.rows, target, fmt, kind)
     return target, len(campaign.rows), campaign
 
@@ -627,6 +674,7 @@ def review_import(settings: Settings, path: str, signature: str | None = None):
         )
     with open_writer(settings.duckdb_path) as con:
         result = record_review_import(con, plan, signed)
+    publish_fresh(settings)
     return result, approvals.describe()
 
 
@@ -644,10 +692,11 @@ def evidence(settings: Settings, start: datetime, end: datetime, out: str, repla
     from .reporting.evidence import build_evidence_pack
     from .reporting.pack_integrity import record_pack
 
-    with _connect(report_database(settings), read_only=True) as con:
+    with _report_reader(settings) as con:
         pack = build_evidence_pack(con, start, end, Path(out), replace=replace, key=service_key(settings))
     with _connect(settings.duckdb_path) as con:
         record_pack(con, pack.directory, pack.manifest, SystemClock().now())
+    publish_fresh(settings)
     return pack
 
 

@@ -21,6 +21,7 @@ from bitbucket_assets.dashboard import (
     change_control,
     changes,
     data,
+    freshness,
     overview,
     person,
     provisioning_page,
@@ -67,6 +68,7 @@ try:
     view = View(workspace, as_of_day, end_of(as_of_day))
     st.sidebar.caption(f"As of the end of {as_of_day:%Y-%m-%d} (UTC): what the last sync that day saw.")
     say(f"Warehouse (read copy): {data.warehouse_path()}", css="bb-caption", where=st.sidebar)
+    freshness.render(st.sidebar)
 
     if page == overview.TITLE:
         overview.render(view)

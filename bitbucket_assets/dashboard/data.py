@@ -16,6 +16,8 @@ import pandas as pd
 from ..provisioning.approvals import ApproverPolicy, ApproverPolicyError
 from ..settings import SettingsError, load_settings
 from ..warehouse.files import reader_database
+from ..warehouse.provisioning_copy import DataTimes, attach_provisioning_copy
+from ..warehouse.provisioning_copy import data_times as provisioning_data_times
 
 # The trends the overview draws, one chart each: column of `marts.fct_workspace_trends` -> title.
 MEASURES = {
@@ -57,8 +59,20 @@ def _readable() -> str:
 
 
 def query(sql: str, params: dict | list | None = None) -> pd.DataFrame:
-    with duckdb.connect(_readable(), read_only=True) as con:
+    """One query over the read copy, with the provisioning copy beside it attached over its provisioning
+    tables (warehouse/provisioning_copy.py): the snapshot as of the last sync, provisioning as of now."""
+    target = _readable()
+    with duckdb.connect(target, read_only=True) as con:
+        attach_provisioning_copy(con, target)
         return con.execute(sql, params or []).df()
+
+
+def data_times() -> DataTimes:
+    """How old the data every page shows is (`freshness.py` says it)."""
+    target = _readable()
+    with duckdb.connect(target, read_only=True) as con:
+        attach_provisioning_copy(con, target)
+        return provisioning_data_times(con)
 
 
 # ---- the shared filters ----

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from bitbucket_assets.dashboard import rendering
+from bitbucket_assets.dashboard import freshness, rendering
 from bitbucket_assets.dashboard.rendering import Link
 from bitbucket_assets.reporting.safe_text import spreadsheet_cell, visible
 
@@ -131,10 +131,11 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def download(frame: pd.DataFrame, view: str, **parameters) -> None:
-    """The whole table as CSV (cells made inert for spreadsheets), named after the view and its parameters."""
+    """The whole table as CSV (cells made inert for spreadsheets), named after the view and its parameters,
+    with the time of its data in two last columns (freshness.py)."""
     parts = [view, *(str(v) for v in parameters.values() if v)]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") + ".csv"
-    safe = readable(frame).map(lambda v: spreadsheet_cell(v) if isinstance(v, str) else v)
+    safe = readable(freshness.stamped(frame)).map(lambda v: spreadsheet_cell(v) if isinstance(v, str) else v)
     st.download_button(
         f"Download {len(frame)} rows (CSV)",
         safe.to_csv(index=False),

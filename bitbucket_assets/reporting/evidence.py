@@ -20,6 +20,15 @@ from jinja2 import Environment, PackageLoader
 
 from ..service_key import PRINCIPAL, UNSIGNED, ServiceKey
 from ..signing import NAMESPACES
+from ..warehouse.provisioning_copy import data_times
+from .evidence_sections import (
+    CHANGE_CONTROL_DETAIL,
+    SyncTimes,
+    population_summary,
+    reconciliation_note,
+    shown,
+    when,
+)
 from .pack_integrity import (
     MANIFEST,
     REPORT,
@@ -31,12 +40,23 @@ from .pack_integrity import (
 )
 from .safe_text import spreadsheet_cell, text
 
+# The columns every CSV of the pack ends with: the time of its data (ISO 8601, UTC; empty: none).
+STAMP_COLUMNS = ("snapshot_at", "provisioning_log_at")
+
+
+def iso(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else ""
+
+
 # Every query selects from the marts and documented views: the access rules live in dbt
 # (macros/access_rules.sql).
 QUERIES = {
     "population": """
         select workspace_slug, resource_type, resource_key, resource_name, user_display_name, user_account_id,
-               user_uuid, permission, array_to_string(grant_paths, '; ') as grant_paths
+               user_uuid, permission, array_to_string(grant_paths, '; ') as grant_paths,
+               -- how the access is held: direct, group, project, workspace (several: joined by ', ')
+               array_to_string(list_sort(list_distinct(
+                   list_transform(grant_paths, lambda p: regexp_extract(p, '^[a-z]+')))), ', ') as path_kinds
         from marts.effective_access_as_of($to)
         order by workspace_slug, resource_type, resource_key, user_display_name
     """,
@@ -144,6 +164,8 @@ def build_evidence_pack(
     fingerprint = key.probe().fingerprint if key.signs else None
     _prepare(out, replace)
     params = {"from": start, "to": end}
+    times = data_times(con)
+    stamp = [iso(times.snapshot_at), iso(times.provisioning_at)]
     tables: dict[str, tuple[list[str], list[tuple]]] = {}
     for name, sql in QUERIES.items():
         try:
@@ -160,8 +182,10 @@ def build_evidence_pack(
         tables[name] = ([d[0] for d in cursor.description], cursor.fetchall())
         with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(tables[name][0])
-            writer.writerows([[spreadsheet_cell(v) for v in row] for row in tables[name][1]])
+            # Every CSV ends with the time of its data, the same on every row (docs/design.md, "Fresh after
+            # every change"): a file copied out of the pack still says how old it is.
+            writer.writerow([*tables[name][0], *STAMP_COLUMNS])
+            writer.writerows([[spreadsheet_cell(v) for v in row] + stamp for row in tables[name][1]])
     population = tables["population"][1]
     changes = tables["changes"][1]
     risks = tables["risks"][1]
@@ -184,10 +208,14 @@ def build_evidence_pack(
         syncs = syncs_drawn_on(con, start, end)
     except duckdb.CatalogException:  # a warehouse built before the sync summary existed
         syncs = []
+    sync_times = _sync_times(con)
     parameters = {
         "from": start.isoformat(),
         "to": end.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(),
+        # the time of the data: the newest sync's completion and the provisioning log's newest entry
+        "snapshot_at": stamp[0],
+        "provisioning_log_at": stamp[1],
     }
     signing = (
         {
@@ -201,7 +229,7 @@ def build_evidence_pack(
     )
     manifest = manifest_of(out, parameters, syncs, QUERIES, provisioning_log_head(con), signing)
     report = out / REPORT
-    report.write_text(_render(metrics, tables, manifest), encoding="utf-8")
+    report.write_text(_render(metrics, tables, manifest, sync_times), encoding="utf-8")
     manifest = write_manifest(out, manifest, key)
     metrics["signed"] = f"{SIGNATURE} (key {fingerprint})" if fingerprint else UNSIGNED
     return EvidencePack(out, report, metrics, manifest)
@@ -247,9 +275,16 @@ def bar_chart_svg(title: str, counts: dict[str, int]) -> str | None:
     return vl_convert.vegalite_to_svg(chart.to_json())
 
 
-def _when(value: str) -> str:
-    """An ISO timestamp as people read it: `2026-11-27 09:05 UTC`."""
-    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _sync_times(con: duckdb.DuckDBPyConnection) -> SyncTimes:
+    """Every complete sync's time and the first reconciliation's: what explains a sync not reconciled."""
+    try:
+        synced = [
+            r[0] for r in con.execute("select synced_at from marts.fct_sync_summary order by 1").fetchall()
+        ]
+        first = con.execute("select min(synced_at) from marts.fct_reconciliations").fetchone()[0]
+    except duckdb.CatalogException:
+        return SyncTimes([], None)
+    return SyncTimes(synced, first)
 
 
 def change_control_section(table: tuple[list[str], list[tuple]]) -> dict:
@@ -265,9 +300,7 @@ def change_control_section(table: tuple[list[str], list[tuple]]) -> dict:
     return {
         "name": CHANGE_CONTROL,
         "title": "Who can change production code (at the latest sync)",
-        "columns": columns,
-        "rows": [[text(v) for v in row] for row in rows[:TABLE_ROWS]],
-        "more": max(0, len(rows) - TABLE_ROWS),
+        **vars(shown(columns, rows, TABLE_ROWS, CHANGE_CONTROL_DETAIL)),
         "people": len(rows),
         "alone": len(alone),
         "alone_repositories": len({(r[at["workspace_slug"]], r[at["repository_slug"]]) for r in alone}),
@@ -275,7 +308,7 @@ def change_control_section(table: tuple[list[str], list[tuple]]) -> dict:
     }
 
 
-def _render(metrics: dict, tables: dict, manifest: dict) -> str:
+def _render(metrics: dict, tables: dict, manifest: dict, sync_times: SyncTimes) -> str:
     changes_by_day = Counter(text(row[0])[:10] for row in tables["changes"][1])
     population = Counter(f"{row[1]} {row[7]}" for row in tables["population"][1])
     risks = Counter(row[0] for row in tables["risks"][1] if row[10])  # is_finding
@@ -294,9 +327,13 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
         {
             "title": title,
             "name": name,
-            "columns": tables[name][0],
-            "rows": [[text(v) for v in row] for row in tables[name][1][:TABLE_ROWS]],
-            "more": max(0, len(tables[name][1]) - TABLE_ROWS),
+            # The population is counted here and listed in full in its CSV: a sample of it proves nothing.
+            **vars(
+                population_summary(*tables[name])
+                if name == "population" and tables[name][0]
+                else shown(*tables[name], TABLE_ROWS)
+            ),
+            "summary": name == "population",
         }
         for title, name in SECTIONS
     ]
@@ -304,7 +341,7 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
     syncs = [
         {
             **sync,
-            "synced_at": _when(sync["synced_at"]),
+            "synced_at": when(sync["synced_at"]),
             "workspaces": ", ".join(sync["workspaces"] or []),
             "api_calls": sum((sync["api_calls"] or {}).values())
             if isinstance(sync["api_calls"], dict)
@@ -312,6 +349,7 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
             "anomalies": sum((sync["anomalies"] or {}).values())
             if isinstance(sync["anomalies"], dict)
             else 0,
+            "reconciliation": reconciliation_note(sync, sync_times),
         }
         for sync in manifest["syncs"]
     ]
@@ -320,8 +358,10 @@ def _render(metrics: dict, tables: dict, manifest: dict) -> str:
         metrics=metrics,
         charts=charts,
         sections=sections,
-        period=(_when(parameters["from"]), _when(parameters["to"])),
-        generated_at=_when(parameters["generated_at"]),
+        period=(when(parameters["from"]), when(parameters["to"])),
+        generated_at=when(parameters["generated_at"]),
+        snapshot_at=when(parameters["snapshot_at"]) or "none (no complete sync)",
+        provisioning_log_at=when(parameters["provisioning_log_at"]) or "no entry yet",
         syncs=syncs,
         files=manifest["files"],
         signing=manifest["signing"],

@@ -1,11 +1,11 @@
 """User access reviews: export a dated population as a review campaign (the import is in review_import.py).
 
 Export: one row per (user, resource, permission) held at `as_of`, with every grant path, when it was first
-granted (from the history), the user's last access and groups, and empty reviewer / decision / comment
-columns. Every export is a **campaign** registered in the warehouse (`provisioning.review_campaigns`, with the
-time it is due, and `provisioning.review_items` with each row's evidence and a fingerprint), so that the
-import can tell a row that was exported from one that was made up or edited, and a decision that came too
-late.
+granted (from the history), the user's last access and groups, what else a revoke of it takes away
+(`revoke_also_removes`, revoke_impact.py), and empty reviewer / decision / comment columns. Every export is
+a **campaign** registered in the warehouse (`provisioning.review_campaigns`, with the time it is due, and
+`provisioning.review_items` with each row's evidence and a fingerprint), so that the import can tell a row
+that was exported from one that was made up or edited, and a decision that came too late.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..provisioning.tables import create_provisioning_tables
 from ..settings import DEFAULT_REVIEW_DUE_DAYS
+from .revoke_impact import population_losses
 from .safe_text import from_spreadsheet_cell, spreadsheet_cell, xlsx_cell
 
 COLUMNS = [
@@ -40,6 +41,7 @@ COLUMNS = [
     "first_granted_at",
     "last_accessed",
     "groups",
+    "revoke_also_removes",
     "reviewer",
     "decision",
     "comment",
@@ -134,7 +136,13 @@ def new_campaign(
     and its fingerprint."""
     campaign_id = uuid.uuid4().hex[:16]
     rows = export_rows(con, as_of, workspace, kind)
+    # What else a revoke takes is read off the whole access population; a change-control campaign holds only
+    # the rights to change production, so its file leaves the column empty and the import's summary and
+    # `provision --dry-run` name the loss (docs/provisioning.md).
+    losses = population_losses(rows) if kind == "access" else {}
     for row in rows:
+        # Information for the reviewer, not evidence: the import neither needs nor compares it.
+        row["revoke_also_removes"] = losses.get(row["review_item"], "")
         row["campaign_id"] = campaign_id
         row["fingerprint"] = fingerprint(campaign_id, row)
     return Campaign(campaign_id, as_of, workspace, rows, due_at, kind)

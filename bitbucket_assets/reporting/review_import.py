@@ -40,6 +40,7 @@ from ..provisioning.tables import create_provisioning_tables
 from ..settings import DEFAULT_PROTECTED_GROUPS, DEFAULT_REVIEW_DUE_DAYS, DEFAULT_REVIEW_MAX_ROWS
 from .review import EVIDENCE, REVOCATION, comparable
 from .review_files import ReviewFile, ReviewImportError, review_rows
+from .revoke_impact import Removal, describe, removal_losses
 
 DECISIONS = ("keep", "revoke", "")
 IMPORT_COLUMNS = (*EVIDENCE, "reviewer", "decision", "campaign_id")  # what an import needs in the file
@@ -57,6 +58,9 @@ class ReviewImport:
     repeated: int = 0  # decisions the warehouse already held from an earlier import
     requests: list[dict] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)  # revocations a group removal cannot carry out
+    # per removal a revoke makes: who leaves which group, and what else that takes away (revoke_impact.py)
+    impact: list[str] = field(default_factory=list)
+    request_lines: dict[str, int] = field(default_factory=dict)  # request id -> the file line that made it
     kept: int = 0
     revoked: int = 0
     created: int = 0  # requests new to the warehouse (the others were imported before)
@@ -177,6 +181,7 @@ def plan_review_import(
         raise ReviewImportError(
             f"{file.name}: {len(problems)} problem(s), nothing imported:\n  " + "\n  ".join(problems)
         )
+    out.impact = removal_impact(con, out)
     return out
 
 
@@ -256,7 +261,31 @@ def _revocation(
         if problem:
             return problem
         out.requests.append(request)
+        out.request_lines.setdefault(request["request_id"], line)
     return None
+
+
+def removal_impact(con: duckdb.DuckDBPyConnection, plan: ReviewImport) -> list[str]:
+    """One line per removal the plan's revokes make: who leaves which group, by name, and everything else that
+    removal takes away in the newest snapshot (or that it takes nothing else)."""
+    from ..provisioning.names import names_for
+
+    removals = {
+        r["request_id"]: Removal(r["workspace_slug"], r["user_id"], r["group_slug"]) for r in plan.requests
+    }
+    losses = removal_losses(con, removals.values())
+    users = {r.user_id for r in removals.values()}
+    names = names_for(con, users, {(r.workspace_slug, r.group_slug) for r in removals.values()})
+    lines = []
+    for request_id, removal in removals.items():
+        lost = losses[removal]
+        lines.append(
+            f"line {plan.request_lines.get(request_id, '?')}: {names.person(removal.user_id)} leaves "
+            f"{names.group(removal.workspace_slug, removal.group_slug)} in "
+            f"{names.workspace(removal.workspace_slug)}: "
+            + (f"also loses {describe(lost)}" if lost else "nothing else (every other access remains)")
+        )
+    return lines
 
 
 def revocation_request(

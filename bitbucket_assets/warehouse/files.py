@@ -127,16 +127,52 @@ def read_copy_path(database: str) -> Path:
 
 
 def publish_read_copy(database: str) -> Path | None:
-    """Checkpoint the warehouse, copy it beside itself and rename the copy into place (atomic on POSIX)."""
+    """Checkpoint the warehouse, copy it beside itself and rename the copy into place (atomic on POSIX); then
+    the provisioning copy beside it (provisioning_copy.py), from the same state, so that it is never older
+    than the read copy's own provisioning tables."""
+    from .provisioning_copy import publish_provisioning_copy, publishing_lock
+
     if database.startswith("md:"):
         return None  # MotherDuck serves concurrent readers itself
-    with duckdb.connect(database) as con:
-        con.execute("CHECKPOINT")
-    target = read_copy_path(database)
-    staging = target.with_name(target.name + ".tmp")
-    shutil.copyfile(database, staging)
-    os.replace(staging, target)
+    with publishing_lock(database):
+        with duckdb.connect(database) as con:
+            con.execute("CHECKPOINT")
+        target = read_copy_path(database)
+        staging = target.with_name(target.name + ".tmp")
+        shutil.copyfile(database, staging)
+        shutil.copymode(database, staging)  # readable by whom the warehouse is, no more
+        os.replace(staging, target)
+        publish_provisioning_copy(database, locked=True)
     return target
+
+
+def attach_waiting(
+    con: duckdb.DuckDBPyConnection,
+    database: str,
+    alias: str,
+    wait_seconds: float = 600.0,
+    clock: Clock | None = None,
+) -> None:
+    """ATTACH `database` read-only as `alias`, waiting while a writer holds its lock (as `open_reader`)."""
+    clock = clock or SystemClock()
+    deadline, pause = clock.monotonic() + wait_seconds, 0.2
+    quoted = database.replace("'", "''")
+    while True:
+        try:
+            con.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)")
+            return
+        except duckdb.IOException as exc:
+            if not _is_lock_conflict(exc):
+                raise WarehouseUnavailableError(
+                    f"cannot read the warehouse {database}: {_first_line(exc)}"
+                ) from None
+            if clock.monotonic() >= deadline:
+                raise WarehouseBusyError(
+                    f"the warehouse {database} is held by another process and stayed locked for "
+                    f"{wait_seconds:g} s: try again when the sync or provisioning run has finished"
+                ) from None
+            clock.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def reader_database(settings: Settings) -> str:

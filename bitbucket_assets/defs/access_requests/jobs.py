@@ -10,6 +10,7 @@ from pydantic import Field
 from ...provisioning.engine import Provisioner
 from ...settings import Settings
 from ...warehouse.files import WRITER_POOL
+from ...warehouse.provisioning_copy import publish_provisioning_copy
 from ..resources import BitbucketResource, ProvisioningResource
 from .assets import PROVISIONING_LOG, provisioning_log
 
@@ -61,6 +62,16 @@ def _provisioner(
     )
 
 
+def _publish(context: dg.OpExecutionContext, database: str) -> None:
+    """The provisioning copy readers attach (warehouse/provisioning_copy.py), so that the dashboard and the
+    next evidence pack show this run at once. The run's changes are made and logged already: a copy that
+    cannot be written is a warning, and the next run or sync publishes it."""
+    try:
+        publish_provisioning_copy(database)
+    except (OSError, RuntimeError, duckdb_lib.Error) as exc:
+        context.log.warning(f"provisioning copy not published ({exc}): readers see it after the next run")
+
+
 def _summary(context: dg.OpExecutionContext, provisioner: Provisioner, label: str) -> dg.Output:
     report = provisioner.report
     counts = {outcome: report.count(outcome) for outcome in OUTCOMES}
@@ -98,6 +109,7 @@ def apply_approved_requests(
     with duckdb.get_connection() as con:
         provisioner = _provisioner(context, config, bitbucket, provisioning, con, config.dry_run)
         report = provisioner.provision(dry_run=config.dry_run)
+    _publish(context, duckdb.database)
     for request in report.planned:
         context.log.info(
             f"plan: {request['action']} {request['user_id']} in "
@@ -118,6 +130,7 @@ def expire_just_in_time_access(
     with duckdb.get_connection() as con:
         provisioner = _provisioner(context, config, bitbucket, provisioning, con, dry_run=False)
         provisioner.expire()
+    _publish(context, duckdb.database)
     return _summary(context, provisioner, "expiry")
 
 

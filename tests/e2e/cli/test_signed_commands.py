@@ -108,6 +108,9 @@ def test_a_signed_review_revokes_through_the_commands(make_sim, warehouse, tmp_p
         values = dict(zip(header, [c.value for c in row], strict=True))
         if values["user_display_name"] == "Ben Okafor" and values["resource_key"] == "payments-api":
             row[header.index("decision")].value = "revoke"
+            # What else the revoke takes away: Ben reaches project PAY only through `developers` too.
+            assert values["revoke_also_removes"] == "project PAY (read); group developers (membership)"
+            line = row[0].row
         elif values["user_display_name"] == "Ana Ruiz":
             row[header.index("decision")].value = "keep"
     book.save(out)
@@ -117,6 +120,17 @@ def test_a_signed_review_revokes_through_the_commands(make_sim, warehouse, tmp_p
         imported.stderr
     )
     assert "signed by olga@tiny.example" in imported.stdout
+    impact = (
+        f"  removal: line {line}: Ben Okafor (ben) leaves Developers in Tiny Co: also loses project PAY "
+        "(read); repository payments-api (write)"
+    )
+    assert impact in imported.stdout.splitlines(), imported.stdout
+    plan = cli(env, "provision", "--dry-run")
+    [line] = [
+        x for x in plan.stdout.splitlines() if "remove Ben Okafor (ben) from Developers in Tiny Co" in x
+    ]
+    assert "-> planned" in line
+    assert line.endswith("; also loses project PAY (read); repository payments-api (write)"), line
     applied = cli(env, "provision")
     assert applied.returncode == 0 and "-> applied" in applied.stdout, applied.stdout + applied.stderr
     assert sim.user("ben").uuid not in sim.org.workspaces["tiny-co"].groups["developers"].members

@@ -100,3 +100,22 @@ def test_bad_decisions_are_named_and_nothing_is_imported(warehouse, tmp_path) ->
     assert "line 2: decision: 'maybe' is not keep or revoke" in str(excinfo.value)
     assert "line 3: reviewer: required for a decision" in str(excinfo.value)
     assert statuses(warehouse) == {}
+
+
+def test_a_revoke_says_what_else_leaving_the_group_takes(warehouse) -> None:
+    """Ben reaches payments-api (write) and project PAY (read) only through `developers`: revoking one
+    removes him from the group, and the file, the import and the plan name the rest (revoke_impact.py)."""
+    from bitbucket_assets.reporting.revoke_impact import Loss, Removal, removal_losses
+
+    rows = campaign_rows(warehouse)
+    ben = next(
+        r for r in rows if r["user_display_name"] == "Ben Okafor" and r["resource_key"] == "payments-api"
+    )
+    assert ben["revoke_also_removes"] == "project PAY (read); group developers (membership)"
+    ana = next(r for r in rows if r["user_display_name"] == "Ana Ruiz" and r["resource_type"] == "workspace")
+    assert ana["revoke_also_removes"] == ""
+    with duckdb.connect(warehouse, read_only=True) as con:
+        removal = Removal("tiny-co", ben["user_uuid"], "developers")
+        assert removal_losses(con, [removal]) == {
+            removal: [Loss("project", "PAY", "read"), Loss("repository", "payments-api", "write")]
+        }
