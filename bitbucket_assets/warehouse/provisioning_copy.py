@@ -78,7 +78,9 @@ def publish_provisioning_copy(database: str, locked: bool = False) -> Path | Non
         with publishing_lock(database):
             return publish_provisioning_copy(database, locked=True)
     target = provisioning_copy_path(read_copy_path(database))
-    staging = target.with_name(target.name + ".tmp")
+    # DuckDB names a file's catalog after its name up to the first dot: a warehouse named `warehouse.duckdb`
+    # would give the staging file the catalog `warehouse`, the alias the warehouse is attached under.
+    staging = target.with_name(f"publishing-{target.name}.tmp")
     staging.unlink(missing_ok=True)
     with duckdb.connect(str(staging)) as con:
         attach_waiting(con, database, "warehouse")

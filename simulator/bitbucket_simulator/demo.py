@@ -6,7 +6,9 @@ file): a user's own `BITBUCKET_*` variables never reach it, and it never changes
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -480,17 +482,24 @@ def run_dagster_demo(
             "-p",
             str(port),
         ]
+        # Its own process group, so that stopping it reaches the webserver, daemon and code server it starts:
+        # killing `dagster dev` alone left its webserver serving the port.
         child = subprocess.Popen(
-            command, env=dagster_environment(settings, dagster_home.resolve(), process_environment())
+            command,
+            env=dagster_environment(settings, dagster_home.resolve(), process_environment()),
+            start_new_session=True,
         )
         try:
             return child.wait()
         except KeyboardInterrupt:
-            child.send_signal(signal.SIGINT)  # dagster dev stops its webserver and daemon on SIGINT
+            os.killpg(child.pid, signal.SIGINT)  # dagster dev stops its webserver and daemon on SIGINT
             try:
-                child.wait(timeout=60)
+                child.wait(timeout=120)
             except subprocess.TimeoutExpired:
-                child.kill()
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived dagster dev
+                os.killpg(child.pid, signal.SIGKILL)
             return 0
 
 

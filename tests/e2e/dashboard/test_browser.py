@@ -84,7 +84,11 @@ LATEST_ALL = "select arg_max({}, synced_at) from marts.fct_workspace_trends wher
             "using (user_uuid) where not u.is_workspace_owner group by user_uuid)",
         ),
         ("Changes", "Paths added", "select count(*) from marts.fct_access_changes where change = 'added'"),
-        ("Risks", "Open risks", "select count(*) from marts.access_risks_as_of(current_timestamp)"),
+        (
+            "Risks",
+            "Open risks",
+            "select count(*) from marts.risk_register_as_of(current_timestamp, null) where is_finding",
+        ),
         ("Provisioning", "Requests", "select count(*) from provisioning.access_requests"),
     ],
 )
