@@ -422,16 +422,38 @@ def risks(as_of: datetime, workspace: str | None, area: str | None = None) -> pd
     return query(RISKS, {"to": as_of, "ws": workspace, "area": area})
 
 
+# Provisioning rows with the person's and the group's names first (the ids stay, for the CSV), filtered in
+# SQL.
+# A person the snapshot does not know (a request for an account id never seen) keeps their id as the name.
+_NAMED_PROVISIONING = """
+    select coalesce(u.user_display_name, r.{person}) as person,
+           coalesce(g.group_name, r.group_slug) as group_name, r.*
+    from {table} as r
+    left join marts.dim_users as u on r.{person} in (u.user_uuid, u.account_id)
+    left join marts.dim_groups as g on g.workspace_slug = r.workspace_slug and g.group_slug = r.group_slug
+    where $ws is null or r.workspace_slug = $ws
+    order by r.{newest} desc
+"""
+
+
 def provisioning(workspace: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Requests and every attempt, with whatever columns the warehouse has (older ones lack the newer)."""
+    """Requests and every attempt, named, with whatever columns the warehouse has (older ones lack the
+    newer)."""
     try:
-        requests = query("select * from provisioning.access_requests order by updated_at desc")
-        log = query("select * from provisioning.actions order by attempted_at desc")
+        requests = query(
+            _NAMED_PROVISIONING.format(
+                table="provisioning.access_requests", person="user_id", newest="updated_at"
+            ),
+            {"ws": workspace},
+        )
+        log = query(
+            _NAMED_PROVISIONING.format(
+                table="provisioning.actions", person="user_uuid", newest="attempted_at"
+            ),
+            {"ws": workspace},
+        )
     except duckdb.CatalogException:
         return pd.DataFrame(), pd.DataFrame()
-    if workspace is not None:
-        requests = requests[requests.workspace_slug == workspace].reset_index(drop=True)
-        log = log[log.workspace_slug == workspace].reset_index(drop=True)
     return requests, log
 
 

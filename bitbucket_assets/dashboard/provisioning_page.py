@@ -3,12 +3,18 @@ with their attestations."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from bitbucket_assets.dashboard import data
 from bitbucket_assets.dashboard.widgets import View, download, plain, say
 
 TITLE = "Provisioning"
+IDS = ("user_id", "user_uuid", "group_slug")  # shown by name; the CSV keeps them
+
+
+def without_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=[c for c in IDS if c in frame.columns])
 
 
 def render(view: View) -> None:
@@ -22,10 +28,11 @@ def render(view: View) -> None:
     cols[1].metric("Applied", int((requests.status == "applied").sum()) if len(requests) else 0)
     cols[2].metric("Just-in-time expiries", int((log.outcome == "expired").sum()) if len(log) else 0)
     st.subheader("Requests and approvals")
-    st.dataframe(plain(requests), width="stretch", hide_index=True)
+    st.dataframe(plain(without_ids(requests)), width="stretch", hide_index=True)
     download(requests, "requests", ws=workspace)
     st.subheader("Every attempt")
-    st.dataframe(plain(log), width="stretch", hide_index=True)
+    st.dataframe(plain(without_ids(log)), width="stretch", hide_index=True)
+    download(log, "provisioning-log", ws=workspace)
     campaigns, attestations = data.reviews(workspace)
     st.subheader("Access reviews: campaigns and their completion")
     st.caption("Items decided of items exported, by reviewer (reviewer empty: the whole campaign).")

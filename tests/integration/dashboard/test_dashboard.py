@@ -478,6 +478,18 @@ def test_provisioning(dashboard_db, monkeypatch) -> None:
     assert requests == 5  # the demo's three requests, its review's revocation and this test's one
     labs = run("Provisioning", dashboard_db, monkeypatch, ws="northwind-labs")
     assert metric(labs, "Requests") == "1"  # the demo's request through the Atlassian Admin API
+    # People and groups by name, not by id (the ids stay in the CSV); an unknown account keeps its id.
+    shown_requests, shown_log = app.dataframe[0].value, app.dataframe[1].value
+    for frame in (shown_requests, shown_log):
+        assert list(frame.columns[:2]) == ["person", "group_name"]
+        assert not {"user_id", "user_uuid", "group_slug"} & set(frame.columns)
+    known = sql(
+        dashboard_db,
+        "select count(*) from provisioning.access_requests r join marts.dim_users u "
+        "on r.user_id in (u.user_uuid, u.account_id)",
+    )
+    assert known == 4 and int((~shown_requests.person.str.startswith("{")).sum()) == known
+    assert "{u}" in set(shown_requests.person)  # this test's request, for nobody the snapshot knows
     # The demo's signed review: its campaign's completion, and every attestation with its signer.
     assert [h.value for h in app.subheader][2:] == [
         "Access reviews: campaigns and their completion",
