@@ -492,12 +492,16 @@ def run_dagster_demo(
         try:
             return child.wait()
         except KeyboardInterrupt:
-            os.killpg(child.pid, signal.SIGINT)  # dagster dev stops its webserver and daemon on SIGINT
-            try:
-                child.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+            # dagster dev stops its webserver and daemon on SIGINT, but may wait long on them (a daemon
+            # mid-tick): then SIGTERM, then SIGKILL, to the whole group, so that nothing outlives the demo.
+            for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, stop)
+                try:
+                    child.wait(timeout=30)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
             with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived dagster dev
                 os.killpg(child.pid, signal.SIGKILL)
             return 0

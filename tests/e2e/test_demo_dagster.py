@@ -83,7 +83,7 @@ def test_demo_dagster_serves_the_ui_on_the_simulator(tmp_path) -> None:
             ), (tmp_path / "demo.log").read_text()[-3000:]
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
+            proc.wait(timeout=240)  # the demo gives dagster dev 30 s per signal
     # The warehouse the UI's run wrote, from the simulated organisation (tiny: 6 repositories).
     with open_reader(str(tmp_path / "data" / "demo.duckdb")) as con:
         assert con.execute("select count(*) from marts.dim_repositories").fetchone()[0] == 6
