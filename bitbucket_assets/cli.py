@@ -610,6 +610,7 @@ def demo(org_name: str, days: int, with_dagster: bool, port: int) -> None:
     if with_dagster:
         # SIGTERM (a service manager, a test) stops dagster dev as Ctrl-C does, rather than orphaning it.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.default_int_handler)  # a closed terminal, too
         home = Path(process_environment().get("DAGSTER_HOME") or "dagster_home")
         sys.exit(run_dagster_demo(org_name, chosen, port, home, click.echo))
     with _details("demo", settings) as out:

@@ -21,6 +21,7 @@ from bitbucket_assets.dashboard.widgets import (
 
 TITLE = "Who has access"
 ANY = "any"
+KNOWN_PERMISSIONS = ("read", "write", "admin", "create-repo", "owner", "member", "none")
 
 
 def render(view: View) -> None:
@@ -38,7 +39,9 @@ def render(view: View) -> None:
     cols = st.columns(1 + max(len(counts), 1))
     cols[0].metric("Users with access", total)
     for col, row in zip(cols[1:], counts.itertuples(), strict=False):
-        col.metric(f"{row.permission}", int(row.users))
+        # A metric's label is Markdown: only the permissions Bitbucket documents are shown as they are.
+        label = row.permission if row.permission in KNOWN_PERMISSIONS else "other permission"
+        col.metric(label, int(row.users))
     filters = st.columns(2)
     permission = choose(
         "Permission", [ANY, *counts.permission], "permission", where=filters[0], fmt=_permission_label(counts)

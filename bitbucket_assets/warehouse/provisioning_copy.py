@@ -82,6 +82,7 @@ def publish_provisioning_copy(database: str, locked: bool = False) -> Path | Non
     # would give the staging file the catalog `warehouse`, the alias the warehouse is attached under.
     staging = target.with_name(f"publishing-{target.name}.tmp")
     staging.unlink(missing_ok=True)
+    staging.with_name(staging.name + ".wal").unlink(missing_ok=True)  # a crashed publish's log: not replayed
     with duckdb.connect(str(staging)) as con:
         attach_waiting(con, database, "warehouse")
         con.execute("BEGIN TRANSACTION")  # one commit for every table, not one each

@@ -74,8 +74,9 @@ def refresh_plan_views(context: dg.AssetExecutionContext, dbt: DbtCliResource, d
             yield dg.Output(None, output_name=name, metadata={"rebuilt": False})
         return
     yield from _build(context, dbt, duckdb)
-    with duckdb.get_connection() as con:
-        plan_views.mark_current(con, manifest)
+    if not context.is_subset:  # a run of some of the views leaves the others as they were: not current
+        with duckdb.get_connection() as con:
+            plan_views.mark_current(con, manifest)
 
 
 @dbt_assets(

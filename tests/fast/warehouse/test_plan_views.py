@@ -27,17 +27,16 @@ def test_the_plan_layer_is_its_two_views(manifest):
 
 
 def test_a_macro_the_plan_calls_through_another_changes_the_fingerprint(manifest):
-    # grant_paths is called by repository_refresh_plan; find a macro it calls in turn, if any, else itself.
+    # a macro the plan does not call itself, only through another (grant_paths calls one of its own)
     called = manifest["nodes"][PLAN_MODEL]["depends_on"]["macros"]
-    deep = next(
-        (
-            m
-            for c in called
-            for m in manifest["macros"][c]["depends_on"]["macros"]
-            if m.startswith("macro.bitbucket")
-        ),
-        called[0],
-    )
+    deep = [
+        m
+        for c in called
+        for m in manifest["macros"][c]["depends_on"]["macros"]
+        if m.startswith("macro.bitbucket") and m not in called
+    ]
+    assert deep, "the plan calls a project macro through another"
+    deep = deep[0]
     changed = copy.deepcopy(manifest)
     changed["macros"][deep]["macro_sql"] += "\n-- changed"
     assert plan_views.fingerprint(changed, "w") != plan_views.fingerprint(manifest, "w")
