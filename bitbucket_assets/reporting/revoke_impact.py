@@ -100,18 +100,25 @@ class Removal:
     group_slug: str
 
 
-# Every resource (not the group itself) the person reaches in the newest snapshot only through the removed
-# group: all of its paths run through it. Its permission is the highest those paths give.
+# Every resource (not the group itself) the person reaches in the newest snapshot only through the groups
+# they leave (all of the removals asked about together: a resource reached through two of them goes with
+# both), listed under each removal whose group is one of its paths. Its permission is the highest those paths
+# give. A path through no group (a direct or project grant, ownership) keeps the resource.
 REMOVAL_SQL = """
+    with leaving as (
+        select workspace_slug, user_id, list(distinct group_slug) as groups from removals_frame group by all
+    )
     select r.workspace_slug, r.user_id, r.group_slug, g.resource_type, g.resource_key,
            arg_max(g.permission, g.permission_rank) as permission
     from removals_frame r
+    join leaving l on l.workspace_slug = r.workspace_slug and l.user_id = r.user_id
     join marts.fct_grants g
       on g.workspace_slug = r.workspace_slug and g.principal_type = 'user'
      and (g.principal_id = r.user_id or g.user_account_id = r.user_id)
     where g.resource_type in ('workspace', 'project', 'repository')
     group by all
-    having bool_and(g.via_group_slug is not distinct from r.group_slug)
+    having bool_and(coalesce(list_contains(l.groups, g.via_group_slug), false))
+       and bool_or(g.via_group_slug = r.group_slug)
 """
 
 

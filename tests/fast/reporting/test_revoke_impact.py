@@ -3,7 +3,16 @@ the revoke removes."""
 
 from __future__ import annotations
 
-from bitbucket_assets.reporting.revoke_impact import NAMED, Loss, describe, population_losses
+import duckdb
+
+from bitbucket_assets.reporting.revoke_impact import (
+    NAMED,
+    Loss,
+    Removal,
+    describe,
+    population_losses,
+    removal_losses,
+)
 
 
 def item(kind: str, key: str, permission: str, groups: list[str], outside: list[str], user: str = "{ben}"):
@@ -51,3 +60,43 @@ def test_a_group_that_reaches_thousands_names_the_first_and_counts_the_rest() ->
 
 def test_a_name_with_control_characters_is_shown_escaped() -> None:
     assert describe([Loss("repository", "evil\nline", "read")]) == "repository evil\\x0aline (read)"
+
+
+def _grants(tmp_path, paths: list[tuple[str, str | None, str]]):
+    """A warehouse whose newest grants are `paths`: (repository, via group or None, permission) for ben."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.fct_grants (workspace_slug varchar, principal_type varchar, "
+        "principal_id varchar, user_account_id varchar, resource_type varchar, resource_key varchar, "
+        "permission varchar, "
+        "permission_rank integer, via_group_slug varchar)"
+    )
+    rank = {"read": 1, "write": 2, "admin": 3}
+    for repo, group, permission in paths:
+        con.execute(
+            "insert into marts.fct_grants "
+            "values ('ws', 'user', '{ben}', 'acc-ben', 'repository', ?, ?, ?, ?)",
+            [repo, permission, rank[permission], group],
+        )
+    return con
+
+
+def test_a_resource_reached_through_two_groups_goes_when_both_are_left(tmp_path) -> None:
+    con = _grants(
+        tmp_path,
+        [
+            ("api", "devs", "write"),
+            ("api", "leads", "admin"),
+            ("docs", "devs", "read"),
+            ("docs", None, "read"),
+        ],
+    )
+    devs, leads = Removal("ws", "{ben}", "devs"), Removal("ws", "{ben}", "leads")
+    # Leaving both: api goes (every path through a group left), under each; docs stays (a direct grant).
+    assert removal_losses(con, [devs, leads]) == {
+        devs: [Loss("repository", "api", "admin")],
+        leads: [Loss("repository", "api", "admin")],
+    }
+    # Leaving one: api is still reached through the other.
+    assert removal_losses(con, [devs]) == {devs: []}
