@@ -67,13 +67,19 @@ QUERIES = {
         where changed_at >= $from and changed_at <= $to
         order by changed_at, workspace_slug, resource_key, principal_name
     """,
+    # The person's and the group's names last (the CSV's earlier columns keep their places); a person the
+    # snapshot does not know keeps their id as the name.
     "provisioning": """
-        select attempted_at, request_id, workspace_slug, group_slug, user_uuid, action, outcome, http_status,
-        error,
-               requested_by, approved_by, approval_ref, approved_at, expires_at, run_id
-        from provisioning.actions
-        where not dry_run and attempted_at >= $from and attempted_at <= $to
-        order by attempted_at
+        select a.attempted_at, a.request_id, a.workspace_slug, a.group_slug, a.user_uuid, a.action, a.outcome,
+               a.http_status, a.error, a.requested_by, a.approved_by, a.approval_ref, a.approved_at,
+               a.expires_at, a.run_id,
+               coalesce(u.user_display_name, a.user_uuid) as user_display_name,
+               coalesce(g.group_name, a.group_slug) as group_name
+        from provisioning.actions as a
+        left join marts.dim_users as u on u.user_uuid = a.user_uuid
+        left join marts.dim_groups as g on g.workspace_slug = a.workspace_slug and g.group_slug = a.group_slug
+        where not a.dry_run and a.attempted_at >= $from and a.attempted_at <= $to
+        order by a.attempted_at
     """,
     # Every finding with its severity and guidance (dbt_project/seeds/risk_guidance.csv and
     # change_control_risk_guidance.csv), a row `checked: none` for each risk that found nothing ("checked,

@@ -70,6 +70,8 @@ def test_a_revocation_shows_on_the_dashboard_and_in_a_new_pack_before_any_sync(
     with (pack / "provisioning.csv").open(encoding="utf-8", newline="") as handle:
         actions = list(csv.DictReader(handle))
     assert [(a["request_id"], a["outcome"]) for a in actions] == [(request_id, "applied")]
+    # the person and the group by name beside their ids
+    assert (actions[0]["user_display_name"], actions[0]["group_name"]) == ("Ben Okafor", "Developers")
     assert actions[0]["provisioning_log_at"] == newest.astimezone(UTC).isoformat(timespec="seconds")
     assert actions[0]["snapshot_at"] == synced.astimezone(UTC).isoformat(timespec="seconds")
     with (pack / "attestations.csv").open(encoding="utf-8", newline="") as handle:
