@@ -146,6 +146,7 @@ def dashboard_db(demo_warehouse, tmp_path_factory) -> str:
 # ---- tiers: tests/fast, tests/integration, tests/e2e (README, "Development") ----
 
 TIERS = ("fast", "integration", "e2e")
+CPU_AT_SETUP = pytest.StashKey[float]()
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -159,6 +160,21 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(getattr(pytest.mark, tier))
     seconds = durations.load()
     items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], durations.UNKNOWN_SECONDS))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    item.stash[CPU_AT_SETUP] = durations.cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each test's CPU seconds (its process and the children it waited for) as a property of its teardown's
+    report, so of the junit report: `make test-durations` prints the modules that cost the most CPU, which
+    is what bounds a suite on two cores."""
+    if call.when == "teardown" and CPU_AT_SETUP in item.stash:
+        item.user_properties.append(("cpu_s", round(durations.cpu_seconds() - item.stash[CPU_AT_SETUP], 2)))
+    yield
 
 
 def pytest_configure(config) -> None:

@@ -10,6 +10,7 @@ slow tests.
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -23,19 +24,35 @@ def load() -> dict[str, float]:
     return json.loads(FILE.read_text()) if FILE.exists() else {}
 
 
-def from_junit(report: Path) -> dict[str, float]:
-    """Seconds per module (setup, call and teardown of its tests) from pytest's `--junitxml` report."""
+def cpu_seconds() -> float:
+    """User and system CPU of this process and of the children it has waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def from_junit(report: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Wall seconds (setup, call and teardown of its tests) and CPU seconds per module, from pytest's
+    `--junitxml` report (conftest.py records each test's CPU as its `cpu_s` property)."""
     seconds: dict[str, float] = defaultdict(float)
+    cpu: dict[str, float] = defaultdict(float)
     for case in ET.parse(report).getroot().iter("testcase"):
         module = case.get("classname", "").split(".")
         # classname is the dotted module path, then the class if any: keep the part that names a file.
         while module and not module[-1].startswith("test_"):
             module.pop()
         if module:
-            seconds["/".join(module) + ".py"] += float(case.get("time") or 0)
-    return {name: round(value, 1) for name, value in sorted(seconds.items())}
+            name = "/".join(module) + ".py"
+            seconds[name] += float(case.get("time") or 0)
+            cpu[name] += sum(float(p.get("value")) for p in case.iter("property") if p.get("name") == "cpu_s")
+    return (
+        {name: round(value, 1) for name, value in sorted(seconds.items())},
+        {name: round(value, 1) for name, value in sorted(cpu.items())},
+    )
 
 
 if __name__ == "__main__":
-    FILE.write_text(json.dumps(from_junit(Path(sys.argv[1])), indent=1) + "\n")
-    print(f"wrote {FILE}")
+    wall, cpu = from_junit(Path(sys.argv[1]))
+    FILE.write_text(json.dumps(wall, indent=1) + "\n")
+    print(f"wrote {FILE}; CPU {sum(cpu.values()):.0f} s in all, wall {sum(wall.values()):.0f} s; most CPU:")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])[:20]:
+        print(f"  {seconds:7.1f} s CPU  {wall[name]:7.1f} s wall  {name}")
