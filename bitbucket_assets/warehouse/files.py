@@ -11,7 +11,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -20,6 +23,8 @@ from ..settings import Settings
 
 # Every process step that writes the DuckDB file runs in this Dagster pool, limited to one at a time.
 WRITER_POOL = "duckdb_writer"
+
+T = TypeVar("T")
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -54,16 +59,34 @@ def _open_waiting(
             f"there is no warehouse at {database}: run `bitbucket-access sync` first, or point DUCKDB_PATH "
             "at your warehouse"
         )
+    return _waiting_for_lock(
+        lambda: duckdb.connect(database, read_only=read_only),
+        database,
+        wait_seconds,
+        clock,
+        cannot=f"cannot open the warehouse {database}",
+        advice=" — check DUCKDB_PATH and that this user can read and write the file and its directory",
+    )
+
+
+def _waiting_for_lock(
+    attempt: Callable[[], T],
+    database: str,
+    wait_seconds: float,
+    clock: Clock,
+    cannot: str,
+    advice: str = "",
+) -> T:
+    """`attempt()` (a connect, an ATTACH) again while another process holds `database`'s lock, backing off
+    up to 5 s, for at most `wait_seconds`; any other IO error at once, as `cannot`, DuckDB's reason and
+    `advice`."""
     deadline, pause = clock.monotonic() + wait_seconds, 0.2
     while True:
         try:
-            return duckdb.connect(database, read_only=read_only)
+            return attempt()
         except duckdb.IOException as exc:
             if not _is_lock_conflict(exc):
-                raise WarehouseUnavailableError(
-                    f"cannot open the warehouse {database}: {_first_line(exc)} — check DUCKDB_PATH and that "
-                    "this user can read and write the file and its directory"
-                ) from None
+                raise WarehouseUnavailableError(f"{cannot}: {_first_line(exc)}{advice}") from None
             if clock.monotonic() >= deadline:
                 raise WarehouseBusyError(
                     f"the warehouse {database} is held by another process (a sync or a provisioning run?) "
@@ -138,12 +161,24 @@ def publish_read_copy(database: str) -> Path | None:
         with duckdb.connect(database) as con:
             con.execute("CHECKPOINT")
         target = read_copy_path(database)
-        staging = target.with_name(target.name + ".tmp")
-        shutil.copyfile(database, staging)
-        shutil.copymode(database, staging)  # readable by whom the warehouse is, no more
-        os.replace(staging, target)
+        with private_staging(target, target.name + ".tmp") as staging:
+            shutil.copyfile(database, staging)
+            shutil.copymode(database, staging)  # readable by whom the warehouse is, no more
+            os.replace(staging, target)
         publish_provisioning_copy(database, locked=True)
     return target
+
+
+@contextmanager
+def private_staging(target: Path, name: str) -> Iterator[Path]:
+    """Where to write `target`'s next version: `name` in a new directory beside it that only this user can
+    enter (0700), removed afterwards. A file is created with the umask's bits (often world-readable) before
+    `copymode` narrows them: written in the open, the warehouse's data would be readable meanwhile."""
+    directory = Path(tempfile.mkdtemp(dir=target.parent, prefix=".publishing-"))
+    try:
+        yield directory / name
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def attach_waiting(
@@ -154,25 +189,14 @@ def attach_waiting(
     clock: Clock | None = None,
 ) -> None:
     """ATTACH `database` read-only as `alias`, waiting while a writer holds its lock (as `open_reader`)."""
-    clock = clock or SystemClock()
-    deadline, pause = clock.monotonic() + wait_seconds, 0.2
     quoted = database.replace("'", "''")
-    while True:
-        try:
-            con.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)")
-            return
-        except duckdb.IOException as exc:
-            if not _is_lock_conflict(exc):
-                raise WarehouseUnavailableError(
-                    f"cannot read the warehouse {database}: {_first_line(exc)}"
-                ) from None
-            if clock.monotonic() >= deadline:
-                raise WarehouseBusyError(
-                    f"the warehouse {database} is held by another process and stayed locked for "
-                    f"{wait_seconds:g} s: try again when the sync or provisioning run has finished"
-                ) from None
-            clock.sleep(pause)
-            pause = min(pause * 2, 5.0)
+    _waiting_for_lock(
+        lambda: con.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)"),
+        database,
+        wait_seconds,
+        clock or SystemClock(),
+        cannot=f"cannot read the warehouse {database}",
+    )
 
 
 def reader_database(settings: Settings) -> str:

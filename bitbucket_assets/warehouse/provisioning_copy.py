@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from .files import attach_waiting, read_copy_path
+from .files import attach_waiting, private_staging, read_copy_path
 
 SCHEMAS = ("provisioning", "reporting")
 # Two tables are copied as far as readers need them, not whole: a campaign registers one item per access
@@ -80,20 +80,17 @@ def publish_provisioning_copy(database: str, locked: bool = False) -> Path | Non
     target = provisioning_copy_path(read_copy_path(database))
     # DuckDB names a file's catalog after its name up to the first dot: a warehouse named `warehouse.duckdb`
     # would give the staging file the catalog `warehouse`, the alias the warehouse is attached under.
-    staging = target.with_name(f"publishing-{target.name}.tmp")
-    staging.unlink(missing_ok=True)
-    staging.with_name(staging.name + ".wal").unlink(missing_ok=True)  # a crashed publish's log: not replayed
-    with duckdb.connect(str(staging)) as con:
-        attach_waiting(con, database, "warehouse")
-        con.execute("BEGIN TRANSACTION")  # one commit for every table, not one each
-        copied = _copy_schemas(con)
-        con.execute("COMMIT")
-        con.execute("DETACH warehouse")
-    if not copied:
-        staging.unlink(missing_ok=True)
-        return None
-    shutil.copymode(database, staging)  # readable by whom the warehouse is, no more
-    os.replace(staging, target)
+    with private_staging(target, f"publishing-{target.name}.tmp") as staging:
+        with duckdb.connect(str(staging)) as con:
+            attach_waiting(con, database, "warehouse")
+            con.execute("BEGIN TRANSACTION")  # one commit for every table, not one each
+            copied = _copy_schemas(con)
+            con.execute("COMMIT")
+            con.execute("DETACH warehouse")
+        if not copied:
+            return None
+        shutil.copymode(database, staging)  # readable by whom the warehouse is, no more
+        os.replace(staging, target)
     return target
 
 
@@ -111,10 +108,11 @@ def _copy_schemas(con: duckdb.DuckDBPyConnection) -> int:
         list(SCHEMAS),
     ).fetchall()
     for schema in sorted({s for s, _ in tables}):
-        con.execute(f'CREATE SCHEMA "{schema}"')
+        con.execute(f"CREATE SCHEMA {_ident(schema)}")
     for schema, table in tables:
-        source = READERS_NEED.get((schema, table), 'SELECT * FROM warehouse."{schema}"."{table}"')
-        con.execute(f'CREATE TABLE "{schema}"."{table}" AS ' + source.format(schema=schema, table=table))
+        name = f"{_ident(schema)}.{_ident(table)}"
+        source = READERS_NEED.get((schema, table), f"SELECT * FROM warehouse.{name}")
+        con.execute(f"CREATE TABLE {name} AS {source}")
     for (sql,) in views:
         con.execute(sql)
     head = _log_head(con)
@@ -156,6 +154,12 @@ def attach_provisioning_copy(con: duckdb.DuckDBPyConnection, reader: str) -> boo
     path = [f'"{catalog}".main', *(f"{ALIAS}.{s}" for s in SCHEMAS if s in present)]
     con.execute(f"SET search_path = '{_quoted(','.join(path))}'")
     return True
+
+
+def _ident(name: str) -> str:
+    """A quoted SQL identifier: a table anyone with write access to the warehouse created may have a quote in
+    its name."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _quoted(text: str | Path) -> str:
