@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import NoneType
 from typing import Any
@@ -175,6 +175,72 @@ def _now(con, sync_id: str) -> Any:
     return row[0]
 
 
+RULES = ("branch_restrictions", "branching_model", "override_settings")
+
+
+def _rule_read(api: BitbucketApi, name: str, workspace: str, uuid: str) -> Any:
+    if name == "branch_restrictions":
+        return api.branch_restrictions(workspace, uuid)
+    if name == "branching_model":
+        return api.effective_branching_model(workspace, uuid)
+    return api.override_settings(workspace, uuid)
+
+
+class RulesPrefetch:
+    """A workspace's rule lists (branch restrictions, branching model, override settings) read with a second
+    credential from the moment its repositories are listed, beside the rest of the sync.
+
+    The second credential has a rate limit of its own. Read within the change-control stage, its calls would
+    set that stage's pace while the main credential's repositories bucket, with only deploy keys to read,
+    idled: the day would last the sum of the two. Fetched ahead on threads of their own, they overlap the
+    main credential's whole day instead; the stage takes each answer when it gets to its repository (on a
+    simulated clock, not before it was fetched) and writes it as before. The first error stops the remaining
+    reads and is what every later answer raises."""
+
+    def __init__(
+        self, api: BitbucketApi, rules_api: BitbucketApi, slug: str, targets: list[Target], total: int
+    ):
+        self.api, self.rules_api, self.slug = api, rules_api, slug
+        self.targets, self.total = targets, total
+        self.clock = rules_api.client.clock
+        self.error: BaseException | None = None
+        self._pool = ThreadPoolExecutor(rules_api.client.max_workers, thread_name_prefix=f"rules-{slug}")
+        started = self.clock.fork()
+        self._answers = {
+            (t.uuid, name): self._pool.submit(self._read, started, t, name) for t in targets for name in RULES
+        }
+
+    def _read(self, started: float | None, target: Target, name: str) -> tuple[Any, float | None]:
+        if self.error is not None:
+            raise _Stop
+        self.clock.join(started)
+        try:
+            resource = Listed("repository", self.slug, target.slug, target.uuid)
+            answer = read_or_gone(
+                self.api, resource, lambda: _rule_read(self.rules_api, name, self.slug, target.uuid)
+            )
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+            raise
+        return answer, self.clock.fork()
+
+    def answer(self, uuid: str, name: str) -> Any:
+        """The list as read (or `Gone`), waiting for it; the calling thread's time goes on from its read's."""
+        try:
+            answer, fetched_at = self._answers[(uuid, name)].result()
+        except _Stop:
+            raise self.error from None  # type: ignore[misc]
+        self.clock.join(fetched_at)
+        return answer
+
+    def close(self) -> None:
+        """Stop: reads not started are dropped, one in flight finishes (or ends with its client)."""
+        if self.error is None:
+            self.error = _Stop("the change-control stage ended")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class ChangeControlReader:
     """One workspace's change-control stage (run after its repositories are listed and its permission lists
     read or carried)."""
@@ -192,21 +258,29 @@ class ChangeControlReader:
         drop: Callable[[str, Gone], None],
         progress: SyncProgress,
         waiting: Callable[[list[Future]], None],
+        prefetch: RulesPrefetch | None = None,
     ):
         """`rules_api`: the credential that reads branch restrictions, branching models and override settings
         (the main one, or a workspace access token with its own rate limit); deploy keys are read with `api`.
         `waiting(futures)`: what to do while reads are in flight (write the effective list's pages fetched
-        beside them)."""
+        beside them). `prefetch`: the rule lists being read ahead with a second credential, and the plan they
+        were read for."""
         self.api, self.writer, self.pool, self.slug, self.base = api, writer, pool, slug, base
         self.rules_api = rules_api
         self.progress, self.waiting = progress, waiting
         self.rolling_days, self.full, self.drop = rolling_days, full, drop
+        self.prefetch = prefetch
         self.status = READABLE
 
     def run(self) -> None:
         if self.writer.checkpoint_done(self.slug, STAGE):
             return
-        targets, total = plan(self.writer.con, self.writer.sync_id, self.slug, self.rolling_days, self.full)
+        if self.prefetch is not None:
+            targets, total = self.prefetch.targets, self.prefetch.total
+        else:
+            targets, total = plan(
+                self.writer.con, self.writer.sync_id, self.slug, self.rolling_days, self.full
+            )
         log.info(
             "workspace %s: reading change control of %d of %d repositories", self.slug, len(targets), total
         )
@@ -220,6 +294,9 @@ class ChangeControlReader:
         except (MissingScopesError, PermissionDeniedError) as exc:
             self.status = f"not readable: {exc}"
             self.writer.discard_buffered(CARRIED)
+        finally:
+            if self.prefetch is not None:
+                self.prefetch.close()
         try:
             self._project_keys()
         except (MissingScopesError, PermissionDeniedError) as exc:
@@ -236,13 +313,17 @@ class ChangeControlReader:
 
     def _batch(self, targets: list[Target]) -> None:
         jobs: list[tuple[Target, str, Callable[[], Any]]] = []
+        ahead = self.prefetch
         for t in targets:
-            reads = {
-                "branch_restrictions": lambda u=t.uuid: self.rules_api.branch_restrictions(self.slug, u),
-                "branching_model": lambda u=t.uuid: self.rules_api.effective_branching_model(self.slug, u),
-                "override_settings": lambda u=t.uuid: self.rules_api.override_settings(self.slug, u),
-                "deploy_keys": lambda u=t.uuid: self.api.repository_deploy_keys(self.slug, u),
+            reads: dict[str, Callable[[], Any]] = {
+                name: (
+                    (lambda u=t.uuid, n=name: ahead.answer(u, n))
+                    if ahead is not None
+                    else (lambda u=t.uuid, n=name: _rule_read(self.rules_api, n, self.slug, u))
+                )
+                for name in RULES
             }
+            reads["deploy_keys"] = lambda u=t.uuid: self.api.repository_deploy_keys(self.slug, u)
             jobs += [(t, name, read) for name, read in reads.items()]
         results = self._fetch(jobs, lambda t: Listed("repository", self.slug, t.slug, t.uuid))
         answers: dict[str, dict[str, Any]] = {}

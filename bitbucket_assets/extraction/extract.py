@@ -54,7 +54,9 @@ from ..client.api import (
     WorkspaceMember,
     administered_from_admin_atlassian,
 )
-from .change_control import ChangeControlReader
+from .change_control import STAGE as CHANGE_CONTROL_STAGE
+from .change_control import ChangeControlReader, RulesPrefetch
+from .change_control import plan as plan_change_control
 from .gone import Gone, Listed, read_or_gone
 from .prefetch import Prefetch
 from .progress import Listener, SyncProgress
@@ -231,8 +233,9 @@ def extract_snapshot(
             for extractor in extractors:
                 extractor.run()
             # Who can change production code, on its rolling schedule, in the repositories bucket while the
-            # effective lists (the other bucket) are still being fetched.
-            for extractor in extractors:
+            # effective lists (the other bucket) are still being fetched; a workspace whose rules a second
+            # credential reads ahead (`RulesPrefetch`) last, to give those reads the most time.
+            for extractor in sorted(extractors, key=lambda e: e.rules_prefetch is not None):
                 extractor.change_control()
             effective.drain()
             for extractor in extractors:  # every effective list is in: the plan can compare
@@ -245,6 +248,9 @@ def extract_snapshot(
             raise
         finally:
             effective.close()
+            for extractor in extractors:
+                if extractor.rules_prefetch is not None:
+                    extractor.rules_prefetch.close()
     return selection
 
 
@@ -337,6 +343,7 @@ class _WorkspaceExtractor:
         self.effective_unsaved = 0  # effective pages written since its last checkpoint
         self.gone: set[str] = set()  # repositories deleted since they were listed (_resource_gone)
         self.groups: list[Group] | None = None  # read before every workspace's members (read_groups)
+        self.rules_prefetch: RulesPrefetch | None = None  # rules read ahead by a second credential
 
     def run(self) -> None:
         """The first pass: members and groups, projects, repositories (the lists that are new or due) and, on
@@ -358,6 +365,26 @@ class _WorkspaceExtractor:
             self.writer.con, self.writer.sync_id, self.slug, self.options.refresh, self.effective_list
         )
         self._paged("repositories", self.api.repository_pages, self._repositories_page)
+        self._start_rules_prefetch()
+
+    def _rules_api(self) -> BitbucketApi:
+        """The credential that reads this workspace's rule lists: the second one where it is meant for it."""
+        control = self.options.change_control_client
+        if control is not None and self.options.change_control_workspace == self.slug:
+            return BitbucketApi(control, on_skip=self.api.on_skip)
+        return self.api
+
+    def _start_rules_prefetch(self) -> None:
+        """With a second credential for this workspace, its rule lists are read from now on, beside the rest
+        of the sync (`RulesPrefetch`); the change-control stage takes them as it gets to each repository."""
+        rules_api = self._rules_api()
+        if rules_api is self.api or self.writer.checkpoint_done(self.slug, CHANGE_CONTROL_STAGE):
+            return
+        policy = self.options.refresh
+        targets, total = plan_change_control(
+            self.writer.con, self.writer.sync_id, self.slug, policy.change_control_days, policy.full
+        )
+        self.rules_prefetch = RulesPrefetch(self.api, rules_api, self.slug, targets, total)
 
     def effective_read(self) -> None:
         """Once the effective list is in: record its size, the next sync's estimate of its cost."""
@@ -394,12 +421,9 @@ class _WorkspaceExtractor:
 
     def change_control(self) -> None:
         policy = self.options.refresh
-        control = self.options.change_control_client
         ChangeControlReader(
             self.api,
-            BitbucketApi(control, on_skip=self.api.on_skip)
-            if control is not None and self.options.change_control_workspace == self.slug
-            else self.api,
+            self.rules_prefetch.rules_api if self.rules_prefetch is not None else self._rules_api(),
             self.writer,
             self.pool,
             self.slug,
@@ -409,6 +433,7 @@ class _WorkspaceExtractor:
             self._resource_gone,
             self.progress,
             lambda futures: self._effective_ready(waiting_for=futures),
+            self.rules_prefetch,
         ).run()
 
     def _decide_effective(self) -> None:

@@ -271,6 +271,19 @@ def test_a_second_credential_reads_the_rules_of_its_workspace_with_its_own_rate_
                 by_credential.setdefault((workspace, name), set()).add(record.credential)
     rules = ("branch-restrictions", "effective-branching-model", "override-settings")
     assert all(by_credential[(token_ws, name)] == {"access_token"} for name in rules)
+    # The token's reads start once its workspace's repositories are listed (RulesPrefetch), beside the other
+    # workspace's first pass, not after every workspace's: waiting for the change-control stage, they left
+    # the main credential's repositories bucket idle for as long as they took.
+    log = sim.simulator.request_log
+    control_lists = ("/branch-restrictions", "/effective-branching-model", "/override-settings")
+    control_lists += ("/deploy-keys",)
+    first_token = next(i for i, r in enumerate(log) if r.credential == "access_token")
+    other_first_pass = [
+        i
+        for i, r in enumerate(log)
+        if r.path.startswith("/2.0/repositories/tiny-labs") and not r.path.endswith(control_lists)
+    ]
+    assert token_ws == "tiny-co" and first_token < max(other_first_pass)
     assert by_credential[(token_ws, "deploy-keys")] == {"api_token"}
     others = {k: v for k, v in by_credential.items() if k[0] != token_ws}
     assert others and all(v == {"api_token"} for v in others.values())
@@ -282,6 +295,37 @@ def test_a_second_credential_reads_the_rules_of_its_workspace_with_its_own_rate_
     assert sorted(_rows(tmp_path / "two.duckdb", table + "WHERE sync_id = ?", [two.sync_id])) == sorted(
         _rows(tmp_path / "one.duckdb", table + "WHERE sync_id = ?", [one.sync_id])
     )
+
+
+def test_a_second_credential_without_admin_scopes_leaves_its_workspace_not_readable_and_stops_asking(
+    make_sim, tmp_path
+) -> None:
+    """A token Bitbucket refuses the rules to (no `repository:admin`): its workspace's change control is "not
+    readable", the other workspace's is read, the sync completes, and after the first refusal the token's
+    reads read ahead stop (at most one in flight per thread)."""
+    sim = make_sim()
+    token_ws = next(iter(sim.org.workspaces))
+    sim.simulator.credentials.add_access_token("ro-access", "read only", token_ws, {"repository", "project"})
+    control = BitbucketClient(Credentials.access_token("ro-access"), sim.url, requests_per_hour=1e7)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        options = ExtractionOptions(
+            refresh=RefreshPolicy(full=True), change_control_client=control, change_control_workspace=token_ws
+        )
+        result = run_sync(_client(sim), con, options)
+    assert result.status == "complete"
+    states = dict(
+        _rows(
+            tmp_path / "w.duckdb",
+            "SELECT workspace_slug, change_control FROM raw.workspaces WHERE sync_id = ?",
+            [result.sync_id],
+        )
+    )
+    assert states[token_ws].startswith("not readable: ") and "repository:admin" in states[token_ws]
+    assert all(state == "readable" for ws, state in states.items() if ws != token_ws)
+    asked = [r for r in sim.simulator.request_log if r.credential == "access_token"]
+    repositories = len(sim.org.workspaces[token_ws].repositories)
+    assert any(r.status == 403 for r in asked)  # the branching model needs no admin scope
+    assert len(asked) <= control.max_workers < 3 * repositories
 
 
 def test_the_simulator_limits_each_credential_on_its_own(make_sim) -> None:
