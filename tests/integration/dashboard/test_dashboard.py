@@ -450,6 +450,29 @@ def test_change_control_page(dashboard_db, monkeypatch) -> None:
         [ws, repo],
     )
     assert len(app.dataframe[1].value) == writers > 0
+    # The history: a point per sync for the share protected and the coverage, and every weakening observed.
+    [chart] = app.get("vega_lite_chart")
+    drawn = max((pa.ipc.open_stream(d.data.data).read_all() for d in chart.proto.datasets), key=len)
+    by_measure: dict[str, list] = {}
+    columns = (drawn.column(c).to_pylist() for c in ("measure", "synced_at", "share"))
+    for measure, at, share in zip(*columns, strict=True):
+        by_measure.setdefault(measure, []).append((pd.Timestamp(at).date(), round(share, 6)))
+    history = duckdb.connect(dashboard_db, read_only=True).execute(
+        "select synced_at::date, "
+        "round(sum(production_branches_push_restricted) / sum(repositories_read), 6), "
+        "round(sum(repositories_read) / sum(repositories), 6) from marts.fct_change_control_coverage "
+        "where workspace_slug = 'northwind' group by synced_at order by synced_at"
+    )
+    rows = history.fetchall()
+    assert len(rows) == len(days(dashboard_db)) == 3  # the demo's three syncs
+    assert by_measure["share_protected"] == [(d, share) for d, share, _ in rows]
+    assert by_measure["coverage"] == [(d, covered) for d, _, covered in rows]
+    weakened = sql(
+        dashboard_db,
+        "select count(*) from marts.fct_branch_restriction_changes "
+        "where weakens_control and workspace_slug = 'northwind'",
+    )
+    assert len(app.dataframe[2].value) == weakened
     text = " ".join(e.text for e in shown(app, "p", "bb-guidance"))
     row = guidance("change_control_risk_guidance")["change possible without an enforced review"]
     assert row["why_it_matters"] in text and row["what_to_do"] in text
