@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from ...warehouse import plan_views
 from ...warehouse.files import WRITER_POOL
-from .project import dbt_project, dbt_vars
+from .project import dbt_project, dbt_vars, target_for
 
 PLAN_MODELS = "path:models/plan"
 # The dbt source the refresh plan reads: the raw tables mid-sync (models/staging/_bitbucket__sources.yml).
@@ -50,8 +50,11 @@ BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
-    # dbt runs in its own process (in dbt_project/): hand it the very file Dagster writes.
-    yield from dbt.cli([*BUILD, "--vars", dbt_vars(duckdb.database)], context=context).stream()
+    # dbt runs in its own process (in dbt_project/): hand it the very file Dagster writes, and the target
+    # directory that keeps its parse of the project for that file.
+    with target_for(duckdb.database) as target:
+        args = [*BUILD, "--vars", dbt_vars(duckdb.database)]
+        yield from dbt.cli(args, context=context, target_path=target).stream()
 
 
 @dbt_assets(

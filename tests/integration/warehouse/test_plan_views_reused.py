@@ -6,7 +6,7 @@ import json
 
 import duckdb
 
-from bitbucket_assets.defs.dbt_models.project import dbt_project
+from bitbucket_assets.defs.dbt_models.project import dbt_project, warehouse_target
 from bitbucket_assets.warehouse import plan_views
 
 PLAN = "plan/repository_refresh_plan"
@@ -24,3 +24,16 @@ def test_the_first_sync_builds_the_plan_views_and_later_syncs_reuse_them(tiny_hi
         assert plan_views.are_current(con, manifest)
         # the reused views still bind to this warehouse's raw tables (no sync is in progress: nothing is due)
         assert con.execute("select count(*) from plan.repository_list_freshness").fetchone() == (0,)
+
+
+def test_dbt_parses_the_project_once_per_warehouse(tiny_history):
+    """Every dbt run on one warehouse shares its target directory (project.warehouse_target), so only the
+    first parses the whole project; the rest reuse that parse (dbt's events in its log say which)."""
+    target = dbt_project.project_dir / warehouse_target(tiny_history.db)
+    lines = [line for log in target.glob("dbt.log*") for line in log.read_text().splitlines()]  # rotated too
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    runs = {e["info"]["invocation_id"] for e in events}
+    full = {e["info"]["invocation_id"] for e in events if e["info"]["name"] == "UnableToPartialParse"}
+    reused = {e["info"]["invocation_id"] for e in events if e["info"]["name"] == "PartialParsingSkipParsing"}
+    # day 1: the plan views and the build; days 2 and 3: the build (the plan views are current)
+    assert len(runs) == 4 and len(full) == 1 and reused == runs - full
