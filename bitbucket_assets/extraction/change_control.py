@@ -72,20 +72,21 @@ class _Stop(Exception):
 
 
 def plan(
-    con, sync_id: str, workspace: str, rolling_days: int, full: bool = False
+    con, sync_id: str, workspace: str, rolling_days: int, full: bool = False, listed_in: str | None = None
 ) -> tuple[list[Target], int]:
     """The repositories of this sync whose change control is read now, and how many there are in all.
 
     Read: those never read (at most the day's share while the first pass is spread over the period), those N
     days old or older (always, so nothing gets older than N days once the first pass is through), then the
     oldest up to the day's share, ceil(repositories / N). Repositories read earlier in this sync (a resumed
-    sync) are not read again."""
+    sync) are not read again. `listed_in`: plan over the repositories another sync listed (the previous one,
+    before this sync has listed any: `RulesPrefetch`)."""
     previous = previous_sync(con, workspace)
     rows = con.execute(
         """
         WITH repos AS (
             SELECT repository_uuid, repository_slug FROM raw.repositories
-            WHERE sync_id = $1 AND workspace_slug = $2
+            WHERE sync_id = $5 AND workspace_slug = $2
         ),
         last AS (
             SELECT resource_id, min(fetched_at) AS fetched_at FROM raw.change_control_reads
@@ -102,7 +103,7 @@ def plan(
         FROM repos r LEFT JOIN last l ON l.resource_id = r.repository_uuid
         ORDER BY l.fetched_at NULLS FIRST, hash(r.repository_uuid), r.repository_uuid
         """,
-        [sync_id, workspace, previous or "", _now(con, sync_id)],
+        [sync_id, workspace, previous or "", _now(con, sync_id), listed_in or sync_id],
     ).fetchall()
     total = len(rows)
     share = total if full else math.ceil(total / rolling_days)
@@ -188,20 +189,19 @@ def _rule_read(api: BitbucketApi, name: str, workspace: str, uuid: str) -> Any:
 
 class RulesPrefetch:
     """A workspace's rule lists (branch restrictions, branching model, override settings) read with a second
-    credential from the moment its repositories are listed, beside the rest of the sync.
+    credential from the start of the sync, beside everything else.
 
     The second credential has a rate limit of its own. Read within the change-control stage, its calls would
     set that stage's pace while the main credential's repositories bucket, with only deploy keys to read,
-    idled: the day would last the sum of the two. Fetched ahead on threads of their own, they overlap the
-    main credential's whole day instead; the stage takes each answer when it gets to its repository (on a
-    simulated clock, not before it was fetched) and writes it as before. The first error stops the remaining
-    reads and is what every later answer raises."""
+    idled: the day would last the sum of the two. So the sync plans the workspace's reads at its start, over
+    the repositories the previous sync listed (this one has listed none yet), and fetches them on threads of
+    their own; the stage plans again over today's list, takes each answer read ahead when it gets to its
+    repository (on a simulated clock, not before it was fetched), and reads the rest itself: repositories new
+    today, and those that moved into the day's share as new ones took places in it. The first error stops the
+    reads ahead and is what every later answer raises."""
 
-    def __init__(
-        self, api: BitbucketApi, rules_api: BitbucketApi, slug: str, targets: list[Target], total: int
-    ):
+    def __init__(self, api: BitbucketApi, rules_api: BitbucketApi, slug: str, targets: list[Target]):
         self.api, self.rules_api, self.slug = api, rules_api, slug
-        self.targets, self.total = targets, total
         self.clock = rules_api.client.clock
         self.error: BaseException | None = None
         self._pool = ThreadPoolExecutor(rules_api.client.max_workers, thread_name_prefix=f"rules-{slug}")
@@ -209,6 +209,9 @@ class RulesPrefetch:
         self._answers = {
             (t.uuid, name): self._pool.submit(self._read, started, t, name) for t in targets for name in RULES
         }
+
+    def has(self, uuid: str) -> bool:
+        return (uuid, RULES[0]) in self._answers
 
     def _read(self, started: float | None, target: Target, name: str) -> tuple[Any, float | None]:
         if self.error is not None:
@@ -263,8 +266,7 @@ class ChangeControlReader:
         """`rules_api`: the credential that reads branch restrictions, branching models and override settings
         (the main one, or a workspace access token with its own rate limit); deploy keys are read with `api`.
         `waiting(futures)`: what to do while reads are in flight (write the effective list's pages fetched
-        beside them). `prefetch`: the rule lists being read ahead with a second credential, and the plan they
-        were read for."""
+        beside them). `prefetch`: the rule lists being read ahead with a second credential."""
         self.api, self.writer, self.pool, self.slug, self.base = api, writer, pool, slug, base
         self.rules_api = rules_api
         self.progress, self.waiting = progress, waiting
@@ -275,12 +277,7 @@ class ChangeControlReader:
     def run(self) -> None:
         if self.writer.checkpoint_done(self.slug, STAGE):
             return
-        if self.prefetch is not None:
-            targets, total = self.prefetch.targets, self.prefetch.total
-        else:
-            targets, total = plan(
-                self.writer.con, self.writer.sync_id, self.slug, self.rolling_days, self.full
-            )
+        targets, total = plan(self.writer.con, self.writer.sync_id, self.slug, self.rolling_days, self.full)
         log.info(
             "workspace %s: reading change control of %d of %d repositories", self.slug, len(targets), total
         )
@@ -318,7 +315,7 @@ class ChangeControlReader:
             reads: dict[str, Callable[[], Any]] = {
                 name: (
                     (lambda u=t.uuid, n=name: ahead.answer(u, n))
-                    if ahead is not None
+                    if ahead is not None and ahead.has(t.uuid)
                     else (lambda u=t.uuid, n=name: _rule_read(self.rules_api, n, self.slug, u))
                 )
                 for name in RULES

@@ -67,6 +67,7 @@ from .refresh import (
     last_effective_pairs,
     lists_instead_of_effective,
     plan_workspace,
+    previous_sync,
     refresh_summary,
 )
 from .snapshot import SnapshotWriter
@@ -230,6 +231,7 @@ def extract_snapshot(
             ]
             for extractor in extractors:
                 extractor.groups = groups.get(extractor.slug)
+                extractor.start_rules_prefetch()
             for extractor in extractors:
                 extractor.run()
             # Who can change production code, on its rolling schedule, in the repositories bucket while the
@@ -365,7 +367,6 @@ class _WorkspaceExtractor:
             self.writer.con, self.writer.sync_id, self.slug, self.options.refresh, self.effective_list
         )
         self._paged("repositories", self.api.repository_pages, self._repositories_page)
-        self._start_rules_prefetch()
 
     def _rules_api(self) -> BitbucketApi:
         """The credential that reads this workspace's rule lists: the second one where it is meant for it."""
@@ -374,17 +375,28 @@ class _WorkspaceExtractor:
             return BitbucketApi(control, on_skip=self.api.on_skip)
         return self.api
 
-    def _start_rules_prefetch(self) -> None:
-        """With a second credential for this workspace, its rule lists are read from now on, beside the rest
-        of the sync (`RulesPrefetch`); the change-control stage takes them as it gets to each repository."""
+    def start_rules_prefetch(self) -> None:
+        """With a second credential for this workspace, its rule lists are read from the sync's start, beside
+        everything else (`RulesPrefetch`), for the repositories the previous sync listed; the first sync of a
+        workspace reads them in its change-control stage."""
         rules_api = self._rules_api()
-        if rules_api is self.api or self.writer.checkpoint_done(self.slug, CHANGE_CONTROL_STAGE):
+        previous = previous_sync(self.writer.con, self.slug)
+        if (
+            rules_api is self.api
+            or previous is None
+            or self.writer.checkpoint_done(self.slug, CHANGE_CONTROL_STAGE)
+        ):
             return
         policy = self.options.refresh
-        targets, total = plan_change_control(
-            self.writer.con, self.writer.sync_id, self.slug, policy.change_control_days, policy.full
+        targets, _ = plan_change_control(
+            self.writer.con,
+            self.writer.sync_id,
+            self.slug,
+            policy.change_control_days,
+            policy.full,
+            listed_in=previous,
         )
-        self.rules_prefetch = RulesPrefetch(self.api, rules_api, self.slug, targets, total)
+        self.rules_prefetch = RulesPrefetch(self.api, rules_api, self.slug, targets)
 
     def effective_read(self) -> None:
         """Once the effective list is in: record its size, the next sync's estimate of its cost."""

@@ -252,48 +252,58 @@ def test_a_second_credential_reads_the_rules_of_its_workspace_with_its_own_rate_
     """BITBUCKET_CHANGE_CONTROL_TOKEN: the workspace access token reads its workspace's branch restrictions,
     branching models and override settings (the simulator, like Bitbucket, counts them against the token's own
     rate limit); deploy keys and every other workspace stay on the main credential; the rows are those one
-    credential reads."""
+    credential reads, in the first sync (read in the change-control stage) and in the next (read ahead from
+    its start)."""
     sim = make_sim()
     token_ws = next(iter(sim.org.workspaces))  # the simulator's access token belongs to its first workspace
     control = BitbucketClient(Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7)
+    options = ExtractionOptions(
+        refresh=RefreshPolicy(full=True), change_control_client=control, change_control_workspace=token_ws
+    )
     with duckdb.connect(str(tmp_path / "two.duckdb")) as con:
-        options = ExtractionOptions(
-            refresh=RefreshPolicy(full=True),
-            change_control_client=control,
-            change_control_workspace=token_ws,
-        )
         two = run_sync(_client(sim), con, options)
+    log = sim.simulator.request_log
+    first_calls = len(log)
     by_credential: dict[tuple[str, str], set[str]] = {}
-    for record in sim.simulator.request_log:
+    for record in log:
         for name in ("branch-restrictions", "effective-branching-model", "override-settings", "deploy-keys"):
             if record.path.endswith(name) and "/repositories/" in record.path:
                 workspace = record.path.split("/")[3]
                 by_credential.setdefault((workspace, name), set()).add(record.credential)
     rules = ("branch-restrictions", "effective-branching-model", "override-settings")
     assert all(by_credential[(token_ws, name)] == {"access_token"} for name in rules)
-    # The token's reads start once its workspace's repositories are listed (RulesPrefetch), beside the other
-    # workspace's first pass, not after every workspace's: waiting for the change-control stage, they left
-    # the main credential's repositories bucket idle for as long as they took.
-    log = sim.simulator.request_log
-    control_lists = ("/branch-restrictions", "/effective-branching-model", "/override-settings")
-    control_lists += ("/deploy-keys",)
-    first_token = next(i for i, r in enumerate(log) if r.credential == "access_token")
-    other_first_pass = [
-        i
-        for i, r in enumerate(log)
-        if r.path.startswith("/2.0/repositories/tiny-labs") and not r.path.endswith(control_lists)
-    ]
-    assert token_ws == "tiny-co" and first_token < max(other_first_pass)
     assert by_credential[(token_ws, "deploy-keys")] == {"api_token"}
     others = {k: v for k, v in by_credential.items() if k[0] != token_ws}
     assert others and all(v == {"api_token"} for v in others.values())
-    assert two.stats["calls"] == len(sim.simulator.request_log)  # the token's calls are counted too
+    assert two.stats["calls"] == first_calls  # the token's calls are counted too
+
+    # The next sync reads the token's lists from its start (RulesPrefetch), beside the other workspace's first
+    # pass: waiting for the change-control stage, they left the main credential's repositories bucket idle
+    # for as long as they took.
+    with duckdb.connect(str(tmp_path / "two.duckdb")) as con:
+        again = run_sync(_client(sim), con, options)
+    second = log[first_calls:]
+    assert again.stats["calls"] == len(second)
+    control_lists = (*(f"/{name}" for name in rules), "/deploy-keys")
+    first_token = next(i for i, r in enumerate(second) if r.credential == "access_token")
+    other_first_pass = [
+        i
+        for i, r in enumerate(second)
+        if r.path.startswith("/2.0/repositories/tiny-labs") and not r.path.endswith(control_lists)
+    ]
+    assert token_ws == "tiny-co" and first_token < max(other_first_pass)
+    assert {r.path.rsplit("/", 1)[-1] for r in second if r.credential == "access_token"} == set(rules)
+
     one = sync(sim, tmp_path / "one.duckdb")
-    table = (
-        "SELECT workspace_slug, repository_uuid, restriction_id, kind, value FROM raw.branch_restrictions "
-    )
-    assert sorted(_rows(tmp_path / "two.duckdb", table + "WHERE sync_id = ?", [two.sync_id])) == sorted(
-        _rows(tmp_path / "one.duckdb", table + "WHERE sync_id = ?", [one.sync_id])
+    table = "SELECT workspace_slug, repository_uuid, restriction_id, kind, value, observed_sync_id = sync_id "
+    table += "FROM raw.branch_restrictions WHERE sync_id = ?"
+    expected = sorted(_rows(tmp_path / "one.duckdb", table, [one.sync_id]))
+    assert sorted(_rows(tmp_path / "two.duckdb", table, [two.sync_id])) == expected
+    assert sorted(_rows(tmp_path / "two.duckdb", table, [again.sync_id])) == expected
+    models = "SELECT repository_uuid, production_branch, development_branch FROM raw.branching_models "
+    models += "WHERE sync_id = ?"
+    assert sorted(_rows(tmp_path / "two.duckdb", models, [again.sync_id])) == sorted(
+        _rows(tmp_path / "one.duckdb", models, [one.sync_id])
     )
 
 
@@ -307,6 +317,8 @@ def test_a_second_credential_without_admin_scopes_leaves_its_workspace_not_reada
     token_ws = next(iter(sim.org.workspaces))
     sim.simulator.credentials.add_access_token("ro-access", "read only", token_ws, {"repository", "project"})
     control = BitbucketClient(Credentials.access_token("ro-access"), sim.url, requests_per_hour=1e7)
+    sync(sim, tmp_path / "w.duckdb")  # an earlier sync: the next reads the token's lists ahead (RulesPrefetch)
+    sim.simulator.request_log.clear()
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         options = ExtractionOptions(
             refresh=RefreshPolicy(full=True), change_control_client=control, change_control_workspace=token_ws
