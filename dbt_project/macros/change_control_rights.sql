@@ -112,6 +112,25 @@ left join checked as c on r.workspace_slug = c.workspace_slug and r.project_key 
 {% endmacro %}
 
 
+{# Each rule's exemptions, one row per rule: user uuids, group slugs, and the names people read. #}
+{% macro restriction_exemptions(as_of=none, bare=false) %}
+select
+    sync_id,
+    repository_uuid,
+    restriction_id,
+    list(principal_id order by principal_id) filter (where principal_type = 'user') as exempt_user_uuids,
+    list(principal_id order by principal_id) filter (where principal_type = 'group') as exempt_group_slugs,
+    list(
+        case when principal_type = 'user' then coalesce(principal_name, principal_id)
+            else 'group ' || principal_id end
+        order by principal_type desc, principal_id
+    ) as exempt_names
+from {{ cc_ref('stg_bitbucket__branch_restriction_exemptions', bare) }}
+where {{ observed(as_of, bare) }}
+group by all
+{% endmacro %}
+
+
 {#
   The branch restrictions that apply to each production branch of `branches` (production_branches' rows), with
   who they exempt. Glob: `*` matches any run of characters and every other character itself, over the whole
@@ -124,20 +143,7 @@ with restrictions as (
 ),
 
 exempt as (
-    select
-        sync_id,
-        repository_uuid,
-        restriction_id,
-        list(principal_id order by principal_id) filter (where principal_type = 'user') as exempt_user_uuids,
-        list(principal_id order by principal_id) filter (where principal_type = 'group') as exempt_group_slugs,
-        list(
-            case when principal_type = 'user' then coalesce(principal_name, principal_id)
-                else 'group ' || principal_id end
-            order by principal_type desc, principal_id
-        ) as exempt_names
-    from {{ cc_ref('stg_bitbucket__branch_restriction_exemptions', bare) }}
-    where {{ observed(as_of, bare) }}
-    group by all
+    {{ restriction_exemptions(as_of, bare) }}
 )
 
 select

@@ -1,19 +1,7 @@
 -- Every branch restriction rule per repository and branch pattern in each workspace's latest observation, with
 -- who it exempts, whether it applies to the production branch, and when it was read.
 with exempt as (
-    select
-        sync_id,
-        repository_uuid,
-        restriction_id,
-        list(principal_id order by principal_id) filter (where principal_type = 'user') as exempt_user_uuids,
-        list(principal_id order by principal_id) filter (where principal_type = 'group') as exempt_group_slugs,
-        list(
-            case when principal_type = 'user' then coalesce(principal_name, principal_id) else 'group ' || principal_id end
-            order by principal_type desc, principal_id
-        ) as exempt_names
-    from {{ ref('stg_bitbucket__branch_restriction_exemptions') }}
-    where {{ latest_observation() }}
-    group by all
+    {{ restriction_exemptions() }}
 ),
 
 reads as (

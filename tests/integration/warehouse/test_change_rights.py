@@ -213,24 +213,17 @@ def test_change_rights_as_of_a_past_date(change_history) -> None:
     assert _query(
         db, "SELECT * EXCLUDE (as_of) FROM marts.change_rights_as_of(now(), null) ORDER BY ALL"
     ) == (_query(db, "SELECT * FROM marts.fct_change_rights ORDER BY ALL"))
-    before = {
-        (r[0], r[1]): r[2:]
-        for r in _query(
+
+    def payments_api_at(moment) -> dict[tuple[str, str], tuple]:
+        rows = _query(
             db,
             f"SELECT {columns} FROM marts.change_rights_as_of(?, 'tiny-co') WHERE repository_slug = "
             "'payments-api'",
-            [first],
+            [moment],
         )
-    }
-    after = {
-        (r[0], r[1]): r[2:]
-        for r in _query(
-            db,
-            f"SELECT {columns} FROM marts.change_rights_as_of(?, 'tiny-co') WHERE repository_slug = "
-            "'payments-api'",
-            [second],
-        )
-    }
+        return {(r[0], r[1]): r[2:] for r in rows}
+
+    before, after = payments_api_at(first), payments_api_at(second)
     assert before[("payments-api", "Dev Only-Direct")] == (False, False, True)
     assert after[("payments-api", "Dev Only-Direct")] == (True, True, True)
     assert before[("payments-api", "Ana Ruiz")] == (True, False, True)  # the force rule stopped her
