@@ -5,7 +5,7 @@
 
 Needs Debian's chromium and chromium-driver. Serves the dashboard over the demo's read copy and saves, from
 headless Chromium at 1,280 px wide, `docs/images/overview.png`, `who-has-access.png`, `changes.png`,
-`risks.png` and `evidence.png`. Nothing is drawn by hand.
+`risks.png`, `change-control.png` and `evidence.png`. Nothing is drawn by hand.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ SHOTS = (
     ),
     Shot("changes", "page=Changes", "table.bb-table"),
     Shot("risks", "page=Risks&ws=northwind", "table.bb-table", height=1300),
+    Shot(
+        "change-control",
+        "page=Change+control&ws=northwind",
+        '[data-testid="stVegaLiteChart"] canvas, [data-testid="stVegaLiteChart"] svg',
+        height=1300,
+    ),
 )
 
 
