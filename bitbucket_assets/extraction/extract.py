@@ -209,6 +209,15 @@ def read_groups(
     return groups
 
 
+def names_workspace(configured: str | None, access: WorkspaceAccess) -> bool:
+    """Whether BITBUCKET_CHANGE_CONTROL_WORKSPACE names this workspace: by slug in any case (Bitbucket's
+    slugs are lower case), or by `{uuid}`, with or without braces."""
+    if not configured:
+        return False
+    wanted = configured.strip().strip("{}").lower()
+    return wanted in {access.slug.lower(), (access.uuid or "").strip("{}").lower()} - {""}
+
+
 def extract_snapshot(
     api: BitbucketApi, writer: SnapshotWriter, options: ExtractionOptions
 ) -> WorkspaceSelection:
@@ -229,6 +238,14 @@ def extract_snapshot(
                 _WorkspaceExtractor(api, writer, pool, access, options, progress, lists_instead, effective)
                 for access in selection.covered
             ]
+            if options.change_control_client is not None and not any(
+                names_workspace(options.change_control_workspace, a) for a in selection.covered
+            ):
+                log.warning(
+                    "BITBUCKET_CHANGE_CONTROL_WORKSPACE names %s, which this sync does not cover: its token "
+                    "reads nothing, the main credential reads every workspace's rules",
+                    options.change_control_workspace,
+                )
             for extractor in extractors:
                 extractor.groups = groups.get(extractor.slug)
                 extractor.start_rules_prefetch()
@@ -336,7 +353,7 @@ class _WorkspaceExtractor:
         self.repository_groups: dict[str, list[GroupGrant]] | None = None
         self.bulk_read_at: datetime | None = None  # when that call was made (`_created_after_bulk`)
         self.admin = access.administrator
-        self.slug = access.slug
+        self.slug, self.access = access.slug, access
         self.base: dict[str, Any] = {}
         self.effective_list = "read"  # or `not read: <why>` (_decide_effective)
         # why this workspace reads its lists instead, or None
@@ -371,7 +388,7 @@ class _WorkspaceExtractor:
     def _rules_api(self) -> BitbucketApi:
         """The credential that reads this workspace's rule lists: the second one where it is meant for it."""
         control = self.options.change_control_client
-        if control is not None and self.options.change_control_workspace == self.slug:
+        if control is not None and names_workspace(self.options.change_control_workspace, self.access):
             return BitbucketApi(control, on_skip=self.api.on_skip)
         return self.api
 

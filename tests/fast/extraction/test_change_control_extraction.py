@@ -4,11 +4,13 @@ schedule with carried rows, 2FA, a workspace without the admin scopes, and a rep
 from __future__ import annotations
 
 import duckdb
+import pytest
 import requests
 
 from bitbucket_assets.client import BitbucketClient, Credentials
+from bitbucket_assets.client.api import WorkspaceAccess
 from bitbucket_assets.connection_check import check_connection
-from bitbucket_assets.extraction.extract import ExtractionOptions
+from bitbucket_assets.extraction.extract import ExtractionOptions, names_workspace
 from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
 from bitbucket_simulator import SIM_ACCESS_TOKEN, SIM_API_TOKEN
@@ -317,7 +319,7 @@ def test_a_second_credential_without_admin_scopes_leaves_its_workspace_not_reada
     token_ws = next(iter(sim.org.workspaces))
     sim.simulator.credentials.add_access_token("ro-access", "read only", token_ws, {"repository", "project"})
     control = BitbucketClient(Credentials.access_token("ro-access"), sim.url, requests_per_hour=1e7)
-    sync(sim, tmp_path / "w.duckdb")  # an earlier sync: the next reads the token's lists ahead (RulesPrefetch)
+    sync(sim, tmp_path / "w.duckdb")  # an earlier sync: the next reads the lists ahead (RulesPrefetch)
     sim.simulator.request_log.clear()
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         options = ExtractionOptions(
@@ -368,3 +370,22 @@ def test_check_probes_the_second_credential_and_names_a_refused_one(make_sim) ->
     warning = [line for line in refused.lines() if line.startswith("warning: change-control token")]
     assert len(warning) == 1 and "401" in warning[0] and wrong not in "\n".join(refused.lines())
     assert refused.can_sync and refused.lines()[-1] == report.lines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("configured", "named"),
+    [
+        ("tiny-co", True),
+        ("Tiny-Co", True),  # slugs are lower case: a capital typed by hand still names it
+        (" tiny-co ", True),
+        ("{5e7d0c2a-0000-4000-8000-00000000000a}", True),
+        ("5E7D0C2A-0000-4000-8000-00000000000A", True),
+        ("tiny-labs", False),
+        ("{}", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_the_change_control_workspace_is_named_by_slug_or_uuid(configured, named) -> None:
+    access = WorkspaceAccess("tiny-co", "{5e7d0c2a-0000-4000-8000-00000000000a}", "Tiny Co", True)
+    assert names_workspace(configured, access) is named
