@@ -138,7 +138,13 @@ class SimulatedClock:
         if time is None:
             return
         with self._lock:
-            self._set(max(self._mine(), time))
+            if getattr(self._threads, "time", None) is None:
+                # A thread with no time of its own starts on the work handed to it when it was handed over,
+                # not at the latest time any thread reached: a thread far ahead on another bucket (a second
+                # credential's reads) would otherwise drag every new worker to its time.
+                self._set(max(self._floor, time))
+            else:
+                self._set(max(self._mine(), time))
 
     def advance(self, delta: timedelta | float) -> None:
         """Move time forward without anyone waiting (a day passes between two syncs): every thread goes on

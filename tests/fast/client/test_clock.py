@@ -118,3 +118,27 @@ def test_interrupt_ends_a_wait_at_once(clock) -> None:
     assert outcome or isinstance(clock, SimulatedClock)
     with pytest.raises(Interrupted):
         clock.sleep(3600)
+
+
+def test_a_new_thread_starts_on_the_time_handed_to_it_not_the_latest_any_thread_reached() -> None:
+    """One thread far ahead (another rate-limit bucket, paced hours forward) must not drag a worker started
+    later for work handed over now."""
+    clock = SimulatedClock(START)
+    handed_over = clock.fork()
+    ahead = threading.Thread(target=clock.sleep, args=(8 * 3600,))
+    ahead.start()
+    ahead.join()
+    assert clock.monotonic() == 8 * 3600  # the latest time any thread reached, for one that never waited
+    started: list[float] = []
+
+    def worker() -> None:
+        clock.join(handed_over)
+        started.append(clock.monotonic())
+        clock.sleep(60)
+        clock.join(handed_over)  # a thread with a time of its own keeps it
+        started.append(clock.monotonic())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert started == [0.0, 60.0]
