@@ -219,8 +219,10 @@ class RulesPrefetch:
         self.clock.join(started)
         try:
             resource = Listed("repository", self.slug, target.slug, target.uuid)
+            # A 404 is confirmed with the same credential: the main one's bucket would otherwise be reserved
+            # at this thread's time, hours ahead of the main credential's own work on a simulated clock.
             answer = read_or_gone(
-                self.api, resource, lambda: _rule_read(self.rules_api, name, self.slug, target.uuid)
+                self.rules_api, resource, lambda: _rule_read(self.rules_api, name, self.slug, target.uuid)
             )
         except BaseException as exc:
             if self.error is None:
