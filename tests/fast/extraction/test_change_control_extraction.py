@@ -3,19 +3,23 @@ schedule with carried rows, 2FA, a workspace without the admin scopes, and a rep
 
 from __future__ import annotations
 
+import random
+from datetime import timedelta
+
 import duckdb
 import pytest
 import requests
 
 from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.client.api import WorkspaceAccess
+from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.connection_check import check_connection
 from bitbucket_assets.extraction.extract import ExtractionOptions, names_workspace
 from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
 from bitbucket_simulator import SIM_ACCESS_TOKEN, SIM_API_TOKEN
 from bitbucket_simulator.faults import RateLimit
-from bitbucket_simulator.model import PayloadShapes
+from bitbucket_simulator.model import PayloadShapes, Repository, new_uuid
 from tests.support.extraction import sync
 
 
@@ -163,6 +167,43 @@ def test_rolling_schedule_spreads_the_first_pass_and_carries_the_rest(make_sim, 
         [second.sync_id],
     )
     assert coverage == [(6,)]
+
+
+def test_once_reads_fall_due_they_come_before_repositories_created_since(make_sim, tmp_path) -> None:
+    """N = 2 days over tiny-co's five repositories, one sync a day on a simulated clock: the first pass takes
+    two days; on the third, three repositories created meanwhile wait while the two reads of the first day
+    that are now due go first, and they take only what is left of the day's share, ceil(8 / 2) = 4. Taken
+    first, the new ones and the due ones landed on one day, over the share (`large`, N = 21, day 23)."""
+    sim = make_sim()
+    clock = SimulatedClock(sim.org.now)
+    db = tmp_path / "w.duckdb"
+
+    def day():
+        client = BitbucketClient(
+            Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=1e7, clock=clock
+        )
+        with duckdb.connect(str(db)) as con:
+            result = run_sync(client, con, ExtractionOptions(refresh=RefreshPolicy(change_control_days=2)))
+        clock.advance(timedelta(days=1))
+        return result
+
+    day(), day()
+    ws = sim.org.workspaces["tiny-co"]
+    project = next(iter(ws.projects))
+    with sim.simulator.lock:
+        for n in range(3):
+            slug, uuid = f"new-{n}", new_uuid(random.Random(n))
+            ws.repositories[slug] = Repository(uuid, slug, slug, project, clock.now(), clock.now())
+        sim.org.touch()
+    third = day()
+    reasons = _rows(
+        db,
+        "SELECT read_reason, count(DISTINCT resource_id) FROM raw.change_control_reads WHERE sync_id = ? "
+        "AND workspace_slug = 'tiny-co' AND resource_type = 'repository' AND observed_sync_id = sync_id "
+        "GROUP BY 1 ORDER BY 1",
+        [third.sync_id],
+    )
+    assert reasons == [("due: 2 days old", 2), ("new", 2)]
 
 
 def test_without_admin_scopes_change_control_is_not_readable_and_the_sync_completes(
