@@ -208,7 +208,8 @@ class RulesPrefetch:
     their own; the stage plans again over today's list, takes each answer read ahead when it gets to its
     repository (on a simulated clock, not before it was fetched), and reads the rest itself: repositories new
     today, and those that moved into the day's share as new ones took places in it. The first error stops the
-    reads ahead and is what every later answer raises."""
+    reads ahead: the list it came from raises it, and the lists left unread raise a refusal (403) again or are
+    read in the stage, so that any other error on a repository today's plan dropped cannot fail the sync."""
 
     def __init__(self, api: BitbucketApi, rules_api: BitbucketApi, slug: str, targets: list[Target]):
         self.api, self.rules_api, self.slug = api, rules_api, slug
@@ -216,14 +217,16 @@ class RulesPrefetch:
         self.error: BaseException | None = None
         self._pool = ThreadPoolExecutor(rules_api.client.max_workers, thread_name_prefix=f"rules-{slug}")
         started = self.clock.fork()
+        self._planned = {t.uuid for t in targets}
         self._answers = {
             (t.uuid, name): self._pool.submit(self._read, started, t, name) for t in targets for name in RULES
         }
+        self.read_at: dict[tuple[str, str], Any] = {}  # when each list taken from here was read
 
     def has(self, uuid: str) -> bool:
-        return (uuid, RULES[0]) in self._answers
+        return uuid in self._planned
 
-    def _read(self, started: float | None, target: Target, name: str) -> tuple[Any, float | None]:
+    def _read(self, started: float | None, target: Target, name: str) -> tuple[Any, float | None, Any]:
         if self.error is not None:
             raise _Stop
         self.clock.join(started)
@@ -238,22 +241,33 @@ class RulesPrefetch:
             if self.error is None:
                 self.error = exc
             raise
-        return answer, self.clock.fork()
+        return answer, self.clock.fork(), self.clock.now()
 
     def answer(self, uuid: str, name: str) -> Any:
-        """The list as read (or `Gone`), waiting for it; the calling thread's time goes on from its read's."""
+        """The list as read ahead, waiting for it (the calling thread's time goes on from its read's), or read
+        now: when the reads ahead stopped before it, or when it answered `Gone` (observed before today's
+        listing, which has the repository: gone.py counts a 404 only after the listing)."""
+        future = self._answers.pop((uuid, name))  # held no longer than needed
         try:
-            answer, fetched_at = self._answers[(uuid, name)].result()
+            answer, fetched_at, read_at = future.result()
         except _Stop:
-            raise self.error from None  # type: ignore[misc]
-        self.clock.join(fetched_at)
-        return answer
+            if isinstance(self.error, MissingScopesError | PermissionDeniedError):
+                raise self.error from None  # refused: asking again would be refused too ("not readable")
+        else:
+            if not isinstance(answer, Gone):
+                self.clock.join(fetched_at)
+                self.read_at[(uuid, name)] = read_at
+                return answer
+        return _rule_read(self.rules_api, name, self.slug, uuid)
 
-    def close(self) -> None:
-        """Stop: reads not started are dropped, one in flight finishes (or ends with its client)."""
+    def close(self, interrupt: bool = False) -> None:
+        """Stop: reads not started are dropped, one in flight finishes, or, with `interrupt` (the sync
+        failed), ends with its client."""
         if self.error is None:
             self.error = _Stop("the change-control stage ended")
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if interrupt:
+            self.rules_api.client.interrupt()
 
 
 class ChangeControlReader:
@@ -383,6 +397,8 @@ class ChangeControlReader:
         return [r for r, _ in results]
 
     def _read(self, name: str, rid: str, rows: int, reason: str, kind: str = "repository") -> None:
+        # A list read ahead (RulesPrefetch) was read when it was, not when the stage writes it.
+        read_at = self.prefetch.read_at.get((rid, name)) if self.prefetch is not None else None
         self.writer.add(
             "change_control_reads",
             {
@@ -391,7 +407,7 @@ class ChangeControlReader:
                 "resource_id": rid,
                 "list": name,
                 "rows": rows,
-                "fetched_at": self.writer.clock.now(),
+                "fetched_at": read_at or self.writer.clock.now(),
                 "observed_sync_id": self.writer.sync_id,
                 "read_reason": reason,
             },

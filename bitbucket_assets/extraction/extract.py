@@ -229,6 +229,8 @@ def extract_snapshot(
         log.warning("workspace %s skipped: %s", slug, reason)
     progress = SyncProgress(api.client, options.progress)
     effective = _EffectiveLists()
+    extractors: list[_WorkspaceExtractor] = []
+    failed = False
     with ThreadPoolExecutor(max_workers=api.client.max_workers, thread_name_prefix="bitbucket") as pool:
         try:
             lists_instead = lists_instead_of_effective(
@@ -264,12 +266,13 @@ def extract_snapshot(
         except BaseException:
             # workers waiting on pacing or backoff stop now instead of finishing their waits
             api.client.interrupt()
+            failed = True
             raise
         finally:
             effective.close()
             for extractor in extractors:
                 if extractor.rules_prefetch is not None:
-                    extractor.rules_prefetch.close()
+                    extractor.rules_prefetch.close(interrupt=failed)
     return selection
 
 

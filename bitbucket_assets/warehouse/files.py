@@ -7,6 +7,7 @@ replaced in one rename once the marts are built; the pipeline never opens it.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import sys
@@ -173,8 +174,12 @@ def publish_read_copy(database: str) -> Path | None:
 def private_staging(target: Path, name: str) -> Iterator[Path]:
     """Where to write `target`'s next version: `name` in a new directory beside it that only this user can
     enter (0700), removed afterwards. A file is created with the umask's bits (often world-readable) before
-    `copymode` narrows them: written in the open, the warehouse's data would be readable meanwhile."""
-    directory = Path(tempfile.mkdtemp(dir=target.parent, prefix=".publishing-"))
+    `copymode` narrows them: written in the open, the warehouse's data would be readable meanwhile. Called
+    under `publishing_lock`: a directory a killed publisher left behind (a whole copy) is removed first."""
+    prefix = f".publishing-{target.name}-"
+    for stale in target.parent.glob(f"{glob.escape(prefix)}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    directory = Path(tempfile.mkdtemp(dir=target.parent, prefix=prefix))
     try:
         yield directory / name
     finally:

@@ -39,8 +39,12 @@ def test_a_table_whose_name_has_a_quote_is_copied_as_named(tmp_path) -> None:
 
 
 def test_copies_are_written_where_only_their_user_can_look_and_get_the_warehouses_bits(tmp_path) -> None:
+    left = tmp_path / ".publishing-w.read.duckdb-killed"  # what a publisher killed mid-copy leaves
+    left.mkdir()
+    (left / "w.read.duckdb.tmp").write_bytes(b"a whole copy")
     with private_staging(tmp_path / "w.read.duckdb", "w.read.duckdb.tmp") as staging:
         assert staging.parent.parent == tmp_path and staging.parent.stat().st_mode & 0o777 == 0o700
+        assert not left.exists()
     assert not staging.parent.exists()
     db = tmp_path / "w.duckdb"
     with duckdb.connect(str(db)) as con:

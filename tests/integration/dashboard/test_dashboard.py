@@ -457,13 +457,13 @@ def test_change_control_page(dashboard_db, monkeypatch) -> None:
     columns = (drawn.column(c).to_pylist() for c in ("measure", "synced_at", "share"))
     for measure, at, share in zip(*columns, strict=True):
         by_measure.setdefault(measure, []).append((pd.Timestamp(at).date(), round(share, 6)))
-    history = duckdb.connect(dashboard_db, read_only=True).execute(
-        "select synced_at::date, "
-        "round(sum(production_branches_push_restricted) / sum(repositories_read), 6), "
-        "round(sum(repositories_read) / sum(repositories), 6) from marts.fct_change_control_coverage "
-        "where workspace_slug = 'northwind' group by synced_at order by synced_at"
-    )
-    rows = history.fetchall()
+    with duckdb.connect(dashboard_db, read_only=True) as con:
+        rows = con.execute(
+            "select synced_at::date, "
+            "round(sum(production_branches_push_restricted) / sum(repositories_read), 6), "
+            "round(sum(repositories_read) / sum(repositories), 6) from marts.fct_change_control_coverage "
+            "where workspace_slug = 'northwind' group by synced_at order by synced_at"
+        ).fetchall()
     assert len(rows) == len(days(dashboard_db)) == 3  # the demo's three syncs
     assert by_measure["share_protected"] == [(d, share) for d, share, _ in rows]
     assert by_measure["coverage"] == [(d, covered) for d, _, covered in rows]
