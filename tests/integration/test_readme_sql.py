@@ -97,7 +97,7 @@ def test_the_person_examples_find_one_kalani_of_several(demo_warehouse) -> None:
 
 def test_readme_screenshots_exist_and_are_made_by_the_script() -> None:
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text())
-    pages = ("overview", "who-has-access", "changes", "risks", "evidence")
+    pages = ("overview", "who-has-access", "changes", "risks", "change-control", "evidence")
     assert images == [f"docs/images/{page}.png" for page in pages]
     for image in images:
         data = (README.parent / image).read_bytes()
