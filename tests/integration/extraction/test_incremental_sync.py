@@ -41,6 +41,8 @@ SELECT = [
     "+fct_grant_history",
     "fct_reconciliations",
 ]
+# The `--full` warehouse is only compared with on effective access and history: it builds nothing else.
+SELECT_FULL = ["path:models/plan", "+fct_effective_access", "+fct_grant_history"]
 N = 3
 
 
@@ -49,6 +51,7 @@ class Warehouse:
     db: str
     clock: SimulatedClock
     policy: RefreshPolicy
+    select: list[str] = field(default_factory=lambda: SELECT)
     results: list[SyncResult] = field(default_factory=list)
 
     def sync(self, url: str, email: str, build: bool = True, progress: tuple = (), **client_kw) -> SyncResult:
@@ -76,7 +79,7 @@ class Warehouse:
                 "--target-path",
                 self.db + ".target",
                 "--select",
-                *SELECT,
+                *self.select,
             ],
             cwd=DBT_PROJECT_DIR,
             env={**os.environ, "DUCKDB_PATH": self.db},
@@ -150,7 +153,7 @@ def scenario(tmp_path_factory) -> Scenario:
     start = org.now
     s = Scenario(
         Warehouse(str(tmp / "incr.duckdb"), SimulatedClock(start), RefreshPolicy(max_age_days=N)),
-        Warehouse(str(tmp / "full.duckdb"), SimulatedClock(start), RefreshPolicy(full=True)),
+        Warehouse(str(tmp / "full.duckdb"), SimulatedClock(start), RefreshPolicy(full=True), SELECT_FULL),
         org,
     )
     ws = org.workspaces["tiny-co"]

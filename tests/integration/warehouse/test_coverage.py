@@ -9,9 +9,11 @@ from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
 from tests.support.warehouses import run_pipeline
 
 
-def test_a_narrower_workspace_filter_invents_no_removals(tmp_path) -> None:
+def test_a_narrower_workspace_filter_invents_no_removals(warehouse) -> None:
+    """Day 1 is the session's first sync of `tiny`, both workspaces (the `warehouse` copy); the simulator here
+    serves the same organisation."""
     org = load_organisation("tiny")
-    db = str(tmp_path / "w.duckdb")
+    db = warehouse
     users = {u.nickname: u for u in org.users.values()}
     labs, co = org.workspaces["tiny-labs"], org.workspaces["tiny-co"]
 
@@ -28,7 +30,6 @@ def test_a_narrower_workspace_filter_invents_no_removals(tmp_path) -> None:
 
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
-        assert run_pipeline(server.url, email, db).success  # day 1: both workspaces
         labs_before = query(
             "select resource_key, user_uuid, permission from marts.fct_effective_access "
             "where workspace_slug = 'tiny-labs' order by all"
