@@ -18,7 +18,7 @@ from .client.admin_api import AtlassianAdminApi
 from .client.api import SkippedEntry, User, administered_from_admin_atlassian
 from .client.client import endpoint_family
 from .client.errors import PermissionDeniedError
-from .extraction.extract import choose_workspaces, groups_refused, groups_refused_reason
+from .extraction.extract import choose_workspaces, groups_refused, groups_refused_reason, names_workspace
 
 PROBE_GROUP = (
     "bitbucket-access-scope-probe"  # never exists: a PUT to it reveals scopes without changing anything
@@ -196,7 +196,15 @@ def check_connection(
                 api, slug, me.uuid if me else "{00000000-0000-4000-8000-000000000000}", report
             )
     if control is not None and control_workspace:
-        _probe_control_token(api, BitbucketApi(control), control_workspace, report)
+        # As a sync matches it (any case, or the workspace's {uuid}), so that `check` probes what a sync uses.
+        named = [a.slug for a in selection.covered if names_workspace(control_workspace, a)]
+        if named:
+            _probe_control_token(api, BitbucketApi(control), named[0], report)
+        else:
+            report.notes.append(
+                f"warning: BITBUCKET_CHANGE_CONTROL_WORKSPACE ({control_workspace.strip()}) names no "
+                "workspace a sync covers: the change-control token is not used"
+            )
     return report
 
 

@@ -413,6 +413,15 @@ def test_check_probes_the_second_credential_and_names_a_refused_one(make_sim) ->
     warning = [line for line in refused.lines() if line.startswith("warning: change-control token")]
     assert len(warning) == 1 and "401" in warning[0] and wrong not in "\n".join(refused.lines())
     assert refused.can_sync and refused.lines()[-1] == report.lines()[-1]
+    # Named as a sync matches it: any case, or the workspace's {uuid}; a name no sync covers is a warning.
+    uuid = sim.org.workspaces[token_ws].uuid
+    for typed in (token_ws.upper(), uuid.upper()):
+        assert report.lines() == check_connection(_client(sim), control=good, control_workspace=typed).lines()
+    elsewhere = check_connection(_client(sim), control=good, control_workspace="not-a-workspace")
+    assert [line for line in elsewhere.lines() if "BITBUCKET_CHANGE_CONTROL" in line] == [
+        "warning: BITBUCKET_CHANGE_CONTROL_WORKSPACE (not-a-workspace) names no workspace a sync covers: the "
+        "change-control token is not used"
+    ]
 
 
 @pytest.mark.parametrize(
