@@ -169,41 +169,95 @@ def test_rolling_schedule_spreads_the_first_pass_and_carries_the_rest(make_sim, 
     assert coverage == [(6,)]
 
 
+class Days:
+    """One sync a day of the simulator's organisation, change control every `n` days, on a simulated clock."""
+
+    def __init__(self, sim, db, n: int):
+        self.sim, self.db, self.n = sim, db, n
+        self.clock = SimulatedClock(sim.org.now)
+
+    def sync(self):
+        client = BitbucketClient(
+            Credentials.api_token(self.sim.email, SIM_API_TOKEN),
+            self.sim.url,
+            requests_per_hour=1e7,
+            clock=self.clock,
+        )
+        with duckdb.connect(str(self.db)) as con:
+            options = ExtractionOptions(refresh=RefreshPolicy(change_control_days=self.n))
+            result = run_sync(client, con, options)
+        self.clock.advance(timedelta(days=1))
+        return result
+
+    def create(self, workspace: str, count: int) -> None:
+        ws = self.sim.org.workspaces[workspace]
+        project = next(iter(ws.projects))
+        with self.sim.simulator.lock:
+            for n in range(count):
+                slug, uuid = f"new-{n}", new_uuid(random.Random(n))
+                ws.repositories[slug] = Repository(
+                    uuid, slug, slug, project, self.clock.now(), self.clock.now()
+                )
+            self.sim.org.touch()
+
+    def reasons(self, sync_id: str, workspace: str) -> list[tuple]:
+        """(read_reason, repositories) of the repositories `sync_id` read in `workspace`."""
+        return _rows(
+            self.db,
+            "SELECT read_reason, count(DISTINCT resource_id) FROM raw.change_control_reads WHERE sync_id = ? "
+            "AND workspace_slug = ? AND resource_type = 'repository' AND observed_sync_id = sync_id "
+            "GROUP BY 1 ORDER BY 1",
+            [sync_id, workspace],
+        )
+
+
 def test_once_reads_fall_due_they_come_before_repositories_created_since(make_sim, tmp_path) -> None:
     """N = 2 days over tiny-co's five repositories, one sync a day on a simulated clock: the first pass takes
     two days; on the third, three repositories created meanwhile wait while the two reads of the first day
     that are now due go first, and they take only what is left of the day's share, ceil(8 / 2) = 4. Taken
     first, the new ones and the due ones landed on one day, over the share (`large`, N = 21, day 23)."""
+    days = Days(make_sim(), tmp_path / "w.duckdb", n=2)
+    days.sync(), days.sync()
+    days.create("tiny-co", 3)
+    third = days.sync()
+    assert days.reasons(third.sync_id, "tiny-co") == [("due: 2 days old", 2), ("new", 2)]
+
+
+def test_repositories_never_read_get_a_quarter_of_the_share_when_due_reads_fill_it(
+    make_sim, tmp_path
+) -> None:
+    """Once the first pass is through, the due reads leave free only what deleted repositories freed: a
+    repository created then, with no place left in the day's share, would wait for ever (`large`, N = 21:
+    coverage stuck at 96.9 % from day 23). N = 2 over tiny-co: the two repositories the second day read first
+    are deleted and one is created; on the third day the two due reads fill the share, ceil(4 / 2) = 2, and
+    the new one is read all the same (a quarter of the share, rounded up)."""
     sim = make_sim()
-    clock = SimulatedClock(sim.org.now)
-    db = tmp_path / "w.duckdb"
-
-    def day():
-        client = BitbucketClient(
-            Credentials.api_token(sim.email, SIM_API_TOKEN), sim.url, requests_per_hour=1e7, clock=clock
-        )
-        with duckdb.connect(str(db)) as con:
-            result = run_sync(client, con, ExtractionOptions(refresh=RefreshPolicy(change_control_days=2)))
-        clock.advance(timedelta(days=1))
-        return result
-
-    day(), day()
+    days = Days(sim, tmp_path / "w.duckdb", n=2)
+    days.sync()
+    second = days.sync()
+    assert days.reasons(second.sync_id, "tiny-co") == [("due: oldest", 1), ("new", 2)]
+    read_new = _rows(
+        days.db,
+        "SELECT r.repository_slug FROM raw.change_control_reads c JOIN raw.repositories r ON r.sync_id = "
+        "c.sync_id AND r.repository_uuid = c.resource_id WHERE c.sync_id = ? AND c.observed_sync_id = "
+        "c.sync_id AND c.workspace_slug = 'tiny-co' AND c.read_reason = 'new' GROUP BY 1",
+        [second.sync_id],
+    )
     ws = sim.org.workspaces["tiny-co"]
-    project = next(iter(ws.projects))
     with sim.simulator.lock:
-        for n in range(3):
-            slug, uuid = f"new-{n}", new_uuid(random.Random(n))
-            ws.repositories[slug] = Repository(uuid, slug, slug, project, clock.now(), clock.now())
+        for (slug,) in read_new:
+            del ws.repositories[slug]
         sim.org.touch()
-    third = day()
-    reasons = _rows(
-        db,
-        "SELECT read_reason, count(DISTINCT resource_id) FROM raw.change_control_reads WHERE sync_id = ? "
-        "AND workspace_slug = 'tiny-co' AND resource_type = 'repository' AND observed_sync_id = sync_id "
-        "GROUP BY 1 ORDER BY 1",
+    days.create("tiny-co", 1)
+    third = days.sync()
+    assert days.reasons(third.sync_id, "tiny-co") == [("due: 2 days old", 2), ("new", 1)]
+    coverage = _rows(
+        days.db,
+        "SELECT count(DISTINCT c.resource_id) FROM raw.change_control_reads c WHERE c.sync_id = ? AND "
+        "c.workspace_slug = 'tiny-co' AND c.resource_type = 'repository'",
         [third.sync_id],
     )
-    assert reasons == [("due: 2 days old", 2), ("new", 2)]
+    assert read_new and coverage == [(4,)]  # each repository of the snapshot: read today or carried
 
 
 def test_without_admin_scopes_change_control_is_not_readable_and_the_sync_completes(
