@@ -26,9 +26,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Three tiers (README, "Development"), on one worker per core: a module's tests on one worker (they may share a
-# module fixture), the longest modules first (tests/durations.json, kept in that order by --no-loadscope-reorder).
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
+# Three tiers (README, "Development"), on one worker more than there are cores: much of the suite waits (pip's
+# downloads in the image test, the daemon's cron ticks, Dagster's servers starting, Chromium), and with one worker
+# per core a core idled meanwhile. A module's tests run on one worker (they may share a module fixture), the
+# longest modules first (tests/durations.json, kept in that order by --no-loadscope-reorder).
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install  ## pure code, the client and extraction against the simulator, dbt unit tests: under 2 minutes
 	$(PYTEST) tests/fast
