@@ -83,9 +83,9 @@ def plan(
     Read: those N days old or older (always, so nothing gets older than N days once the first pass is
     through), then those never read (the first pass, spread over the period; then those created since), then
     the oldest, these two up to the day's share, ceil(repositories / N); those never read get at least a
-    quarter of the share. Repositories read earlier in this sync (a resumed sync) are not read again.
-    `listed_in`: plan over the repositories another sync listed (the previous one, before this sync has listed
-    any: `RulesPrefetch`)."""
+    quarter of the share, as long as the day reads no more than 1.25 shares (`never_read_budget`).
+    Repositories read earlier in this sync (a resumed sync) are not read again. `listed_in`: plan over the
+    repositories another sync listed (the previous one, before this sync has listed any: `RulesPrefetch`)."""
     previous = previous_sync(con, workspace)
     rows = con.execute(
         """
@@ -126,12 +126,13 @@ def plan(
     # N = 21, day 23: 12.7 h). Those never read get at least a quarter of the share even when due reads fill
     # it: once the first pass is through, the due reads leave free only what deleted repositories freed, about
     # as many as are created, and the backlog created during the first pass was never read (`large`, N = 21:
-    # coverage stuck at 96.9 %). A day reads its share, or its due reads and a quarter share more.
+    # coverage stuck at 96.9 %). Not past a quarter share over the day's share, though: the first sync of
+    # `large` lasts more than a day, and two days' reads fall due together (day 23: 1,236 due, share 954).
     for uuid, slug, *_ in rows:
         if uuid in due:
             chosen.append(Target(uuid, slug, f"due: {rolling_days} days old"))
             budget -= 1
-    never_read = max(budget, math.ceil(share / NEVER_READ_SHARE))
+    never_read = never_read_budget(share, budget, len(due))
     for uuid, slug, fetched_at, _, done in rows:
         if done or uuid in due:
             continue
@@ -146,6 +147,13 @@ def plan(
             chosen.append(Target(uuid, slug, "due: oldest"))
             budget -= 1
     return chosen, total
+
+
+def never_read_budget(share: int, budget: int, due: int) -> int:
+    """How many repositories never read `plan` reads: what the due reads left of the day's share (`budget`),
+    or a quarter of the share if more, as long as the day reads no more than 1.25 shares."""
+    quarter = math.ceil(share / NEVER_READ_SHARE)
+    return max(budget, min(quarter, share + quarter - due))
 
 
 def carry(con, sync_id: str, previous: str, workspace: str) -> None:

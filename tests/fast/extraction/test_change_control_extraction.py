@@ -14,6 +14,7 @@ from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.client.api import WorkspaceAccess
 from bitbucket_assets.clock import SimulatedClock
 from bitbucket_assets.connection_check import check_connection
+from bitbucket_assets.extraction.change_control import never_read_budget
 from bitbucket_assets.extraction.extract import ExtractionOptions, names_workspace
 from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
@@ -258,6 +259,23 @@ def test_repositories_never_read_get_a_quarter_of_the_share_when_due_reads_fill_
         [third.sync_id],
     )
     assert read_new and coverage == [(4,)]  # each repository of the snapshot: read today or carried
+
+
+@pytest.mark.parametrize(
+    ("share", "due", "never_read"),
+    [
+        (954, 0, 954),  # the first pass: the whole share
+        (954, 860, 239),  # after it: what deleted repositories freed (94) is less than a quarter
+        (954, 700, 254),  # what the due reads left, when more than a quarter
+        (954, 1000, 193),  # up to 1.25 shares in all
+        (954, 1236, 0),  # `large`, day 23: two days' reads due at once, over 1.25 shares already
+        (2, 2, 1),
+    ],
+)
+def test_never_read_repositories_get_a_quarter_share_up_to_a_quarter_over_the_share(
+    share: int, due: int, never_read: int
+) -> None:
+    assert max(0, never_read_budget(share, share - due, due)) == never_read
 
 
 def test_without_admin_scopes_change_control_is_not_readable_and_the_sync_completes(
