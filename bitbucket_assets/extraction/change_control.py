@@ -132,7 +132,7 @@ def plan(
         if uuid in due:
             chosen.append(Target(uuid, slug, f"due: {rolling_days} days old"))
             budget -= 1
-    never_read = never_read_budget(share, budget, len(due))
+    never_read = never_read_budget(share, budget)
     for uuid, slug, fetched_at, _, done in rows:
         if done or uuid in due:
             continue
@@ -149,11 +149,12 @@ def plan(
     return chosen, total
 
 
-def never_read_budget(share: int, budget: int, due: int) -> int:
-    """How many repositories never read `plan` reads: what the due reads left of the day's share (`budget`),
-    or a quarter of the share if more, as long as the day reads no more than 1.25 shares."""
+def never_read_budget(share: int, budget: int) -> int:
+    """How many repositories never read `plan` reads: what the due reads (and a resumed sync's earlier reads)
+    left of the day's share, `budget`, or a quarter of the share if more, as long as the day reads no more
+    than 1.25 shares (a negative budget is the share overrun)."""
     quarter = math.ceil(share / NEVER_READ_SHARE)
-    return max(budget, min(quarter, share + quarter - due))
+    return max(budget, quarter + min(budget, 0))
 
 
 def carry(con, sync_id: str, previous: str, workspace: str) -> None:

@@ -275,7 +275,7 @@ def test_repositories_never_read_get_a_quarter_of_the_share_when_due_reads_fill_
 def test_never_read_repositories_get_a_quarter_share_up_to_a_quarter_over_the_share(
     share: int, due: int, never_read: int
 ) -> None:
-    assert max(0, never_read_budget(share, share - due, due)) == never_read
+    assert max(0, never_read_budget(share, share - due)) == never_read
 
 
 def test_without_admin_scopes_change_control_is_not_readable_and_the_sync_completes(
