@@ -30,7 +30,7 @@ lint: install
 # downloads in the image test, the daemon's cron ticks, Dagster's servers starting, Chromium), and with one worker
 # per core a core idled meanwhile. A module's tests run on one worker (they may share a module fixture), the
 # longest modules first (tests/durations.json, kept in that order by --no-loadscope-reorder).
-WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+WORKERS ?= $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')
 PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install  ## pure code, the client and extraction against the simulator, dbt unit tests: under 2 minutes

@@ -196,8 +196,13 @@ def check_connection(
                 api, slug, me.uuid if me else "{00000000-0000-4000-8000-000000000000}", report
             )
     if control is not None and control_workspace:
-        # As a sync matches it (any case, or the workspace's {uuid}), so that `check` probes what a sync uses.
-        named = [a.slug for a in selection.covered if names_workspace(control_workspace, a)]
+        # As a sync matches it (any case, or the workspace's {uuid}) among the workspaces it covers, so that
+        # `check` probes what a sync uses.
+        named = [
+            a.slug
+            for a in selection.covered
+            if a.slug in report.covered and names_workspace(control_workspace, a)
+        ]
         if named:
             _probe_control_token(api, BitbucketApi(control), named[0], report)
         else:

@@ -67,8 +67,8 @@ class RepositoryControl:
     keys: list[DeployKey]
 
 
-# The part of a day's share kept for repositories never read, however many reads are due (`plan`).
-NEVER_READ_SHARE = 4
+# A day's share divided by this is kept for repositories never read, however many reads are due (`plan`).
+NEVER_READ_DIVISOR = 4
 
 
 class _Stop(Exception):
@@ -126,13 +126,14 @@ def plan(
     # N = 21, day 23: 12.7 h). Those never read get at least a quarter of the share even when due reads fill
     # it: once the first pass is through, the due reads leave free only what deleted repositories freed, about
     # as many as are created, and the backlog created during the first pass was never read (`large`, N = 21:
-    # coverage stuck at 96.9 %). Not past a quarter share over the day's share, though: the first sync of
+    # coverage stuck at 97 %). Not past a quarter share over the day's share, though: the first sync of
     # `large` lasts more than a day, and two days' reads fall due together (day 23: 1,236 due, share 954).
     for uuid, slug, *_ in rows:
         if uuid in due:
             chosen.append(Target(uuid, slug, f"due: {rolling_days} days old"))
             budget -= 1
-    never_read = never_read_budget(share, budget)
+    read_new = sum(1 for _, _, fetched_at, _, done in rows if done and fetched_at is None)
+    never_read = never_read_budget(share, budget, read_new)
     for uuid, slug, fetched_at, _, done in rows:
         if done or uuid in due:
             continue
@@ -149,12 +150,13 @@ def plan(
     return chosen, total
 
 
-def never_read_budget(share: int, budget: int) -> int:
+def never_read_budget(share: int, budget: int, read_new: int = 0) -> int:
     """How many repositories never read `plan` reads: what the due reads (and a resumed sync's earlier reads)
     left of the day's share, `budget`, or a quarter of the share if more, as long as the day reads no more
-    than 1.25 shares (a negative budget is the share overrun)."""
-    quarter = math.ceil(share / NEVER_READ_SHARE)
-    return max(budget, quarter + min(budget, 0))
+    than 1.25 shares (a negative budget is the share overrun). `read_new`: repositories never read before that
+    this sync read before it was resumed, counted against the quarter."""
+    quarter = math.ceil(share / NEVER_READ_DIVISOR)
+    return max(budget, min(quarter - read_new, quarter + min(budget, 0)))
 
 
 def carry(con, sync_id: str, previous: str, workspace: str) -> None:

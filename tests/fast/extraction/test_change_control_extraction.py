@@ -229,7 +229,7 @@ def test_repositories_never_read_get_a_quarter_of_the_share_when_due_reads_fill_
 ) -> None:
     """Once the first pass is through, the due reads leave free only what deleted repositories freed: a
     repository created then, with no place left in the day's share, would wait for ever (`large`, N = 21:
-    coverage stuck at 96.9 % from day 23). N = 2 over tiny-co: the two repositories the second day read first
+    coverage stuck at 97 % from day 23). N = 2 over tiny-co: the two repositories the second day read first
     are deleted and one is created; on the third day the two due reads fill the share, ceil(4 / 2) = 2, and
     the new one is read all the same (a quarter of the share, rounded up)."""
     sim = make_sim()
@@ -276,6 +276,21 @@ def test_never_read_repositories_get_a_quarter_share_up_to_a_quarter_over_the_sh
     share: int, due: int, never_read: int
 ) -> None:
     assert max(0, never_read_budget(share, share - due)) == never_read
+
+
+@pytest.mark.parametrize(
+    ("share", "due", "done", "read_new", "never_read"),
+    [
+        (954, 0, 900, 900, 54),  # the first pass resumed: what is left of the share, no quarter more
+        (954, 0, 954, 954, 0),
+        (954, 860, 100, 100, 139),  # after it, resumed: the quarter, less the new ones read before
+        (954, 860, 239, 239, 0),
+    ],
+)
+def test_a_resumed_sync_reads_no_more_never_read_repositories_than_one_that_ran_through(
+    share: int, due: int, done: int, read_new: int, never_read: int
+) -> None:
+    assert max(0, never_read_budget(share, share - due - done, read_new)) == never_read
 
 
 def test_without_admin_scopes_change_control_is_not_readable_and_the_sync_completes(
