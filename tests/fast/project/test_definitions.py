@@ -4,7 +4,9 @@ command loads only the definitions it runs."""
 from __future__ import annotations
 
 import ast
+import inspect
 import re
+import subprocess
 
 import dagster as dg
 
@@ -130,3 +132,22 @@ def test_every_job_schedule_and_sensor_says_what_it_does() -> None:
         *repository.sensor_defs,
     ]
     assert named and [item.name for item in named if not (item.description or "").strip()] == []
+
+
+def test_the_dbt_resource_skips_what_dagster_dbt_would_do_before_each_dbt_command() -> None:
+    """WarehouseDbt (defs/dbt_models/project.py) replaces two private steps of `DbtCliResource.cli`: if an
+    upgrade of dagster-dbt renames them, the overrides would silently stop working, so this fails instead."""
+    from dagster_dbt import DbtCliResource
+
+    from bitbucket_assets.defs.dbt_models.project import WarehouseDbt, dbt_resource
+
+    cli = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in cli and "self._initialize_dbt_core_adapter(args)" in cli
+    resource = dbt_resource()
+    assert isinstance(resource, WarehouseDbt)
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
+    # The version dbt reports of itself, read without running it, as `dbt --version` prints it.
+    reported = subprocess.run(
+        [resource.dbt_executable, "--version"], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert f"installed: {resource._cli_version}" in reported
