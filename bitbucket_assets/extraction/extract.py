@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,6 +54,7 @@ from ..client.api import (
     WorkspaceMember,
     administered_from_admin_atlassian,
 )
+from .change_control import READABLE as CHANGE_CONTROL_READABLE
 from .change_control import STAGE as CHANGE_CONTROL_STAGE
 from .change_control import ChangeControlReader, RulesPrefetch
 from .change_control import plan as plan_change_control
@@ -256,8 +257,10 @@ def extract_snapshot(
             # Who can change production code, on its rolling schedule, in the repositories bucket while the
             # effective lists (the other bucket) are still being fetched; a workspace whose rules a second
             # credential reads ahead (`RulesPrefetch`) last, to give those reads the most time.
+            # The workspaces whose rules the main credential reads share its day (`plan_change_control`).
+            pooled = [e.slug for e in extractors if e.reads_rules_with_main_credential()]
             for extractor in sorted(extractors, key=lambda e: e.rules_prefetch is not None):
-                extractor.change_control()
+                extractor.change_control(pooled if extractor.slug in pooled else ())
             effective.drain()
             for extractor in extractors:  # every effective list is in: the plan can compare
                 extractor.effective_read()
@@ -451,7 +454,23 @@ class _WorkspaceExtractor:
         self.writer.carry_forward(self.refresh)
         self.writer.checkpoint(self.slug, "refresh", None)
 
-    def change_control(self) -> None:
+    def reads_rules_with_main_credential(self) -> bool:
+        """Whether the main credential reads this workspace's rules, and did in its last sync (a workspace
+        where Bitbucket refused them would otherwise keep a place in the plan it never uses)."""
+        if self.options.change_control_client is not None and names_workspace(
+            self.options.change_control_workspace, self.access
+        ):
+            return False
+        previous = previous_sync(self.writer.con, self.slug)
+        row = self.writer.con.execute(
+            "SELECT change_control FROM raw.workspaces WHERE sync_id = ? AND workspace_slug = ?",
+            [previous, self.slug],
+        ).fetchone()
+        # "readable", or "readable; project deploy keys not readable: ..." (the repositories' lists were read)
+        return row is None or row[0] is None or row[0].startswith(CHANGE_CONTROL_READABLE)
+
+    def change_control(self, shared_with: Sequence[str] = ()) -> None:
+        """This workspace's change-control stage; `shared_with`: the workspaces whose day it shares."""
         policy = self.options.refresh
         ChangeControlReader(
             self.api,
@@ -466,6 +485,7 @@ class _WorkspaceExtractor:
             self.progress,
             lambda futures: self._effective_ready(waiting_for=futures),
             self.rules_prefetch,
+            shared_with,
         ).run()
 
     def _decide_effective(self) -> None:

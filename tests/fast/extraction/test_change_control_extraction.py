@@ -133,20 +133,21 @@ def test_rows_are_exactly_the_simulators_rules(make_sim, tmp_path) -> None:
 
 
 def test_rolling_schedule_spreads_the_first_pass_and_carries_the_rest(make_sim, tmp_path) -> None:
-    """Two days' period: 3 of tiny-co's 5 repositories on the first day, the other 2 and the oldest on the
-    second, each row carried with the sync that read it; every repository is then at most 2 days old."""
+    """Two days' period over tiny's 6 repositories (tiny-co's 5 and tiny-labs' 1, one credential's day): 3 on
+    the first day, the other 3 on the second, each row carried with the sync that read it; every repository
+    is then at most 2 days old."""
     sim = make_sim()
     db = tmp_path / "w.duckdb"
     first = _sync(sim, db, days=2)
     read = (
         "SELECT count(DISTINCT resource_id) FROM raw.change_control_reads WHERE sync_id = ? AND "
-        "workspace_slug = 'tiny-co' AND resource_type = 'repository' AND observed_sync_id {} sync_id"
+        "resource_type = 'repository' AND observed_sync_id {} sync_id"
     )
     assert _rows(db, read.format("="), [first.sync_id]) == [(3,)]
     assert _rows(db, read.format("<>"), [first.sync_id]) == [(0,)]
     second = _sync(sim, db, days=2)
-    assert _rows(db, read.format("="), [second.sync_id]) == [(3,)]  # the 2 never read + the oldest
-    assert _rows(db, read.format("<>"), [second.sync_id]) == [(2,)]  # carried from the first sync
+    assert _rows(db, read.format("="), [second.sync_id]) == [(3,)]  # the 3 never read
+    assert _rows(db, read.format("<>"), [second.sync_id]) == [(3,)]  # carried from the first sync
     # Every repository is covered now, and the snapshot's rules are the simulator's, carried or read.
     rules = _rows(
         db,
@@ -171,10 +172,11 @@ def test_rolling_schedule_spreads_the_first_pass_and_carries_the_rest(make_sim, 
 
 
 class Days:
-    """One sync a day of the simulator's organisation, change control every `n` days, on a simulated clock."""
+    """One sync a day of `workspaces` of the simulator's organisation (tiny-co alone unless told), change
+    control every `n` days, on a simulated clock."""
 
-    def __init__(self, sim, db, n: int):
-        self.sim, self.db, self.n = sim, db, n
+    def __init__(self, sim, db, n: int, workspaces: tuple[str, ...] | None = ("tiny-co",)):
+        self.sim, self.db, self.n, self.workspaces = sim, db, n, workspaces
         self.clock = SimulatedClock(sim.org.now)
 
     def sync(self):
@@ -185,7 +187,10 @@ class Days:
             clock=self.clock,
         )
         with duckdb.connect(str(self.db)) as con:
-            options = ExtractionOptions(refresh=RefreshPolicy(change_control_days=self.n))
+            options = ExtractionOptions(
+                workspaces=list(self.workspaces or []) or None,
+                refresh=RefreshPolicy(change_control_days=self.n),
+            )
             result = run_sync(client, con, options)
         self.clock.advance(timedelta(days=1))
         return result
@@ -259,6 +264,25 @@ def test_repositories_never_read_get_a_quarter_of_the_share_when_due_reads_fill_
         [third.sync_id],
     )
     assert read_new and coverage == [(4,)]  # each repository of the snapshot: read today or carried
+
+
+def test_the_credentials_day_reads_repositories_never_read_in_any_workspace_before_the_oldest(
+    make_sim, tmp_path
+) -> None:
+    """The rate limit is the credential's: the day's share is over every workspace it reads. N = 2 over tiny
+    (six repositories, three read on the first day), four repositories created in tiny-labs: on the second
+    day the share, ceil(10 / 2) = 5, goes to five of the seven never read, in either workspace. With a share
+    per workspace, tiny-co read one of its oldest early while tiny-labs kept one never read (`large`, N = 21:
+    three workspaces of 1,300 repositories kept about 190 each never read; coverage stayed at 97 %)."""
+    days = Days(make_sim(), tmp_path / "w.duckdb", n=2, workspaces=None)
+    first = days.sync()
+    read_first = days.reasons(first.sync_id, "tiny-co") + days.reasons(first.sync_id, "tiny-labs")
+    assert sum(n for _, n in read_first) == 3
+    days.create("tiny-labs", 4)
+    second = days.sync()
+    by_workspace = {ws: days.reasons(second.sync_id, ws) for ws in ("tiny-co", "tiny-labs")}
+    assert [reason for reasons in by_workspace.values() for reason, _ in reasons] in (["new"], ["new", "new"])
+    assert sum(n for reasons in by_workspace.values() for _, n in reasons) == 5
 
 
 @pytest.mark.parametrize(
