@@ -90,15 +90,15 @@ def plan(
     through), then those never read (the first pass, spread over the period; then those created since), then
     the oldest, these two up to the day's share, ceil(repositories / N); those never read get at least a
     quarter of the share, as long as the day reads no more than 1.25 shares (`never_read_budget`).
-    Repositories read earlier in this sync (a resumed sync, or another workspace of the pool) are not read
-    again. `shared_with`: the other workspaces whose change control the same credential reads in this sync.
-    The rate limit is the credential's, not a workspace's: the plan, and the day's share, are over all of
-    them, so a small workspace where many repositories are created gets the reads a large one can spare
-    (`large`, N = 21, a share per workspace: three workspaces of 1,300 repositories, 25 created a day in each
-    against 20 reads to spare, kept about 190 repositories each never read; coverage stayed at 97 %). Each
-    workspace's stage asks in turn; what the earlier ones read counts as done, so the later ones get the rest
-    of the same plan. `listed_in`: plan over the repositories another sync listed (the previous one, before
-    this sync has listed any: `RulesPrefetch`)."""
+    Repositories this workspace's stage read before the sync was resumed are not read again. `shared_with`:
+    the other workspaces whose change control the same credential reads in this sync. The rate limit is the
+    credential's, not a workspace's: the plan, and the day's share, are over all of them, so a small workspace
+    where many repositories are created gets the reads a large one can spare (`large`, N = 21, a share per
+    workspace: three workspaces of 1,300 repositories, 25 created a day in each against 20 reads to spare,
+    kept about 190 repositories each never read; coverage stayed at 97 %). Each workspace's stage asks in
+    turn and reads its part: the plan is made from the previous syncs' reads, so every stage sees the same
+    one. `listed_in`: plan over the repositories another sync listed (the previous one, before this sync has
+    listed any: `RulesPrefetch`)."""
     pool = [workspace, *sorted(set(shared_with) - {workspace})]
     rows = con.execute(
         """
@@ -117,11 +117,9 @@ def plan(
             WHERE c.resource_type = 'repository'
             GROUP BY ALL
         ),
-        done AS (  -- read in this sync; not the rows a finished workspace's stage carried forward
+        done AS (  -- what this workspace's stage read before the sync was resumed
             SELECT DISTINCT resource_id FROM raw.change_control_reads
-            WHERE sync_id = $1 AND resource_type = 'repository'
-              AND coalesce(observed_sync_id, sync_id) = sync_id
-              AND workspace_slug IN (SELECT workspace_slug FROM pool)
+            WHERE sync_id = $1 AND resource_type = 'repository' AND workspace_slug = $6
         )
         SELECT r.repository_uuid, r.repository_slug, l.fetched_at,
                date_diff('hour', l.fetched_at, $4::TIMESTAMPTZ) / 24.0 AS age_days,
@@ -137,11 +135,12 @@ def plan(
             [previous_sync(con, slug) or "" for slug in pool],
             _now(con, sync_id),
             listed_in or sync_id,
+            workspace,
         ],
     ).fetchall()
     total = len(rows)
     share = total if full else math.ceil(total / rolling_days)
-    # A resumed sync, or a workspace of the pool asking after another: what is read counts against the share.
+    # A resumed sync: what the workspace read counts against the share.
     budget = share - sum(1 for r in rows if r[4])
     chosen: list[tuple[Target, str]] = []
     due = {
