@@ -285,6 +285,28 @@ def test_the_credentials_day_reads_repositories_never_read_in_any_workspace_befo
     assert sum(n for reasons in by_workspace.values() for _, n in reasons) == 5
 
 
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_workspace_whose_rules_were_not_readable_last_time_plans_alone(make_sim, tmp_path, refused) -> None:
+    """A workspace where Bitbucket refused the rules in its last sync would hold places in the credential's
+    plan that it never uses: it plans alone. N = 2 over tiny: on the second day the pool's share,
+    ceil(6 / 2) = 3, reads the three never read; with tiny-labs' last status planted "not readable", tiny-co
+    reads its own share, ceil(5 / 2) = 3, and tiny-labs its own, 1."""
+    days = Days(make_sim(), tmp_path / "w.duckdb", n=2, workspaces=None)
+    first = days.sync()
+    if refused:
+        with duckdb.connect(str(days.db)) as con:
+            con.execute(
+                "UPDATE raw.workspaces SET change_control = 'not readable: planted' "
+                "WHERE sync_id = ? AND workspace_slug = 'tiny-labs'",
+                [first.sync_id],
+            )
+    second = days.sync()
+    read = {ws: sum(n for _, n in days.reasons(second.sync_id, ws)) for ws in ("tiny-co", "tiny-labs")}
+    assert sum(read.values()) == (4 if refused else 3)
+    if refused:
+        assert read == {"tiny-co": 3, "tiny-labs": 1}
+
+
 @pytest.mark.parametrize(
     ("share", "due", "never_read"),
     [
