@@ -457,9 +457,7 @@ class _WorkspaceExtractor:
     def reads_rules_with_main_credential(self) -> bool:
         """Whether the main credential reads this workspace's rules, and did in its last sync (a workspace
         where Bitbucket refused them would otherwise keep a place in the plan it never uses)."""
-        if self.options.change_control_client is not None and names_workspace(
-            self.options.change_control_workspace, self.access
-        ):
+        if self._rules_api() is not self.api:
             return False
         previous = previous_sync(self.writer.con, self.slug)
         row = self.writer.con.execute(

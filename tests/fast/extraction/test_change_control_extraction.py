@@ -188,7 +188,7 @@ class Days:
         )
         with duckdb.connect(str(self.db)) as con:
             options = ExtractionOptions(
-                workspaces=list(self.workspaces or []) or None,
+                workspaces=list(self.workspaces) if self.workspaces else None,
                 refresh=RefreshPolicy(change_control_days=self.n),
             )
             result = run_sync(client, con, options)
