@@ -175,9 +175,18 @@ class Days:
     """One sync a day of `workspaces` of the simulator's organisation (tiny-co alone unless told), change
     control every `n` days, on a simulated clock."""
 
-    def __init__(self, sim, db, n: int, workspaces: tuple[str, ...] | None = ("tiny-co",)):
+    def __init__(
+        self, sim, db, n: int, workspaces: tuple[str, ...] | None = ("tiny-co",), token_for: str = ""
+    ):
         self.sim, self.db, self.n, self.workspaces = sim, db, n, workspaces
         self.clock = SimulatedClock(sim.org.now)
+        # `token_for`: a workspace whose rules the simulator's workspace access token reads
+        self.control = (
+            BitbucketClient(Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7)
+            if token_for
+            else None
+        )
+        self.token_for = token_for or None
 
     def sync(self):
         client = BitbucketClient(
@@ -190,6 +199,8 @@ class Days:
             options = ExtractionOptions(
                 workspaces=list(self.workspaces) if self.workspaces else None,
                 refresh=RefreshPolicy(change_control_days=self.n),
+                change_control_client=self.control,
+                change_control_workspace=self.token_for,
             )
             result = run_sync(client, con, options)
         self.clock.advance(timedelta(days=1))
@@ -285,15 +296,19 @@ def test_the_credentials_day_reads_repositories_never_read_in_any_workspace_befo
     assert sum(n for reasons in by_workspace.values() for _, n in reasons) == 5
 
 
-@pytest.mark.parametrize("refused", [False, True])
-def test_a_workspace_whose_rules_were_not_readable_last_time_plans_alone(make_sim, tmp_path, refused) -> None:
+@pytest.mark.parametrize("alone", ["", "refused", "token"])
+def test_a_workspace_whose_rules_were_not_readable_last_time_plans_alone(make_sim, tmp_path, alone) -> None:
     """A workspace where Bitbucket refused the rules in its last sync would hold places in the credential's
-    plan that it never uses: it plans alone. N = 2 over tiny: on the second day the pool's share,
-    ceil(6 / 2) = 3, reads the three never read; with tiny-labs' last status planted "not readable", tiny-co
+    plan that it never uses: it plans alone, as does one whose rules a second credential reads (its rate limit
+    is its own). N = 2 over tiny: on the second day the pool's share, ceil(6 / 2) = 3, reads the three never
+    read; with tiny-labs' last status planted "not readable", or a workspace access token for tiny-co, tiny-co
     reads its own share, ceil(5 / 2) = 3, and tiny-labs its own, 1."""
-    days = Days(make_sim(), tmp_path / "w.duckdb", n=2, workspaces=None)
+    sim = make_sim()
+    days = Days(
+        sim, tmp_path / "w.duckdb", n=2, workspaces=None, token_for="tiny-co" if alone == "token" else ""
+    )
     first = days.sync()
-    if refused:
+    if alone == "refused":
         with duckdb.connect(str(days.db)) as con:
             con.execute(
                 "UPDATE raw.workspaces SET change_control = 'not readable: planted' "
@@ -302,9 +317,14 @@ def test_a_workspace_whose_rules_were_not_readable_last_time_plans_alone(make_si
             )
     second = days.sync()
     read = {ws: sum(n for _, n in days.reasons(second.sync_id, ws)) for ws in ("tiny-co", "tiny-labs")}
-    assert sum(read.values()) == (4 if refused else 3)
-    if refused:
+    assert sum(read.values()) == (4 if alone else 3)
+    if alone:
         assert read == {"tiny-co": 3, "tiny-labs": 1}
+    if alone == "token":  # the token read tiny-co's rules ahead (RulesPrefetch), and only tiny-co's
+        token_reads = {
+            r.path.split("/")[3] for r in sim.simulator.request_log if r.credential == "access_token"
+        }
+        assert token_reads == {"tiny-co"}
 
 
 @pytest.mark.parametrize(
