@@ -61,6 +61,21 @@ def fingerprint(manifest: Mapping[str, Any], catalog: str) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def needed(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a sync may read the plan views: only an incremental one does, and a workspace syncs
+    incrementally only from a complete snapshot of it (extraction/refresh.py, `plan_workspace`). Before the
+    warehouse has one, every workspace is read in full: building the views would cost a dbt process (start,
+    a parse of the whole project for this new warehouse, run) for nothing; the next sync builds them."""
+    found = con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database() "
+        "and schema_name = 'raw' and table_name = 'syncs'"
+    ).fetchone()[0]
+    return (
+        bool(found)
+        and con.execute("select count(*) from raw.syncs where status = 'complete'").fetchone()[0] > 0
+    )
+
+
 def are_current(con: duckdb.DuckDBPyConnection, manifest: Mapping[str, Any]) -> bool:
     """True when every plan view exists and carries this project's fingerprint for this warehouse."""
     views = plan_views(manifest)

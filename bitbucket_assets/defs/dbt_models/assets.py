@@ -67,14 +67,21 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckD
 )
 def refresh_plan_views(context: dg.AssetExecutionContext, dbt: DbtCliResource, duckdb: DuckDBResource):
     """The views an incremental sync asks which repositories' lists to read (extraction/refresh.py); dbt runs
-    only when they are not the current project's for this warehouse (warehouse/plan_views.py)."""
+    only when a sync may read them and they are not the current project's for this warehouse
+    (warehouse/plan_views.py)."""
     manifest = json.loads(dbt_project.manifest_path.read_text())
     with duckdb.get_connection() as con:
-        current = plan_views.are_current(con, manifest)
-    if current:
-        context.log.info("The refresh plan's views are this project's already: dbt is not run for them.")
+        needed = plan_views.needed(con)
+        current = needed and plan_views.are_current(con, manifest)
+    if not needed or current:
+        why = (
+            "this project's already"
+            if current
+            else "not read by this sync: the warehouse has no complete snapshot yet, every list is read"
+        )
+        context.log.info(f"The refresh plan's views are {why}: dbt is not run for them.")
         for name in sorted(context.op_execution_context.selected_output_names):
-            yield dg.Output(None, output_name=name, metadata={"rebuilt": False})
+            yield dg.Output(None, output_name=name, metadata={"rebuilt": False, "why": why})
         return
     yield from _build(context, dbt, duckdb)
     if not context.is_subset:  # a run of some of the views leaves the others as they were: not current

@@ -12,12 +12,16 @@ from bitbucket_assets.warehouse import plan_views
 PLAN = "plan/repository_refresh_plan"
 
 
-def test_the_first_sync_builds_the_plan_views_and_later_syncs_reuse_them(tiny_history):
-    first, *later = (run.materializations[PLAN] for run in tiny_history.runs)
+def test_the_second_sync_builds_the_plan_views_and_later_syncs_reuse_them(tiny_history):
+    """The first sync of a warehouse reads every list and no plan: dbt is not run for the views. The second
+    builds them, the third reuses them."""
+    first, second, *later = (run.materializations[PLAN] for run in tiny_history.runs)
+    assert first["rebuilt"] is False and first["why"].startswith("not read by this sync: ")
     assert (
-        "rebuilt" not in first and first.get("unique_id") == "model.bitbucket_access.repository_refresh_plan"
+        "rebuilt" not in second
+        and second.get("unique_id") == "model.bitbucket_access.repository_refresh_plan"
     )
-    assert later and all(m == {"rebuilt": False} for m in later)
+    assert later and all(m == {"rebuilt": False, "why": "this project's already"} for m in later)
 
     manifest = json.loads(dbt_project.manifest_path.read_text())
     with duckdb.connect(tiny_history.db, read_only=True) as con:
@@ -35,5 +39,6 @@ def test_dbt_parses_the_project_once_per_warehouse(tiny_history):
     runs = {e["info"]["invocation_id"] for e in events}
     full = {e["info"]["invocation_id"] for e in events if e["info"]["name"] == "UnableToPartialParse"}
     reused = {e["info"]["invocation_id"] for e in events if e["info"]["name"] == "PartialParsingSkipParsing"}
-    # day 1: the plan views and the build; days 2 and 3: the build (the plan views are current)
+    # day 1: the build (no plan is read); day 2: the plan views and the build; day 3: the build (they are
+    # current)
     assert len(runs) == 4 and len(full) == 1 and reused == runs - full
