@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from bitbucket_assets import services
 from bitbucket_assets.client import BitbucketClient, credentials_from_settings
 from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.clock import SimulatedClock
+from bitbucket_assets.defs.dbt_models.assets import PLAN_MODELS
+from bitbucket_assets.defs.dbt_models.project import dbt_project, dbt_vars, target_for
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
@@ -35,8 +38,8 @@ from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_assets.reporting.review_import import sign_review
 from bitbucket_assets.settings import Settings, load_settings, process_environment
 from bitbucket_assets.signing import public_key
+from bitbucket_assets.warehouse import plan_views
 from bitbucket_assets.warehouse.files import (
-    DBT_PROJECT_DIR,
     dbt_executable,
     publish_read_copy,
     read_copy_path,
@@ -397,29 +400,36 @@ def record_project_rules(con: duckdb.DuckDBPyConnection, org: Organisation, now:
 
 
 def create_refresh_plan(duckdb_path: str) -> None:
-    """The refresh plan's views (dbt_project/models/plan), which every dbt build of the sync job creates. The
-    demo's simulated days run no build, so it creates them after the first day and the next days are
-    incremental."""
-    subprocess.run(
-        [
-            dbt_executable(),
-            "run",
-            "--quiet",
-            "--select",
-            "+path:models/plan",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            # Not dbt_project/target: the manifest there is the one Dagster's definitions load.
-            "--target-path",
-            str(Path(duckdb_path).with_suffix(".dbt-target")),
-        ],
-        env={**process_environment(), "DUCKDB_PATH": duckdb_path},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    """The refresh plan's views (dbt_project/models/plan), which the sync job's second sync of a warehouse
+    builds. The demo's simulated days run no job, so it builds them after the first day, and the next days are
+    incremental. dbt runs as the job runs it (the warehouse's target directory and vars: the job's dbt runs
+    reuse this parse of the project), and the views are marked this project's, as the job marks them: today's
+    sync runs no dbt for them."""
+    with target_for(duckdb_path) as target:
+        subprocess.run(
+            [
+                dbt_executable(),
+                "run",
+                "--quiet",
+                "--select",
+                PLAN_MODELS,
+                "--profiles-dir",
+                ".",
+                "--target-path",
+                str(target),
+                "--log-path",  # where dagster-dbt has dbt write its log: beside the warehouse's artifacts
+                str(target),
+                "--vars",
+                dbt_vars(duckdb_path),
+            ],
+            cwd=dbt_project.project_dir,
+            env=process_environment(),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    with duckdb.connect(duckdb_path) as con:
+        plan_views.mark_current(con, json.loads(dbt_project.manifest_path.read_text()))
 
 
 def fresh_demo_database(duckdb_path: str | None) -> Path:
