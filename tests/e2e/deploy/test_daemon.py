@@ -90,6 +90,18 @@ def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_
                     "update provisioning.access_requests set expires_at = now() - interval 1 second "
                     "where request_id = 'jit-1'"
                 )
+            # One scheduled sync is what this test asks for; the schedule ticks every minute, and each more
+            # sync costs seconds of CPU (the suite's time): the schedule stops once it has launched one, as
+            # `dagster schedule stop` stops it.
+            wait_for(
+                "a scheduled sync's launch", lambda: runs("dagster/schedule_name", "daily_bitbucket_sync")
+            )
+            [schedule] = [
+                state
+                for state in instance.all_instigator_state()
+                if state.instigator_name == "daily_bitbucket_sync"
+            ]
+            instance.stop_schedule(schedule.instigator_origin_id, schedule.selector_id)
             synced = wait_for(
                 "a scheduled sync", lambda: finished("dagster/schedule_name", "daily_bitbucket_sync")
             )
