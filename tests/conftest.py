@@ -99,7 +99,8 @@ def tiny_warehouse(tmp_path_factory) -> str:
 @pytest.fixture
 def warehouse(tiny_warehouse, tmp_path) -> str:
     """A copy of `tiny_warehouse` of the test's own, with the provisioning tables. It keeps the file's name,
-    so its catalog's: dbt's views name relations by catalog, and a sync on the copy reuses the plan views."""
+    so its catalog's: dbt's views name relations by catalog, and a sync on the copy reuses the plan views
+    (`build_tiny_history` built them)."""
     copy = str(tmp_path / Path(tiny_warehouse).name)
     shutil.copy(tiny_warehouse, copy)
     with duckdb.connect(copy) as con:

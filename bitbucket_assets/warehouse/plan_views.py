@@ -6,7 +6,8 @@ views' own work), so each view carries, as its DuckDB comment, a fingerprint of 
 SQL: its model's code and configuration, the macros it calls (transitively), the sources it reads, dbt's and
 the adapter's versions, and the catalog it was built in (a copied warehouse file has another catalog name,
 and dbt's views name their sources by catalog). A sync rebuilds the views when any view's comment differs,
-and only then.
+and only then; and not before the warehouse has a complete snapshot, since only an incremental sync reads
+them (`needed`). Outside a job, `build` makes them as the job does (the demo's simulated days).
 
 Anyone who can write the warehouse can also change the views or their comments: the fingerprint guards against
 stale code, not against the warehouse's writers (docs/design.md, "Trust").
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -23,7 +25,12 @@ from typing import Any
 
 import duckdb
 
+from ..settings import process_environment
+from .dbt_runs import PROJECT_MANIFEST, dbt_vars, target_for
+from .files import DBT_PROJECT_DIR, dbt_executable
+
 PLAN_LAYER = "plan"
+SELECTION = f"path:models/{PLAN_LAYER}"  # dbt's selector of the plan views
 
 
 @dataclass(frozen=True, order=True)
@@ -74,6 +81,38 @@ def needed(con: duckdb.DuckDBPyConnection) -> bool:
         bool(found)
         and con.execute("select count(*) from raw.syncs where status = 'complete'").fetchone()[0] > 0
     )
+
+
+def build(database: str) -> None:
+    """Build the plan views with dbt as the sync job does (the warehouse's target directory and vars: the
+    job's later dbt runs reuse this parse of the project) and mark them this project's. For a warehouse synced
+    outside the job (the demo's simulated days) whose next sync is to be incremental."""
+    with target_for(database) as target:
+        done = subprocess.run(
+            [
+                dbt_executable(),
+                "run",
+                "--quiet",
+                "--select",
+                SELECTION,
+                "--profiles-dir",
+                ".",
+                "--target-path",
+                str(target),
+                "--log-path",  # where dagster-dbt has dbt write its log: beside the warehouse's artifacts
+                str(target),
+                "--vars",
+                dbt_vars(database),
+            ],
+            cwd=DBT_PROJECT_DIR,
+            env=process_environment(),
+            capture_output=True,
+            text=True,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"dbt could not build the plan views in {database}: {done.stdout[-2000:]}")
+    with duckdb.connect(database) as con:
+        mark_current(con, json.loads(PROJECT_MANIFEST.read_text()))
 
 
 def are_current(con: duckdb.DuckDBPyConnection, manifest: Mapping[str, Any]) -> bool:

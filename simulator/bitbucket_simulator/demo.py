@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -25,8 +24,6 @@ from bitbucket_assets import services
 from bitbucket_assets.client import BitbucketClient, credentials_from_settings
 from bitbucket_assets.client.admin_api import AtlassianAdminApi
 from bitbucket_assets.clock import SimulatedClock
-from bitbucket_assets.defs.dbt_models.assets import PLAN_MODELS
-from bitbucket_assets.defs.dbt_models.project import dbt_project, dbt_vars, target_for
 from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.refresh import RefreshPolicy
 from bitbucket_assets.extraction.sync import run_sync
@@ -40,7 +37,6 @@ from bitbucket_assets.settings import Settings, load_settings, process_environme
 from bitbucket_assets.signing import public_key
 from bitbucket_assets.warehouse import plan_views
 from bitbucket_assets.warehouse.files import (
-    dbt_executable,
     publish_read_copy,
     read_copy_path,
 )
@@ -164,7 +160,8 @@ def run_demo(
             for line in result.provisioning:
                 (echo if day == provisioning_day else detail)(line)
             if day == 0:
-                create_refresh_plan(settings.duckdb_path)  # later days are incremental, as after a real build
+                # later days are incremental, as after the job's second sync, which builds the plan views
+                plan_views.build(settings.duckdb_path)
         changes.update(_advance(server.simulator, org, settings, detail, scripted_leaver=days == 2))
         echo(
             f"  {days - 1} snapshot(s) complete; repositories' permission lists read {read} times, carried "
@@ -397,39 +394,6 @@ def record_project_rules(con: duckdb.DuckDBPyConnection, org: Organisation, now:
     con.executemany(
         "INSERT INTO provisioning.project_branch_rules VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
     )
-
-
-def create_refresh_plan(duckdb_path: str) -> None:
-    """The refresh plan's views (dbt_project/models/plan), which the sync job's second sync of a warehouse
-    builds. The demo's simulated days run no job, so it builds them after the first day, and the next days are
-    incremental. dbt runs as the job runs it (the warehouse's target directory and vars: the job's dbt runs
-    reuse this parse of the project), and the views are marked this project's, as the job marks them: today's
-    sync runs no dbt for them."""
-    with target_for(duckdb_path) as target:
-        subprocess.run(
-            [
-                dbt_executable(),
-                "run",
-                "--quiet",
-                "--select",
-                PLAN_MODELS,
-                "--profiles-dir",
-                ".",
-                "--target-path",
-                str(target),
-                "--log-path",  # where dagster-dbt has dbt write its log: beside the warehouse's artifacts
-                str(target),
-                "--vars",
-                dbt_vars(duckdb_path),
-            ],
-            cwd=dbt_project.project_dir,
-            env=process_environment(),
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    with duckdb.connect(duckdb_path) as con:
-        plan_views.mark_current(con, json.loads(dbt_project.manifest_path.read_text()))
 
 
 def fresh_demo_database(duckdb_path: str | None) -> Path:

@@ -26,6 +26,7 @@ from filelock import FileLock
 from bitbucket_assets.defs import sync_job
 from bitbucket_assets.defs.resources import build_resources
 from bitbucket_assets.settings import load_settings
+from bitbucket_assets.warehouse import plan_views
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 
 
@@ -139,6 +140,9 @@ def build_tiny_history(directory: Path) -> None:
 
         day()  # day 1: the baseline
         shutil.copy(db, directory / "day1.duckdb")
+        # The plan views the job's second sync would build, so that a sync on a copy (`warehouse`) runs one
+        # dbt process, as on any warehouse after its second sync.
+        plan_views.build(str(directory / "day1.duckdb"))
         ws.groups["developers"].members.remove(ben.uuid)  # ben leaves developers
         ws.groups["leads"].members.append(finn.uuid)  # finn joins leads
         ws.repositories["runbooks"].user_grants[zoe.uuid] = "admin"

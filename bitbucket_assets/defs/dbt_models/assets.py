@@ -14,10 +14,11 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_duckdb import DuckDBResource
 
 from ...warehouse import plan_views
+from ...warehouse.dbt_runs import dbt_vars, target_for
 from ...warehouse.files import WRITER_POOL
-from .project import dbt_project, dbt_vars, target_for
+from .project import dbt_project
 
-PLAN_MODELS = "path:models/plan"
+PLAN_MODELS = plan_views.SELECTION
 # The dbt source the refresh plan reads: the raw tables mid-sync (models/staging/_bitbucket__sources.yml).
 IN_PROGRESS = "bitbucket_sync_in_progress"
 RAW_SCHEMA = dg.AssetKey("raw_schema")

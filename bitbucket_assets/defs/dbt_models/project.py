@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import cached_property
 from importlib import metadata
-from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
@@ -45,37 +40,3 @@ class WarehouseDbt(DbtCliResource):
 
 def dbt_resource() -> DbtCliResource:
     return WarehouseDbt(project_dir=dbt_project, dbt_executable=dbt_executable())
-
-
-def dbt_vars(database: str) -> str:
-    """`--vars` for dbt: the warehouse `profiles.yml` opens (`var('duckdb_path')`), as an absolute path, since
-    dbt runs in its own process in dbt_project/."""
-    path = database if database.startswith("md:") else str(Path(database).resolve())
-    return json.dumps({"duckdb_path": path})
-
-
-def warehouse_target(database: str) -> Path:
-    """dbt's target directory for one warehouse (relative to the project), kept from one run to the next.
-
-    dbt reuses its parse of the project (`partial_parse.msgpack`) only when the command line's vars and the
-    profile (the warehouse's path) are those it was saved with. dagster-dbt's default, a new directory per
-    run seeded from `target/` (parsed without vars), made every sync parse the whole project again: about 5 s
-    of CPU per dbt run, and a directory per run piling up."""
-    digest = hashlib.sha256(dbt_vars(database).encode()).hexdigest()[:16]
-    return Path("target") / f"warehouse-{digest}"
-
-
-@contextmanager
-def target_for(database: str) -> Iterator[Path]:
-    """The warehouse's target directory, held for one dbt run (two runs on one warehouse would overwrite each
-    other's artifacts; DuckDB's lock serialises them anyway), without the last run's results."""
-    target = warehouse_target(database)
-    directory = dbt_project.project_dir / target
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            (directory / "run_results.json").unlink(missing_ok=True)
-            yield target
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 import requests
 
-from bitbucket_assets.defs.dbt_models.project import dbt_project, warehouse_target
+from bitbucket_assets.warehouse.dbt_runs import warehouse_target
+from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
 from bitbucket_simulator import SIM_API_TOKEN, SIM_ORG_API_KEY
 
 BIN = Path(sys.executable).parent / "bitbucket-access"
@@ -60,7 +61,7 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     # The demo built the refresh plan's views after the first day as the job builds them: today's sync ran no
     # dbt for them, and its one dbt run reused the demo's parse of the project.
     assert "The refresh plan's views are this project's already: dbt is not run for them." in details
-    target = dbt_project.project_dir / warehouse_target(str(demo_warehouse.db))
+    target = DBT_PROJECT_DIR / warehouse_target(str(demo_warehouse.db))
     log = (target / "dbt.log").read_text()  # the demo's own run logs in text, the job's in JSON lines
     full_parse = log.index("Unable to do partial parsing because")
     assert log.count("Running with dbt=") == 2 and log.count("Unable to do partial parsing") == 1

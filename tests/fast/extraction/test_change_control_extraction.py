@@ -182,7 +182,9 @@ class Days:
         self.clock = SimulatedClock(sim.org.now)
         # `token_for`: a workspace whose rules the simulator's workspace access token reads
         self.control = (
-            BitbucketClient(Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7)
+            BitbucketClient(
+                Credentials.access_token(SIM_ACCESS_TOKEN), sim.url, requests_per_hour=1e7, clock=self.clock
+            )
             if token_for
             else None
         )

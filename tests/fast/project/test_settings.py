@@ -11,9 +11,9 @@ import yaml
 
 from bitbucket_assets.client import AuthenticationError, credentials_from_settings
 from bitbucket_assets.definitions import build_definitions
-from bitbucket_assets.defs.dbt_models.project import dbt_vars
 from bitbucket_assets.defs.resources import BitbucketResource
 from bitbucket_assets.settings import DEFAULT_DUCKDB_PATH, Settings, SettingsError, load_settings
+from bitbucket_assets.warehouse.dbt_runs import dbt_vars
 from bitbucket_assets.warehouse.files import read_copy_path, reader_database
 from tests.support import ROOT
 

@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from bitbucket_assets.defs.dbt_models.project import dbt_project
+from bitbucket_assets.extraction.raw_schema import create_raw_schema
 from bitbucket_assets.warehouse import plan_views
 
 PLAN_MODEL = "model.bitbucket_access.repository_refresh_plan"
@@ -86,3 +87,20 @@ def test_a_copied_warehouse_file_is_not_current(manifest, tmp_path):
     copied.write_bytes(original.read_bytes())
     with duckdb.connect(str(copied)) as con:
         assert not plan_views.are_current(con, manifest)
+
+
+def test_the_views_are_needed_once_a_sync_is_complete(tmp_path):
+    """Only an incremental sync reads the plan views, and a workspace syncs incrementally only from a complete
+    snapshot: before the warehouse has one (no raw schema yet, or syncs that did not complete), dbt is not run
+    for them."""
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        assert not plan_views.needed(con)  # an empty file
+        create_raw_schema(con)
+        assert not plan_views.needed(con)
+        for n, status in enumerate(["running", "interrupted", "suspect", "failed"]):
+            con.execute(
+                "INSERT INTO raw.syncs (sync_id, started_at, status) VALUES (?, now(), ?)", [f"s{n}", status]
+            )
+        assert not plan_views.needed(con)
+        con.execute("INSERT INTO raw.syncs (sync_id, started_at, status) VALUES ('done', now(), 'complete')")
+        assert plan_views.needed(con)

@@ -9,7 +9,7 @@ import subprocess
 
 import duckdb
 
-from bitbucket_assets.defs.dbt_models.project import dbt_vars
+from bitbucket_assets.warehouse.dbt_runs import dbt_vars
 from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR, dbt_executable
 from tests.support.warehouses import History
 

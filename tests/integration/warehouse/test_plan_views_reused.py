@@ -1,4 +1,5 @@
-"""A sync runs dbt for the refresh plan's views only when they are not this project's (plan_views.py)."""
+"""A sync runs dbt for the refresh plan's views only when it may read them and they are not this project's
+(plan_views.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 
 import duckdb
 
-from bitbucket_assets.defs.dbt_models.project import dbt_project, warehouse_target
 from bitbucket_assets.warehouse import plan_views
+from bitbucket_assets.warehouse.dbt_runs import PROJECT_MANIFEST, warehouse_target
+from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
 
 PLAN = "plan/repository_refresh_plan"
 
@@ -23,7 +25,7 @@ def test_the_second_sync_builds_the_plan_views_and_later_syncs_reuse_them(tiny_h
     )
     assert later and all(m == {"rebuilt": False, "why": "this project's already"} for m in later)
 
-    manifest = json.loads(dbt_project.manifest_path.read_text())
+    manifest = json.loads(PROJECT_MANIFEST.read_text())
     with duckdb.connect(tiny_history.db, read_only=True) as con:
         assert plan_views.are_current(con, manifest)
         # the reused views still bind to this warehouse's raw tables (no sync is in progress: nothing is due)
@@ -31,9 +33,9 @@ def test_the_second_sync_builds_the_plan_views_and_later_syncs_reuse_them(tiny_h
 
 
 def test_dbt_parses_the_project_once_per_warehouse(tiny_history):
-    """Every dbt run on one warehouse shares its target directory (project.warehouse_target), so only the
+    """Every dbt run on one warehouse shares its target directory (dbt_runs.warehouse_target), so only the
     first parses the whole project; the rest reuse that parse (dbt's events in its log say which)."""
-    target = dbt_project.project_dir / warehouse_target(tiny_history.db)
+    target = DBT_PROJECT_DIR / warehouse_target(tiny_history.db)
     lines = [line for log in target.glob("dbt.log*") for line in log.read_text().splitlines()]  # rotated too
     events = [json.loads(line) for line in lines if line.startswith("{")]
     runs = {e["info"]["invocation_id"] for e in events}

@@ -1,0 +1,51 @@
+"""How dbt is run on one warehouse: the vars that name the file, and the target directory that keeps dbt's
+parse of the project for it. Plain functions, shared by the Dagster assets (defs/dbt_models) and whatever else
+runs dbt on a warehouse (the demo, the plan views built outside a job)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .files import DBT_PROJECT_DIR
+
+# The project's manifest (`make install` parses it; the image's build too): what Dagster's definitions load.
+PROJECT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+
+
+def dbt_vars(database: str) -> str:
+    """`--vars` for dbt: the warehouse `profiles.yml` opens (`var('duckdb_path')`), as an absolute path, since
+    dbt runs in its own process in dbt_project/."""
+    path = database if database.startswith("md:") else str(Path(database).resolve())
+    return json.dumps({"duckdb_path": path})
+
+
+def warehouse_target(database: str) -> Path:
+    """dbt's target directory for one warehouse (relative to the project), kept from one run to the next.
+
+    dbt reuses its parse of the project (`partial_parse.msgpack`) only when the command line's vars and the
+    profile (the warehouse's path) are those it was saved with. dagster-dbt's default, a new directory per
+    run seeded from `target/` (parsed without vars), made every sync parse the whole project again: about 5 s
+    of CPU per dbt run, and a directory per run piling up."""
+    digest = hashlib.sha256(dbt_vars(database).encode()).hexdigest()[:16]
+    return Path("target") / f"warehouse-{digest}"
+
+
+@contextmanager
+def target_for(database: str) -> Iterator[Path]:
+    """The warehouse's target directory, held for one dbt run (two runs on one warehouse would overwrite each
+    other's artifacts; DuckDB's lock serialises them anyway), without the last run's results."""
+    target = warehouse_target(database)
+    directory = DBT_PROJECT_DIR / target
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            (directory / "run_results.json").unlink(missing_ok=True)
+            yield target
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
