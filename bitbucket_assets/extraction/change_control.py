@@ -141,25 +141,38 @@ def plan(
     total = len(rows)
     share = total if full else math.ceil(total / rolling_days)
     # A resumed sync: what the workspace read counts against the share.
-    budget = share - sum(1 for r in rows if r[4])
+    read_before = sum(1 for r in rows if r[4])
+    budget = share - read_before
     chosen: list[tuple[Target, str]] = []
     due = {
         uuid
         for uuid, _, fetched_at, age, done, _ in rows
         if not done and not full and fetched_at is not None and age >= rolling_days - 0.5
     }
-    # Due first, whatever else waits: nothing read gets older than N days. Repositories never read (the first
-    # pass, then those created since) take what is left of the day's share, then the oldest: taken before the
-    # due ones, the backlog created during the first pass and the first due ones landed on one day (`large`,
-    # N = 21, day 23: 12.7 h). Those never read get at least a quarter of the share even when due reads fill
-    # it: once the first pass is through, the due reads leave free only what deleted repositories freed, about
-    # as many as are created, and the backlog created during the first pass was never read (`large`, N = 21:
-    # coverage stuck at 97 %). Not past a quarter share over the day's share, though: the first sync of
-    # `large` lasts more than a day, and two days' reads fall due together (day 23: 1,236 due, share 954).
-    for uuid, slug, *_, slug_of in rows:
+    # Due first, whatever else waits: nothing read gets older than N days, as long as no more than 1.25 shares
+    # fall due on one day. Repositories never read (the first pass, then those created since) take what is
+    # left of the day's share, then the oldest: taken before the due ones, the backlog created during the
+    # first pass and the first due ones landed on one day (`large`, N = 21, day 23: 12.7 h). Those never read
+    # get at least a quarter of the share even when due reads fill it: once the first pass is through, the due
+    # reads leave free only what deleted repositories freed, about as many as are created, and the backlog
+    # created during the first pass was never read (`large`, N = 21: coverage stuck at 97 %). Not past a
+    # quarter share over the day's share, though, and due reads take no more than that either, the oldest
+    # first; the rest wait a day, and are the oldest then. The first sync of `large` lasts more than a day, so
+    # the reads of its first two days fall due on one day: 1,744 repositories on day 23 (N = 21), 14.0 h, once
+    # the plan per credential left megacorp no spare reads to take its oldest early (the plan per workspace
+    # had spread them, by chance: 1,236 due, 11.8 h).
+    room = share + math.ceil(share / NEVER_READ_DIVISOR) - read_before
+    waiting = 0
+    for uuid, slug, *_, slug_of in rows:  # the oldest first
         if uuid in due:
-            chosen.append((Target(uuid, slug, f"due: {rolling_days} days old"), slug_of))
-            budget -= 1
+            if room > 0:
+                chosen.append((Target(uuid, slug, f"due: {rolling_days} days old"), slug_of))
+                budget -= 1
+                room -= 1
+            else:
+                waiting += 1
+    if waiting:
+        log.info("%d repositories due for change control wait a day: over 1.25 shares due today", waiting)
     read_new = sum(1 for _, _, fetched_at, _, done, _ in rows if done and fetched_at is None)
     never_read = never_read_budget(share, budget, read_new)
     for uuid, slug, fetched_at, _, done, slug_of in rows:

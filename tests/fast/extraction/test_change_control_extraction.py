@@ -190,7 +190,8 @@ class Days:
         )
         self.token_for = token_for or None
 
-    def sync(self):
+    def sync(self, after: timedelta = timedelta(days=1)):
+        """One sync, then the clock moves on by `after` (a day unless told)."""
         client = BitbucketClient(
             Credentials.api_token(self.sim.email, SIM_API_TOKEN),
             self.sim.url,
@@ -205,7 +206,7 @@ class Days:
                 change_control_workspace=self.token_for,
             )
             result = run_sync(client, con, options)
-        self.clock.advance(timedelta(days=1))
+        self.clock.advance(after)
         return result
 
     def create(self, workspace: str, count: int) -> None:
@@ -240,6 +241,27 @@ def test_once_reads_fall_due_they_come_before_repositories_created_since(make_si
     days.create("tiny-co", 3)
     third = days.sync()
     assert days.reasons(third.sync_id, "tiny-co") == [("due: 2 days old", 2), ("new", 2)]
+
+
+def test_due_reads_take_at_most_a_quarter_over_the_share_and_the_rest_wait_a_day(make_sim, tmp_path) -> None:
+    """A first sync longer than a day puts two days' reads in one day's window, and they fall due together
+    (`large`, N = 21, day 23: 1,744 repositories, 14.0 h). N = 2 over tiny-co's five repositories, share
+    ceil(5 / 2) = 3: the second sync runs 6 hours after the first (three read; then two, and one of the first
+    three early); 40 hours later all five are due, and four are read, 1.25 shares, the oldest first. The one
+    left is read the next day, still due."""
+    days = Days(make_sim(), tmp_path / "w.duckdb", n=2)
+    days.sync(after=timedelta(hours=6))
+    days.sync(after=timedelta(hours=40))
+    third = days.sync()
+    assert days.reasons(third.sync_id, "tiny-co") == [("due: 2 days old", 4)]
+    fourth = days.sync()
+    assert ("due: 2 days old", 1) in days.reasons(fourth.sync_id, "tiny-co")
+    read = "SELECT DISTINCT resource_id FROM raw.change_control_reads WHERE sync_id = ? AND "
+    read += "observed_sync_id = sync_id AND resource_type = 'repository' AND read_reason LIKE 'due: 2%'"
+    on_third = {r for (r,) in _rows(days.db, read, [third.sync_id])}
+    on_fourth = {r for (r,) in _rows(days.db, read, [fourth.sync_id])}
+    assert len(on_fourth) == 1 and not on_fourth & on_third
+    assert on_fourth | on_third == {r.uuid for r in days.sim.org.workspaces["tiny-co"].repositories.values()}
 
 
 def test_repositories_never_read_get_a_quarter_of_the_share_when_due_reads_fill_it(
