@@ -158,9 +158,9 @@ def plan(
     # created during the first pass was never read (`large`, N = 21: coverage stuck at 97 %). Not past a
     # quarter share over the day's share, though, and due reads take no more than that either, the oldest
     # first; the rest wait a day, and are the oldest then. The first sync of `large` lasts more than a day, so
-    # the reads of its first two days fall due on one day: 1,744 repositories on day 23 (N = 21), 14.0 h, once
-    # the plan per credential left megacorp no spare reads to take its oldest early (the plan per workspace
-    # had spread them, by chance: 1,236 due, 11.8 h).
+    # the reads of its first two days fall due on one day: 1,744 repositories on day 23 (N = 21), 14.0 h, with
+    # the plan per credential (with a share per workspace, 1,236 and 11.8 h: megacorp, likely, had read some
+    # of its oldest early).
     room = share + math.ceil(share / NEVER_READ_DIVISOR) - read_before
     waiting = 0
     for uuid, slug, *_, slug_of in rows:  # the oldest first
