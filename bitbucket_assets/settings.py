@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     # repository's lists (one rate-limit bucket) instead of Bitbucket's effective list (the other).
     bitbucket_sync_target_hours: float = Field(DEFAULT_SYNC_TARGET_HOURS, gt=0)
     # Change control is read on a rolling schedule: about 1/N of the repositories a day, each at most N days
-    # old once the first pass (spread over N days) is through; `sync --full` reads every repository's.
+    # old once the first pass (spread over N days) is through (due reads take at most 1.25 shares a day: the
+    # rest wait a day); `sync --full` reads every repository's.
     bitbucket_change_control_days: int = Field(DEFAULT_CHANGE_CONTROL_DAYS, ge=1)
     # An optional second credential for change control: a workspace access token (Bearer; scopes
     # `repository:admin`) of BITBUCKET_CHANGE_CONTROL_WORKSPACE, whose rate limit is its own. It reads that

@@ -86,10 +86,11 @@ def plan(
 ) -> tuple[list[Target], int]:
     """The repositories of `workspace` whose change control is read now, and how many it has in all.
 
-    Read: those N days old or older (always, so nothing gets older than N days once the first pass is
-    through), then those never read (the first pass, spread over the period; then those created since), then
-    the oldest, these two up to the day's share, ceil(repositories / N); those never read get at least a
-    quarter of the share, as long as the day reads no more than 1.25 shares (`never_read_budget`).
+    Read: those N days old or older, the oldest first, up to 1.25 shares (so nothing gets older than N days
+    once the first pass is through, unless more fall due on one day: the rest wait a day), then those never
+    read (the first pass, spread over the period; then those created since), then the oldest, these two up to
+    the day's share, ceil(repositories / N); those never read get at least a quarter of the share, as long as
+    the day reads no more than 1.25 shares (`never_read_budget`).
     Repositories this workspace's stage read before the sync was resumed are not read again. `shared_with`:
     the other workspaces whose change control the same credential reads in this sync. The rate limit is the
     credential's, not a workspace's: the plan, and the day's share, are over all of them, so a small workspace
@@ -172,7 +173,13 @@ def plan(
             else:
                 waiting += 1
     if waiting:
-        log.info("%d repositories due for change control wait a day: over 1.25 shares due today", waiting)
+        log.info(
+            "workspace %s: %d repositories due for change control in its plan (shared with %s) wait a day: "
+            "over 1.25 shares are due today",
+            workspace,
+            waiting,
+            ", ".join(pool[1:]) or "no other workspace",
+        )
     read_new = sum(1 for _, _, fetched_at, _, done, _ in rows if done and fetched_at is None)
     never_read = never_read_budget(share, budget, read_new)
     for uuid, slug, fetched_at, _, done, slug_of in rows:

@@ -84,9 +84,9 @@ def needed(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def build(database: str) -> None:
-    """Build the plan views with dbt as the sync job does (the warehouse's target directory and vars: the
-    job's later dbt runs reuse this parse of the project) and mark them this project's. For a warehouse synced
-    outside the job (the demo's simulated days) whose next sync is to be incremental."""
+    """Build the plan views with dbt in the warehouse's target directory and with its vars, as the sync job
+    runs dbt (the job's later dbt runs reuse this parse of the project), and mark them this project's. For a
+    warehouse synced outside the job (the demo's simulated days) whose next sync is to be incremental."""
     with target_for(database) as target:
         done = subprocess.run(
             [

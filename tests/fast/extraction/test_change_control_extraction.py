@@ -250,18 +250,25 @@ def test_due_reads_take_at_most_a_quarter_over_the_share_and_the_rest_wait_a_day
     three early); 40 hours later all five are due, and four are read, 1.25 shares, the oldest first. The one
     left is read the next day, still due."""
     days = Days(make_sim(), tmp_path / "w.duckdb", n=2)
-    days.sync(after=timedelta(hours=6))
-    days.sync(after=timedelta(hours=40))
+    first = days.sync(after=timedelta(hours=6))
+    second = days.sync(after=timedelta(hours=40))
     third = days.sync()
     assert days.reasons(third.sync_id, "tiny-co") == [("due: 2 days old", 4)]
     fourth = days.sync()
     assert ("due: 2 days old", 1) in days.reasons(fourth.sync_id, "tiny-co")
     read = "SELECT DISTINCT resource_id FROM raw.change_control_reads WHERE sync_id = ? AND "
-    read += "observed_sync_id = sync_id AND resource_type = 'repository' AND read_reason LIKE 'due: 2%'"
-    on_third = {r for (r,) in _rows(days.db, read, [third.sync_id])}
-    on_fourth = {r for (r,) in _rows(days.db, read, [fourth.sync_id])}
+    read += "observed_sync_id = sync_id AND resource_type = 'repository'"
+
+    def read_by(result, reason: str = "") -> set[str]:
+        rows = _rows(days.db, read + " AND read_reason LIKE ?", [result.sync_id, reason + "%"])
+        return {r for (r,) in rows}
+
+    on_third, on_fourth = read_by(third, "due: 2"), read_by(fourth, "due: 2")
     assert len(on_fourth) == 1 and not on_fourth & on_third
     assert on_fourth | on_third == {r.uuid for r in days.sim.org.workspaces["tiny-co"].repositories.values()}
+    # The oldest first: the two read only by the first sync are read on the third day; the one that waits was
+    # read by the second.
+    assert read_by(first) - read_by(second) <= on_third and on_fourth <= read_by(second)
 
 
 def test_repositories_never_read_get_a_quarter_of_the_share_when_due_reads_fill_it(
