@@ -12,6 +12,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from tests.support import ROOT
+from tests.support.apptest import run_page
 
 APP = str(ROOT / "bitbucket_assets" / "dashboard" / "app.py")
 EXE = Path(sys.executable).parent / "bitbucket-access"
@@ -23,7 +24,7 @@ def test_with_sign_in_required_no_data_is_rendered_before_login(dashboard_db, mo
     for page in ("Overview", "Who has access", "Risks", "Provisioning"):
         app = AppTest.from_file(APP, default_timeout=60)
         app.query_params["page"] = page
-        app.run()
+        run_page(app)
         assert not app.exception, app.exception
         assert [b.label for b in app.button] == ["Sign in"]
         assert not app.metric and not app.dataframe and not app.sidebar.radio
@@ -34,7 +35,7 @@ def test_without_sign_in_the_pages_render(dashboard_db, monkeypatch) -> None:
     monkeypatch.setenv("BITBUCKET_DASHBOARD_DB", dashboard_db)
     monkeypatch.delenv("BITBUCKET_DASHBOARD_SIGN_IN", raising=False)
     app = AppTest.from_file(APP, default_timeout=60)
-    app.run()
+    run_page(app)
     assert not app.exception and app.metric and not app.button
 
 

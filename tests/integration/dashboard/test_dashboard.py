@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from bitbucket_assets.dashboard.data import MEASURES
 from bitbucket_assets.dashboard.widgets import TABLE_ROWS
 from tests.support import ROOT
+from tests.support.apptest import run_page
 
 APP = str(ROOT / "bitbucket_assets" / "dashboard" / "app.py")
 
@@ -30,7 +31,7 @@ def run(page: str, db: str, monkeypatch, **params: str) -> AppTest:
     app.query_params["page"] = page
     for name, value in params.items():
         app.query_params[name] = value
-    app.run()
+    run_page(app)
     assert not app.exception, app.exception
     return app
 
