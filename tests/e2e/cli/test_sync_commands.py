@@ -24,9 +24,11 @@ from tests.support.listener import Listener
 SECRET = "ATATT3xSettingsTestSecret0001"
 
 
-def test_sync_prints_plain_progress_lines_off_a_terminal_and_dagster_logs_them(make_sim, tmp_path) -> None:
+def test_sync_prints_plain_progress_lines_off_a_terminal_and_dagster_logs_them(
+    make_sim, tmp_path, warehouse_dir
+) -> None:
     sim = make_sim()
-    db = tmp_path / "w.duckdb"
+    db = warehouse_dir / "w.duckdb"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BITBUCKET_", "DUCKDB_"))}
     env.update(
         {
@@ -48,7 +50,7 @@ def test_sync_prints_plain_progress_lines_off_a_terminal_and_dagster_logs_them(m
     # The terminal is quiet: Dagster's and dbt's lines went to the run's log file, named at the end, with the
     # same progress lines in Dagster's run log.
     assert out.stderr == "" and " - dagster - " not in out.stdout and "Running with dbt" not in out.stdout
-    [log] = (tmp_path / "logs").glob("sync-*.log")
+    [log] = (warehouse_dir / "logs").glob("sync-*.log")  # beside the warehouse
     assert out.stdout.splitlines()[-1] == f"  details (Dagster's and dbt's lines): {log}"
     details = log.read_text()
     assert " - dagster - " in details and "Running with dbt" in details and SIM_API_TOKEN not in details
@@ -121,9 +123,9 @@ def sync_env(sim, db) -> dict[str, str]:
     }
 
 
-def test_a_resumed_sync_exits_0_and_prints_its_summary(make_sim, tmp_path) -> None:
+def test_a_resumed_sync_exits_0_and_prints_its_summary(make_sim, tmp_path, warehouse_dir) -> None:
     sim = make_sim()
-    db = tmp_path / "w.duckdb"
+    db = warehouse_dir / "w.duckdb"
     interrupted = interrupt_a_sync(sim, db)
     done = subprocess.run(
         [CLI, "sync"], capture_output=True, text=True, env=sync_env(sim, db), timeout=600, cwd=tmp_path

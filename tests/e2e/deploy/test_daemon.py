@@ -51,9 +51,11 @@ def pg_rows(postgres, sql: str, params=()) -> list[tuple]:
 
 
 @pytest.mark.timeout(900)
-def test_daemon_fires_the_schedules_and_the_sensor(dagster_home, postgres, make_sim, tmp_path) -> None:
+def test_daemon_fires_the_schedules_and_the_sensor(
+    dagster_home, postgres, make_sim, tmp_path, warehouse_dir
+) -> None:
     sim = make_sim()
-    db = tmp_path / "warehouse.duckdb"
+    db = warehouse_dir / "w.duckdb"
     finn = sim.user("finn")
     leads = sim.org.workspaces["tiny-co"].groups["leads"].members
     # An approved just-in-time request waits before the daemon starts. It is made to expire only once applied,

@@ -17,10 +17,10 @@ from bitbucket_simulator import SIM_API_TOKEN
 
 
 def test_sync_and_provisioning_jobs_on_the_postgres_instance(
-    dagster_home, postgres, make_sim, tmp_path
+    dagster_home, postgres, make_sim, warehouse_dir
 ) -> None:
     sim = make_sim()
-    db = str(tmp_path / "warehouse.duckdb")
+    db = str(warehouse_dir / "w.duckdb")
     settings = load_settings(
         bitbucket_api_url=sim.url,
         bitbucket_email=sim.email,

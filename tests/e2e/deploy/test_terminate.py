@@ -16,9 +16,11 @@ from .conftest import dagster_cli, pipeline_env, running_daemon
 
 
 @pytest.mark.timeout(900)
-def test_terminating_a_paced_sync_stops_it_and_the_next_run_resumes(dagster_home, make_sim, tmp_path) -> None:
+def test_terminating_a_paced_sync_stops_it_and_the_next_run_resumes(
+    dagster_home, make_sim, tmp_path, warehouse_dir
+) -> None:
     sim = make_sim()
-    db = tmp_path / "warehouse.duckdb"
+    db = warehouse_dir / "w.duckdb"
     # 120 calls an hour per bucket: a burst of 6, then one call every 30 s; this sync would take over 15
     # minutes.
     env = pipeline_env(sim, db, BITBUCKET_REQUESTS_PER_HOUR="120")

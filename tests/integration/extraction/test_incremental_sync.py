@@ -6,12 +6,11 @@ Two warehouses follow the same organisation: one incremental (N = 3 days), one `
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -29,6 +28,7 @@ from bitbucket_assets.extraction.refresh import (
     lists_instead_of_effective,
 )
 from bitbucket_assets.extraction.sync import SyncResult, run_sync
+from bitbucket_assets.warehouse.dbt_runs import dbt_vars, target_for
 from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Repository, new_uuid
@@ -68,24 +68,17 @@ class Warehouse:
         self.results.append(result)
         if not build:
             return result
-        subprocess.run(
-            # Its own target path: other tests' dbt runs (other xdist workers) must not share its files.
-            [
-                DBT,
-                "run",
-                "--quiet",
-                "--profiles-dir",
-                ".",
-                "--target-path",
-                self.db + ".target",
-                "--select",
-                *self.select,
-            ],
-            cwd=DBT_PROJECT_DIR,
-            env={**os.environ, "DUCKDB_PATH": self.db},
-            check=True,
-            capture_output=True,
-        )
+        # The warehouse's own target directory, as the assets use (its parse is reused by the next run).
+        with target_for(self.db) as target:
+            subprocess.run(
+                [
+                    *(DBT, "run", "--quiet", "--profiles-dir", ".", "--vars", dbt_vars(self.db)),
+                    *("--target-path", str(target), "--log-path", str(target), "--select", *self.select),
+                ],
+                cwd=DBT_PROJECT_DIR,
+                check=True,
+                capture_output=True,
+            )
         return result
 
     def query(self, sql: str, params=None) -> list[tuple]:
@@ -144,6 +137,11 @@ class Scenario:
 
     def user(self, nickname: str):
         return next(u for u in self.org.users.values() if u.nickname == nickname)
+
+
+def own_warehouse(directory: Path, now: datetime, policy: RefreshPolicy) -> Warehouse:
+    """A test's warehouse in `warehouse_dir`, on a simulated clock starting at `now`."""
+    return Warehouse(str(directory / "w.duckdb"), SimulatedClock(now), policy)
 
 
 @pytest.fixture(scope="module")
@@ -277,9 +275,9 @@ def test_history_does_not_invent_changes_on_days_a_list_was_carried(scenario) ->
     assert reopened == []
 
 
-def test_group_privileges_refused_reads_group_lists_per_repository_and_carries_them(tmp_path) -> None:
+def test_group_privileges_refused_reads_group_lists_per_repository_and_carries_them(warehouse_dir) -> None:
     org = load_organisation("tiny")
-    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
     with SimulatorServer(Simulator(org, group_privileges_status=404)) as server:
         email = org.users[org.operator_uuid].email
         warehouse.sync(server.url, email)
@@ -300,11 +298,11 @@ def test_group_privileges_refused_reads_group_lists_per_repository_and_carries_t
     assert carried_groups >= 1  # group lists read per repository are carried too
 
 
-def test_a_repository_deleted_while_the_sync_runs_or_between_syncs_leaves_the_snapshot(tmp_path) -> None:
+def test_a_repository_deleted_while_the_sync_runs_or_between_syncs_leaves_the_snapshot(warehouse_dir) -> None:
     org = load_organisation("tiny")
     ws = org.workspaces["tiny-co"]
     finn = next(u for u in org.users.values() if u.nickname == "finn")
-    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
     simulator = Simulator(org)
 
     def delete_ledger_once_listed(event) -> None:
@@ -374,12 +372,12 @@ def test_a_repository_deleted_while_the_sync_runs_or_between_syncs_leaves_the_sn
         assert counts[:3] == (0, 0, 0) and counts[3] > 0, counts
 
 
-def test_a_repository_created_after_the_bulk_group_list_reads_its_own_groups_list(tmp_path) -> None:
+def test_a_repository_created_after_the_bulk_group_list_reads_its_own_groups_list(warehouse_dir) -> None:
     # A group with `auto_add` reaches a new repository from its creation; the bulk list, read earlier, cannot
     # know.
     org = load_organisation("tiny")
     ws = org.workspaces["tiny-co"]
-    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
     simulator = Simulator(org)
 
     def create_once_the_bulk_list_is_answered(record) -> None:
@@ -423,9 +421,9 @@ def test_a_repository_created_after_the_bulk_group_list_reads_its_own_groups_lis
     assert bulk == 5  # tiny-co's other repositories still came from the bulk list
 
 
-def test_an_interrupted_incremental_sync_resumes_and_completes(tmp_path) -> None:
+def test_an_interrupted_incremental_sync_resumes_and_completes(warehouse_dir) -> None:
     org = load_organisation("tiny")
-    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
     finn = next(u for u in org.users.values() if u.nickname == "finn")
     runbooks = org.workspaces["tiny-co"].repositories["runbooks"]
     with SimulatorServer(Simulator(org)) as server:
@@ -471,7 +469,7 @@ def test_the_freshness_check_names_a_list_older_than_n_days() -> None:
 
 
 def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_and_nothing_is_reconciled(
-    tmp_path,
+    warehouse_dir,
 ) -> None:
     org = load_organisation("tiny")
     for repository in org.workspaces["tiny-co"].repositories.values():
@@ -479,7 +477,7 @@ def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_an
             "read"  # 100 members on each of 5 repositories: 6 pages > 5 lists
         )
     org.touch()
-    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
         warehouse.sync(server.url, email)
@@ -504,12 +502,12 @@ def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_an
     ) == [(["tiny-labs"],)]
 
 
-def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their_lists(tmp_path) -> None:
+def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their_lists(warehouse_dir) -> None:
     org = load_organisation("tiny")
     for repository in list(org.workspaces["tiny-co"].repositories.values())[:3]:
         repository.group_grants["everyone"] = "read"  # 100 members: tiny-co's effective list is 5 pages
     org.touch()
-    warehouse = Warehouse(str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(target_hours=12))
+    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(target_hours=12))
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
         warehouse.sync(server.url, email)
@@ -547,7 +545,7 @@ def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their
 
 
 def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_for_the_next_estimate(
-    tmp_path,
+    warehouse_dir,
 ) -> None:
     org = load_organisation("tiny")
     for repository in list(org.workspaces["tiny-co"].repositories.values())[:3]:
@@ -555,9 +553,7 @@ def test_a_workspace_not_reconciled_keeps_the_size_of_its_last_effective_list_fo
             "read"  # as above: tiny-labs reads its lists on a day over the target
         )
     org.touch()
-    warehouse = Warehouse(
-        str(tmp_path / "w.duckdb"), SimulatedClock(org.now), RefreshPolicy(target_hours=0.01)
-    )
+    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(target_hours=0.01))
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
         for day in range(3):

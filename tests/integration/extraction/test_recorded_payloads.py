@@ -53,10 +53,10 @@ def recorded(tmp_path_factory):
 
 
 @pytest.fixture
-def warehouse(recorded, tmp_path):
+def warehouse(recorded, warehouse_dir):
     """A copy of the recorded warehouse, and the replay server."""
     db, server = recorded
-    copy = str(tmp_path / "w.duckdb")
+    copy = str(warehouse_dir / "w.duckdb")
     shutil.copy(db, copy)
     return copy, server
 

@@ -8,14 +8,14 @@ from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
 from tests.support.warehouses import run_pipeline
 
 
-def test_a_none_grant_is_stored_but_is_never_access(tmp_path) -> None:
+def test_a_none_grant_is_stored_but_is_never_access(warehouse_dir) -> None:
     org = load_organisation("tiny")
     ws = org.workspaces["tiny-co"]
     lone = next(u for u in org.users.values() if u.nickname == "filler-050")
     ws.repositories["ledger"].user_grants[lone.uuid] = "none"
     ws.repositories["runbooks"].group_grants["leads"] = "none"
     ws.projects["PAY"].user_grants[lone.uuid] = "none"
-    db = str(tmp_path / "w.duckdb")
+    db = str(warehouse_dir / "w.duckdb")
     with SimulatorServer(Simulator(org)) as server:
         result = run_pipeline(server.url, org.users[org.operator_uuid].email, db)
     assert result.success

@@ -13,9 +13,9 @@ from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
 from tests.support.warehouses import run_pipeline
 
 
-def test_sync_succeeds_while_the_read_copy_is_open(tiny_warehouse, tmp_path) -> None:
+def test_sync_succeeds_while_the_read_copy_is_open(tiny_warehouse, warehouse_dir) -> None:
     org = load_organisation("tiny")
-    db = str(tmp_path / "w.duckdb")
+    db = str(warehouse_dir / "w.duckdb")
     copy = read_copy_path(db)
     # One sync of tiny, as the sync job leaves it: the warehouse and its read copy.
     shutil.copy(tiny_warehouse, db)
