@@ -104,7 +104,8 @@ def warehouse_dir(tmp_path_factory) -> Path:
     again, about 2.6 s of CPU. A failed test's warehouse is therefore gone once the worker's next test starts
     (rerun it alone to keep it)."""
     directory = tmp_path_factory.getbasetemp() / "warehouses"
-    shutil.rmtree(directory, ignore_errors=True)
+    if directory.exists():
+        shutil.rmtree(directory)  # a failure to empty it is the error, not the mkdir after it
     directory.mkdir()
     return directory
 

@@ -67,7 +67,12 @@ def test_registering_a_campaign_waits_for_the_writer_lock(warehouse, tmp_path) -
     finally:
         holder.kill()
         holder.wait()
-    assert export_run.wait(timeout=300) == 0 and out.exists()
+    try:
+        assert export_run.wait(timeout=300) == 0 and out.exists()
+    finally:  # not left reading a warehouse path the worker's next test reuses (`warehouse_dir`)
+        if export_run.poll() is None:
+            export_run.kill()
+            export_run.wait()
 
 
 def test_an_output_directory_that_does_not_exist_is_named(warehouse, tmp_path) -> None:

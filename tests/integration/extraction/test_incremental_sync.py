@@ -70,15 +70,16 @@ class Warehouse:
             return result
         # The warehouse's own target directory, as the assets use (its parse is reused by the next run).
         with target_for(self.db) as target:
-            subprocess.run(
+            done = subprocess.run(
                 [
                     *(DBT, "run", "--quiet", "--profiles-dir", ".", "--vars", dbt_vars(self.db)),
                     *("--target-path", str(target), "--log-path", str(target), "--select", *self.select),
                 ],
                 cwd=DBT_PROJECT_DIR,
-                check=True,
                 capture_output=True,
+                text=True,
             )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return result
 
     def query(self, sql: str, params=None) -> list[tuple]:
