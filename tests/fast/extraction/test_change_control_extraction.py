@@ -625,3 +625,29 @@ def test_check_probes_the_second_credential_and_names_a_refused_one(make_sim) ->
 def test_the_change_control_workspace_is_named_by_slug_or_uuid(configured, named) -> None:
     access = WorkspaceAccess("tiny-co", "{5e7d0c2a-0000-4000-8000-00000000000a}", "Tiny Co", True)
     assert names_workspace(configured, access) is named
+
+
+def test_the_due_reads_ceiling_is_the_credentials_over_every_workspace_it_reads(make_sim, tmp_path) -> None:
+    """The ceiling is over the credential's plan, not each workspace's: tiny-co (five repositories) and
+    tiny-labs (one) read by one credential, N = 2, share ceil(6 / 2) = 3. As above, the second sync runs 6
+    hours after the first and all six are due 40 hours later: four are read in all (1.25 shares), the oldest
+    first in either workspace; a ceiling per workspace would have let tiny-co read four and tiny-labs
+    its one."""
+    days = Days(make_sim(), tmp_path / "w.duckdb", n=2, workspaces=None)
+    first = days.sync(after=timedelta(hours=6))
+    second = days.sync(after=timedelta(hours=40))
+    third = days.sync()
+    fourth = days.sync()
+    read = (
+        "SELECT DISTINCT resource_id FROM raw.change_control_reads WHERE sync_id = ? AND observed_sync_id = "
+        "sync_id AND resource_type = 'repository' AND read_reason LIKE ?"
+    )
+
+    def read_by(result, reason: str = "") -> set[str]:
+        return {r for (r,) in _rows(days.db, read, [result.sync_id, reason + "%"])}
+
+    every = {r.uuid for ws in days.sim.org.workspaces.values() for r in ws.repositories.values()}
+    assert len(every) == 6 and read_by(first) | read_by(second) == every
+    on_third, on_fourth = read_by(third, "due: 2"), read_by(fourth, "due: 2")
+    assert len(on_third) == 4 and on_fourth == every - on_third
+    assert read_by(first) <= on_third  # the oldest first, whichever workspace they are in
