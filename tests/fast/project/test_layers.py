@@ -76,6 +76,9 @@ def test_bitbucket_and_admin_api_paths_are_built_only_in_the_client() -> None:
         ("bitbucket_assets.settings", ("dagster", "bitbucket_assets.client", "bitbucket_simulator")),
         ("bitbucket_assets.clock", ("dagster",)),
         ("bitbucket_assets.warehouse.files", ("dagster",)),
+        # How dbt runs on a warehouse: shared by the assets, the demo and the plan views built outside a job.
+        ("bitbucket_assets.warehouse.dbt_runs", ("dagster", "bitbucket_simulator")),
+        ("bitbucket_assets.warehouse.plan_views", ("dagster", "bitbucket_simulator")),
         ("bitbucket_assets.client", ("dagster", "bitbucket_simulator")),
         ("bitbucket_assets.extraction.sync", ("dagster", "bitbucket_simulator")),
         ("bitbucket_assets.provisioning.engine", ("dagster", "bitbucket_simulator")),
