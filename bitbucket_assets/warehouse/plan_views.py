@@ -110,7 +110,9 @@ def build(database: str) -> None:
             text=True,
         )
     if done.returncode != 0:
-        raise RuntimeError(f"dbt could not build the plan views in {database}: {done.stdout[-2000:]}")
+        # dbt writes its errors to stdout; what fails before it starts (a broken install) goes to stderr.
+        said = (done.stdout + done.stderr)[-2000:]
+        raise RuntimeError(f"dbt could not build the plan views in {database}: {said}")
     with duckdb.connect(database) as con:
         mark_current(con, json.loads(PROJECT_MANIFEST.read_text()))
 
