@@ -43,6 +43,7 @@ def test_local_instance_allows_one_writer_and_one_run(tmp_path) -> None:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        assert not instance.telemetry_enabled  # as in production: nothing about the runs leaves the machine
 
 
 def test_dagster_finds_the_definitions_from_workspace_yaml() -> None:
@@ -69,6 +70,7 @@ def test_production_files_are_consistent() -> None:
     instance = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
     assert instance["concurrency"]["pools"]["default_limit"] == 1
     assert instance["run_launcher"]["class"] == "K8sRunLauncher"
+    assert instance["telemetry"] == {"enabled": False}
     assert instance["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     values = yaml.safe_load((ROOT / "deploy" / "values.yaml").read_text())
     deployment = values["dagster-user-deployments"]["deployments"][0]
