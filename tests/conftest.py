@@ -17,7 +17,7 @@ import requests
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Organisation
-from tests.support import durations, provisioning, warehouses
+from tests.support import ROOT, durations, provisioning, warehouses
 
 
 class Sim:
@@ -208,3 +208,19 @@ def pytest_configure(config) -> None:
     if not manifest.exists() or max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime:
         dbt = Path(sys.executable).parent / "dbt"
         subprocess.run([str(dbt), "parse", "--quiet", "--profiles-dir", "."], cwd=project, check=True)
+
+
+def pytest_sessionfinish(session) -> None:
+    """Remove the dbt target directories the session's warehouses left in dbt_project/target: one per
+    warehouse path (`warehouse_target`), 8 to 17 MB each, and the session's paths are new every time, so they
+    piled up by the gigabyte. Found by the session's temporary directory in their dbt logs (the `--vars` each
+    run logs); the controller does it once every worker is done."""
+    if hasattr(session.config, "workerinput"):
+        return
+    basetemp = getattr(getattr(session.config, "_tmp_path_factory", None), "_basetemp", None)
+    if basetemp is None:
+        return
+    needle = (str(Path(basetemp).resolve()) + "/").encode()
+    for target in (ROOT / "dbt_project" / "target").glob("warehouse-*"):
+        if any(needle in log.read_bytes() for log in target.glob("dbt.log*")):
+            shutil.rmtree(target, ignore_errors=True)
