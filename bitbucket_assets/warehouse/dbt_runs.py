@@ -7,11 +7,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .files import DBT_PROJECT_DIR
+from ..settings import process_environment
+from .files import DBT_PROJECT_DIR, dbt_executable
 
 # The project's manifest (`make install` parses it; the image's build too): what Dagster's definitions load.
 PROJECT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -49,3 +51,20 @@ def target_for(database: str) -> Iterator[Path]:
             yield target
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run_dbt(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`dbt <args>` on one warehouse as the sync job runs it: its vars, its target directory (so the next run
+    reuses this parse of the project) and dbt's log beside it (where dagster-dbt has dbt write it). Output
+    captured; the caller decides what a failure means."""
+    with target_for(database) as target:
+        return subprocess.run(
+            [
+                *(dbt_executable(), *args, "--profiles-dir", ".", "--vars", dbt_vars(database)),
+                *("--target-path", str(target), "--log-path", str(target)),
+            ],
+            cwd=DBT_PROJECT_DIR,
+            env=process_environment(),
+            capture_output=True,
+            text=True,
+        )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -25,9 +24,7 @@ from typing import Any
 
 import duckdb
 
-from ..settings import process_environment
-from .dbt_runs import PROJECT_MANIFEST, dbt_vars, target_for
-from .files import DBT_PROJECT_DIR, dbt_executable
+from .dbt_runs import PROJECT_MANIFEST, run_dbt
 
 PLAN_LAYER = "plan"
 SELECTION = f"path:models/{PLAN_LAYER}"  # dbt's selector of the plan views
@@ -87,28 +84,7 @@ def build(database: str) -> None:
     """Build the plan views with dbt in the warehouse's target directory and with its vars, as the sync job
     runs dbt (the job's later dbt runs reuse this parse of the project), and mark them this project's. For a
     warehouse synced outside the job (the demo's simulated days) whose next sync is to be incremental."""
-    with target_for(database) as target:
-        done = subprocess.run(
-            [
-                dbt_executable(),
-                "run",
-                "--quiet",
-                "--select",
-                SELECTION,
-                "--profiles-dir",
-                ".",
-                "--target-path",
-                str(target),
-                "--log-path",  # where dagster-dbt has dbt write its log: beside the warehouse's artifacts
-                str(target),
-                "--vars",
-                dbt_vars(database),
-            ],
-            cwd=DBT_PROJECT_DIR,
-            env=process_environment(),
-            capture_output=True,
-            text=True,
-        )
+    done = run_dbt(database, "run", "--quiet", "--select", SELECTION)
     if done.returncode != 0:
         # dbt writes its errors to stdout; what fails before it starts (a broken install) goes to stderr.
         said = (done.stdout + done.stderr)[-2000:]

@@ -7,7 +7,6 @@ Two warehouses follow the same organisation: one incremental (N = 3 days), one `
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,8 +27,7 @@ from bitbucket_assets.extraction.refresh import (
     lists_instead_of_effective,
 )
 from bitbucket_assets.extraction.sync import SyncResult, run_sync
-from bitbucket_assets.warehouse.dbt_runs import dbt_vars, target_for
-from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
+from bitbucket_assets.warehouse.dbt_runs import run_dbt
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Repository, new_uuid
 
@@ -68,17 +66,8 @@ class Warehouse:
         self.results.append(result)
         if not build:
             return result
-        # The warehouse's own target directory, as the assets use (its parse is reused by the next run).
-        with target_for(self.db) as target:
-            done = subprocess.run(
-                [
-                    *(DBT, "run", "--quiet", "--profiles-dir", ".", "--vars", dbt_vars(self.db)),
-                    *("--target-path", str(target), "--log-path", str(target), "--select", *self.select),
-                ],
-                cwd=DBT_PROJECT_DIR,
-                capture_output=True,
-                text=True,
-            )
+        # As the assets run dbt: the next run reuses this parse of the project.
+        done = run_dbt(self.db, "run", "--quiet", "--select", *self.select)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         return result
 
