@@ -379,15 +379,17 @@ def change_counts(start: datetime, end: datetime, workspace: str | None) -> dict
 
 
 def changes(start: datetime, end: datetime, workspace: str | None, user: str | None = None) -> pd.DataFrame:
-    """The period's grant-path rows, newest first, names first; the path in words (a group's own grant says
-    `group grant`, a membership `member of group ...`, where grant_source says `direct` for both)."""
+    """The period's grant-path rows, newest first, groups' own grants before the rows of people they explain,
+    then by name; the path in words (a group's own grant says `group grant`, a membership `member of group
+    ...`, where grant_source says `direct` for both)."""
     return query(
         "select principal_name as name, changed_at, change, workspace_slug, resource_type, resource_key, "
         "access_path as path, old_permission, new_permission, principal_type, principal_id, user_account_id, "
         "grant_source, via_group_slug, via_project_key, sync_id "
         "from marts.fct_access_changes where changed_at >= $from and changed_at <= $to "
         "and ($ws is null or workspace_slug = $ws) and ($user is null or principal_id = $user) "
-        "order by changed_at desc, principal_name, workspace_slug, resource_type, resource_key, path",
+        "order by changed_at desc, principal_type <> 'group', principal_name, workspace_slug, resource_type, "
+        "resource_key, path",
         {"from": start, "to": end, "ws": workspace, "user": user},
     )
 

@@ -153,7 +153,7 @@ def run_demo(
         )
         for day in range(days - 1):
             if day:
-                changes.update(_advance(server.simulator, org, settings, detail, scripted_leaver=day == 1))
+                changes.update(_advance(server.simulator, org, settings, detail, scripted=day == 1))
             result = _simulated_day(settings, org, day == provisioning_day, signers)
             detail(result.sync_line)
             read, carried = read + result.lists_read, carried + result.lists_carried
@@ -162,7 +162,7 @@ def run_demo(
             if day == 0:
                 # later days are incremental, as after the job's second sync, which builds the plan views
                 plan_views.build(settings.duckdb_path)
-        changes.update(_advance(server.simulator, org, settings, detail, scripted_leaver=days == 2))
+        changes.update(_advance(server.simulator, org, settings, detail, scripted=days == 2))
         echo(
             f"  {days - 1} snapshot(s) complete; repositories' permission lists read {read} times, carried "
             f"forward {carried} times (incremental syncs)"
@@ -192,13 +192,16 @@ def _advance(
     org: Organisation,
     settings: Settings,
     detail: Callable[[str], None],
-    scripted_leaver: bool = False,
+    scripted: bool = False,
 ) -> dict[str, int]:
-    """One day forward; the day's leavers go to provisioning.leavers, as an HR feed would put them."""
+    """One day forward; the day's leavers go to provisioning.leavers, as an HR feed would put them. The
+    `scripted` day adds what every demo must show whatever the date-seeded churn brings: a leaver who keeps
+    their access, and a team granted write on a repository (a group's own grant, and its members' paths)."""
     before = {uuid for uuid, user in org.users.items() if user.account_status != "active"}
     changes = simulator.advance(days=1, churn=0.02)
-    if scripted_leaver:
+    if scripted:
         changes["leavers"] += _leaver_keeping_access(simulator, org)
+        changes["permission_changes"] += _team_granted_write(simulator, org)
     left = sorted({uuid for uuid, user in org.users.items() if user.account_status != "active"} - before)
     record_leavers(settings.duckdb_path, left, org.now.date())
     detail(f"-- {org.now:%Y-%m-%d}: " + ", ".join(f"{v} {k}" for k, v in changes.items()))
@@ -221,6 +224,22 @@ def _leaver_keeping_access(simulator: Simulator, org: Organisation) -> int:
                     user.account_status = "inactive"
                     org.touch()
                     return 1
+    return 0
+
+
+def _team_granted_write(simulator: Simulator, org: Organisation) -> int:
+    """A team (not `administrators` or `contractors`) granted write on a repository it had no grant on: the
+    first such pair of the first workspace, by slug."""
+    ws = next(iter(org.workspaces.values()))
+    teams = sorted(g for g in ws.groups if g not in ("administrators", "contractors"))
+    with simulator.lock:
+        for repo in sorted(ws.repositories.values(), key=lambda r: r.slug):
+            team = next((t for t in teams if t not in repo.group_grants and ws.groups[t].members), None)
+            if team:
+                repo.group_grants[team] = "write"
+                repo.updated_on = org.now
+                org.touch()
+                return 1
     return 0
 
 

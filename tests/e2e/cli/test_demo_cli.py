@@ -126,6 +126,14 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
     expected = {"northwind": "bitbucket-1.0", "northwind-labs": "atlassian-admin-api"}
     assert [json.loads(s) for (s,) in sources] == [expected]
     assert changes > 0  # the simulated days produced history
+    with duckdb.connect(str(demo_warehouse.db), read_only=True) as con:
+        team_granted = con.execute(
+            "SELECT count(*) FROM marts.fct_access_changes WHERE principal_type = 'group' AND new_permission "
+            "= 'write' AND workspace_slug = 'northwind' AND CAST(changed_at AS DATE) = ?",
+            [days[1]],
+        ).fetchone()[0]
+    # The scripted second day grants a team write, whatever the date-seeded churn brings.
+    assert team_granted >= 1
     with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM marts.fct_grants").fetchone()[0] > 1000
         leavers = con.execute("SELECT count(*) FROM provisioning.leavers").fetchone()[0]
