@@ -17,7 +17,7 @@ import requests
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Organisation
-from tests.support import ROOT, durations, provisioning, warehouses
+from tests.support import durations, provisioning, warehouses
 
 
 class Sim:
@@ -220,7 +220,4 @@ def pytest_sessionfinish(session) -> None:
     basetemp = getattr(getattr(session.config, "_tmp_path_factory", None), "_basetemp", None)
     if basetemp is None:
         return
-    needle = (str(Path(basetemp).resolve()) + "/").encode()
-    for target in (ROOT / "dbt_project" / "target").glob("warehouse-*"):
-        if any(needle in log.read_bytes() for log in target.glob("dbt.log*")):
-            shutil.rmtree(target, ignore_errors=True)
+    warehouses.remove_dbt_targets_under(Path(basetemp))

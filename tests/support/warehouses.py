@@ -27,11 +27,23 @@ from bitbucket_assets.defs import sync_job
 from bitbucket_assets.defs.resources import build_resources
 from bitbucket_assets.settings import load_settings
 from bitbucket_assets.warehouse import plan_views
+from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 
 
+def remove_dbt_targets_under(directory: Path) -> None:
+    """Remove the dbt target directories (`warehouse_target`, in dbt_project/target) of warehouses under
+    `directory`, found by its path in their dbt logs (the `--vars` each run logs)."""
+    needle = (str(directory.resolve()) + "/").encode()
+    for target in (DBT_PROJECT_DIR / "target").glob("warehouse-*"):
+        if any(needle in log.read_bytes() for log in target.glob("dbt.log*")):
+            shutil.rmtree(target, ignore_errors=True)
+
+
 def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> Path:
-    """`build(directory)` once per session across xdist workers; returns the directory it filled."""
+    """`build(directory)` once per session across xdist workers; returns the directory it filled. A
+    warehouse built there starts without a dbt target directory, as a new one does, even where a session
+    with the same base temporary directory (`--basetemp`) was killed before it removed its own."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the workers' base temps are siblings under one session directory
@@ -41,6 +53,7 @@ def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> P
         if not done.exists():
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir()
+            remove_dbt_targets_under(directory)
             build(directory)
             done.write_text("ok")
     return directory
