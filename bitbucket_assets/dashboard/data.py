@@ -379,9 +379,9 @@ def change_counts(start: datetime, end: datetime, workspace: str | None) -> dict
 
 
 def changes(start: datetime, end: datetime, workspace: str | None, user: str | None = None) -> pd.DataFrame:
-    """The period's grant-path rows, newest first, groups' own grants before the rows of people they explain,
-    then by name; the path in words (a group's own grant says `group grant`, a membership `member of group
-    ...`, where grant_source says `direct` for both)."""
+    """The period's grant-path rows, newest first, groups' own grants before the people's rows of the same
+    sync, then by name; the path in words (a group's own grant says `group grant`, a membership `member of
+    group ...`, where grant_source says `direct` for both)."""
     return query(
         "select principal_name as name, changed_at, change, workspace_slug, resource_type, resource_key, "
         "access_path as path, old_permission, new_permission, principal_type, principal_id, user_account_id, "

@@ -228,18 +228,23 @@ def _leaver_keeping_access(simulator: Simulator, org: Organisation) -> int:
 
 
 def _team_granted_write(simulator: Simulator, org: Organisation) -> int:
-    """A team (not `administrators` or `contractors`) granted write on a repository it had no grant on: the
-    first such pair of the first workspace, by slug."""
+    """A team (not `administrators` or `contractors`) granted write on a repository it had no grant on,
+    where the grant raises a member's access: an unchanged effective list would leave the repository's
+    lists carried forward, and the grant unseen until they fall due. The first such pair of the first
+    workspace, repositories by slug, then teams by slug."""
     ws = next(iter(org.workspaces.values()))
     teams = sorted(g for g in ws.groups if g not in ("administrators", "contractors"))
+    below_write = {None, "read"}
     with simulator.lock:
         for repo in sorted(ws.repositories.values(), key=lambda r: r.slug):
-            team = next((t for t in teams if t not in repo.group_grants and ws.groups[t].members), None)
-            if team:
-                repo.group_grants[team] = "write"
-                repo.updated_on = org.now
-                org.touch()
-                return 1
+            held = ws.effective_repository_permissions(repo)
+            for team in teams:
+                members = [u for u in ws.groups[team].members if u in ws.members]
+                if team not in repo.group_grants and any(held.get(u) in below_write for u in members):
+                    repo.group_grants[team] = "write"
+                    repo.updated_on = org.now
+                    org.touch()
+                    return 1
     return 0
 
 

@@ -36,8 +36,14 @@ def remove_dbt_targets_under(directory: Path) -> None:
     `directory`, found by its path in their dbt logs (the `--vars` each run logs)."""
     needle = (str(directory.resolve()) + "/").encode()
     for target in (DBT_PROJECT_DIR / "target").glob("warehouse-*"):
-        if any(needle in log.read_bytes() for log in target.glob("dbt.log*")):
-            shutil.rmtree(target, ignore_errors=True)
+        for log in target.glob("dbt.log*"):
+            try:
+                named = needle in log.read_bytes()
+            except OSError:  # another worker removed its own directory, or dbt rotated the log
+                continue
+            if named:
+                shutil.rmtree(target, ignore_errors=True)
+                break
 
 
 def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> Path:
