@@ -130,7 +130,7 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
         team_granted = con.execute(
             "SELECT count(*) FROM marts.fct_access_changes g WHERE g.principal_type = 'group' "
             "AND g.change = 'added' AND g.new_permission = 'write' AND g.workspace_slug = 'northwind' "
-            "AND CAST(timezone('UTC', g.changed_at) AS DATE) = ? AND EXISTS (SELECT 1 FROM "
+            "AND CAST(g.changed_at AS DATE) = ? AND EXISTS (SELECT 1 FROM "
             "marts.fct_access_changes u WHERE u.principal_type = 'user' AND u.change = 'added' "
             "AND u.via_group_slug = g.principal_id AND u.changed_at = g.changed_at "
             "AND u.workspace_slug = g.workspace_slug AND u.resource_type = g.resource_type "
@@ -138,7 +138,8 @@ def test_demo_runs_simulator_and_syncs_end_to_end(demo_warehouse) -> None:
             [days[1]],
         ).fetchone()[0]
     # The scripted second day grants a team write where it raises a member's access, whatever the
-    # date-seeded churn brings: the group's own grant, and its members' new paths, the day it happened.
+    # date-seeded churn brings: the group's own grant, and its members' new paths, the day it happened
+    # (dates cast as `days` casts them).
     assert team_granted >= 1
     with duckdb.connect(str(demo_warehouse.read_copy), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM marts.fct_grants").fetchone()[0] > 1000
