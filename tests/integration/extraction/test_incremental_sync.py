@@ -7,7 +7,6 @@ Two warehouses follow the same organisation: one incremental (N = 3 days), one `
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +30,6 @@ from bitbucket_assets.warehouse.dbt_runs import run_dbt
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Repository, new_uuid
 
-DBT = str(Path(sys.executable).parent / "dbt")
 SELECT = [
     "path:models/plan",
     "+fct_reconciliation_mismatches",
