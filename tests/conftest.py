@@ -19,6 +19,14 @@ from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_
 from bitbucket_simulator.model import Organisation
 from tests.support import durations, provisioning, warehouses
 
+# dbt in the tests writes no JSON artifacts (manifest.json, run_results.json) and logs to its file at info,
+# not debug: together about 1.7 s of CPU of each dbt process's 7 to 10, in a suite that starts about 60 of
+# them. No test reads them but those that ask for them (the tiny history's debug log, the unit tests' results,
+# the manifest `pytest_configure` parses). The product's own runs keep dbt's defaults; a developer can too,
+# by setting either variable.
+os.environ.setdefault("DBT_WRITE_JSON", "false")
+os.environ.setdefault("DBT_LOG_LEVEL_FILE", "info")
+
 
 class Sim:
     """A running simulator plus an authenticated session as the organisation's operator."""
@@ -207,14 +215,15 @@ def pytest_configure(config) -> None:
     ]
     if not manifest.exists() or max(p.stat().st_mtime for p in sources) > manifest.stat().st_mtime:
         dbt = Path(sys.executable).parent / "dbt"
-        subprocess.run([str(dbt), "parse", "--quiet", "--profiles-dir", "."], cwd=project, check=True)
+        parse = [str(dbt), "parse", "--quiet", "--write-json", "--profiles-dir", "."]
+        subprocess.run(parse, cwd=project, check=True)
 
 
 def pytest_sessionfinish(session) -> None:
     """Remove the dbt target directories the session's warehouses left in dbt_project/target: one per
     warehouse path (`warehouse_target`), 8 to 17 MB each, and the session's paths are new every time, so they
-    piled up by the gigabyte. Found by the session's temporary directory in their dbt logs (the `--vars` each
-    run logs); the controller does it once every worker is done."""
+    piled up by the gigabyte. Found by the session's temporary directory in the file naming each one's
+    warehouse (`WAREHOUSE_NAME_FILE`); the controller does it once every worker is done."""
     if hasattr(session.config, "workerinput"):
         return
     basetemp = getattr(getattr(session.config, "_tmp_path_factory", None), "_basetemp", None)

@@ -17,6 +17,9 @@ from .files import DBT_PROJECT_DIR, dbt_executable
 
 # The project's manifest (`make install` parses it; the image's build too): what Dagster's definitions load.
 PROJECT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+# In each warehouse's target directory: the warehouse it belongs to, since its name is a hash (so that whoever
+# clears old directories out, the test session among them, can tell them apart).
+WAREHOUSE_NAME_FILE = "warehouse.txt"
 
 
 def dbt_vars(database: str) -> str:
@@ -37,6 +40,12 @@ def warehouse_target(database: str) -> Path:
     return Path("target") / f"warehouse-{digest}"
 
 
+def warehouse_named(database: str) -> str:
+    """The warehouse a target directory belongs to, as its `WAREHOUSE_NAME_FILE` says: the absolute path, or a
+    MotherDuck database without its query string (which may carry a token)."""
+    return database.partition("?")[0] if database.startswith("md:") else str(Path(database).resolve())
+
+
 @contextmanager
 def target_for(database: str) -> Iterator[Path]:
     """The warehouse's target directory, held for one dbt run (two runs on one warehouse would overwrite each
@@ -47,6 +56,7 @@ def target_for(database: str) -> Iterator[Path]:
     with (directory / ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            (directory / WAREHOUSE_NAME_FILE).write_text(warehouse_named(database) + "\n")
             (directory / "run_results.json").unlink(missing_ok=True)
             yield target
         finally:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import dagster as dg
 import duckdb
@@ -27,23 +28,22 @@ from bitbucket_assets.defs import sync_job
 from bitbucket_assets.defs.resources import build_resources
 from bitbucket_assets.settings import load_settings
 from bitbucket_assets.warehouse import plan_views
+from bitbucket_assets.warehouse.dbt_runs import WAREHOUSE_NAME_FILE
 from bitbucket_assets.warehouse.files import DBT_PROJECT_DIR
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 
 
 def remove_dbt_targets_under(directory: Path) -> None:
     """Remove the dbt target directories (`warehouse_target`, in dbt_project/target) of warehouses under
-    `directory`, found by its path in their dbt logs (the `--vars` each run logs)."""
-    needle = (str(directory.resolve()) + "/").encode()
-    for target in (DBT_PROJECT_DIR / "target").glob("warehouse-*"):
-        for log in target.glob("dbt.log*"):
-            try:
-                named = needle in log.read_bytes()
-            except OSError:  # another worker removed its own directory, or dbt rotated the log
-                continue
-            if named:
-                shutil.rmtree(target, ignore_errors=True)
-                break
+    `directory`, as the file each names its warehouse in says (`WAREHOUSE_NAME_FILE`)."""
+    prefix = str(directory.resolve()) + "/"
+    for named in (DBT_PROJECT_DIR / "target").glob(f"warehouse-*/{WAREHOUSE_NAME_FILE}"):
+        try:
+            warehouse = named.read_text().strip()
+        except OSError:  # another worker removed its own directory meanwhile
+            continue
+        if warehouse.startswith(prefix):
+            shutil.rmtree(named.parent, ignore_errors=True)
 
 
 def shared_build(tmp_path_factory, name: str, build: Callable[[Path], Any]) -> Path:
@@ -146,7 +146,9 @@ def build_tiny_history(directory: Path) -> None:
     ws = org.workspaces["tiny-co"]
     ben, finn, zoe = (next(u for u in org.users.values() if u.nickname == n) for n in ("ben", "finn", "zoe"))
     sync_ids, runs = [], []
-    with SimulatorServer(Simulator(org)) as server:
+    # Whether each dbt run reused the parse of the project is a debug event in dbt's log
+    # (test_plan_views_reused; the session's default is info, tests/conftest.py).
+    with SimulatorServer(Simulator(org)) as server, patch.dict(os.environ, {"DBT_LOG_LEVEL_FILE": "debug"}):
         email = org.users[org.operator_uuid].email
 
         def day() -> None:

@@ -79,6 +79,8 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
     app, venv = tmp_path / "app", tmp_path / "venv"
     app.mkdir()
     installed = False
+    # A build sees none of the session's dbt settings (tests/conftest.py): its `dbt parse` writes a manifest.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
     for word, arguments in build:
         if word == "COPY":
             *sources, target = arguments.split()
@@ -101,7 +103,7 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
                 command = command.replace("pip install ", "pip install --no-compile ")
                 installed = True
             done = subprocess.run(
-                ["bash", "-c", command], cwd=app, capture_output=True, text=True, timeout=600
+                ["bash", "-c", command], cwd=app, env=clean, capture_output=True, text=True, timeout=600
             )
             assert done.returncode == 0, f"{arguments}: {done.stderr[-2000:]}"
     assert installed and (app / "dbt_project" / "target" / "manifest.json").exists()
@@ -116,7 +118,7 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
     cmd = exec_form(next(a for w, a in final if w == "CMD"))
     port = str(free_port())
     cmd[cmd.index("--port") + 1], cmd[cmd.index("--host") + 1] = port, "127.0.0.1"
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "DAGSTER_HOME": str(tmp_path)}
+    env = {**clean, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "DAGSTER_HOME": str(tmp_path)}
     server = subprocess.Popen(
         [str(venv / "bin" / cmd[0]), *cmd[1:]],
         cwd=app,

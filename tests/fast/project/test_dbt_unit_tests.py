@@ -53,7 +53,8 @@ def test_every_dbt_unit_test_passes(tmp_path) -> None:
     tested = sorted({test["model"] for test in manifest["unit_tests"].values()})
     assert tested, "the project has dbt unit tests"
     target = tmp_path / "target"
-    command = [dbt_executable(), "build", "--empty", "--profiles-dir", ".", "--target-path", str(target)]
+    command = [dbt_executable(), "build", "--empty", "--write-json", "--profiles-dir", "."]
+    command += ["--target-path", str(target)]
     command += ["--select", *[f"+{model}" for model in tested], "--exclude", "test_type:data"]
     env = {**os.environ, "DUCKDB_PATH": db}
     done = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
