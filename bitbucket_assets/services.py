@@ -425,6 +425,14 @@ class ProvisioningSummary:
         ]
 
 
+def provisioning_definitions(settings: Settings):
+    """The provisioning and expiry jobs with their resources: no dbt, so dagster-dbt is not even imported."""
+    from .defs.access_requests import jobs
+    from .defs.resources import with_resources
+
+    return with_resources(settings, jobs.definitions(settings), dbt=False)
+
+
 def provision(
     settings: Settings, *, dry_run: bool = False, max_changes: int | None = None, expire: bool = False
 ) -> ProvisioningSummary:
@@ -432,7 +440,6 @@ def provision(
     deployment's instance (see `_execute`). `max_changes`: this run's cap (default
     BITBUCKET_MAX_CHANGES_PER_RUN)."""
     from .defs.access_requests import jobs
-    from .defs.resources import with_resources
     from .provisioning.approvals import ApproverPolicy
 
     job, op = (
@@ -440,7 +447,7 @@ def provision(
         if expire
         else (jobs.provision_group_membership, jobs.apply_approved_requests)
     )
-    definitions = with_resources(settings, jobs.definitions(settings))
+    definitions = provisioning_definitions(settings)
     config = {"ops": {op.name: {"config": {"dry_run": dry_run, "max_changes_per_run": max_changes}}}}
     result = _execute(settings, definitions, job.name, config)
     if not result.success:

@@ -40,7 +40,6 @@ from ..settings import (
     comma_list,
     environment_variable_holds,
 )
-from .dbt_models.project import dbt_resource
 
 
 class _FromSettings(dg.ConfigurableResource):
@@ -170,18 +169,25 @@ class RetentionResource(_FromSettings):
     raw_sync_retention: int = DEFAULT_RAW_SYNC_RETENTION
 
 
-def with_resources(settings: Settings, *parts: dg.Definitions) -> dg.Definitions:
+def with_resources(settings: Settings, *parts: dg.Definitions, dbt: bool = True) -> dg.Definitions:
     """The domains' definitions merged, with every resource built from the settings (once: the domains
-    define none, so the whole code location and a command's subset share these)."""
-    return dg.Definitions.merge(*parts, dg.Definitions(resources=build_resources(settings)))
+    define none, so the whole code location and a command's subset share these). `dbt=False` for a subset
+    that runs no dbt (provisioning): see `build_resources`."""
+    return dg.Definitions.merge(*parts, dg.Definitions(resources=build_resources(settings, dbt=dbt)))
 
 
-def build_resources(settings: Settings) -> dict[str, Any]:
+def build_resources(settings: Settings, *, dbt: bool = True) -> dict[str, Any]:
+    """Every resource, from the settings; without `dbt`, none that runs dbt: dagster-dbt, which the dbt
+    resource needs, costs about 1.4 s of CPU to import, more than a provisioning command's own work."""
     settings.ensure_warehouse_directory()
-    return {
+    resources: dict[str, Any] = {
         "bitbucket": BitbucketResource.from_settings(settings),
         "provisioning": ProvisioningResource.from_settings(settings),
         "retention": RetentionResource.from_settings(settings),
         "duckdb": DuckDBResource(database=settings.duckdb_path),
-        "dbt": dbt_resource(),
     }
+    if dbt:
+        from .dbt_models.project import dbt_resource
+
+        resources["dbt"] = dbt_resource()
+    return resources

@@ -6,12 +6,14 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
 
+from bitbucket_assets import services
 from bitbucket_assets.defs import sync_job
-from bitbucket_assets.defs.access_requests import jobs as access_requests
 from bitbucket_assets.settings import load_settings
 from tests.support import ROOT
 
@@ -114,12 +116,27 @@ def test_a_command_loads_only_what_it_runs() -> None:
         "bitbucket_sync"
     ]
     assert not sync.sensors and not sync.schedules
-    provisioning = with_resources(SETTINGS, access_requests.definitions(SETTINGS))
+    provisioning = services.provisioning_definitions(SETTINGS)
     assert {job.name for job in provisioning.resolve_all_job_defs() if not job.name.startswith("__")} == {
         "provision_group_membership",
         "expire_jit_access",
     }
     assert not [a for a in provisioning.assets if isinstance(a, dg.AssetsDefinition) and a.is_executable]
+    assert "dbt" in sync.resources and "dbt" not in provisioning.resources
+
+
+def test_a_provisioning_command_does_not_import_dbt() -> None:
+    """dagster-dbt (and dbt with it) costs about 1.4 s of CPU to import: the provisioning commands, which run
+    no dbt, leave it out. In a process of its own, since this one has imported it already."""
+    probe = (
+        "import sys; from bitbucket_assets import services; from bitbucket_assets.settings import "
+        "load_settings; d = services.provisioning_definitions(load_settings(duckdb_path='md:smoke')); "
+        "d.resolve_job_def('provision_group_membership'); d.resolve_job_def('expire_jit_access'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('dbt', 'dagster_dbt')}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
 
 
 def test_every_job_schedule_and_sensor_says_what_it_does() -> None:

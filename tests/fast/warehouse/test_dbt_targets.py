@@ -1,5 +1,5 @@
-"""Each warehouse's dbt target directory says which warehouse it belongs to (dbt_runs.target_for), and the test
-session removes only its own by that file (tests/support/warehouses.remove_dbt_targets_under)."""
+"""Each warehouse's dbt target directory says which warehouse it belongs to (dbt_runs.target_for), and the
+test session removes only its own by that file (tests/support/warehouses.remove_dbt_targets_under)."""
 
 from __future__ import annotations
 
