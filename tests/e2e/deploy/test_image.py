@@ -2,9 +2,9 @@
 and a copy of what it COPYs, then the server its CMD starts health-checked and asked for our jobs; and the
 Dockerfile, the Helm values and the instance file agree on module, port and secrets.
 
-The replay installs for real (the `production` extra: dagster-postgres, dagster-k8s) into a new virtualenv; it
-only drops `--no-cache-dir`, so that pip reuses the wheels `make install` already fetched, and adds
-`--no-compile` (about 40 s of CPU rather than 65).
+The replay installs for real (the `production` extra: dagster-postgres, dagster-k8s) into a new virtualenv,
+with the uv of the dev extra (the version the Dockerfile copies) and this machine's package sources as pip has
+them; it only drops `--compile-bytecode`, which changes nothing this test checks.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 import yaml
@@ -35,6 +37,32 @@ def instructions() -> list[list[tuple[str, str]]]:
             stages.append([])
         stages[-1].append((word, rest))
     return stages
+
+
+def package_sources() -> dict[str, str]:
+    """This machine's package sources as pip has them (its configuration files and `PIP_` variables), as uv's
+    variables: uv reads neither, and the replay should install from where `make install` did (a mirror, a
+    directory of wheels, a certificate authority)."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=120
+    )
+    config = {}
+    for line in listed.stdout.splitlines():  # `global.find-links='/opt/wheels'`, `:env:.cert='...'`
+        key, _, value = line.partition("=")
+        config[key.split(".", 1)[-1]] = value.strip().strip("'\"")
+    config |= {k[4:].lower().replace("_", "-"): v for k, v in os.environ.items() if k.startswith("PIP_")}
+    sources = {"UV_INDEX_STRATEGY": "unsafe-best-match"}  # pip's: the best version any index offers
+    if config.get("index-url"):
+        sources["UV_DEFAULT_INDEX"] = config["index-url"]
+    if config.get("extra-index-url"):
+        sources["UV_EXTRA_INDEX_URL"] = config["extra-index-url"]  # space-separated, for both
+    if config.get("find-links"):
+        sources["UV_FIND_LINKS"] = ",".join(config["find-links"].split())
+    if config.get("constraint"):
+        sources["UV_CONSTRAINT"] = config["constraint"]  # space-separated, for both
+    if config.get("cert"):
+        sources["SSL_CERT_FILE"] = config["cert"]
+    return sources
 
 
 def listens(port: int) -> bool:
@@ -81,8 +109,17 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
     installed = False
     # A build sees none of the session's dbt settings (tests/conftest.py): its `dbt parse` writes a manifest.
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
+    tools = tmp_path / "bin"  # what the build stage copies from other images
+    tools.mkdir()
+    build_env = {**clean, **package_sources(), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    build_env["PATH"] = f"{tools}:{os.environ['PATH']}"
     for word, arguments in build:
-        if word == "COPY":
+        if word == "COPY" and arguments.startswith("--from=ghcr.io/astral-sh/uv:"):
+            image, source, target = arguments.split()
+            assert image.rpartition(":")[2] == metadata.version("uv"), "not the dev extra's uv"
+            assert (source, target) == ("/uv", "/usr/local/bin/uv")
+            (tools / "uv").symlink_to(Path(sys.executable).parent / "uv")
+        elif word == "COPY":
             *sources, target = arguments.split()
             for source in sources:
                 destination = app / target if target not in ("./", ".") else app / source
@@ -93,17 +130,16 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
                 else:
                     shutil.copy(ROOT / source, app / source if target.endswith("/") else destination)
         elif word == "RUN":
-            command = arguments.replace("/opt/venv", str(venv)).replace(" --no-cache-dir", "")
+            command = arguments.replace("/opt/venv", str(venv))
             if command.startswith("python -m venv"):
                 command = command.replace("python", sys.executable, 1)
-            # pip's byte-compiling of every installed module changes nothing this test checks, and costs about
-            # 25 s of CPU. The flag, not PIP_NO_COMPILE=1: pip stores an environment variable's value as the
-            # option's destination, so that `PIP_NO_COMPILE=1` sets `compile` to true.
-            if "pip install " in command:
-                command = command.replace("pip install ", "pip install --no-compile ")
+            # Byte-compiling every installed module changes nothing this test checks, and costs about 25 s of
+            # CPU.
+            if command.startswith("uv pip install "):
+                command = command.replace(" --compile-bytecode", "")
                 installed = True
             done = subprocess.run(
-                ["bash", "-c", command], cwd=app, env=clean, capture_output=True, text=True, timeout=600
+                ["bash", "-c", command], cwd=app, env=build_env, capture_output=True, text=True, timeout=600
             )
             assert done.returncode == 0, f"{arguments}: {done.stderr[-2000:]}"
     assert installed and (app / "dbt_project" / "target" / "manifest.json").exists()
