@@ -7,6 +7,7 @@ Two warehouses follow the same organisation: one incremental (N = 3 days), one `
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from bitbucket_assets.extraction.refresh import (
     lists_instead_of_effective,
 )
 from bitbucket_assets.extraction.sync import SyncResult, run_sync
+from bitbucket_assets.warehouse import plan_views
 from bitbucket_assets.warehouse.dbt_runs import run_dbt
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
 from bitbucket_simulator.model import Repository, new_uuid
@@ -130,6 +132,24 @@ class Scenario:
 def own_warehouse(directory: Path, now: datetime, policy: RefreshPolicy) -> Warehouse:
     """A test's warehouse in `warehouse_dir`, on a simulated clock starting at `now`."""
     return Warehouse(str(directory / "w.duckdb"), SimulatedClock(now), policy)
+
+
+@pytest.fixture
+def planned(warehouse_dir, tmp_path_factory) -> Path:
+    """`warehouse_dir` with a `w.duckdb` that has the raw schema and the refresh plan's views, as a warehouse
+    has them once the job's second sync built them: a test's first sync then needs no dbt run for the plan its
+    second reads. Built once per worker and copied: a file of the same name has the same catalog, which the
+    views name."""
+    template = tmp_path_factory.getbasetemp() / "planned-w.duckdb"
+    db = warehouse_dir / "w.duckdb"
+    if template.exists():
+        shutil.copy(template, db)
+    else:
+        with duckdb.connect(str(db)) as con:
+            create_raw_schema(con)
+        plan_views.build(str(db))  # in the target directory of `db`, whose parse the tests' own runs reuse
+        shutil.copy(db, template)
+    return warehouse_dir
 
 
 @pytest.fixture(scope="module")
@@ -263,12 +283,12 @@ def test_history_does_not_invent_changes_on_days_a_list_was_carried(scenario) ->
     assert reopened == []
 
 
-def test_group_privileges_refused_reads_group_lists_per_repository_and_carries_them(warehouse_dir) -> None:
+def test_group_privileges_refused_reads_group_lists_per_repository_and_carries_them(planned) -> None:
     org = load_organisation("tiny")
-    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(planned, org.now, RefreshPolicy(max_age_days=30))
     with SimulatorServer(Simulator(org, group_privileges_status=404)) as server:
         email = org.users[org.operator_uuid].email
-        warehouse.sync(server.url, email)
+        warehouse.sync(server.url, email, build=False)  # the plan is there
         org.now += timedelta(days=1)
         warehouse.clock.advance(timedelta(days=1))
         org.workspaces["tiny-co"].repositories["orphan-repo"].group_grants["leads"] = "write"
@@ -409,14 +429,14 @@ def test_a_repository_created_after_the_bulk_group_list_reads_its_own_groups_lis
     assert bulk == 5  # tiny-co's other repositories still came from the bulk list
 
 
-def test_an_interrupted_incremental_sync_resumes_and_completes(warehouse_dir) -> None:
+def test_an_interrupted_incremental_sync_resumes_and_completes(planned) -> None:
     org = load_organisation("tiny")
-    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(planned, org.now, RefreshPolicy(max_age_days=30))
     finn = next(u for u in org.users.values() if u.nickname == "finn")
     runbooks = org.workspaces["tiny-co"].repositories["runbooks"]
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
-        warehouse.sync(server.url, email)
+        warehouse.sync(server.url, email, build=False)  # the plan is there
         org.now += timedelta(days=1)
         warehouse.clock.advance(timedelta(days=1))
         runbooks.user_grants[finn.uuid] = "write"
@@ -457,7 +477,7 @@ def test_the_freshness_check_names_a_list_older_than_n_days() -> None:
 
 
 def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_and_nothing_is_reconciled(
-    warehouse_dir,
+    planned,
 ) -> None:
     org = load_organisation("tiny")
     for repository in org.workspaces["tiny-co"].repositories.values():
@@ -465,10 +485,10 @@ def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_an
             "read"  # 100 members on each of 5 repositories: 6 pages > 5 lists
         )
     org.touch()
-    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(max_age_days=30))
+    warehouse = own_warehouse(planned, org.now, RefreshPolicy(max_age_days=30))
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
-        warehouse.sync(server.url, email)
+        warehouse.sync(server.url, email, build=False)  # the plan is there
         org.now += timedelta(days=1)
         warehouse.clock.advance(timedelta(days=1))
         before = len(server.simulator.request_log)
@@ -490,15 +510,15 @@ def test_when_the_effective_list_costs_more_than_the_lists_every_list_is_read_an
     ) == [(["tiny-labs"],)]
 
 
-def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their_lists(warehouse_dir) -> None:
+def test_a_day_over_the_target_moves_workspaces_from_the_effective_list_to_their_lists(planned) -> None:
     org = load_organisation("tiny")
     for repository in list(org.workspaces["tiny-co"].repositories.values())[:3]:
         repository.group_grants["everyone"] = "read"  # 100 members: tiny-co's effective list is 5 pages
     org.touch()
-    warehouse = own_warehouse(warehouse_dir, org.now, RefreshPolicy(target_hours=12))
+    warehouse = own_warehouse(planned, org.now, RefreshPolicy(target_hours=12))
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
-        warehouse.sync(server.url, email)
+        warehouse.sync(server.url, email, build=False)  # the plan is there
         with duckdb.connect(warehouse.db) as con:
             workspaces = ["tiny-co", "tiny-labs"]
             assert lists_instead_of_effective(con, workspaces, RefreshPolicy(target_hours=12), 900) == {}
