@@ -111,11 +111,7 @@ def warehouse_dir(tmp_path_factory) -> Path:
     for (`warehouse_target`, `dbt_vars`); a warehouse in `tmp_path` made every test parse the whole project
     again, about 2.6 s of CPU. A failed test's warehouse is therefore gone once the worker's next test starts
     (rerun it alone to keep it)."""
-    directory = tmp_path_factory.getbasetemp() / "warehouses"
-    if directory.exists():
-        shutil.rmtree(directory)  # a failure to empty it is the error, not the mkdir after it
-    directory.mkdir()
-    return directory
+    return warehouses.worker_warehouse_dir(tmp_path_factory)
 
 
 @pytest.fixture

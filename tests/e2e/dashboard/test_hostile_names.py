@@ -21,7 +21,7 @@ from bitbucket_assets.provisioning.tables import create_provisioning_tables  # n
 from bitbucket_assets.reporting.safe_text import visible  # noqa: E402
 from bitbucket_simulator import Simulator, SimulatorServer, load_organisation  # noqa: E402
 from tests.support.listener import Listener  # noqa: E402
-from tests.support.warehouses import run_pipeline  # noqa: E402
+from tests.support.warehouses import built_in_the_workers_dir, run_pipeline  # noqa: E402
 
 NAMES = {
     "ana": "![pixel]({host}/md.png) Ana",
@@ -39,9 +39,13 @@ def hostile(tmp_path_factory):
         names = {nick: name.format(host=elsewhere.url) for nick, name in NAMES.items()}
         for nick, name in names.items():
             users[nick].display_name = name
-        db = str(tmp_path_factory.mktemp("hostile-dashboard") / "w.duckdb")
-        with SimulatorServer(Simulator(org)) as server:
-            assert run_pipeline(server.url, org.users[org.operator_uuid].email, db).success
+        keep = tmp_path_factory.mktemp("hostile-dashboard") / "w.duckdb"
+        with (
+            SimulatorServer(Simulator(org)) as server,
+            built_in_the_workers_dir(tmp_path_factory, keep) as built,
+        ):
+            assert run_pipeline(server.url, org.users[org.operator_uuid].email, built).success
+        db = str(keep)
         with duckdb.connect(db) as con:
             create_provisioning_tables(con)
             con.execute(

@@ -22,7 +22,7 @@ from bitbucket_assets.extraction.extract import ExtractionOptions
 from bitbucket_assets.extraction.gone import UnexplainedNotFoundError
 from bitbucket_assets.extraction.sync import run_sync
 from tests.support.replay import ReplayServer, Scenario, account_ids, replay
-from tests.support.warehouses import run_pipeline
+from tests.support.warehouses import built_in_the_workers_dir, run_pipeline
 
 EMAIL = "someone@example.com"  # the replay checks that a credential is sent, not which
 GEORDI = "{85d08b4e-571d-44e9-a507-fa476535aa98}"
@@ -42,9 +42,11 @@ def pipeline(server: ReplayServer, db: str, scenario: str, **config):
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """The warehouse after one sync of the documented examples, and the replay server (left serving them)."""
-    db = str(tmp_path_factory.mktemp("recorded") / "w.duckdb")
+    keep = tmp_path_factory.mktemp("recorded") / "w.duckdb"
+    db = str(keep)
     with replay("atlassian-examples") as server:
-        result = pipeline(server, db, "atlassian-examples")
+        with built_in_the_workers_dir(tmp_path_factory, keep) as built:
+            result = pipeline(server, built, "atlassian-examples")
         # The documentation's examples disagree with each other, so the reconciliation with Bitbucket's
         # effective list reports mismatches; everything else passes.
         failed = {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}

@@ -12,7 +12,7 @@ import pytest
 
 from bitbucket_assets.provisioning.tables import create_provisioning_tables
 from bitbucket_simulator import Simulator, SimulatorServer, load_organisation
-from tests.support.warehouses import run_pipeline
+from tests.support.warehouses import built_in_the_workers_dir, run_pipeline
 
 FULL = {"ops": {"bitbucket_raw_snapshot": {"config": {"full": True}}}}
 
@@ -20,7 +20,13 @@ FULL = {"ops": {"bitbucket_raw_snapshot": {"config": {"full": True}}}}
 @pytest.fixture(scope="module")
 def change_history(tmp_path_factory) -> tuple[str, object]:
     org = load_organisation("tiny")
-    db = str(Path(tmp_path_factory.mktemp("change")) / "w.duckdb")
+    keep = Path(tmp_path_factory.mktemp("change")) / "w.duckdb"
+    with built_in_the_workers_dir(tmp_path_factory, keep) as db:
+        _two_days(org, db)
+    return str(keep), org
+
+
+def _two_days(org, db: str) -> None:
     with duckdb.connect(db) as con:
         create_provisioning_tables(con)
         # An administrator checked the projects: OPS enforces a project rule (which no API serves).
@@ -40,7 +46,6 @@ def change_history(tmp_path_factory) -> tuple[str, object]:
         next(r for r in ledger.branch_restrictions if r.kind == "require_approvals_to_merge").value = 1
         org.touch()
         assert run_pipeline(server.url, email, db, run_config=FULL).success
-    return db, org
 
 
 def _query(db: str, sql: str, parameters: list | None = None) -> list[tuple]:

@@ -10,21 +10,21 @@ import pytest
 from bitbucket_assets.client import BitbucketClient, Credentials
 from bitbucket_assets.connection_check import check_connection
 from bitbucket_simulator import SIM_API_TOKEN, Simulator, SimulatorServer, load_organisation
-from tests.support.warehouses import run_pipeline
+from tests.support.warehouses import built_in_the_workers_dir, run_pipeline
 
 
 @pytest.fixture(scope="module")
 def documented(tmp_path_factory):
     org = load_organisation("documented")
-    db = str(tmp_path_factory.mktemp("documented") / "w.duckdb")
+    keep = tmp_path_factory.mktemp("documented") / "w.duckdb"
     with SimulatorServer(Simulator(org)) as server:
         email = org.users[org.operator_uuid].email
-        result = run_pipeline(server.url, email, db)
-        assert result.success
+        with built_in_the_workers_dir(tmp_path_factory, keep) as db:
+            assert run_pipeline(server.url, email, db).success
         report = check_connection(
             BitbucketClient(Credentials.api_token(email, SIM_API_TOKEN), server.url, requests_per_hour=1e7)
         )
-    return org, db, report
+    return org, str(keep), report
 
 
 def query(db: str, sql: str) -> list[tuple]:
