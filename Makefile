@@ -26,8 +26,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Three tiers (README, "Development"), on one worker more than there are cores: much of the suite waits (pip's
-# downloads in the image test, the daemon's cron ticks, Dagster's servers starting, Chromium), and with one worker
+# Three tiers (README, "Development"), on one worker more than there are cores: much of the suite waits (the image
+# test's package downloads, the daemon's cron ticks, Dagster's servers starting, Chromium), and with one worker
 # per core a core idled meanwhile. A module's tests run on one worker (they may share a module fixture), the
 # longest modules first (tests/durations.json, kept in that order by --no-loadscope-reorder).
 WORKERS ?= $(shell $(PYTHON) -c 'import os; print((os.cpu_count() or 1) + 1)')

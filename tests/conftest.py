@@ -107,10 +107,8 @@ def tiny_warehouse(tmp_path_factory) -> str:
 @pytest.fixture
 def warehouse_dir(tmp_path_factory) -> Path:
     """Where a test keeps the warehouses dbt runs on: the same directory for every test of this worker,
-    emptied before each. dbt reuses its parse of the project only for a warehouse at the path it was saved
-    for (`warehouse_target`, `dbt_vars`); a warehouse in `tmp_path` made every test parse the whole project
-    again, about 2.6 s of CPU. A failed test's warehouse is therefore gone once the worker's next test starts
-    (rerun it alone to keep it)."""
+    emptied before each (`warehouses.worker_warehouse_dir`, which says why). A failed test's warehouse is
+    therefore gone once the worker's next test starts (rerun it alone to keep it)."""
     return warehouses.worker_warehouse_dir(tmp_path_factory)
 
 

@@ -50,7 +50,7 @@ def remove_dbt_targets_under(directory: Path) -> None:
 def worker_warehouse_dir(tmp_path_factory) -> Path:
     """The directory, emptied, where a worker builds its tests' warehouses: the same for every test, since dbt
     reuses its parse of the project only for a warehouse at the path it was saved for (`warehouse_target`,
-    `dbt_vars`), and parses the whole project again for a new one (about 3 s of CPU)."""
+    `dbt_vars`), and parses the whole project again for a new one (about 2.5 to 3 s of CPU more)."""
     directory = tmp_path_factory.getbasetemp() / "warehouses"
     if directory.exists():
         shutil.rmtree(directory)  # a failure to empty it is the error, not the mkdir after it

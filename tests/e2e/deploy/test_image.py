@@ -9,6 +9,7 @@ them; it only drops `--compile-bytecode`, which changes nothing this test checks
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -46,20 +47,30 @@ def package_sources() -> dict[str, str]:
     listed = subprocess.run(
         [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=120
     )
-    config = {}
-    for line in listed.stdout.splitlines():  # `global.find-links='/opt/wheels'`, `:env:.cert='...'`
-        key, _, value = line.partition("=")
-        config[key.split(".", 1)[-1]] = value.strip().strip("'\"")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    # `section.key='value'`, the value as Python writes a string; the install command reads `global`, then
+    # `install`, then the environment (`:env:`), each overriding the one before.
+    found: dict[str, dict[str, str]] = {"global": {}, "install": {}, ":env:": {}}
+    for line in listed.stdout.splitlines():
+        name, _, value = line.partition("=")
+        section, _, key = name.partition(".")
+        if section in found:
+            found[section][key] = ast.literal_eval(value)
+    config = {**found["global"], **found["install"], **found[":env:"]}
     config |= {k[4:].lower().replace("_", "-"): v for k, v in os.environ.items() if k.startswith("PIP_")}
     sources = {"UV_INDEX_STRATEGY": "unsafe-best-match"}  # pip's: the best version any index offers
     if config.get("index-url"):
         sources["UV_DEFAULT_INDEX"] = config["index-url"]
     if config.get("extra-index-url"):
-        sources["UV_EXTRA_INDEX_URL"] = config["extra-index-url"]  # space-separated, for both
+        sources["UV_EXTRA_INDEX_URL"] = " ".join(config["extra-index-url"].split())
     if config.get("find-links"):
         sources["UV_FIND_LINKS"] = ",".join(config["find-links"].split())
     if config.get("constraint"):
-        sources["UV_CONSTRAINT"] = config["constraint"]  # space-separated, for both
+        sources["UV_CONSTRAINT"] = " ".join(config["constraint"].split())
+    if config.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+        sources["UV_NO_INDEX"] = "1"
+    if config.get("trusted-host"):
+        sources["UV_INSECURE_HOST"] = " ".join(config["trusted-host"].split())
     if config.get("cert"):
         sources["SSL_CERT_FILE"] = config["cert"]
     return sources
@@ -111,8 +122,7 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DBT_")}
     tools = tmp_path / "bin"  # what the build stage copies from other images
     tools.mkdir()
-    build_env = {**clean, **package_sources(), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
-    build_env["PATH"] = f"{tools}:{os.environ['PATH']}"
+    build_env = {**clean, **package_sources(), "PATH": f"{tools}:{os.environ['PATH']}"}
     for word, arguments in build:
         if word == "COPY" and arguments.startswith("--from=ghcr.io/astral-sh/uv:"):
             image, source, target = arguments.split()
@@ -135,7 +145,10 @@ def test_build_steps_replayed_and_the_server_serves_our_definitions(tmp_path) ->
                 command = command.replace("python", sys.executable, 1)
             # Byte-compiling every installed module changes nothing this test checks, and costs about 25 s of
             # CPU.
-            if command.startswith("uv pip install "):
+            if command.startswith("uv "):  # the image's own, not one this machine happens to have
+                assert (tools / "uv").exists(), "the build stage runs uv before copying it"
+                command = command.replace("uv ", f"{tools / 'uv'} ", 1)
+            if " pip install " in command:
                 command = command.replace(" --compile-bytecode", "")
                 installed = True
             done = subprocess.run(

@@ -26,12 +26,13 @@ def test_a_target_directory_names_its_warehouse_and_only_the_sessions_own_are_re
     assert not named[theirs].parent.exists()
 
 
-def test_a_motherduck_warehouse_is_named_without_its_query_string() -> None:
-    database = "md:bitbucket_access?motherduck_token=ATATT3xNotForAFile"
+def test_a_motherduck_warehouse_is_named_without_its_query_string(tmp_path) -> None:
+    name = f"md:bitbucket_access_{tmp_path.name}"  # a session's own: another may run on this checkout
+    database = f"{name}?motherduck_token=ATATT3xNotForAFile"
     with target_for(database) as target:
         named = DBT_PROJECT_DIR / target / WAREHOUSE_NAME_FILE
     try:
-        assert named.read_text() == "md:bitbucket_access\n"
+        assert named.read_text() == f"{name}\n"
     finally:
         named.unlink()
         (named.parent / ".lock").unlink()

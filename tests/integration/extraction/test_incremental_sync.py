@@ -1,6 +1,8 @@
 """Incremental syncs (extraction/refresh.py): lists read when new, due or changed, the rest carried forward.
 
-Each day is a real sync over HTTP on a simulated clock, then a real dbt run (the plan views and the marts).
+Each day is a real sync over HTTP on a simulated clock, then a real dbt run (the plan views and the marts)
+where a test reads them; a first sync whose marts no test reads starts from a warehouse with the plan views
+(`planned`) and runs none.
 Two warehouses follow the same organisation: one incremental (N = 3 days), one `--full` every day.
 """
 
