@@ -169,6 +169,18 @@ class Settings(BaseSettings):
             return value
         return str(Path(value).expanduser().resolve())
 
+    @field_validator("duckdb_path", "bitbucket_dashboard_db")
+    @classmethod
+    def _no_token_in_database(cls, value: str | None, info) -> str | None:
+        """A MotherDuck database names no token (`md:name?motherduck_token=...`): the path is handed to dbt on
+        its command line, which dbt and Dagster log. DuckDB reads MOTHERDUCK_TOKEN from the environment."""
+        if value is not None and value.startswith("md:") and "token" in value.partition("?")[2].lower():
+            raise ValueError(
+                f"{info.field_name.upper()} must not contain a MotherDuck token "
+                "(md:name?motherduck_token=...): set MOTHERDUCK_TOKEN instead, which DuckDB reads itself"
+            )
+        return value
+
     @model_validator(mode="after")
     def _policy_named_when_set(self) -> Settings:
         """Read from the process environment, a policy variable that is set but empty is an error, not "no

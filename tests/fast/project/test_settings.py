@@ -168,3 +168,13 @@ def test_every_setting_is_documented() -> None:
         variable = name.upper()
         assert f"{variable}=" in example, f"{variable} is not in .env.example"
         assert f"`{variable}`" in configuration, f"{variable} is not in the README's Configuration section"
+
+
+def test_a_motherduck_token_in_the_warehouse_path_is_refused_and_never_echoed(clean_env) -> None:
+    """dbt gets the warehouse on its command line, which dbt's log and Dagster's event log record."""
+    clean_env.setenv("DUCKDB_PATH", f"md:bitbucket_access?motherduck_token={SECRET}")
+    with pytest.raises(SettingsError, match="DUCKDB_PATH must not contain a MotherDuck token") as refused:
+        load_settings()
+    assert SECRET not in str(refused.value)
+    clean_env.setenv("DUCKDB_PATH", "md:bitbucket_access?saas_mode=true")  # other options stay allowed
+    assert load_settings().duckdb_path == "md:bitbucket_access?saas_mode=true"
