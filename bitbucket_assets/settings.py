@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -174,7 +174,9 @@ class Settings(BaseSettings):
     def _no_token_in_database(cls, value: str | None, info) -> str | None:
         """A MotherDuck database names no token (`md:name?motherduck_token=...`): the path is handed to dbt on
         its command line, which dbt and Dagster log. DuckDB reads MOTHERDUCK_TOKEN from the environment."""
-        if value is not None and value.startswith("md:") and "token" in value.partition("?")[2].lower():
+        # `md:` and `motherduck:` alike (the latter a path by now: its query string is still there)
+        options = parse_qsl((value or "").partition("?")[2], keep_blank_values=True)
+        if any("token" in name.lower() for name, _ in options):
             raise ValueError(
                 f"{info.field_name.upper()} must not contain a MotherDuck token "
                 "(md:name?motherduck_token=...): set MOTHERDUCK_TOKEN instead, which DuckDB reads itself"

@@ -56,8 +56,7 @@ def test_terminating_a_paced_sync_stops_it_and_the_next_run_resumes(
             duckdb_path=str(db),
         )
         definitions = build_definitions(fast)
-        # the step that writes the snapshot, with all its tables
-        raw = next(a for a in definitions.assets if dg.AssetKey(["raw", "syncs"]) in a.keys).keys
+        raw = definitions.resolve_assets_def(dg.AssetKey(["raw", "syncs"])).keys  # the step, all its tables
         job = definitions.resolve_job_def("bitbucket_sync")
         assert job.execute_in_process(instance=instance, asset_selection=list(raw)).success
     resumed = [r.path for r in log[before:]]

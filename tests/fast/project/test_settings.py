@@ -170,11 +170,26 @@ def test_every_setting_is_documented() -> None:
         assert f"`{variable}`" in configuration, f"{variable} is not in the README's Configuration section"
 
 
-def test_a_motherduck_token_in_the_warehouse_path_is_refused_and_never_echoed(clean_env) -> None:
+@pytest.mark.parametrize(
+    ("variable", "database"),
+    [
+        ("DUCKDB_PATH", "md:bitbucket_access?motherduck_token={}"),
+        ("DUCKDB_PATH", "md:?MOTHERDUCK_TOKEN={}"),
+        ("DUCKDB_PATH", "motherduck:bitbucket_access?saas_mode=true&motherduck_token={}"),
+        ("BITBUCKET_DASHBOARD_DB", "md:bitbucket_access?motherduck_token={}"),
+    ],
+)
+def test_a_motherduck_token_in_a_database_path_is_refused_and_never_echoed(
+    clean_env, variable, database
+) -> None:
     """dbt gets the warehouse on its command line, which dbt's log and Dagster's event log record."""
-    clean_env.setenv("DUCKDB_PATH", f"md:bitbucket_access?motherduck_token={SECRET}")
-    with pytest.raises(SettingsError, match="DUCKDB_PATH must not contain a MotherDuck token") as refused:
+    clean_env.setenv(variable, database.format(SECRET))
+    with pytest.raises(SettingsError, match=f"{variable} must not contain a MotherDuck token") as refused:
         load_settings()
     assert SECRET not in str(refused.value)
-    clean_env.setenv("DUCKDB_PATH", "md:bitbucket_access?saas_mode=true")  # other options stay allowed
-    assert load_settings().duckdb_path == "md:bitbucket_access?saas_mode=true"
+
+
+def test_other_motherduck_options_and_names_pass(clean_env) -> None:
+    for database in ("md:bitbucket_access?saas_mode=true", "md:tokens_db", "md:db?session_hint=token-svc"):
+        clean_env.setenv("DUCKDB_PATH", database)
+        assert load_settings().duckdb_path == database
