@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -20,6 +21,9 @@ from .clock import SystemClock
 from .extraction.refresh import describe_refresh
 from .settings import Settings
 from .warehouse.files import open_reader, open_writer, report_database
+
+if TYPE_CHECKING:  # a command imports Dagster only when it runs a job
+    import dagster as dg
 
 MART_COUNTS = ("fct_grants", "fct_effective_access", "fct_grant_history", "fct_access_changes", "dim_users")
 OUTCOMES = ("applied", "no_change", "rejected", "failed", "expired")
@@ -425,7 +429,7 @@ class ProvisioningSummary:
         ]
 
 
-def provisioning_definitions(settings: Settings):
+def provisioning_definitions(settings: Settings) -> dg.Definitions:
     """The provisioning and expiry jobs with their resources: no dbt, so dagster-dbt is not even imported."""
     from .defs.access_requests import jobs
     from .defs.resources import with_resources
